@@ -1,0 +1,359 @@
+/*
+ * engine.c — the engine's lifetime, its ready queue and the one scheduler.
+ *
+ * The scheduler is `engine_drain`: it resumes the tasks whose operations completed.
+ * It runs only from C code that Lua or the host called (tide.poll, a blocking call
+ * on the main flow, tide_run), never from a libuv or libcurl callback.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine.h"
+
+#define ENGINE_KEY "tide.engine"   /* registry field holding the engine userdata */
+#define ENGINE_MT "tide.engine"
+
+/* ---- registry references, counted so specs can prove none leak ------------ */
+
+int engine_ref(tide_engine *E, lua_State *L)
+{
+  E->refs++;
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+void engine_unref(tide_engine *E, lua_State *L, int ref)
+{
+  if (ref == LUA_NOREF || ref == LUA_REFNIL)
+    return;
+  E->refs--;
+  luaL_unref(L, LUA_REGISTRYINDEX, ref);
+}
+
+/* ---- operations ----------------------------------------------------------- */
+
+void op_init(op *o, const op_class *cls, tide_engine *E)
+{
+  o->cls = cls;
+  o->E = E;
+  o->waiter = NULL;
+  o->done = 0;
+}
+
+/* Called from callbacks: marks the op done and makes its task ready.  No Lua. */
+void op_complete(op *o)
+{
+  if (o->done)
+    return;
+  o->done = 1;
+  if (o->waiter)
+    engine_enqueue(o->E, o->waiter);
+}
+
+void engine_enqueue(tide_engine *E, task *t)
+{
+  if (t->queued || task_finished(t))
+    return;
+  t->queued = 1;
+  t->ready_next = NULL;
+  if (E->ready_tail)
+    E->ready_tail->ready_next = t;
+  else
+    E->ready_head = t;
+  E->ready_tail = t;
+}
+
+/* Resumes the tasks that are ready now.  Tasks made ready meanwhile wait for the
+ * next round, so a task that keeps yielding cannot starve I/O. */
+void engine_drain(tide_engine *E, lua_State *L)
+{
+  task *last = E->ready_tail;
+  task *t;
+  while (last && (t = E->ready_head) != NULL) {
+    E->ready_head = t->ready_next;
+    if (E->ready_head == NULL)
+      E->ready_tail = NULL;
+    t->ready_next = NULL;
+    t->queued = 0;
+    task_resume(E, L, t);
+    if (t == last)
+      break;
+  }
+}
+
+/* Runs the loop until done() holds.  Returns 0, or -1 when nothing can make
+ * progress any more (no ready task, no active handle): a deadlock. */
+static int engine_loop_until(tide_engine *E, lua_State *L, int (*done)(const void *), const void *arg)
+{
+  for (;;) {
+    engine_drain(E, L);
+    if (done(arg))
+      return 0;
+    if (E->ready_head) {
+      uv_run(E->loop, UV_RUN_NOWAIT);
+      continue;
+    }
+    if (!uv_loop_alive(E->loop))
+      return -1;
+    uv_run(E->loop, UV_RUN_ONCE);
+  }
+}
+
+static int op_is_done(const void *o)
+{
+  return ((const op *)o)->done;
+}
+
+static int engine_is_idle(const void *E)
+{
+  return ((const tide_engine *)E)->live_count == 0;
+}
+
+/* The main flow (no task) waits for o by running the loop; other tasks run
+ * meanwhile.  Raises when o can never complete. */
+void engine_block_until(tide_engine *E, lua_State *L, op *o)
+{
+  if (engine_loop_until(E, L, op_is_done, o) == 0)
+    return;
+  o->cls->cancel(o);   /* unlink it before its memory goes with the error */
+  error_raise(L, "deadlock", "the main flow waits for a %s that no task or I/O can complete",
+              o->cls->what);
+}
+
+/* ---- waiting -------------------------------------------------------------- */
+
+void engine_raise_if_cancelled(tide_engine *E, lua_State *L)
+{
+  if (E->current && E->current->cancelled)
+    error_raise(L, "cancelled", "task cancelled");
+}
+
+void engine_check_wait(tide_engine *E, lua_State *L, const char *fname)
+{
+  task *t = E->current;
+  if (t == NULL)
+    return;   /* the main flow: the call will run the loop until it is done */
+  if (t->co != L)
+    luaL_error(L, "%s: cannot wait inside a plain coroutine (coroutine.wrap or "
+                  "coroutine.resume) within a task; run that code with tide.spawn instead", fname);
+  if (!lua_isyieldable(L))
+    luaL_error(L, "%s: cannot wait here: a C function that cannot yield (a metamethod, "
+                  "a table.sort comparator, ...) is between this call and its task", fname);
+  engine_raise_if_cancelled(E, L);
+}
+
+int engine_await(tide_engine *E, lua_State *L, op *o, lua_KFunction k)
+{
+  if (o->done)
+    return k(L, LUA_OK, (lua_KContext)o);
+  if (E->current == NULL) {
+    engine_block_until(E, L, o);
+    return k(L, LUA_OK, (lua_KContext)o);
+  }
+  o->waiter = E->current;
+  E->current->op = o;
+  return lua_yieldk(L, 0, (lua_KContext)o, k);
+}
+
+/* ---- lifetime ------------------------------------------------------------- */
+
+tide_engine *tide_get(lua_State *L)
+{
+  tide_engine *E;
+  lua_getfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
+  E = (tide_engine *)luaL_testudata(L, -1, ENGINE_MT);
+  lua_pop(L, 1);
+  return E;
+}
+
+void engine_push(lua_State *L, tide_engine *E)
+{
+  (void)E;   /* one engine per state: the registry knows it */
+  lua_getfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
+}
+
+uv_loop_t *tide_loop(tide_engine *E)
+{
+  return E->loop;
+}
+
+tide_engine *engine_check(lua_State *L, int idx)
+{
+  tide_engine *E = (tide_engine *)lua_touserdata(L, idx);
+  if (E == NULL || E->closed)
+    luaL_error(L, "tide: the engine is closed");
+  return E;
+}
+
+/* Releases what the engine holds without running Lua: used by __gc during
+ * lua_close and at the end of tide_close. */
+static void engine_release(tide_engine *E)
+{
+  if (E->closed)
+    return;
+  E->closed = 1;
+  task_abandon_all(E);
+  http_release(E);
+  if (E->owns_loop) {
+    uv_run(E->loop, UV_RUN_DEFAULT);   /* only close callbacks are left */
+    uv_loop_close(E->loop);
+  }
+  curl_global_cleanup();
+}
+
+void tide_close(tide_engine *E)
+{
+  task *t;
+  if (E->closed)
+    return;
+  for (t = E->live; t; t = t->live_next)
+    task_cancel(t);
+  engine_loop_until(E, E->L, engine_is_idle, E);
+  engine_release(E);
+}
+
+static int engine_gc(lua_State *L)
+{
+  engine_release((tide_engine *)lua_touserdata(L, 1));
+  return 0;
+}
+
+tide_engine *tide_open(lua_State *L, uv_loop_t *loop)
+{
+  tide_engine *E = tide_get(L);
+  if (E)
+    return E;
+  E = (tide_engine *)lua_newuserdatauv(L, sizeof *E, 0);
+  memset(E, 0, sizeof *E);
+  E->closed = 1;   /* until fully started: __gc must not release half an engine */
+  if (luaL_newmetatable(L, ENGINE_MT)) {
+    lua_pushcfunction(L, engine_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  E->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  if (loop) {
+    E->loop = loop;
+  } else {
+    if (uv_loop_init(&E->own_loop) != 0)
+      luaL_error(L, "tide: cannot start a libuv loop");
+    E->loop = &E->own_loop;
+    E->owns_loop = 1;
+  }
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || http_init(E) != 0) {
+    if (E->owns_loop)
+      uv_loop_close(E->loop);
+    luaL_error(L, "tide: cannot start libcurl");
+  }
+  E->closed = 0;
+  lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
+  return E;
+}
+
+/* ---- driving the loop from the host --------------------------------------- */
+
+int tide_poll(tide_engine *E)
+{
+  if (E->closed)
+    return 0;
+  if (E->owns_loop)
+    uv_run(E->loop, UV_RUN_NOWAIT);
+  engine_drain(E, E->L);
+  return E->live_count;
+}
+
+int tide_run(tide_engine *E)
+{
+  if (E->closed)
+    return 0;
+  return engine_loop_until(E, E->L, engine_is_idle, E);
+}
+
+/* ---- the engine's own Lua functions --------------------------------------- */
+
+static void engine_check_main_flow(tide_engine *E, lua_State *L, const char *fname)
+{
+  if (E->current)
+    luaL_error(L, "%s: called inside a task; only the main flow (a host, a script's top "
+                  "level outside tide) drives the loop", fname);
+}
+
+/* tide.poll() → number of live tasks; never blocks. */
+static int engine_lpoll(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  engine_check_main_flow(E, L, "tide.poll");
+  if (E->owns_loop)
+    uv_run(E->loop, UV_RUN_NOWAIT);
+  engine_drain(E, L);
+  lua_pushinteger(L, E->live_count);
+  return 1;
+}
+
+/* tide.run_until_idle() — runs the loop until no task is left. */
+static int engine_lrun_idle(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  engine_check_main_flow(E, L, "tide.run");
+  if (engine_loop_until(E, L, engine_is_idle, E) != 0)
+    error_raise(L, "deadlock", "%d task(s) wait for something that no task or I/O can complete",
+                E->live_count);
+  return 0;
+}
+
+/* tide.stats() → what the engine holds right now. */
+static int engine_lstats(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  lua_createtable(L, 0, 6);
+  lua_pushinteger(L, E->live_count);
+  lua_setfield(L, -2, "tasks");
+  lua_pushinteger(L, E->refs);
+  lua_setfield(L, -2, "refs");
+  lua_pushinteger(L, E->transfers);
+  lua_setfield(L, -2, "transfers");
+  lua_pushinteger(L, E->sockets);
+  lua_setfield(L, -2, "sockets");
+  lua_pushinteger(L, E->timers);
+  lua_setfield(L, -2, "timers");
+  lua_pushinteger(L, E->easy_pooled);
+  lua_setfield(L, -2, "idle_handles");
+  return 1;
+}
+
+static int engine_lnow(lua_State *L)
+{
+  lua_pushnumber(L, (lua_Number)uv_hrtime() / 1e9);
+  return 1;
+}
+
+void engine_setfuncs(lua_State *L, const luaL_Reg *l)
+{
+  lua_pushvalue(L, -2);
+  luaL_setfuncs(L, l, 1);
+}
+
+int luaopen_tide_core(lua_State *L)
+{
+  static const luaL_Reg funcs[] = {
+    {"poll", engine_lpoll},
+    {"run_until_idle", engine_lrun_idle},
+    {"stats", engine_lstats},
+    {"now", engine_lnow},
+    {NULL, NULL}
+  };
+  tide_open(L, NULL);
+  lua_getfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
+  lua_newtable(L);
+  engine_setfuncs(L, funcs);
+  error_open_lib(L);
+  task_open_lib(L);
+  gather_open_lib(L);
+  timer_open_lib(L);
+  sync_open_lib(L);
+  http_open_lib(L);
+  lua_pushliteral(L, TIDE_VERSION);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

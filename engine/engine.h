@@ -1,0 +1,166 @@
+/*
+ * engine.h — the internal contract between the engine's files.
+ *
+ * The picture: libuv and libcurl callbacks never run Lua.  They only complete
+ * operations (`op_complete`), which moves the task waiting on the operation to the
+ * engine's ready queue.  One scheduler (`engine_drain`) resumes ready tasks, always
+ * from C code that Lua called or that the host called — never from a callback.
+ *
+ * Every async primitive follows one pattern:
+ *
+ *     engine_check_wait(E, L, "tide.sleep");   raise early if L cannot wait here
+ *     ... allocate the op as a userdata on L's stack, start the I/O ...
+ *     return engine_await(E, L, &op->op, continuation);
+ *
+ * engine_await yields the task (the continuation later pushes the results), or, on
+ * the main thread, runs the loop until the op is done and calls the continuation
+ * directly.
+ */
+#ifndef TIDE_ENGINE_H
+#define TIDE_ENGINE_H
+
+#include <stddef.h>
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "tide.h"
+
+typedef struct task task;
+typedef struct op op;
+typedef struct group group;
+
+/* What a pending operation knows how to do besides completing. */
+typedef struct op_class {
+  const char *what;        /* named in deadlock errors: "sleep", "request", ... */
+  void (*cancel)(op *o);   /* abort the work; completes the op now or later */
+} op_class;
+
+struct op {
+  const op_class *cls;
+  tide_engine *E;
+  task *waiter;            /* the task suspended on this op; NULL on the main thread */
+  int done;
+};
+
+enum task_status { TASK_PENDING, TASK_RUNNING, TASK_DONE, TASK_FAILED, TASK_CANCELLED };
+
+struct task {
+  tide_engine *E;
+  lua_State *co;
+  int anchor;              /* registry ref to the task's userdata while it is live */
+  unsigned char status;
+  unsigned char cancelled; /* cancellation requested: every wait raises from now on */
+  unsigned char queued;    /* in the ready queue */
+  unsigned char observed;  /* someone took its error (wait, result, gather) */
+  int nargs;               /* arguments waiting on co's stack for the first resume */
+  int nres;                /* results on co's stack once done */
+  op *op;                  /* what it waits for, or NULL */
+  task *parent;            /* cancelling a task cancels its children */
+  task *child_first, *sib_prev, *sib_next;
+  task *ready_next;
+  task *live_prev, *live_next;
+  group *group;            /* the gather/race/timeout this task is a member of */
+  int group_index;
+  task *member_prev, *member_next;
+  struct join_op *joiners; /* ops of tasks (or the main thread) waiting for this one */
+};
+
+/* One per lua_State.  Lives in a full userdata anchored in the registry. */
+struct tide_engine {
+  lua_State *L;            /* the main thread: scratch stack for tide_poll/tide_run */
+  uv_loop_t *loop;
+  uv_loop_t own_loop;
+  int owns_loop;
+  int closed;
+  task *current;           /* the task being resumed right now, or NULL */
+  task *ready_head, *ready_tail;
+  task *live;              /* every task not finished yet */
+  int live_count;
+  int refs;                /* registry references held (specs check it returns to 0) */
+  /* http */
+  CURLM *multi;
+  CURLSH *share;
+  uv_timer_t *curl_timer;  /* the one timer libcurl asks for */
+  int transfers;           /* curl transfers in progress */
+  int sockets;             /* uv_poll handles open for curl */
+  struct http_socket *sockets_live;
+  CURL **easy_pool;
+  int easy_pooled, easy_pool_cap;
+  int timers;              /* uv timers open for sleeps and deadlines */
+  struct transfer *transfers_live;
+};
+
+/* ---- engine.c: lifetime, ready queue, scheduler ---------------------------- */
+
+tide_engine *engine_check(lua_State *L, int idx);  /* the engine upvalue, not closed */
+#define engine_upvalue(L) engine_check((L), lua_upvalueindex(1))
+
+void engine_push(lua_State *L, tide_engine *E);     /* [-0, +1] the engine userdata */
+int engine_ref(tide_engine *E, lua_State *L);      /* [-1, +0] luaL_ref + count */
+void engine_unref(tide_engine *E, lua_State *L, int ref);
+
+void engine_enqueue(tide_engine *E, task *t);
+void engine_drain(tide_engine *E, lua_State *L);   /* resume ready tasks until none */
+void engine_block_until(tide_engine *E, lua_State *L, op *o);
+
+/* Raises unless L may wait: a task's own coroutine or the main flow outside tasks. */
+void engine_check_wait(tide_engine *E, lua_State *L, const char *fname);
+int engine_await(tide_engine *E, lua_State *L, op *o, lua_KFunction k);
+void op_init(op *o, const op_class *cls, tide_engine *E);
+void op_complete(op *o);
+/* Raises the cancellation error when the task running on L was cancelled. */
+void engine_raise_if_cancelled(tide_engine *E, lua_State *L);
+
+/* ---- task.c ---------------------------------------------------------------- */
+
+#define TASK_MT "tide.task"
+
+/* [-(nargs+1), +1] spawns the function below the nargs values on top of L;
+ * pushes the task's handle. */
+task *task_spawn(tide_engine *E, lua_State *L, int nargs);
+task *task_spawn_awaiter(tide_engine *E, lua_State *L);  /* [-1, +1] task -> waiter */
+int task_is_callable(lua_State *L, int idx);
+void task_resume(tide_engine *E, lua_State *L, task *t);
+void task_cancel(task *t);
+task *task_check(lua_State *L, int idx);
+int task_push_results(lua_State *L, task *t, int first_only);  /* DONE tasks */
+void task_push_error(lua_State *L, task *t);    /* FAILED/CANCELLED, while finishing */
+int task_finished(const task *t);
+void task_open_lib(lua_State *L);                   /* metatable; engine upvalue on top */
+void task_abandon_all(tide_engine *E);             /* engine release: drop ops, no Lua */
+
+/* ---- gather.c -------------------------------------------------------------- */
+
+void group_member_done(tide_engine *E, lua_State *L, task *t);
+void gather_open_lib(lua_State *L);                /* adds gather, map, race, timeout */
+
+/* ---- timer.c / sync.c / http.c --------------------------------------------- */
+
+/* A one-shot libuv timer that calls fire(arg) — C only, no Lua — then closes
+ * itself; timer_stop closes it early.  Counted in E->timers. */
+uv_timer_t *timer_start(tide_engine *E, double seconds, void (*fire)(void *), void *arg);
+void timer_stop(tide_engine *E, uv_timer_t *timer);
+void timer_open_lib(lua_State *L);                 /* sleep */
+void sync_open_lib(lua_State *L);                  /* semaphore */
+int http_init(tide_engine *E);                     /* 0 on success */
+void http_release(tide_engine *E);
+void http_open_lib(lua_State *L);                  /* request */
+
+/* ---- error.c --------------------------------------------------------------- */
+
+#define ERROR_MT "tide.error"
+
+/* Pushes a new error object {kind=, message=} with the tide.error metatable. */
+void error_push(lua_State *L, const char *kind, const char *fmt, ...);
+int error_raise(lua_State *L, const char *kind, const char *fmt, ...);
+int error_is(lua_State *L, int idx, const char *kind);
+void error_open_lib(lua_State *L);
+
+/* Sets every function of l into the module table on top of the stack, each with
+ * the engine (the value just below the table) as its only upvalue.  [-0, +0]
+ * Every *_open_lib(L) expects that same [engine, module] pair on top. */
+void engine_setfuncs(lua_State *L, const luaL_Reg *l);
+
+#endif

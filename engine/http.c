@@ -1,0 +1,671 @@
+/*
+ * http.c — tide.request on libcurl's multi_socket interface, driven by libuv.
+ *
+ * The canonical integration: CURLMOPT_SOCKETFUNCTION maps each socket curl uses to
+ * a uv_poll_t, CURLMOPT_TIMERFUNCTION drives one uv_timer_t, and after every
+ * curl_multi_socket_action the finished transfers are collected with
+ * curl_multi_info_read.  Callbacks only copy bytes and complete ops; the request's
+ * task turns the bytes into Lua values when the scheduler resumes it.
+ *
+ * One multi handle per engine: its connection cache is shared by all its easy
+ * handles already (keep-alive, HTTP/2 multiplexing).  The share handle adds what
+ * the multi does not share by itself: TLS sessions, and DNS across engines' future
+ * multis.  Easy handles are pooled so a request costs no curl_easy_init.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "engine.h"
+
+#define TRANSFER_MT "tide.transfer"
+#define DEFAULT_MAX_BODY ((size_t)64 << 20)
+#define MAX_HEADER_BYTES ((size_t)1 << 20)
+#define EASY_POOL_MAX 512
+#define DEFAULT_CONNECT_TIMEOUT_MS 30000L
+
+typedef struct http_socket {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  tide_engine *E;
+  struct http_socket *prev, *next;
+} http_socket;
+
+typedef struct buffer {
+  char *data;
+  size_t len, cap, max;
+} buffer;
+
+typedef struct transfer {
+  op op;
+  CURL *easy;
+  struct curl_slist *headers;
+  buffer body, head;
+  int active;              /* added to the multi handle */
+  int too_large;
+  CURLcode result;
+  char errbuf[CURL_ERROR_SIZE];
+  struct transfer *prev, *next;
+} transfer;
+
+/* ---- buffers that grow from network input, up to a cap ------------------- */
+
+static int buffer_append(buffer *b, const char *p, size_t n)
+{
+  if (n > b->max - b->len)
+    return -1;
+  if (b->len + n > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    char *data;
+    while (cap < b->len + n)
+      cap *= 2;
+    if (cap > b->max)
+      cap = b->max;
+    data = (char *)realloc(b->data, cap);
+    if (data == NULL)
+      return -1;
+    b->data = data;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, p, n);
+  b->len += n;
+  return 0;
+}
+
+static void buffer_free(buffer *b)
+{
+  free(b->data);
+  b->data = NULL;
+  b->len = b->cap = 0;
+}
+
+/* ---- curl callbacks: bytes in, nothing else ------------------------------- */
+
+static size_t on_body(char *p, size_t size, size_t n, void *ud)
+{
+  transfer *x = (transfer *)ud;
+  if (buffer_append(&x->body, p, size * n) != 0) {
+    x->too_large = 1;
+    return 0;   /* curl stops the transfer with CURLE_WRITE_ERROR */
+  }
+  return size * n;
+}
+
+static size_t on_header(char *p, size_t size, size_t n, void *ud)
+{
+  transfer *x = (transfer *)ud;
+  if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+    x->head.len = 0;   /* a new response (after 100 Continue): keep only the last */
+  if (buffer_append(&x->head, p, size * n) != 0) {
+    x->too_large = 1;
+    return 0;
+  }
+  return size * n;
+}
+
+/* ---- the engine's transfers ----------------------------------------------- */
+
+static void transfer_detach(tide_engine *E, transfer *x)
+{
+  if (!x->active)
+    return;
+  curl_multi_remove_handle(E->multi, x->easy);
+  x->active = 0;
+  if (x->prev)
+    x->prev->next = x->next;
+  else
+    E->transfers_live = x->next;
+  if (x->next)
+    x->next->prev = x->prev;
+  x->prev = x->next = NULL;
+  E->transfers--;
+}
+
+static CURL *easy_get(tide_engine *E)
+{
+  if (E->easy_pooled > 0)
+    return E->easy_pool[--E->easy_pooled];
+  return curl_easy_init();
+}
+
+static void easy_put(tide_engine *E, CURL *easy)
+{
+  if (!E->closed && E->easy_pooled < E->easy_pool_cap) {
+    curl_easy_reset(easy);
+    E->easy_pool[E->easy_pooled++] = easy;
+  } else {
+    curl_easy_cleanup(easy);
+  }
+}
+
+/* Frees everything the transfer holds; safe to call twice. */
+static void transfer_release(transfer *x)
+{
+  tide_engine *E = x->op.E;
+  transfer_detach(E, x);
+  if (x->easy) {
+    easy_put(E, x->easy);
+    x->easy = NULL;
+  }
+  curl_slist_free_all(x->headers);
+  x->headers = NULL;
+  buffer_free(&x->body);
+  buffer_free(&x->head);
+}
+
+static int transfer_gc(lua_State *L)
+{
+  transfer_release((transfer *)lua_touserdata(L, 1));
+  return 0;
+}
+
+static void collect_finished(tide_engine *E)
+{
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(E->multi, &left)) != NULL) {
+    transfer *x = NULL;
+    if (msg->msg != CURLMSG_DONE)
+      continue;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
+    x->result = msg->data.result;
+    transfer_detach(E, x);   /* msg is invalid from here on */
+    op_complete(&x->op);
+  }
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+  http_socket *s = (http_socket *)h->data;
+  tide_engine *E = s->E;
+  int flags = 0, running;
+  if (status < 0)
+    flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE)
+    flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE)
+    flags |= CURL_CSELECT_OUT;
+  curl_multi_socket_action(E->multi, s->fd, flags, &running);
+  collect_finished(E);
+}
+
+static void on_curl_timeout(uv_timer_t *h)
+{
+  tide_engine *E = (tide_engine *)h->data;
+  int running;
+  curl_multi_socket_action(E->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  collect_finished(E);
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp)
+{
+  tide_engine *E = (tide_engine *)userp;
+  (void)multi;
+  if (timeout_ms < 0)
+    uv_timer_stop(E->curl_timer);
+  else
+    uv_timer_start(E->curl_timer, on_curl_timeout, (uint64_t)timeout_ms, 0);
+  return 0;
+}
+
+static void socket_closed(uv_handle_t *h)
+{
+  free(h->data);
+}
+
+static void socket_close(tide_engine *E, http_socket *s)
+{
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    E->sockets_live = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  E->sockets--;
+  uv_poll_stop(&s->poll);
+  uv_close((uv_handle_t *)&s->poll, socket_closed);
+}
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+  tide_engine *E = (tide_engine *)userp;
+  http_socket *s = (http_socket *)socketp;
+  int events = 0;
+  (void)easy;
+  if (what == CURL_POLL_REMOVE) {
+    if (s) {
+      curl_multi_assign(E->multi, fd, NULL);
+      socket_close(E, s);
+    }
+    return 0;
+  }
+  if (s == NULL) {
+    s = (http_socket *)calloc(1, sizeof *s);
+    if (s == NULL)
+      return -1;
+    if (uv_poll_init_socket(E->loop, &s->poll, fd) != 0) {
+      free(s);
+      return -1;
+    }
+    s->poll.data = s;
+    s->fd = fd;
+    s->E = E;
+    s->next = E->sockets_live;
+    if (s->next)
+      s->next->prev = s;
+    E->sockets_live = s;
+    E->sockets++;
+    curl_multi_assign(E->multi, fd, s);
+  }
+  if (what & CURL_POLL_IN)
+    events |= UV_READABLE;
+  if (what & CURL_POLL_OUT)
+    events |= UV_WRITABLE;
+  uv_poll_start(&s->poll, events, on_poll);
+  return 0;
+}
+
+/* ---- engine setup and teardown -------------------------------------------- */
+
+/* Every request in flight holds a socket: lift the soft descriptor limit to the
+ * hard one, as servers do, so 10 000 concurrent calls do not fail at 1 024. */
+static void raise_fd_limit(void)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
+int http_init(tide_engine *E)
+{
+  raise_fd_limit();
+  E->multi = curl_multi_init();
+  E->share = curl_share_init();
+  E->curl_timer = (uv_timer_t *)malloc(sizeof *E->curl_timer);
+  E->easy_pool = (CURL **)malloc(EASY_POOL_MAX * sizeof *E->easy_pool);
+  if (!E->multi || !E->share || !E->curl_timer || !E->easy_pool) {
+    if (E->multi)
+      curl_multi_cleanup(E->multi);
+    if (E->share)
+      curl_share_cleanup(E->share);
+    free(E->curl_timer);
+    free(E->easy_pool);
+    return -1;
+  }
+  E->easy_pool_cap = EASY_POOL_MAX;
+  uv_timer_init(E->loop, E->curl_timer);
+  E->curl_timer->data = E;
+  curl_share_setopt(E->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+  curl_share_setopt(E->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  curl_multi_setopt(E->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(E->multi, CURLMOPT_SOCKETDATA, E);
+  curl_multi_setopt(E->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  curl_multi_setopt(E->multi, CURLMOPT_TIMERDATA, E);
+  curl_multi_setopt(E->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  return 0;
+}
+
+static void timer_handle_closed(uv_handle_t *h)
+{
+  free(h);
+}
+
+void http_release(tide_engine *E)
+{
+  while (E->transfers_live)
+    transfer_detach(E, E->transfers_live);
+  while (E->easy_pooled > 0)
+    curl_easy_cleanup(E->easy_pool[--E->easy_pooled]);
+  curl_multi_cleanup(E->multi);   /* closes cached connections */
+  curl_share_cleanup(E->share);
+  while (E->sockets_live)
+    socket_close(E, E->sockets_live);
+  uv_timer_stop(E->curl_timer);
+  uv_close((uv_handle_t *)E->curl_timer, timer_handle_closed);
+  free(E->easy_pool);
+  E->easy_pool = NULL;
+  E->multi = NULL;
+  E->share = NULL;
+}
+
+/* ---- tide.request ---------------------------------------------------------- */
+
+static void transfer_cancel(op *o)
+{
+  transfer *x = (transfer *)o;
+  transfer_detach(o->E, x);   /* curl closes the connection mid-transfer */
+  x->result = CURLE_ABORTED_BY_CALLBACK;
+  op_complete(o);
+}
+
+static const op_class transfer_class = {"request", transfer_cancel};
+
+/* [-0, +1] the URL without its query, fragment or user info: error messages must
+ * never carry a key that a URL may hold. */
+static void push_redacted_url(lua_State *L, const char *url)
+{
+  const char *scheme = strstr(url, "://");
+  const char *host = scheme ? scheme + 3 : url;
+  const char *end = host + strcspn(host, "/?#");
+  const char *at = memchr(host, '@', (size_t)(end - host));
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addlstring(&b, url, (size_t)(host - url));
+  if (at)
+    host = at + 1;
+  luaL_addlstring(&b, host, strcspn(host, "?#"));
+  luaL_pushresult(&b);
+}
+
+static const char *error_kind(const transfer *x)
+{
+  switch (x->result) {
+  case CURLE_OPERATION_TIMEDOUT:
+    return "timeout";
+  case CURLE_COULDNT_RESOLVE_HOST:
+  case CURLE_COULDNT_RESOLVE_PROXY:
+    return "dns";
+  case CURLE_COULDNT_CONNECT:
+    return "connect";
+  case CURLE_SSL_CONNECT_ERROR:
+  case CURLE_PEER_FAILED_VERIFICATION:
+  case CURLE_SSL_CERTPROBLEM:
+  case CURLE_SSL_CIPHER:
+  case CURLE_SSL_CACERT_BADFILE:
+  case CURLE_SSL_ENGINE_NOTFOUND:
+  case CURLE_SSL_ENGINE_SETFAILED:
+  case CURLE_SSL_ENGINE_INITFAILED:
+  case CURLE_SSL_ISSUER_ERROR:
+  case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+  case CURLE_SSL_INVALIDCERTSTATUS:
+  case CURLE_SSL_CRL_BADFILE:
+  case CURLE_SSL_SHUTDOWN_FAILED:
+  case CURLE_USE_SSL_FAILED:
+    return "tls";
+  case CURLE_FILESIZE_EXCEEDED:
+    return "too_large";
+  default:
+    return x->too_large ? "too_large" : "protocol";
+  }
+}
+
+/* [-0, +0, v] raises the transport error of a failed transfer. */
+static int raise_transfer_error(lua_State *L, transfer *x, const char *method, const char *url)
+{
+  const char *kind = error_kind(x);
+  push_redacted_url(L, url);
+  if (strcmp(kind, "too_large") == 0)
+    error_push(L, kind, "response larger than max_body (%d bytes) (%s %s)",
+               (int)x->body.max, method, lua_tostring(L, -1));
+  else
+    error_push(L, kind, "%s%s%s (%s %s)", curl_easy_strerror(x->result),
+               x->errbuf[0] ? ": " : "", x->errbuf, method, lua_tostring(L, -1));
+  lua_pushvalue(L, -2);
+  lua_setfield(L, -2, "url");
+  lua_pushinteger(L, (lua_Integer)x->result);
+  lua_setfield(L, -2, "curl_code");
+  transfer_release(x);
+  return lua_error(L);
+}
+
+/* [-0, +1] the response headers as a table: lower-case names, repeated ones
+ * joined with ", ". */
+static void push_headers(lua_State *L, const buffer *head)
+{
+  const char *p = head->data, *end = head->data + head->len;
+  char name[256];
+  lua_createtable(L, 0, 8);
+  if (p == NULL)
+    return;
+  p = memchr(p, '\n', (size_t)(end - p));   /* skip the status line */
+  while (p && ++p < end) {
+    const char *eol = memchr(p, '\n', (size_t)(end - p));
+    const char *colon = memchr(p, ':', (size_t)((eol ? eol : end) - p));
+    const char *v, *vend;
+    size_t i, nlen;
+    if (eol == NULL)
+      eol = end;
+    if (colon && (nlen = (size_t)(colon - p)) > 0 && nlen < sizeof name) {
+      for (i = 0; i < nlen; i++)
+        name[i] = (char)tolower((unsigned char)p[i]);
+      for (v = colon + 1; v < eol && (*v == ' ' || *v == '\t'); v++)
+        ;
+      for (vend = eol; vend > v && isspace((unsigned char)vend[-1]); vend--)
+        ;
+      lua_pushlstring(L, name, nlen);
+      if (lua_rawget(L, -2) == LUA_TSTRING) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(vend - v));
+        lua_concat(L, 3);
+      } else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(vend - v));
+      }
+      lua_pushlstring(L, name, nlen);
+      lua_insert(L, -2);
+      lua_rawset(L, -3);
+    }
+    p = eol;
+  }
+}
+
+static void set_seconds(lua_State *L, CURL *easy, CURLINFO info, const char *field)
+{
+  curl_off_t us = 0;
+  curl_easy_getinfo(easy, info, &us);
+  lua_pushnumber(L, (lua_Number)us / 1e6);
+  lua_setfield(L, -2, field);
+}
+
+/* Stack of the request's frame: 1 opts, 2 url, 3 method, 4 body, 5 transfer. */
+static int http_request_k(lua_State *L, int status, lua_KContext ctx)
+{
+  transfer *x = (transfer *)ctx;
+  long code = 0;
+  (void)status;
+  if (x->result == CURLE_ABORTED_BY_CALLBACK) {
+    transfer_release(x);
+    engine_raise_if_cancelled(x->op.E, L);
+  }
+  if (x->result != CURLE_OK)
+    return raise_transfer_error(L, x, lua_tostring(L, 3), lua_tostring(L, 2));
+  curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, code);
+  lua_setfield(L, -2, "status");
+  push_headers(L, &x->head);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, x->body.data ? x->body.data : "", x->body.len);
+  lua_setfield(L, -2, "body");
+  lua_createtable(L, 0, 3);
+  set_seconds(L, x->easy, CURLINFO_TOTAL_TIME_T, "total");
+  set_seconds(L, x->easy, CURLINFO_CONNECT_TIME_T, "connect");
+  set_seconds(L, x->easy, CURLINFO_STARTTRANSFER_TIME_T, "ttfb");
+  lua_setfield(L, -2, "timings");
+  transfer_release(x);
+  return 1;
+}
+
+/* Reads an optional number of seconds from opts; -1 when absent. */
+static double opt_seconds(lua_State *L, const char *field)
+{
+  double v = -1;
+  int t = lua_getfield(L, 1, field);
+  if (t != LUA_TNIL) {
+    int ok;
+    v = (double)lua_tonumberx(L, -1, &ok);
+    if (!ok || v < 0 || v != v)
+      luaL_error(L, "tide.request: field '%s' must be a non-negative number of seconds", field);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static int valid_header_text(const char *s)
+{
+  return strpbrk(s, "\r\n") == NULL;
+}
+
+/* Checks opts.headers and appends them to *list.  Returns 0, or -1 out of memory. */
+static int build_headers(lua_State *L, struct curl_slist **list)
+{
+  struct curl_slist *l = NULL, *n;
+  if (lua_getfield(L, 1, "headers") != LUA_TNIL) {
+    if (!lua_istable(L, -1))
+      luaL_error(L, "tide.request: field 'headers' must be a table of name = value");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
+        luaL_error(L, "tide.request: headers must map names (strings) to strings");
+      if (!valid_header_text(lua_tostring(L, -2)) || !valid_header_text(lua_tostring(L, -1)))
+        luaL_error(L, "tide.request: header '%s' contains a line break", lua_tostring(L, -2));
+      lua_pop(L, 1);
+    }
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+      n = curl_slist_append(l, lua_tostring(L, -1));
+      lua_pop(L, 2);
+      if (n == NULL) {
+        curl_slist_free_all(l);
+        return -1;
+      }
+      l = n;
+    }
+  }
+  lua_pop(L, 1);
+  n = curl_slist_append(l, "Expect:");   /* no 100-continue round trip for bodies */
+  if (n == NULL) {
+    curl_slist_free_all(l);
+    return -1;
+  }
+  *list = n;
+  return 0;
+}
+
+static int valid_method(const char *m)
+{
+  if (*m == '\0')
+    return 0;
+  for (; *m; m++)
+    if (!isupper((unsigned char)*m))
+      return 0;
+  return 1;
+}
+
+/* tide.request{url, method, headers, body, timeout, connect_timeout, max_body}
+ *   → {status, headers, body, timings}
+ * HTTP statuses are answers, not errors; transport failures raise error objects
+ * with kind timeout | connect | dns | tls | too_large | cancelled | protocol. */
+static int http_lrequest(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  const char *url, *method;
+  size_t body_len = 0;
+  double timeout, connect_timeout;
+  lua_Integer max_body = (lua_Integer)DEFAULT_MAX_BODY;
+  struct curl_slist *headers = NULL;
+  transfer *x;
+  CURL *easy;
+
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  if (lua_getfield(L, 1, "url") != LUA_TSTRING)
+    return luaL_argerror(L, 1, "field 'url' must be a string");
+  url = lua_tostring(L, 2);
+  if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+    return luaL_argerror(L, 1, "field 'url' must start with http:// or https://");
+  if (lua_getfield(L, 1, "body") != LUA_TNIL && lua_type(L, 3) != LUA_TSTRING)
+    return luaL_argerror(L, 1, "field 'body' must be a string");
+  lua_tolstring(L, 3, &body_len);
+  if (lua_getfield(L, 1, "method") == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_pushstring(L, lua_isnil(L, 3) ? "GET" : "POST");
+  } else if (lua_type(L, 4) != LUA_TSTRING || !valid_method(lua_tostring(L, 4))) {
+    return luaL_argerror(L, 1, "field 'method' must be an upper-case HTTP method");
+  }
+  lua_insert(L, 3);   /* 1 opts, 2 url, 3 method, 4 body */
+  method = lua_tostring(L, 3);
+  timeout = opt_seconds(L, "timeout");
+  connect_timeout = opt_seconds(L, "connect_timeout");
+  if (lua_getfield(L, 1, "max_body") != LUA_TNIL) {
+    int ok;
+    max_body = lua_tointegerx(L, -1, &ok);
+    if (!ok || max_body < 0)
+      return luaL_argerror(L, 1, "field 'max_body' must be a non-negative integer");
+  }
+  lua_pop(L, 1);
+  engine_check_wait(E, L, "tide.request");
+  if (build_headers(L, &headers) != 0)
+    return luaL_error(L, "tide.request: out of memory");
+
+  x = (transfer *)lua_newuserdatauv(L, sizeof *x, 0);   /* 5 */
+  memset(x, 0, sizeof *x);
+  op_init(&x->op, &transfer_class, E);
+  luaL_setmetatable(L, TRANSFER_MT);
+  x->headers = headers;
+  x->body.max = (size_t)max_body;
+  x->head.max = MAX_HEADER_BYTES;
+  x->easy = easy = easy_get(E);
+  if (easy == NULL) {
+    transfer_release(x);
+    return luaL_error(L, "tide.request: out of memory");
+  }
+  curl_easy_setopt(easy, CURLOPT_URL, url);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
+  curl_easy_setopt(easy, CURLOPT_SHARE, E->share);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, x);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, x);
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                   connect_timeout >= 0 ? (long)(connect_timeout * 1000) + 1 : DEFAULT_CONNECT_TIMEOUT_MS);
+  if (timeout >= 0)
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000) + 1);
+  if (strncmp(url, "https://", 8) == 0)
+    curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);   /* prefer one multiplexed h2 connection */
+  if (strcmp(method, "GET") == 0) {
+    curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+  } else if (strcmp(method, "HEAD") == 0) {
+    curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+  } else {
+    if (strcmp(method, "POST") != 0)
+      curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
+    /* the body string stays on this frame's stack (slot 4) until the transfer ends */
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, lua_isnil(L, 4) ? "" : lua_tostring(L, 4));
+  }
+  if (curl_multi_add_handle(E->multi, easy) != CURLM_OK) {
+    transfer_release(x);
+    return luaL_error(L, "tide.request: libcurl refused the transfer");
+  }
+  x->active = 1;
+  x->next = E->transfers_live;
+  if (x->next)
+    x->next->prev = x;
+  E->transfers_live = x;
+  E->transfers++;
+  return engine_await(E, L, &x->op, http_request_k);
+}
+
+void http_open_lib(lua_State *L)
+{
+  static const luaL_Reg funcs[] = {
+    {"request", http_lrequest},
+    {NULL, NULL}
+  };
+  if (luaL_newmetatable(L, TRANSFER_MT)) {
+    lua_pushcfunction(L, transfer_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_pop(L, 1);
+  engine_setfuncs(L, funcs);
+}

@@ -1,0 +1,233 @@
+/*
+ * main.c — the `tide` binary: runs a Lua script (or -e code) as a task.
+ *
+ * Shaped after lua.c: main only lua_pcall's tide_main, which handles the
+ * arguments.  The script's main chunk runs as a task, so it can call lm(...),
+ * tide.gather(...) and friends directly; when it returns, the binary keeps running
+ * until no task is left (like node), then exits 0 — or prints the error with its
+ * traceback and exits 1.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "tide.h"
+
+static const char usage_text[] =
+  "usage: tide [options] [script [args...]]\n"
+  "  -e code        run the Lua code (as a task)\n"
+  "  -v, --version  print the version\n"
+  "  -h, --help     print this help\n"
+  "  --             stop handling options\n"
+  "  -              run standard input as the script\n"
+  "The script runs as a tide task: lm calls, tide.gather and tide.sleep work at its\n"
+  "top level.  `arg` holds its arguments, as in lua.\n";
+
+/* Prints an error the way a person wants to read it: kind and message, then the
+ * traceback of the place it was raised. */
+static void report(lua_State *L, const char *progname)
+{
+  const char *msg;
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "traceback");
+    msg = luaL_tolstring(L, -2, NULL);
+    fprintf(stderr, "%s: %s\n", progname, msg);
+    if (lua_isstring(L, -2))
+      fprintf(stderr, "%s\n", lua_tostring(L, -2));
+    lua_pop(L, 2);
+  } else {
+    msg = luaL_tolstring(L, -1, NULL);
+    fprintf(stderr, "%s: %s\n", progname, msg);
+    lua_pop(L, 1);
+  }
+  fflush(stderr);
+}
+
+/* Message handler for errors outside tasks (loading a chunk): adds a traceback to
+ * plain messages; tide errors already carry theirs. */
+static int msghandler(lua_State *L)
+{
+  if (lua_type(L, 1) == LUA_TSTRING)
+    luaL_traceback(L, L, lua_tostring(L, 1), 1);
+  else
+    lua_settop(L, 1);
+  return 1;
+}
+
+/* Puts <dir of the executable>/../lua in front of package.path, so a built tree
+ * or an installed prefix finds the tide library without LUA_PATH. */
+static void add_library_path(lua_State *L)
+{
+  char exe[PATH_MAX];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  char *slash;
+  if (n <= 0)
+    return;
+  exe[n] = '\0';
+  slash = strrchr(exe, '/');
+  if (slash == NULL)
+    return;
+  *slash = '\0';
+  lua_getglobal(L, "package");
+  lua_pushfstring(L, "%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/tide/lua/?.lua;"
+                     "%s/../share/tide/lua/?/init.lua;",
+                  exe, exe, exe, exe);
+  lua_getfield(L, -2, "path");
+  lua_concat(L, 2);
+  lua_setfield(L, -2, "path");
+  lua_pop(L, 1);
+}
+
+/* arg = { [-n..-1] = interpreter and options, [0] = script, [1..] = its args } */
+static void create_arg_table(lua_State *L, char **argv, int argc, int script)
+{
+  int i;
+  lua_createtable(L, argc - script - 1 > 0 ? argc - script - 1 : 0, script + 1);
+  for (i = 0; i < argc; i++) {
+    lua_pushstring(L, argv[i]);
+    lua_rawseti(L, -2, i - script);
+  }
+  lua_setglobal(L, "arg");
+}
+
+/* [-1, +0] runs the chunk on top with the script's args as a task and waits for
+ * it on the main flow; returns 0 or 1 after reporting the error. */
+static int run_as_task(lua_State *L, int nargs, const char *progname)
+{
+  int base = lua_gettop(L) - nargs;   /* the chunk */
+  int st;
+  lua_pushcfunction(L, msghandler);
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "tide.core");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "spawn");
+  lua_remove(L, -2);
+  lua_rotate(L, base, 2);            /* msgh, spawn, chunk, args... */
+  lua_call(L, nargs + 1, 1);         /* the task */
+  lua_getfield(L, -1, "wait");
+  lua_insert(L, -2);
+  st = lua_pcall(L, 1, 0, base);
+  if (st != LUA_OK) {
+    report(L, progname);
+    lua_pop(L, 1);                   /* msgh */
+    return 1;
+  }
+  lua_pop(L, 1);
+  return 0;
+}
+
+static int load_failed(lua_State *L, const char *progname)
+{
+  report(L, progname);
+  return 1;
+}
+
+static int tide_main(lua_State *L)
+{
+  int argc = (int)lua_tointeger(L, 1);
+  char **argv = (char **)lua_touserdata(L, 2);
+  const char *progname = argv[0] ? argv[0] : "tide";
+  int i, status = 0, ran = 0, script = 0;
+
+  luaL_openlibs(L);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, luaopen_tide_core);
+  lua_setfield(L, -2, "tide.core");
+  lua_pop(L, 1);
+  add_library_path(L);
+
+  for (i = 1; i < argc && status == 0; i++) {
+    const char *a = argv[i];
+    if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
+      printf("tide %s (%s, libuv %s, %s)\n", TIDE_VERSION, LUA_RELEASE, uv_version_string(),
+             curl_version());
+      ran = 1;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(usage_text, stdout);
+      ran = 1;
+    } else if (strcmp(a, "-e") == 0) {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "%s: '-e' needs an argument\n%s", progname, usage_text);
+        status = 1;
+        break;
+      }
+      create_arg_table(L, argv, argc, i + 1);
+      if (luaL_loadbuffer(L, argv[i + 1], strlen(argv[i + 1]), "=(command line)") != LUA_OK)
+        status = load_failed(L, progname);
+      else
+        status = run_as_task(L, 0, progname);
+      ran = 1;
+      i++;
+    } else if (strcmp(a, "--") == 0) {
+      script = i + 1 < argc ? i + 1 : 0;
+      break;
+    } else if (a[0] == '-' && a[1] != '\0') {
+      fprintf(stderr, "%s: unknown option '%s'\n%s", progname, a, usage_text);
+      lua_pushinteger(L, 1);
+      return 1;
+    } else {
+      script = i;
+      break;
+    }
+  }
+  if (status == 0 && script > 0) {
+    const char *path = strcmp(argv[script], "-") == 0 ? NULL : argv[script];
+    int n;
+    create_arg_table(L, argv, argc, script);
+    if (luaL_loadfile(L, path) != LUA_OK) {
+      status = load_failed(L, progname);
+    } else {
+      luaL_checkstack(L, argc - script, "too many arguments");
+      for (n = script + 1; n < argc; n++)
+        lua_pushstring(L, argv[n]);
+      status = run_as_task(L, argc - script - 1, progname);
+    }
+    ran = 1;
+  }
+  if (!ran) {
+    fputs(usage_text, stderr);
+    status = 1;
+  }
+  if (status == 0) {
+    /* the script returned: finish the tasks it left running, as node does */
+    tide_engine *E = tide_get(L);
+    if (E && tide_run(E) != 0) {
+      fprintf(stderr, "%s: tasks are left waiting for something that cannot happen\n", progname);
+      status = 1;
+    }
+  }
+  lua_pushinteger(L, status);
+  return 1;
+}
+
+int main(int argc, char **argv)
+{
+  lua_State *L = luaL_newstate();
+  int status;
+  tide_engine *E;
+  if (L == NULL) {
+    fprintf(stderr, "%s: cannot create the Lua state: not enough memory\n", argv[0]);
+    return EXIT_FAILURE;
+  }
+  lua_pushcfunction(L, tide_main);
+  lua_pushinteger(L, argc);
+  lua_pushlightuserdata(L, argv);
+  status = lua_pcall(L, 2, 1, 0);
+  if (status != LUA_OK) {
+    report(L, argv[0]);
+    status = 1;
+  } else {
+    status = (int)lua_tointeger(L, -1);
+  }
+  E = tide_get(L);
+  if (E)
+    tide_close(E);
+  lua_close(L);
+  return status == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,125 @@
+/*
+ * timer.c — one-shot timers and tide.sleep.
+ *
+ * A timer's uv handle is malloc'd apart from the op that waits on it: closing a
+ * uv handle finishes one loop iteration later, after the op may be gone.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "engine.h"
+
+typedef struct timer {
+  uv_timer_t handle;
+  tide_engine *E;
+  void (*fire)(void *arg);
+  void *arg;
+} timer;
+
+static void timer_closed(uv_handle_t *h)
+{
+  free(h);
+}
+
+static void timer_close(timer *tm)
+{
+  tm->E->timers--;
+  uv_close((uv_handle_t *)&tm->handle, timer_closed);
+}
+
+static void timer_fired(uv_timer_t *h)
+{
+  timer *tm = (timer *)h;
+  tm->fire(tm->arg);
+  timer_close(tm);
+}
+
+uv_timer_t *timer_start(tide_engine *E, double seconds, void (*fire)(void *), void *arg)
+{
+  timer *tm = (timer *)malloc(sizeof *tm);
+  double ms = ceil(seconds * 1000.0);
+  if (tm == NULL)
+    return NULL;
+  tm->E = E;
+  tm->fire = fire;
+  tm->arg = arg;
+  uv_timer_init(E->loop, &tm->handle);
+  uv_timer_start(&tm->handle, timer_fired, ms > 0 ? (uint64_t)ms : 0, 0);
+  E->timers++;
+  return &tm->handle;
+}
+
+void timer_stop(tide_engine *E, uv_timer_t *h)
+{
+  (void)E;
+  uv_timer_stop(h);
+  timer_close((timer *)h);
+}
+
+/* ---- tide.sleep ------------------------------------------------------------ */
+
+typedef struct sleep_op {
+  op op;
+  uv_timer_t *timer;
+} sleep_op;
+
+static void sleep_fired(void *arg)
+{
+  sleep_op *s = (sleep_op *)arg;
+  s->timer = NULL;
+  op_complete(&s->op);
+}
+
+static void sleep_cancel(op *o)
+{
+  sleep_op *s = (sleep_op *)o;
+  if (s->timer) {
+    timer_stop(o->E, s->timer);
+    s->timer = NULL;
+  }
+  op_complete(o);
+}
+
+static const op_class sleep_class = {"sleep", sleep_cancel};
+
+static int sleep_k(lua_State *L, int status, lua_KContext ctx)
+{
+  sleep_op *s = (sleep_op *)ctx;
+  (void)status;
+  engine_raise_if_cancelled(s->op.E, L);
+  return 0;
+}
+
+/* tide.sleep(seconds): lets other tasks run meanwhile; sleep(0) just yields. */
+static int timer_lsleep(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  lua_Number secs = luaL_checknumber(L, 1);
+  sleep_op *s;
+  luaL_argcheck(L, secs >= 0 && secs == secs, 1, "must be a non-negative number of seconds");
+  engine_check_wait(E, L, "tide.sleep");
+  s = (sleep_op *)lua_newuserdatauv(L, sizeof *s, 0);
+  op_init(&s->op, &sleep_class, E);
+  s->timer = NULL;
+  if (secs == 0 && E->current) {
+    /* a plain yield: back in the ready queue, behind every task ready now */
+    s->op.done = 1;
+    s->op.waiter = E->current;
+    E->current->op = &s->op;
+    engine_enqueue(E, E->current);
+    return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
+  }
+  s->timer = timer_start(E, secs, sleep_fired, s);
+  if (s->timer == NULL)
+    return luaL_error(L, "tide.sleep: out of memory");
+  return engine_await(E, L, &s->op, sleep_k);
+}
+
+void timer_open_lib(lua_State *L)
+{
+  static const luaL_Reg funcs[] = {
+    {"sleep", timer_lsleep},
+    {NULL, NULL}
+  };
+  engine_setfuncs(L, funcs);
+}

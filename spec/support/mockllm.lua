@@ -1,0 +1,69 @@
+--- Starts mockllm on an ephemeral loopback port for a spec file, and talks to
+-- its control endpoints.  Everything goes over real sockets through tide.request.
+local tide = require "tide"
+local cjson = require "cjson"
+
+local M = {}
+M.__index = M
+
+local function bin()
+  return os.getenv("MOCKLLM_BIN") or "build/mockllm"
+end
+
+--- mockllm.start{latency_ms = n, scenario = "k=v;..."} → server
+function M.start(opts)
+  opts = opts or {}
+  local args = {"--port", "0", "--quiet"}
+  if opts.latency_ms then args[#args + 1] = "--latency-ms " .. opts.latency_ms end
+  if opts.scenario then args[#args + 1] = "--scenario '" .. opts.scenario .. "'" end
+  local cmd = string.format("%s %s & echo PID $!", bin(), table.concat(args, " "))
+  local pipe = assert(io.popen(cmd, "r"))
+  local self = setmetatable({pipe = pipe}, M)
+  for _ = 1, 2 do
+    local line = pipe:read("l")
+    if not line then break end
+    self.pid = self.pid or tonumber(line:match("^PID (%d+)"))
+    self.port = self.port or tonumber(line:match("listening on http://127%.0%.0%.1:(%d+)$"))
+  end
+  assert(self.pid and self.port, "mockllm did not start: " .. cmd)
+  self.url = "http://127.0.0.1:" .. self.port
+  return self
+end
+
+function M:get_json(path)
+  local r = tide.request{url = self.url .. path, timeout = 10}
+  assert(r.status == 200, "mockllm " .. path .. " answered " .. r.status)
+  return cjson.decode(r.body)
+end
+
+--- Counters since the last reset: requests, completed, in_flight, peak_in_flight,
+-- aborted (requests whose client closed the connection first), ...
+function M:stats()
+  return self:get_json("/__stats")
+end
+
+function M:reset()
+  return self:get_json("/__reset")
+end
+
+function M:stop()
+  if self.pid then
+    os.execute("kill " .. self.pid .. " 2>/dev/null")
+    self.pipe:close()
+    self.pid = nil
+  end
+end
+
+--- Polls the server's counters until pred(stats) holds: the server sees a client's
+-- close a little after the client made it.  Gives up after `tries` looks.
+function M:wait_for(pred, tries)
+  local s
+  for _ = 1, tries or 200 do
+    s = self:stats()
+    if pred(s) then return s end
+    tide.sleep(0.01)
+  end
+  return s
+end
+
+return M

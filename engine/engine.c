@@ -10,7 +10,7 @@
 
 #include "engine.h"
 
-#define ENGINE_KEY "tide.engine"   /* registry field holding the engine userdata */
+#define ENGINE_KEY "tide:engine"   /* registry field holding the engine userdata */
 #define ENGINE_MT "tide.engine"
 
 /* ---- registry references, counted so specs can prove none leak ------------ */

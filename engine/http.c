@@ -401,8 +401,8 @@ static int raise_transfer_error(lua_State *L, transfer *x, const char *method, c
     error_push(L, kind, "response larger than max_body (%d bytes) (%s %s)",
                (int)x->body.max, method, lua_tostring(L, -1));
   else
-    error_push(L, kind, "%s%s%s (%s %s)", curl_easy_strerror(x->result),
-               x->errbuf[0] ? ": " : "", x->errbuf, method, lua_tostring(L, -1));
+    error_push(L, kind, "%s (%s %s)", x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result),
+               method, lua_tostring(L, -1));
   lua_pushvalue(L, -2);
   lua_setfield(L, -2, "url");
   lua_pushinteger(L, (lua_Integer)x->result);

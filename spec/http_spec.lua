@@ -1,0 +1,246 @@
+local tide = require "tide"
+local cjson = require "cjson"
+local mockllm = require "support.mockllm"
+local assert_clean = require "support.clean"
+
+describe("tide.request", function()
+  local server
+  setup(function() server = mockllm.start() end)
+  teardown(function() server:stop() end)
+  before_each(function() server:reset() end)
+  after_each(assert_clean)
+
+  local function chat(scenario, extra)
+    local opts = {
+      url = server.url .. "/v1/chat/completions",
+      body = cjson.encode{model = "mock", messages = {{role = "user", content = "ping from the spec"}}},
+      headers = {["Content-Type"] = "application/json", ["X-Mock-Scenario"] = scenario},
+    }
+    for k, v in pairs(extra or {}) do opts[k] = v end
+    return tide.request(opts)
+  end
+
+  it("returns status, lower-cased headers, body and timings", function()
+    local r = tide.request{url = server.url .. "/health"}
+    assert.are.equal(200, r.status)
+    assert.are.equal("application/json", r.headers["content-type"])
+    assert.are.same({status = "ok"}, cjson.decode(r.body))
+    assert.is_number(r.timings.total)
+    assert.is_true(r.timings.total >= r.timings.ttfb)
+  end)
+
+  it("sends the method, headers and body", function()
+    local r = chat("reply=pong%20back")
+    assert.are.equal(200, r.status)
+    local reply = cjson.decode(r.body)
+    assert.are.equal("pong back", reply.choices[1].message.content)
+    local echo = cjson.decode(chat(nil).body)
+    assert.matches("ping from the spec", echo.choices[1].message.content)
+    assert.are.equal(404, tide.request{url = server.url .. "/nowhere", method = "DELETE"}.status)
+  end)
+
+  it("reuses one keep-alive connection for sequential requests", function()
+    for _ = 1, 5 do assert.are.equal(200, tide.request{url = server.url .. "/health"}.status) end
+    assert.is_true(server:stats().connections_total <= 1)   -- at most one opened since the reset
+  end)
+
+  it("answers HTTP errors as statuses, with their headers", function()
+    local r = chat("status=429;retry_after=7")
+    assert.are.equal(429, r.status)
+    assert.are.equal("7", r.headers["retry-after"])
+    assert.are.equal("rate_limit_exceeded", cjson.decode(r.body).error.code)
+    assert.are.equal(503, chat("status=503").status)
+  end)
+
+  it("fail_first fails the first k tries of a key, then succeeds", function()
+    assert.are.equal(500, chat("fail_first=2;key=spec-k").status)
+    assert.are.equal(500, chat("fail_first=2;key=spec-k").status)
+    assert.are.equal(200, chat("fail_first=2;key=spec-k").status)
+  end)
+
+  it("passes through bodies that are broken at the content level", function()
+    local r = chat("fault=malformed")
+    assert.are.equal(200, r.status)
+    assert.is_false(pcall(cjson.decode, r.body))
+    assert.are.equal("", chat("fault=empty").body)
+    assert.matches("^text/html", chat("fault=html").headers["content-type"])
+  end)
+
+  describe("raises typed transport errors", function()
+    local function kind_of(scenario, extra)
+      local ok, err = pcall(chat, scenario, extra)
+      assert.is_false(ok, "expected an error for " .. scenario)
+      assert.is_true(tide.is_error(err), "not an error object: " .. tostring(err))
+      assert.matches("/v1/chat/completions", err.message)   -- says where
+      return err.kind, err
+    end
+
+    it("protocol: the server drops the connection without answering", function()
+      assert.are.equal("protocol", kind_of("fault=drop"))
+    end)
+
+    it("protocol: reset in the middle of the headers", function()
+      assert.are.equal("protocol", kind_of("fault=reset_headers"))
+    end)
+
+    it("protocol: reset in the middle of the body", function()
+      assert.are.equal("protocol", kind_of("fault=reset_body"))
+    end)
+
+    it("protocol: a body shorter than its Content-Length", function()
+      assert.are.equal("protocol", kind_of("fault=truncate"))
+    end)
+
+    it("too_large: a body over max_body, without buffering it all", function()
+      local kind, err = kind_of("fault=huge;size=5000000", {max_body = 100000})
+      assert.are.equal("too_large", kind)
+      assert.matches("max_body", err.message)
+    end)
+
+    it("timeout: a server that never answers", function()
+      assert.are.equal("timeout", kind_of("fault=hang", {timeout = 0.1}))
+    end)
+
+    it("timeout: an endless slow drip", function()
+      assert.are.equal("timeout", kind_of("fault=drip;interval=10;endless=1", {timeout = 0.2}))
+    end)
+
+    it("connect: nothing listens on the port", function()
+      local ok, err = pcall(tide.request, {url = "http://127.0.0.1:1/"})
+      assert.is_false(ok)
+      assert.are.equal("connect", err.kind)
+    end)
+
+    it("dns: a host that does not resolve, and the URL's query never shows", function()
+      local ok, err = pcall(tide.request, {url = "http://no-such-host.invalid/x?key=SECRET-CANARY"})
+      assert.is_false(ok)
+      assert.are.equal("dns", err.kind)
+      assert.is_nil(tostring(err):find("SECRET%-CANARY"))
+      assert.is_nil(err.url:find("SECRET%-CANARY"))
+    end)
+
+    it("tls: https to a server that only speaks plain HTTP", function()
+      local ok, err = pcall(tide.request, {url = "https://127.0.0.1:" .. server.port .. "/health",
+        connect_timeout = 5})
+      assert.is_false(ok)
+      assert.are.equal("tls", err.kind)
+    end)
+
+    it("the process and the siblings survive every fault", function()
+      local faults = {"fault=drop", "fault=reset_body", "fault=truncate", "fault=hang"}
+      local list = {}
+      for i, f in ipairs(faults) do
+        list[i] = function() return chat(f, {timeout = 0.2}) end
+      end
+      list[#list + 1] = function() return chat(nil).status end
+      local r = tide.gather(list, {return_exceptions = true})
+      assert.are.equal(200, r[#r])
+      for i = 1, #faults do assert.is_true(tide.is_error(r[i]), faults[i]) end
+    end)
+  end)
+
+  it("a cancelled request closes its connection (the server sees it) and leaves no handle", function()
+    local t = tide.spawn(function() return chat("fault=hang") end)
+    server:wait_for(function(s) return s.in_flight == 1 end)
+    assert.are.equal(1, tide.stats().transfers)
+    t:cancel()
+    local ok, err = pcall(t.wait, t)
+    assert.is_false(ok)
+    assert.are.equal("cancelled", err.kind)
+    assert.are.equal(0, tide.stats().transfers)
+    assert.are.equal(1, server:wait_for(function(s) return s.aborted == 1 end).aborted)
+  end)
+
+  it("works on the main flow and inside tasks alike", function()
+    local direct = tide.request{url = server.url .. "/health"}.status
+    local in_task = tide.spawn(function() return tide.request{url = server.url .. "/health"}.status end):wait()
+    assert.are.same({200, 200}, {direct, in_task})
+  end)
+
+  it("raises at once on misuse, naming the field", function()
+    assert.has_error(function() tide.request() end)
+    assert.has_error(function() tide.request{} end,
+      "bad argument #1 to 'request' (field 'url' must be a string)")
+    assert.has_error(function() tide.request{url = "ftp://x"} end,
+      "bad argument #1 to 'request' (field 'url' must start with http:// or https://)")
+    assert.has_error(function() tide.request{url = server.url, body = 42} end,
+      "bad argument #1 to 'request' (field 'body' must be a string)")
+    assert.has_error(function() tide.request{url = server.url, method = "get"} end,
+      "bad argument #1 to 'request' (field 'method' must be an upper-case HTTP method)")
+    assert.has_error(function() tide.request{url = server.url, timeout = -1} end,
+      "tide.request: field 'timeout' must be a non-negative number of seconds")
+    assert.has_error(function() tide.request{url = server.url, headers = {["X-A"] = "a\r\nX-B: b"}} end,
+      "tide.request: header 'X-A' contains a line break")
+  end)
+end)
+
+describe("mockllm's wire formats", function()
+  local server
+  setup(function() server = mockllm.start() end)
+  teardown(function() server:stop() end)
+  after_each(assert_clean)
+
+  local function post(path, body, scenario)
+    local r = tide.request{url = server.url .. path, body = cjson.encode(body),
+      headers = {["content-type"] = "application/json", ["X-Mock-Scenario"] = scenario}}
+    return r.status, cjson.decode(r.body), r
+  end
+
+  it("speaks Anthropic messages, with its error shapes", function()
+    local status, body = post("/v1/messages", {model = "claude-mock", max_tokens = 10,
+      system = "be brief", messages = {{role = "user", content = "hello"}}})
+    assert.are.equal(200, status)
+    assert.are.equal("message", body.type)
+    assert.are.equal("text", body.content[1].type)
+    assert.is_number(body.usage.input_tokens)
+    local s529, err = post("/v1/messages", {model = "m", messages = {}}, "status=529")
+    assert.are.equal(529, s529)
+    assert.are.equal("overloaded_error", err.error.type)
+  end)
+
+  it("speaks Gemini generateContent, with RetryInfo on 429", function()
+    local status, body = post("/v1beta/models/gemini-mock:generateContent",
+      {contents = {{role = "user", parts = {{text = "hello"}}}}})
+    assert.are.equal(200, status)
+    assert.are.equal("STOP", body.candidates[1].finishReason)
+    assert.is_number(body.usageMetadata.totalTokenCount)
+    local s429, err = post("/v1beta/models/gemini-mock:generateContent", {contents = {}},
+      "status=429;retry_after=3")
+    assert.are.equal(429, s429)
+    assert.are.equal("RESOURCE_EXHAUSTED", err.error.status)
+    assert.are.equal("3s", err.error.details[1].retryDelay)
+  end)
+
+  it("answers DSPy's chat format with every output field, typed", function()
+    local system = table.concat({
+      "Your input fields are:",
+      "1. `content` (str): the draft",
+      "Your output fields are:",
+      "1. `technical_score` (int): 0-100",
+      "2. `technical_feedback` (str): what to fix",
+      "3. `technical_approved` (bool): ok?",
+      "All interactions will be structured in the following way, with the appropriate values filled in.",
+      "", "[[ ## content ## ]]", "{content}", "", "[[ ## technical_score ## ]]", "{technical_score}",
+    }, "\n")
+    local status, body = post("/v1/chat/completions", {model = "m", messages = {
+      {role = "system", content = system},
+      {role = "user", content = "[[ ## content ## ]]\nA draft.\n\nRespond with the corresponding output fields."},
+    }})
+    assert.are.equal(200, status)
+    local text = body.choices[1].message.content
+    local score = text:match("%[%[ ## technical_score ## %]%]\n(%d+)")
+    assert.is_not_nil(score)
+    assert.is_true(tonumber(score) >= 0 and tonumber(score) <= 100)
+    assert.matches("%[%[ ## technical_feedback ## %]%]\n%S", text)
+    assert.matches("%[%[ ## technical_approved ## %]%]\n(%a+)", text)
+    local approved = text:match("%[%[ ## technical_approved ## %]%]\n(%a+)")
+    assert.is_true(approved == "True" or approved == "False")
+    assert.matches("%[%[ ## completed ## %]%]", text)
+    -- deterministic: the same prompt, the same answer
+    local _, again = post("/v1/chat/completions", {model = "m", messages = {
+      {role = "system", content = system},
+      {role = "user", content = "[[ ## content ## ]]\nA draft.\n\nRespond with the corresponding output fields."},
+    }})
+    assert.are.equal(text, again.choices[1].message.content)
+  end)
+end)

@@ -39,6 +39,20 @@ void op_init(op *o, const op_class *cls, tide_engine *E)
   o->done = 0;
 }
 
+/* Keeps the loop from blocking in its poll phase while work is ready.  libuv runs
+ * timers before it polls, so an op completed by a timer would otherwise wait for
+ * the next I/O event; an active idle handle makes that poll return at once. */
+static void engine_woken(uv_idle_t *h)
+{
+  (void)h;   /* nothing to do here: the scheduler runs once uv_run returns */
+}
+
+static void engine_wake(tide_engine *E)
+{
+  if (!uv_is_active((uv_handle_t *)E->wake))
+    uv_idle_start(E->wake, engine_woken);
+}
+
 /* Called from callbacks: marks the op done and makes its task ready.  No Lua. */
 void op_complete(op *o)
 {
@@ -47,6 +61,8 @@ void op_complete(op *o)
   o->done = 1;
   if (o->waiter)
     engine_enqueue(o->E, o->waiter);
+  else
+    engine_wake(o->E);
 }
 
 void engine_enqueue(tide_engine *E, task *t)
@@ -60,6 +76,7 @@ void engine_enqueue(tide_engine *E, task *t)
   else
     E->ready_head = t;
   E->ready_tail = t;
+  engine_wake(E);
 }
 
 /* Resumes the tasks that are ready now.  Tasks made ready meanwhile wait for the
@@ -92,6 +109,7 @@ static int engine_loop_until(tide_engine *E, lua_State *L, int (*done)(const voi
       uv_run(E->loop, UV_RUN_NOWAIT);
       continue;
     }
+    uv_idle_stop(E->wake);
     if (!uv_loop_alive(E->loop))
       return -1;
     uv_run(E->loop, UV_RUN_ONCE);
@@ -184,6 +202,11 @@ tide_engine *engine_check(lua_State *L, int idx)
   return E;
 }
 
+static void engine_handle_free(uv_handle_t *h)
+{
+  free(h);
+}
+
 /* Releases what the engine holds without running Lua: used by __gc during
  * lua_close and at the end of tide_close. */
 static void engine_release(tide_engine *E)
@@ -193,6 +216,8 @@ static void engine_release(tide_engine *E)
   E->closed = 1;
   task_abandon_all(E);
   http_release(E);
+  uv_idle_stop(E->wake);
+  uv_close((uv_handle_t *)E->wake, engine_handle_free);
   if (E->owns_loop) {
     uv_run(E->loop, UV_RUN_DEFAULT);   /* only close callbacks are left */
     uv_loop_close(E->loop);
@@ -241,11 +266,14 @@ tide_engine *tide_open(lua_State *L, uv_loop_t *loop)
     E->loop = &E->own_loop;
     E->owns_loop = 1;
   }
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || http_init(E) != 0) {
+  E->wake = (uv_idle_t *)malloc(sizeof *E->wake);
+  if (E->wake == NULL || curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK || http_init(E) != 0) {
+    free(E->wake);
     if (E->owns_loop)
       uv_loop_close(E->loop);
     luaL_error(L, "tide: cannot start libcurl");
   }
+  uv_idle_init(E->loop, E->wake);
   E->closed = 0;
   lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
   return E;

@@ -72,6 +72,7 @@ struct tide_engine {
   lua_State *L;            /* the main thread: scratch stack for tide_poll/tide_run */
   uv_loop_t *loop;
   uv_loop_t own_loop;
+  uv_idle_t *wake;         /* active while work is ready: the loop must not block */
   int owns_loop;
   int closed;
   task *current;           /* the task being resumed right now, or NULL */

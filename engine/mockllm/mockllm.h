@@ -1,0 +1,175 @@
+/* mockllm.h: types shared by the mock LLM server's files. */
+#ifndef MOCKLLM_H
+#define MOCKLLM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "buf.h"
+
+#define MAX_REQUEST   (8u << 20)   /* header + body; larger gets 413 */
+#define MAX_HEADER    (64u << 10)  /* larger gets 431 */
+#define READ_CHUNK    4096u        /* a connection's first read buffer */
+#define FILL_CHUNK    (64u << 10)  /* one write of a huge body */
+
+enum route {
+  ROUTE_OPENAI, ROUTE_ANTHROPIC, ROUTE_GEMINI, ROUTE_HEALTH, ROUTE_OTHER,
+  ROUTE_COUNTED,              /* routes below are never counted nor delayed */
+  ROUTE_STATS = ROUTE_COUNTED, ROUTE_RESET
+};
+
+enum fault {
+  FAULT_NONE, FAULT_DROP, FAULT_RESET_HEADERS, FAULT_RESET_BODY, FAULT_TRUNCATE,
+  FAULT_MALFORMED, FAULT_EMPTY, FAULT_HTML, FAULT_ERROR_BODY, FAULT_HUGE,
+  FAULT_DRIP, FAULT_HANG
+};
+
+/* One request's script: X-Mock-Scenario parsed over the server default.
+   -1 (or 0 for status, NULL for reply) means "not given". */
+struct scenario {
+  long latency_ms;
+  int status;
+  long retry_after;
+  long retry_after_date;
+  long fail_first;
+  const char *key;            /* fail_first counter name, points into source */
+  size_t keylen;
+  enum fault fault;
+  unsigned long long size;    /* fault=huge */
+  long interval_ms;           /* fault=drip */
+  long drip_bytes;
+  int endless;
+  char *reply;                /* URL-decoded, owned; free with scenario_free */
+  size_t reply_len;
+};
+
+struct failent;
+struct failtab {
+  struct failent **slots;
+  size_t nslots, count;
+};
+
+struct stats {
+  unsigned long long requests, completed, aborted, connections_total;
+  unsigned long long by_route[ROUTE_COUNTED];
+  long long in_flight, peak_in_flight;
+  long long connections_open, peak_connections;
+};
+
+struct conn;
+
+struct server {
+  uv_loop_t *loop;
+  uv_tcp_t listener;
+  uv_signal_t sigint, sigterm;
+  union {
+    uv_stream_t stream;
+    uv_pipe_t pipe;
+    uv_tty_t tty;
+    uv_tcp_t tcp;
+  } in;                       /* stdin, watched for --exit-on-stdin-eof */
+  int in_open;
+  int stopping;
+  struct conn *conns;         /* every open connection, for shutdown */
+  struct stats st;
+  struct failtab fails;
+  const char *default_scenario;
+  long latency_ms;
+  int quiet, verbose;
+  unsigned long long next_id;
+  char *filler;               /* FILL_CHUNK bytes streamed by fault=huge/drip */
+  char inbuf[256];            /* stdin bytes are read and dropped */
+};
+
+/* What http.c hands to respond.c; pointers are valid only during the call. */
+struct request {
+  int is_get, is_post;
+  int http10;
+  const char *target;
+  size_t target_len;
+  const char *scenario;
+  size_t scenario_len;
+  const char *body;
+  size_t body_len;
+};
+
+/* Parsed request head; offsets are relative to the request start in c->in. */
+struct head {
+  int done;
+  size_t len;
+  size_t scan;                /* bytes already searched for the blank line */
+  int is_get, is_post, http10;
+  size_t target_off, target_len;
+  size_t scen_off, scen_len;
+  int has_scen;
+  unsigned long long clen;
+  int has_clen, chunked, expect, continued;
+  int keepalive;
+};
+
+struct conn {
+  uv_tcp_t tcp;
+  uv_timer_t timer;           /* latency, drip pacing, lingering close */
+  uv_write_t wreq;            /* at most one write in flight per connection */
+  uv_shutdown_t sreq;
+  struct server *srv;
+  struct conn *prev, *next;
+  int handles;                /* closes still pending before free */
+
+  struct buf in;
+  size_t in_off;              /* start of the unconsumed input */
+  struct head h;
+
+  struct buf out;             /* head + body of the current response */
+  size_t out_off;
+  struct buf tail;            /* fault=huge: what follows the filler */
+  unsigned long long fill_left;
+  void (*after)(struct conn *);
+
+  enum fault fault;
+  long interval_ms;
+  size_t drip_bytes;
+  int endless;
+
+  unsigned busy : 1;          /* a request is being answered */
+  unsigned counted : 1;       /* ... and it counts in in_flight */
+  unsigned keepalive : 1;
+  unsigned http10 : 1;
+  unsigned linger : 1;        /* after the answer, shut down and drain */
+  unsigned closing : 1;
+  unsigned reading : 1;
+  unsigned in_pump : 1;
+  unsigned tail_sent : 1;
+  unsigned draining : 1;      /* lingering close: input is discarded */
+};
+
+/* http.c */
+int http_listen(struct server *s, const char *host, int port, char *addr, size_t addrlen);
+void http_close_all(struct server *s);
+void conn_send(struct conn *c, const char *p, size_t n, void (*after)(struct conn *));
+/* The current request is answered; continue with the next one or close. */
+void conn_done(struct conn *c);
+void conn_close(struct conn *c, int rst);
+
+/* respond.c */
+void respond_start(struct conn *c, const struct request *rq);
+void respond_fail(struct conn *c, int status, const char *msg);
+
+/* scenario.c */
+int scenario_parse(struct scenario *sc, const char *text, size_t len,
+                   char *err, size_t errlen);
+void scenario_init(struct scenario *sc, long default_latency);
+void scenario_free(struct scenario *sc);
+unsigned long failtab_hit(struct failtab *t, const char *key, size_t len);
+void failtab_clear(struct failtab *t);
+
+/* stats.c */
+void stats_request(struct server *s, enum route r);
+void stats_finish(struct server *s, int aborted);
+void stats_conn_open(struct server *s);
+void stats_conn_close(struct server *s);
+void stats_reset(struct server *s);
+void stats_json(const struct server *s, struct buf *out);
+
+#endif

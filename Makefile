@@ -32,12 +32,13 @@ HEADERS := engine/engine.h engine/include/tide.h
 
 LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
           LUA_CPATH="$(CURDIR)/$(BUILD)/lib/?.so;;" \
-          TIDE_BIN="$(CURDIR)/$(BUILD)/tide" MOCKLLM_BIN="$(CURDIR)/$(BUILD)/mockllm"
+          TIDE_BIN="$(CURDIR)/$(BUILD)/tide" MOCKLLM_BIN="$(CURDIR)/$(BUILD)/mockllm" \
+          SPEC_HOST_BIN="$(CURDIR)/$(BUILD)/spec_host"
 BUSTED = lua5.4 $$(command -v busted)
 
 .PHONY: all deps test check demo bench clean
 
-all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm
+all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm $(BUILD)/spec_host
 
 $(BUILD)/obj/%.o: engine/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -54,6 +55,10 @@ $(BUILD)/lib/tide/core.so: $(CORE_OBJ)
 # -Wl,-E exports the Lua API to C modules the binary loads (lua-cjson, ...).
 $(BUILD)/tide: $(BUILD)/obj/main.o $(BUILD)/libtide.a
 	$(CC) $(SAN) -Wl,-E -o $@ $^ $(PKG_LIBS) -lm
+
+# A small host program the embedding specs drive (tide.h from C).
+$(BUILD)/spec_host: spec/support/host.c $(BUILD)/libtide.a engine/include/tide.h
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libtide.a $(PKG_LIBS) -lm
 
 $(BUILD)/mockllm: $(MOCK_SRC) $(wildcard engine/mockllm/*.h)
 	@mkdir -p $(dir $@)

@@ -37,6 +37,7 @@ void op_init(op *o, const op_class *cls, tide_engine *E)
   o->E = E;
   o->waiter = NULL;
   o->done = 0;
+  o->deadlock = 0;
 }
 
 /* Keeps the loop from blocking in its poll phase while work is ready.  libuv runs
@@ -127,14 +128,15 @@ static int engine_is_idle(const void *E)
 }
 
 /* The main flow (no task) waits for o by running the loop; other tasks run
- * meanwhile.  Raises when o can never complete. */
+ * meanwhile.  When o can never complete it is cancelled — unlinked, its members
+ * unwound — and marked, so that its continuation raises a deadlock error. */
 void engine_block_until(tide_engine *E, lua_State *L, op *o)
 {
   if (engine_loop_until(E, L, op_is_done, o) == 0)
     return;
-  o->cls->cancel(o);   /* unlink it before its memory goes with the error */
-  error_raise(L, "deadlock", "the main flow waits for a %s that no task or I/O can complete",
-              o->cls->what);
+  o->deadlock = 1;
+  o->cls->cancel(o);
+  engine_loop_until(E, L, op_is_done, o);
 }
 
 /* ---- waiting -------------------------------------------------------------- */
@@ -143,6 +145,14 @@ void engine_raise_if_cancelled(tide_engine *E, lua_State *L)
 {
   if (E->current && E->current->cancelled)
     error_raise(L, "cancelled", "task cancelled");
+}
+
+void op_check(op *o, lua_State *L)
+{
+  engine_raise_if_cancelled(o->E, L);
+  if (o->deadlock)
+    error_raise(L, "deadlock", "the main flow waits for a %s that no task or I/O can complete",
+                o->cls->what);
 }
 
 void engine_check_wait(tide_engine *E, lua_State *L, const char *fname)

@@ -42,6 +42,7 @@ struct op {
   tide_engine *E;
   task *waiter;            /* the task suspended on this op; NULL on the main thread */
   int done;
+  int deadlock;            /* the main flow gave up on it: nothing could complete it */
 };
 
 enum task_status { TASK_PENDING, TASK_RUNNING, TASK_DONE, TASK_FAILED, TASK_CANCELLED };
@@ -113,6 +114,9 @@ void op_init(op *o, const op_class *cls, tide_engine *E);
 void op_complete(op *o);
 /* Raises the cancellation error when the task running on L was cancelled. */
 void engine_raise_if_cancelled(tide_engine *E, lua_State *L);
+/* In a continuation: raises when the wait on o ended by cancellation or by a
+ * deadlock of the main flow rather than by its completion. */
+void op_check(op *o, lua_State *L);
 
 /* ---- task.c ---------------------------------------------------------------- */
 

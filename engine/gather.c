@@ -211,7 +211,7 @@ static int group_k(lua_State *L, int status, lua_KContext ctx)
   int gidx = g->stack_index, results, i;
   (void)status;
   group_release(E, L, g);
-  engine_raise_if_cancelled(E, L);
+  op_check(&g->op, L);
   if (g->timed_out)
     return error_raise(L, "timeout", "timed out after %f s", g->seconds);
   if (g->mode == GROUP_RACE) {

@@ -468,7 +468,7 @@ static int http_request_k(lua_State *L, int status, lua_KContext ctx)
   (void)status;
   if (x->result == CURLE_ABORTED_BY_CALLBACK) {
     transfer_release(x);
-    engine_raise_if_cancelled(x->op.E, L);
+    op_check(&x->op, L);
   }
   if (x->result != CURLE_OK)
     return raise_transfer_error(L, x, lua_tostring(L, 3), lua_tostring(L, 2));

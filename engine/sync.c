@@ -78,10 +78,10 @@ static int sem_acquire_k(lua_State *L, int status, lua_KContext ctx)
 {
   sem_op *w = (sem_op *)ctx;
   (void)status;
-  if (w->op.E->current && w->op.E->current->cancelled) {
+  if ((w->op.E->current && w->op.E->current->cancelled) || w->op.deadlock) {
     if (w->granted)
       sem_put(w->sem);   /* it was handed over while we were being cancelled */
-    engine_raise_if_cancelled(w->op.E, L);
+    op_check(&w->op, L);
   }
   lua_settop(L, 1);
   return 1;

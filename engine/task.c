@@ -339,7 +339,7 @@ static int task_wait_k(lua_State *L, int status, lua_KContext ctx)
 {
   join_op *j = (join_op *)ctx;
   (void)status;
-  engine_raise_if_cancelled(j->op.E, L);
+  op_check(&j->op, L);
   return task_outcome(L, 1, j->target);
 }
 

@@ -86,7 +86,7 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx)
 {
   sleep_op *s = (sleep_op *)ctx;
   (void)status;
-  engine_raise_if_cancelled(s->op.E, L);
+  op_check(&s->op, L);
   return 0;
 }
 

@@ -118,6 +118,7 @@ void group_member_done(tide_engine *E, lua_State *L, task *t)
   group *g = t->group;
   int gidx;
   group_unlink(g, t);
+  t->group = NULL;
   luaL_checkstack(L, 4, "tide.gather");
   lua_rawgeti(L, LUA_REGISTRYINDEX, g->anchor);
   gidx = lua_gettop(L);

@@ -497,8 +497,8 @@ static double opt_seconds(lua_State *L, const char *field)
   if (t != LUA_TNIL) {
     int ok;
     v = (double)lua_tonumberx(L, -1, &ok);
-    if (!ok || v < 0 || v != v)
-      luaL_error(L, "tide.request: field '%s' must be a non-negative number of seconds", field);
+    if (!ok || !(v > 0))
+      luaL_error(L, "tide.request: field '%s' must be a positive number of seconds", field);
   }
   lua_pop(L, 1);
   return v;
@@ -632,9 +632,9 @@ static int http_lrequest(lua_State *L)
     curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000) + 1);
   if (strncmp(url, "https://", 8) == 0)
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);   /* prefer one multiplexed h2 connection */
-  if (strcmp(method, "GET") == 0) {
+  if (strcmp(method, "GET") == 0 && lua_isnil(L, 4)) {
     curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
-  } else if (strcmp(method, "HEAD") == 0) {
+  } else if (strcmp(method, "HEAD") == 0 && lua_isnil(L, 4)) {
     curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
   } else {
     if (strcmp(method, "POST") != 0)

@@ -428,7 +428,7 @@ static int task_ltostring(lua_State *L)
 static int task_lgc(lua_State *L)
 {
   task *t = (task *)lua_touserdata(L, 1);
-  if (t->status != TASK_FAILED || t->observed || t->group)
+  if (t->status != TASK_FAILED || t->observed)
     return 0;
   lua_getiuservalue(L, 1, UV_ERROR);
   lua_getfield(L, -1, "message");

@@ -168,7 +168,7 @@ describe("tide.request", function()
     assert.has_error(function() tide.request{url = server.url, method = "get"} end,
       "bad argument #1 to 'request' (field 'method' must be an upper-case HTTP method)")
     assert.has_error(function() tide.request{url = server.url, timeout = -1} end,
-      "tide.request: field 'timeout' must be a non-negative number of seconds")
+      "tide.request: field 'timeout' must be a positive number of seconds")
     assert.has_error(function() tide.request{url = server.url, headers = {["X-A"] = "a\r\nX-B: b"}} end,
       "tide.request: header 'X-A' contains a line break")
   end)

@@ -295,32 +295,39 @@ static int is_plain_list(lua_State *L, int idx)
 
 /* ---- module functions ------------------------------------------------------ */
 
+/* The items of gather and race: the list at 1 (the list form; opts at 2 kept), or
+ * a new list of the arguments pushed on top.  Checks every item; returns the index
+ * of the list. */
+static int group_items(lua_State *L, const char *fname, int *n, int *list_form)
+{
+  int i;
+  *list_form = is_plain_list(L, 1);
+  if (*list_form) {
+    lua_settop(L, 2);
+    *n = (int)lua_rawlen(L, 1);
+    group_check_items(L, 1, *n, fname, 0);
+    return 1;
+  }
+  *n = lua_gettop(L);
+  lua_createtable(L, *n, 0);
+  for (i = 1; i <= *n; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, -2, i);
+  }
+  group_check_items(L, lua_gettop(L), *n, fname, 1);
+  return lua_gettop(L);
+}
+
 /* tide.gather(f1, f2, ...) → first result of each, in order
  * tide.gather(list [, opts]) → list of first results
  * opts: limit = n, return_exceptions = true */
 static int gather_lgather(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
-  int list_form = is_plain_list(L, 1);
-  int n, items;
+  int n, list_form, items;
   group *g;
   engine_check_wait(E, L, "tide.gather");
-  if (list_form) {
-    lua_settop(L, 2);
-    n = (int)lua_rawlen(L, 1);
-    group_check_items(L, 1, n, "tide.gather", 0);
-    items = 1;
-  } else {
-    int i;
-    n = lua_gettop(L);
-    lua_createtable(L, n, 0);
-    for (i = 1; i <= n; i++) {
-      lua_pushvalue(L, i);
-      lua_rawseti(L, -2, i);
-    }
-    items = lua_gettop(L);
-    group_check_items(L, items, n, "tide.gather", 1);
-  }
+  items = group_items(L, "tide.gather", &n, &list_form);
   g = group_new(E, L, GROUP_ALL, n);
   g->list_form = list_form;
   if (list_form)
@@ -354,24 +361,10 @@ static int gather_lmap(lua_State *L)
 static int gather_lrace(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
-  int n, items, i;
+  int n, list_form, items;
   group *g;
   engine_check_wait(E, L, "tide.race");
-  if (is_plain_list(L, 1)) {
-    lua_settop(L, 1);
-    n = (int)lua_rawlen(L, 1);
-    group_check_items(L, 1, n, "tide.race", 0);
-    items = 1;
-  } else {
-    n = lua_gettop(L);
-    lua_createtable(L, n, 0);
-    for (i = 1; i <= n; i++) {
-      lua_pushvalue(L, i);
-      lua_rawseti(L, -2, i);
-    }
-    items = lua_gettop(L);
-    group_check_items(L, items, n, "tide.race", 1);
-  }
+  items = group_items(L, "tide.race", &n, &list_form);
   luaL_argcheck(L, n > 0, 1, "at least one function or task expected");
   g = group_new(E, L, GROUP_RACE, n);
   lua_pushvalue(L, items);

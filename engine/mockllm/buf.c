@@ -32,7 +32,7 @@ void buf_reserve(struct buf *b, size_t extra)
   char *p;
   if (need <= b->cap)
     return;
-  cap = b->cap ? b->cap * 2 : 4096;  /* doubling keeps appends amortised O(1) */
+  cap = b->cap ? b->cap * 2 : 256;  /* doubling keeps appends amortised O(1) */
   while (cap < need)
     cap *= 2;
   p = realloc(b->data, cap);

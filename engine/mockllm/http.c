@@ -432,7 +432,9 @@ static void conn_pump(struct conn *c)
   c->in_pump = 0;
   if (c->closing)
     return;
-  if (!c->busy && !c->h.done && c->in_off == c->in.len) {
+  /* Thousands of clients may sit idle or wait on a delayed answer: a
+     connection with nothing buffered keeps no input buffer. */
+  if (!c->h.done && c->in_off == c->in.len) {
     buf_free(&c->in);
     c->in_off = 0;
     c->h.scan = 0;

@@ -391,12 +391,12 @@ void respond_start(struct conn *c, const struct request *rq)
             (int)rq->target_len, rq->target, a.status, sc.fault ? " (fault)" : "");
   build(c, &a, &sc);
   buf_free(&a.body);
-  if (sc.fault == FAULT_HANG)
-    ;
-  else if (sc.latency_ms > 0)
-    uv_timer_start(&c->timer, on_latency, (uint64_t)sc.latency_ms, 0);
-  else
-    respond_go(c);
+  if (sc.fault != FAULT_HANG) {  /* a hang waits for the client, not a timer */
+    if (sc.latency_ms > 0)
+      uv_timer_start(&c->timer, on_latency, (uint64_t)sc.latency_ms, 0);
+    else
+      respond_go(c);
+  }
   scenario_free(&sc);
 }
 

@@ -70,6 +70,12 @@ describe("the tide binary", function()
     assert.matches(":2: in %a+ .*inner", out)
   end)
 
+  it("says so when a task failed and nobody ever took its error", function()
+    local code, out = run([[-e 'require("tide").spawn(function() error("lost in the background") end)']])
+    assert.are.equal(0, code)
+    assert.matches("a task failed and nobody took its error: .*lost in the background", out)
+  end)
+
   it("reports a syntax error and exits non-zero", function()
     local code, out = run([[-e 'this is not lua']])
     assert.are_not.equal(0, code)

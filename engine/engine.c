@@ -169,17 +169,19 @@ void engine_check_wait(tide_engine *E, lua_State *L, const char *fname)
   engine_raise_if_cancelled(E, L);
 }
 
-int engine_await(tide_engine *E, lua_State *L, op *o, lua_KFunction k)
+int engine_await_ctx(tide_engine *E, lua_State *L, op *o, lua_KFunction k, lua_KContext ctx)
 {
+  if (o->waiter)   /* already queued to run again (sleep(0)): a plain yield */
+    return lua_yieldk(L, 0, ctx, k);
   if (o->done)
-    return k(L, LUA_OK, (lua_KContext)o);
+    return k(L, LUA_OK, ctx);
   if (E->current == NULL) {
     engine_block_until(E, L, o);
-    return k(L, LUA_OK, (lua_KContext)o);
+    return k(L, LUA_OK, ctx);
   }
   o->waiter = E->current;
   E->current->op = o;
-  return lua_yieldk(L, 0, (lua_KContext)o, k);
+  return lua_yieldk(L, 0, ctx, k);
 }
 
 /* ---- lifetime ------------------------------------------------------------- */

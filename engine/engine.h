@@ -109,7 +109,8 @@ void engine_block_until(tide_engine *E, lua_State *L, op *o);
 
 /* Raises unless L may wait: a task's own coroutine or the main flow outside tasks. */
 void engine_check_wait(tide_engine *E, lua_State *L, const char *fname);
-int engine_await(tide_engine *E, lua_State *L, op *o, lua_KFunction k);
+int engine_await_ctx(tide_engine *E, lua_State *L, op *o, lua_KFunction k, lua_KContext ctx);
+#define engine_await(E, L, o, k) engine_await_ctx((E), (L), (o), (k), (lua_KContext)(o))
 void op_init(op *o, const op_class *cls, tide_engine *E);
 void op_complete(op *o);
 /* Raises the cancellation error when the task running on L was cancelled. */
@@ -146,6 +147,7 @@ void gather_open_lib(lua_State *L);                /* adds gather, map, race, ti
 /* A one-shot libuv timer that calls fire(arg) — C only, no Lua — then closes
  * itself; timer_stop closes it early.  Counted in E->timers. */
 uv_timer_t *timer_start(tide_engine *E, double seconds, void (*fire)(void *), void *arg);
+op *timer_sleep_op(tide_engine *E, lua_State *L, double secs);   /* [-0, +1] */
 void timer_stop(tide_engine *E, uv_timer_t *timer);
 void timer_open_lib(lua_State *L);                 /* sleep */
 void sync_open_lib(lua_State *L);                  /* semaphore */

@@ -90,29 +90,37 @@ static int sleep_k(lua_State *L, int status, lua_KContext ctx)
   return 0;
 }
 
+/* [-0, +1] pushes a sleep op that completes after `secs` (at the scheduler's next
+ * round when secs is 0 inside a task: a plain yield behind every ready task).
+ * The caller waits for it with engine_await and checks it with op_check. */
+op *timer_sleep_op(tide_engine *E, lua_State *L, double secs)
+{
+  sleep_op *s = (sleep_op *)lua_newuserdatauv(L, sizeof *s, 0);
+  op_init(&s->op, &sleep_class, E);
+  s->timer = NULL;
+  if (secs <= 0 && E->current) {
+    s->op.done = 1;
+    s->op.waiter = E->current;
+    E->current->op = &s->op;
+    engine_enqueue(E, E->current);
+    return &s->op;
+  }
+  s->timer = timer_start(E, secs, sleep_fired, s);
+  if (s->timer == NULL)
+    luaL_error(L, "tide.sleep: out of memory");
+  return &s->op;
+}
+
 /* tide.sleep(seconds): lets other tasks run meanwhile; sleep(0) just yields. */
 static int timer_lsleep(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
   lua_Number secs = luaL_checknumber(L, 1);
-  sleep_op *s;
+  op *o;
   luaL_argcheck(L, secs >= 0 && secs == secs, 1, "must be a non-negative number of seconds");
   engine_check_wait(E, L, "tide.sleep");
-  s = (sleep_op *)lua_newuserdatauv(L, sizeof *s, 0);
-  op_init(&s->op, &sleep_class, E);
-  s->timer = NULL;
-  if (secs == 0 && E->current) {
-    /* a plain yield: back in the ready queue, behind every task ready now */
-    s->op.done = 1;
-    s->op.waiter = E->current;
-    E->current->op = &s->op;
-    engine_enqueue(E, E->current);
-    return lua_yieldk(L, 0, (lua_KContext)s, sleep_k);
-  }
-  s->timer = timer_start(E, secs, sleep_fired, s);
-  if (s->timer == NULL)
-    return luaL_error(L, "tide.sleep: out of memory");
-  return engine_await(E, L, &s->op, sleep_k);
+  o = timer_sleep_op(E, L, secs);
+  return engine_await(E, L, o, sleep_k);
 }
 
 void timer_open_lib(lua_State *L)

@@ -286,6 +286,7 @@ tide_engine *tide_open(lua_State *L, uv_loop_t *loop)
     luaL_error(L, "tide: cannot start libcurl");
   }
   uv_idle_init(E->loop, E->wake);
+  E->rng = uv_hrtime() | 1;
   E->closed = 0;
   lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
   return E;
@@ -392,6 +393,7 @@ int luaopen_tide_core(lua_State *L)
   gather_open_lib(L);
   timer_open_lib(L);
   sync_open_lib(L);
+  retry_open_lib(L);
   http_open_lib(L);
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");

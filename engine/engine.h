@@ -91,6 +91,7 @@ struct tide_engine {
   CURL **easy_pool;
   int easy_pooled, easy_pool_cap;
   int timers;              /* uv timers open for sleeps and deadlines */
+  uint64_t rng;            /* retry jitter: xorshift state, seeded per engine */
   struct transfer *transfers_live;
 };
 
@@ -151,6 +152,7 @@ op *timer_sleep_op(tide_engine *E, lua_State *L, double secs);   /* [-0, +1] */
 void timer_stop(tide_engine *E, uv_timer_t *timer);
 void timer_open_lib(lua_State *L);                 /* sleep */
 void sync_open_lib(lua_State *L);                  /* semaphore */
+void retry_open_lib(lua_State *L);                 /* retry */
 int http_init(tide_engine *E);                     /* 0 on success */
 void http_release(tide_engine *E);
 void http_open_lib(lua_State *L);                  /* request */

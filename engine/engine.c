@@ -394,6 +394,7 @@ int luaopen_tide_core(lua_State *L)
   timer_open_lib(L);
   sync_open_lib(L);
   retry_open_lib(L);
+  bucket_open_lib(L);
   http_open_lib(L);
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");

@@ -153,6 +153,7 @@ void timer_stop(tide_engine *E, uv_timer_t *timer);
 void timer_open_lib(lua_State *L);                 /* sleep */
 void sync_open_lib(lua_State *L);                  /* semaphore */
 void retry_open_lib(lua_State *L);                 /* retry */
+void bucket_open_lib(lua_State *L);                /* bucket */
 int http_init(tide_engine *E);                     /* 0 on success */
 void http_release(tide_engine *E);
 void http_open_lib(lua_State *L);                  /* request */

@@ -26,10 +26,10 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS)
 
 CORE_SRC := engine/engine.c engine/task.c engine/gather.c engine/timer.c engine/sync.c \
             engine/http.c engine/error.c engine/retry.c \
-            engine/bucket.c
+            engine/bucket.c engine/stream.c
 CORE_OBJ := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 MOCK_SRC := $(wildcard engine/mockllm/*.c)
-HEADERS := engine/engine.h engine/include/tide.h
+HEADERS := engine/engine.h engine/http.h engine/include/tide.h
 
 LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
           LUA_CPATH="$(CURDIR)/$(BUILD)/lib/?.so;;" \

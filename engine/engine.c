@@ -396,6 +396,7 @@ int luaopen_tide_core(lua_State *L)
   retry_open_lib(L);
   bucket_open_lib(L);
   http_open_lib(L);
+  stream_open_lib(L);
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

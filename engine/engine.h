@@ -157,6 +157,7 @@ void bucket_open_lib(lua_State *L);                /* bucket */
 int http_init(tide_engine *E);                     /* 0 on success */
 void http_release(tide_engine *E);
 void http_open_lib(lua_State *L);                  /* request */
+void stream_open_lib(lua_State *L);                /* stream */
 
 /* ---- error.c --------------------------------------------------------------- */
 

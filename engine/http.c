@@ -16,12 +16,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <stdlib.h>
 
-#include "engine.h"
+#include "http.h"
 
-#define TRANSFER_MT "tide.transfer"
 #define DEFAULT_MAX_BODY ((size_t)64 << 20)
 #define MAX_HEADER_BYTES ((size_t)1 << 20)
+#define STREAM_PENDING_MAX ((size_t)1 << 20)   /* unread stream bytes before pausing */
 #define EASY_POOL_MAX 512
 #define DEFAULT_CONNECT_TIMEOUT_MS 30000L
 
@@ -31,23 +32,6 @@ typedef struct http_socket {
   tide_engine *E;
   struct http_socket *prev, *next;
 } http_socket;
-
-typedef struct buffer {
-  char *data;
-  size_t len, cap, max;
-} buffer;
-
-typedef struct transfer {
-  op op;
-  CURL *easy;
-  struct curl_slist *headers;
-  buffer body, head;
-  int active;              /* added to the multi handle */
-  int too_large;
-  CURLcode result;
-  char errbuf[CURL_ERROR_SIZE];
-  struct transfer *prev, *next;
-} transfer;
 
 /* ---- buffers that grow from network input, up to a cap ------------------- */
 
@@ -82,31 +66,64 @@ static void buffer_free(buffer *b)
 
 /* ---- curl callbacks: bytes in, nothing else ------------------------------- */
 
+/* Completes the transfer's op — for a stream only when a reader waits on it. */
+static void transfer_wake(transfer *x)
+{
+  if (x->streaming && !x->reading)
+    return;
+  x->reading = 0;
+  op_complete(&x->op);
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
   transfer *x = (transfer *)ud;
-  if (buffer_append(&x->body, p, size * n) != 0) {
+  size_t len = size * n;
+  if (x->streaming) {
+    if (x->body.len >= STREAM_PENDING_MAX) {
+      x->paused = 1;   /* the reader is behind: curl keeps these bytes for later */
+      return CURL_WRITEFUNC_PAUSE;
+    }
+    if (len > x->max_total - x->received) {
+      x->too_large = 1;
+      return 0;
+    }
+    x->received += len;
+  }
+  if (buffer_append(&x->body, p, len) != 0) {
     x->too_large = 1;
     return 0;   /* curl stops the transfer with CURLE_WRITE_ERROR */
   }
-  return size * n;
+  if (x->streaming)
+    transfer_wake(x);
+  return len;
 }
 
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
   transfer *x = (transfer *)ud;
-  if (n >= 5 && memcmp(p, "HTTP/", 5) == 0)
+  size_t len = size * n;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     x->head.len = 0;   /* a new response (after 100 Continue): keep only the last */
-  if (buffer_append(&x->head, p, size * n) != 0) {
+    x->status = atoi(p + strcspn(p, " "));
+  }
+  if (buffer_append(&x->head, p, len) != 0) {
     x->too_large = 1;
     return 0;
   }
-  return size * n;
+  if ((len == 2 && p[0] == '\r') || (len == 1 && p[0] == '\n')) {
+    if (x->status >= 200) {
+      x->headers_done = 1;
+      if (x->streaming)
+        transfer_wake(x);
+    }
+  }
+  return len;
 }
 
 /* ---- the engine's transfers ----------------------------------------------- */
 
-static void transfer_detach(tide_engine *E, transfer *x)
+void transfer_detach(tide_engine *E, transfer *x)
 {
   if (!x->active)
     return;
@@ -140,7 +157,7 @@ static void easy_put(tide_engine *E, CURL *easy)
 }
 
 /* Frees everything the transfer holds; safe to call twice. */
-static void transfer_release(transfer *x)
+void transfer_release(transfer *x)
 {
   tide_engine *E = x->op.E;
   transfer_detach(E, x);
@@ -154,7 +171,7 @@ static void transfer_release(transfer *x)
   buffer_free(&x->head);
 }
 
-static int transfer_gc(lua_State *L)
+int transfer_gc(lua_State *L)
 {
   transfer_release((transfer *)lua_touserdata(L, 1));
   return 0;
@@ -171,7 +188,8 @@ static void collect_finished(tide_engine *E)
     curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
     x->result = msg->data.result;
     transfer_detach(E, x);   /* msg is invalid from here on */
-    op_complete(&x->op);
+    x->finished = 1;
+    transfer_wake(x);
   }
 }
 
@@ -338,10 +356,12 @@ static void transfer_cancel(op *o)
   transfer *x = (transfer *)o;
   transfer_detach(o->E, x);   /* curl closes the connection mid-transfer */
   x->result = CURLE_ABORTED_BY_CALLBACK;
+  x->finished = 1;
+  x->reading = 0;
   op_complete(o);
 }
 
-static const op_class transfer_class = {"request", transfer_cancel};
+const op_class transfer_class = {"request", transfer_cancel};
 
 /* [-0, +1] the URL without its query, fragment or user info: error messages must
  * never carry a key that a URL may hold. */
@@ -393,13 +413,13 @@ static const char *error_kind(const transfer *x)
 }
 
 /* [-0, +0, v] raises the transport error of a failed transfer. */
-static int raise_transfer_error(lua_State *L, transfer *x, const char *method, const char *url)
+int raise_transfer_error(lua_State *L, transfer *x, const char *method, const char *url)
 {
   const char *kind = error_kind(x);
   push_redacted_url(L, url);
   if (strcmp(kind, "too_large") == 0)
     error_push(L, kind, "response larger than max_body (%d bytes) (%s %s)",
-               (int)x->body.max, method, lua_tostring(L, -1));
+               (int)(x->streaming ? x->max_total : x->body.max), method, lua_tostring(L, -1));
   else
     error_push(L, kind, "%s (%s %s)", x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result),
                method, lua_tostring(L, -1));
@@ -413,7 +433,7 @@ static int raise_transfer_error(lua_State *L, transfer *x, const char *method, c
 
 /* [-0, +1] the response headers as a table: lower-case names, repeated ones
  * joined with ", ". */
-static void push_headers(lua_State *L, const buffer *head)
+void push_headers(lua_State *L, const buffer *head)
 {
   const char *p = head->data, *end = head->data + head->len;
   char name[256];
@@ -490,7 +510,7 @@ static int http_request_k(lua_State *L, int status, lua_KContext ctx)
 }
 
 /* Reads an optional number of seconds from opts; -1 when absent. */
-static double opt_seconds(lua_State *L, const char *field)
+static double opt_seconds(lua_State *L, const char *fname, const char *field)
 {
   double v = -1;
   int t = lua_getfield(L, 1, field);
@@ -498,7 +518,7 @@ static double opt_seconds(lua_State *L, const char *field)
     int ok;
     v = (double)lua_tonumberx(L, -1, &ok);
     if (!ok || !(v > 0))
-      luaL_error(L, "tide.request: field '%s' must be a positive number of seconds", field);
+      luaL_error(L, "%s: field '%s' must be a positive number of seconds", fname, field);
   }
   lua_pop(L, 1);
   return v;
@@ -510,18 +530,18 @@ static int valid_header_text(const char *s)
 }
 
 /* Checks opts.headers and appends them to *list.  Returns 0, or -1 out of memory. */
-static int build_headers(lua_State *L, struct curl_slist **list)
+static int build_headers(lua_State *L, const char *fname, struct curl_slist **list)
 {
   struct curl_slist *l = NULL, *n;
   if (lua_getfield(L, 1, "headers") != LUA_TNIL) {
     if (!lua_istable(L, -1))
-      luaL_error(L, "tide.request: field 'headers' must be a table of name = value");
+      luaL_error(L, "%s: field 'headers' must be a table of name = value", fname);
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
-        luaL_error(L, "tide.request: headers must map names (strings) to strings");
+        luaL_error(L, "%s: headers must map names (strings) to strings", fname);
       if (!valid_header_text(lua_tostring(L, -2)) || !valid_header_text(lua_tostring(L, -1)))
-        luaL_error(L, "tide.request: header '%s' contains a line break", lua_tostring(L, -2));
+        luaL_error(L, "%s: header '%s' contains a line break", fname, lua_tostring(L, -2));
       lua_pop(L, 1);
     }
     lua_pushnil(L);
@@ -556,13 +576,11 @@ static int valid_method(const char *m)
   return 1;
 }
 
-/* tide.request{url, method, headers, body, timeout, connect_timeout, max_body}
- *   → {status, headers, body, timings}
- * HTTP statuses are answers, not errors; transport failures raise error objects
- * with kind timeout | connect | dns | tls | too_large | cancelled | protocol. */
-static int http_lrequest(lua_State *L)
+/* Reads the request options at L[1], starts the transfer and leaves the stack as
+ * 1 opts, 2 url, 3 method, 4 body (or nil), 5 the transfer userdata (with `nuv`
+ * user values).  fname names the caller in errors. */
+transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int streaming, int nuv)
 {
-  tide_engine *E = engine_upvalue(L);
   const char *url, *method;
   size_t body_len = 0;
   double timeout, connect_timeout;
@@ -574,45 +592,47 @@ static int http_lrequest(lua_State *L)
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   if (lua_getfield(L, 1, "url") != LUA_TSTRING)
-    return luaL_argerror(L, 1, "field 'url' must be a string");
+    luaL_argerror(L, 1, "field 'url' must be a string");
   url = lua_tostring(L, 2);
   if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
-    return luaL_argerror(L, 1, "field 'url' must start with http:// or https://");
+    luaL_argerror(L, 1, "field 'url' must start with http:// or https://");
   if (lua_getfield(L, 1, "body") != LUA_TNIL && lua_type(L, 3) != LUA_TSTRING)
-    return luaL_argerror(L, 1, "field 'body' must be a string");
+    luaL_argerror(L, 1, "field 'body' must be a string");
   lua_tolstring(L, 3, &body_len);
   if (lua_getfield(L, 1, "method") == LUA_TNIL) {
     lua_pop(L, 1);
     lua_pushstring(L, lua_isnil(L, 3) ? "GET" : "POST");
   } else if (lua_type(L, 4) != LUA_TSTRING || !valid_method(lua_tostring(L, 4))) {
-    return luaL_argerror(L, 1, "field 'method' must be an upper-case HTTP method");
+    luaL_argerror(L, 1, "field 'method' must be an upper-case HTTP method");
   }
   lua_insert(L, 3);   /* 1 opts, 2 url, 3 method, 4 body */
   method = lua_tostring(L, 3);
-  timeout = opt_seconds(L, "timeout");
-  connect_timeout = opt_seconds(L, "connect_timeout");
+  timeout = opt_seconds(L, fname, "timeout");
+  connect_timeout = opt_seconds(L, fname, "connect_timeout");
   if (lua_getfield(L, 1, "max_body") != LUA_TNIL) {
     int ok;
     max_body = lua_tointegerx(L, -1, &ok);
     if (!ok || max_body < 0)
-      return luaL_argerror(L, 1, "field 'max_body' must be a non-negative integer");
+      luaL_argerror(L, 1, "field 'max_body' must be a non-negative integer");
   }
   lua_pop(L, 1);
-  engine_check_wait(E, L, "tide.request");
-  if (build_headers(L, &headers) != 0)
-    return luaL_error(L, "tide.request: out of memory");
+  engine_check_wait(E, L, fname);
+  if (build_headers(L, fname, &headers) != 0)
+    luaL_error(L, "%s: out of memory", fname);
 
-  x = (transfer *)lua_newuserdatauv(L, sizeof *x, 0);   /* 5 */
+  x = (transfer *)lua_newuserdatauv(L, sizeof *x, nuv);   /* 5 */
   memset(x, 0, sizeof *x);
   op_init(&x->op, &transfer_class, E);
-  luaL_setmetatable(L, TRANSFER_MT);
+  luaL_setmetatable(L, streaming ? STREAM_MT : TRANSFER_MT);
   x->headers = headers;
-  x->body.max = (size_t)max_body;
+  x->streaming = streaming;
+  x->body.max = streaming ? (size_t)-1 : (size_t)max_body;
+  x->max_total = (size_t)max_body;
   x->head.max = MAX_HEADER_BYTES;
   x->easy = easy = easy_get(E);
   if (easy == NULL) {
     transfer_release(x);
-    return luaL_error(L, "tide.request: out of memory");
+    luaL_error(L, "%s: out of memory", fname);
   }
   curl_easy_setopt(easy, CURLOPT_URL, url);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
@@ -639,13 +659,14 @@ static int http_lrequest(lua_State *L)
   } else {
     if (strcmp(method, "POST") != 0)
       curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method);
-    /* the body string stays on this frame's stack (slot 4) until the transfer ends */
+    /* the body string stays referenced (stack slot 4, or the stream's user value)
+     * until the transfer ends: curl sends it without a copy */
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, lua_isnil(L, 4) ? "" : lua_tostring(L, 4));
   }
   if (curl_multi_add_handle(E->multi, easy) != CURLM_OK) {
     transfer_release(x);
-    return luaL_error(L, "tide.request: libcurl refused the transfer");
+    luaL_error(L, "%s: libcurl refused the transfer", fname);
   }
   x->active = 1;
   x->next = E->transfers_live;
@@ -653,6 +674,17 @@ static int http_lrequest(lua_State *L)
     x->next->prev = x;
   E->transfers_live = x;
   E->transfers++;
+  return x;
+}
+
+/* tide.request{url, method, headers, body, timeout, connect_timeout, max_body}
+ *   → {status, headers, body, timings}
+ * HTTP statuses are answers, not errors; transport failures raise error objects
+ * with kind timeout | connect | dns | tls | too_large | cancelled | protocol. */
+static int http_lrequest(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  transfer *x = transfer_start(E, L, "tide.request", 0, 0);
   return engine_await(E, L, &x->op, http_request_k);
 }
 

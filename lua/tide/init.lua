@@ -26,6 +26,11 @@ local tide = {
 
   -- HTTP
   request = core.request,
+  stream = core.stream,
+
+  -- retries and rate limits
+  retry = core.retry,
+  bucket = core.bucket,
 
   -- errors
   error = core.error,

@@ -1,0 +1,209 @@
+/*
+ * stream.c — tide.stream: a response body read piece by piece as it arrives.
+ *
+ *   local s <close> = tide.stream{url = ..., body = ...}   -- returns at the headers
+ *   print(s.status, s.headers["content-type"])
+ *   for chunk in s:chunks() do io.write(chunk) end         -- or s:read() until nil
+ *
+ * The transfer is the same as tide.request's; only the body goes to the reader
+ * instead of one buffer.  When the reader falls more than STREAM_PENDING_MAX bytes
+ * behind, curl pauses the transfer, so a fast server cannot fill memory.  Framing
+ * (SSE events and the like) is the caller's: this file only moves bytes.
+ */
+#include <string.h>
+
+#include "http.h"
+
+#define UV_BODY 1     /* the request body: curl sends it from this string */
+#define UV_URL 2
+#define UV_METHOD 3
+#define UV_META 4     /* {status = , headers = } once the headers arrived */
+#define STREAM_NUV 4
+
+static transfer *stream_check(lua_State *L, int idx)
+{
+  return (transfer *)luaL_checkudata(L, idx, STREAM_MT);
+}
+
+/* Raises the transfer's error, with the URL and method kept in the stream. */
+static int stream_raise(lua_State *L, int sidx, transfer *x)
+{
+  lua_getiuservalue(L, sidx, UV_METHOD);
+  lua_getiuservalue(L, sidx, UV_URL);
+  return raise_transfer_error(L, x, lua_tostring(L, -2), lua_tostring(L, -1));
+}
+
+/* Arms the op for one more wait by the reader. */
+static void stream_arm(tide_engine *E, transfer *x)
+{
+  op_init(&x->op, &transfer_class, E);
+  x->reading = 1;
+}
+
+/* Stack: 1 opts, 2 url, 3 method, 4 body, 5 stream. */
+static int stream_open_k(lua_State *L, int status, lua_KContext ctx)
+{
+  transfer *x = (transfer *)ctx;
+  (void)status;
+  if (x->result == CURLE_ABORTED_BY_CALLBACK)
+    op_check(&x->op, L);
+  if (!x->headers_done) {
+    if (x->finished && x->result != CURLE_OK)
+      return stream_raise(L, 5, x);
+    if (x->finished)   /* ended without a final response: say so as curl would */
+      return error_raise(L, "protocol", "the server closed the stream before its headers");
+  }
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, x->status);
+  lua_setfield(L, -2, "status");
+  push_headers(L, &x->head);
+  lua_setfield(L, -2, "headers");
+  lua_setiuservalue(L, 5, UV_META);
+  lua_settop(L, 5);
+  return 1;
+}
+
+/* tide.stream{url, method, headers, body, timeout, connect_timeout, max_body}
+ *   → stream, once the response headers are in (s.status, s.headers)
+ * max_body caps the whole body (default 64 MiB): a stream that never ends is an
+ * error, not an OOM; use timeout to bound its time. */
+static int stream_lopen(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  transfer *x = transfer_start(E, L, "tide.stream", 1, STREAM_NUV);
+  lua_pushvalue(L, 4);
+  lua_setiuservalue(L, 5, UV_BODY);
+  lua_pushvalue(L, 2);
+  lua_setiuservalue(L, 5, UV_URL);
+  lua_pushvalue(L, 3);
+  lua_setiuservalue(L, 5, UV_METHOD);
+  if (x->headers_done || x->finished)
+    return stream_open_k(L, LUA_OK, (lua_KContext)x);
+  stream_arm(E, x);
+  return engine_await(E, L, &x->op, stream_open_k);
+}
+
+/* [-0, +1] the next piece: unread bytes, nil at the end, or raises. */
+static int stream_take(lua_State *L, int sidx, transfer *x)
+{
+  if (x->body.len > 0) {
+    lua_pushlstring(L, x->body.data, x->body.len);
+    x->body.len = 0;
+    if (x->paused && x->easy && x->active) {
+      x->paused = 0;
+      curl_easy_pause(x->easy, CURLPAUSE_CONT);   /* may deliver more right away */
+    }
+    return 1;
+  }
+  if (x->result != CURLE_OK)
+    return stream_raise(L, sidx, x);
+  lua_pushnil(L);
+  return 1;
+}
+
+static int stream_read_k(lua_State *L, int status, lua_KContext ctx)
+{
+  transfer *x = (transfer *)ctx;
+  (void)status;
+  if (x->result == CURLE_ABORTED_BY_CALLBACK) {
+    op_check(&x->op, L);
+    return luaL_error(L, "stream:read: the stream is closed");
+  }
+  return stream_take(L, 1, x);
+}
+
+/* stream:read() → the bytes that arrived since the last read (waits for some),
+ * or nil once the body is complete; raises the transport error if it broke. */
+static int stream_lread(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  transfer *x = stream_check(L, 1);
+  lua_settop(L, 1);
+  if (x->result == CURLE_ABORTED_BY_CALLBACK)
+    return luaL_error(L, "stream:read: the stream is closed");
+  if (x->body.len > 0 || x->finished)
+    return stream_take(L, 1, x);
+  engine_check_wait(E, L, "stream:read");
+  stream_arm(E, x);
+  return engine_await(E, L, &x->op, stream_read_k);
+}
+
+/* stream:chunks() → an iterator for a generic for */
+static int stream_lchunks(lua_State *L)
+{
+  stream_check(L, 1);
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_pushcclosure(L, stream_lread, 1);
+  lua_pushvalue(L, 1);
+  return 2;
+}
+
+/* stream:close() — aborts the transfer if it still runs (the server sees the
+ * connection closed) and frees the buffers.  Also __close and __gc. */
+static int stream_lclose(lua_State *L)
+{
+  transfer *x = stream_check(L, 1);
+  if (!x->finished)
+    transfer_detach(x->op.E, x);
+  x->finished = 1;
+  x->result = CURLE_ABORTED_BY_CALLBACK;   /* later reads say "closed" */
+  if (x->reading) {                        /* a task waits in read: let it go */
+    x->reading = 0;
+    op_complete(&x->op);
+  }
+  transfer_release(x);
+  return 0;
+}
+
+/* s.status, s.headers, and the methods */
+static int stream_lindex(lua_State *L)
+{
+  stream_check(L, 1);
+  lua_getiuservalue(L, 1, UV_META);
+  lua_pushvalue(L, 2);
+  if (lua_istable(L, -2) && lua_rawget(L, -2) != LUA_TNIL)
+    return 1;
+  lua_getmetatable(L, 1);
+  lua_getfield(L, -1, "__methods");
+  lua_pushvalue(L, 2);
+  lua_rawget(L, -2);
+  return 1;
+}
+
+static int stream_ltostring(lua_State *L)
+{
+  transfer *x = stream_check(L, 1);
+  lua_pushfstring(L, "tide.stream (%d, %s): %p", x->status,
+                  x->finished ? "finished" : "open", (void *)x);
+  return 1;
+}
+
+void stream_open_lib(lua_State *L)
+{
+  static const luaL_Reg methods[] = {
+    {"read", stream_lread},
+    {"chunks", stream_lchunks},
+    {"close", stream_lclose},
+    {NULL, NULL}
+  };
+  static const luaL_Reg funcs[] = {
+    {"stream", stream_lopen},
+    {NULL, NULL}
+  };
+  if (luaL_newmetatable(L, STREAM_MT)) {
+    lua_newtable(L);
+    lua_pushvalue(L, -4);   /* the engine */
+    luaL_setfuncs(L, methods, 1);
+    lua_setfield(L, -2, "__methods");
+    lua_pushcfunction(L, stream_lindex);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, transfer_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, stream_lclose);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, stream_ltostring);
+    lua_setfield(L, -2, "__tostring");
+  }
+  lua_pop(L, 1);
+  engine_setfuncs(L, funcs);
+}

@@ -26,7 +26,7 @@ ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS)
 
 CORE_SRC := engine/engine.c engine/task.c engine/gather.c engine/timer.c engine/sync.c \
             engine/http.c engine/error.c engine/retry.c \
-            engine/bucket.c engine/stream.c
+            engine/bucket.c engine/stream.c engine/digest.c engine/files.c
 CORE_OBJ := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
 MOCK_SRC := $(wildcard engine/mockllm/*.c)
 HEADERS := engine/engine.h engine/http.h engine/include/tide.h

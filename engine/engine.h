@@ -158,6 +158,8 @@ int http_init(tide_engine *E);                     /* 0 on success */
 void http_release(tide_engine *E);
 void http_open_lib(lua_State *L);                  /* request */
 void stream_open_lib(lua_State *L);                /* stream */
+void digest_open_lib(lua_State *L);                /* sha256 */
+void files_open_lib(lua_State *L);                 /* mkdir_private, write_atomic */
 
 /* ---- error.c --------------------------------------------------------------- */
 

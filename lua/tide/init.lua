@@ -41,6 +41,51 @@ local tide = {
   stats = core.stats,
 }
 
+-- ---- LM ---------------------------------------------------------------------
+
+local lm = require "tide.lm"
+local history = require "tide.history"
+local cache = require "tide.cache"
+
+tide.LM = lm.new
+tide.DummyLM = lm.dummy
+
+--- What tide uses when a call does not say: settings.lm is the default LM.
+tide.settings = {lm = nil}
+
+--- tide.configure{lm = lm, cache = false | {dir = path, memory = n}}
+function tide.configure(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'configure' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  if opts.lm ~= nil then
+    if getmetatable(opts.lm) ~= lm.LM then
+      error("tide.configure: lm must be a tide.LM", 2)
+    end
+    tide.settings.lm = opts.lm
+  end
+  if opts.cache ~= nil then
+    if opts.cache == false then
+      lm.set_default_cache(cache.new{memory = 0, dir = false})
+    elseif type(opts.cache) == "table" then
+      lm.set_default_cache(cache.new{memory = opts.cache.memory, dir = opts.cache.dir})
+    else
+      error("tide.configure: cache must be false or {dir = ..., memory = ...}", 2)
+    end
+  end
+  return tide.settings
+end
+
+--- tide.inspect_history(n) prints the last n LM calls, from every LM.
+function tide.inspect_history(n, write)
+  history.inspect(n, nil, write)
+end
+
+--- tide.usage() → token and cost totals of every LM call so far.
+function tide.usage()
+  return history.usage
+end
+
 --- Runs fn(...) as a task and returns its results, raising its error.  On the main
 -- flow this runs the loop until fn is done; inside a task it waits for it.
 -- Without a function, runs the loop until no task is left.

@@ -1,0 +1,56 @@
+--- What LM calls happened: a bounded history across every LM, and usage totals.
+--
+-- Entries hold the request's messages and the answer, never keys or headers.
+local M = {}
+
+M.limit = 1000
+M.entries = {}
+M.usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0}
+
+--- Appends an entry to a bounded list (drops the oldest past `limit`).
+function M.append(list, entry, limit)
+  list[#list + 1] = entry
+  if #list > (limit or M.limit) then table.remove(list, 1) end
+end
+
+--- Adds a call's usage and cost to a totals table.
+function M.account(totals, usage, cost, cached)
+  totals.calls = totals.calls + 1
+  if cached then
+    totals.cache_hits = totals.cache_hits + 1
+    return
+  end
+  totals.input = totals.input + (usage.input or 0)
+  totals.output = totals.output + (usage.output or 0)
+  totals.total = totals.total + (usage.total or 0)
+  totals.cost = totals.cost + (cost or 0)
+end
+
+local function indent(text)
+  return (tostring(text):gsub("\n", "\n    "))
+end
+
+--- Prints the last n entries of a history (the global one by default) readably.
+function M.inspect(n, list, write)
+  list = list or M.entries
+  write = write or io.write
+  n = math.min(n or 1, #list)
+  for i = #list - n + 1, #list do
+    local e = list[i]
+    write(string.format("\n[%s] %s  %.3f s  %d in / %d out tokens%s%s\n",
+      os.date("%Y-%m-%d %H:%M:%S", e.time), e.model, e.duration or 0,
+      e.usage and e.usage.input or 0, e.usage and e.usage.output or 0,
+      e.cached and "  (cache hit)" or "",
+      e.cost and e.cost > 0 and string.format("  $%.6f", e.cost) or ""))
+    for _, m in ipairs(e.messages or {}) do
+      write(string.format("  %s:\n    %s\n", m.role, indent(m.content)))
+    end
+    if e.error then
+      write(string.format("  error (%s):\n    %s\n", e.error.kind or "?", indent(e.error.message or "")))
+    else
+      write(string.format("  response (%s):\n    %s\n", e.finish_reason or "?", indent(e.response or "")))
+    end
+  end
+end
+
+return M

@@ -1,0 +1,172 @@
+--- Anthropic Messages (POST {base}/v1/messages).
+local common = require "tide.providers.common"
+
+local get, str, int = common.get, common.str, common.int
+
+local M = {
+  name = "anthropic",
+  default_base_url = "https://api.anthropic.com",
+}
+local NAME = M.name
+
+local API_VERSION = "2023-06-01"
+local DEFAULT_MAX_TOKENS = 4096      -- the API requires max_tokens
+local JSON_INSTRUCTION = "Respond with a single JSON object."
+
+local FINISH = {
+  end_turn = "stop", stop_sequence = "stop", max_tokens = "length",
+  model_context_window_exceeded = "length", tool_use = "tool_calls",
+  refusal = "content_filter",
+}
+
+local function finish_of(reason)
+  return FINISH[reason] or "other"
+end
+
+-- Tool names must match ^[a-zA-Z0-9_-]{1,64}$.
+local function tool_name(name)
+  return (name or common.SCHEMA_NAME):gsub("[^%w_%-]", "_"):sub(1, 64)
+end
+
+--- build(cfg, req) → {url, headers, body}
+-- A JSON schema becomes a forced tool whose input is the answer: the Messages
+-- API has no response_format of its own.
+function M.build(cfg, req)
+  common.require_messages(req, NAME)
+  local system, turns = common.turns(req.messages, NAME)
+  local rf = req.response_format or {}
+  if rf.type == "json_object" then system[#system + 1] = JSON_INSTRUCTION end
+  local messages = {}
+  for i, t in ipairs(turns) do
+    messages[i] = {role = t.role, content = table.concat(t.texts, "\n\n")}
+  end
+  local body = {
+    model = cfg.model,
+    messages = messages,
+    system = #system > 0 and table.concat(system, "\n\n") or nil,
+    max_tokens = req.max_tokens or DEFAULT_MAX_TOKENS,
+    temperature = req.temperature,
+    top_p = req.top_p,
+    stop_sequences = common.list(req.stop),
+    stream = req.stream or nil,
+  }
+  if rf.type == "json_schema" then
+    local name = tool_name(rf.name)
+    body.tools = {{name = name, description = "Respond with JSON",
+                   input_schema = common.schema(rf.schema)}}
+    body.tool_choice = {type = "tool", name = name}
+  end
+  return common.request(cfg, req, "/v1/messages", body, "x-api-key", nil,
+    {["anthropic-version"] = API_VERSION})
+end
+
+-- Input tokens billed: cache writes and reads are counted apart from input_tokens.
+local function input_of(u)
+  if type(get(u, "input_tokens")) ~= "number" then return nil end
+  return int(u.input_tokens) + int(u.cache_creation_input_tokens) + int(u.cache_read_input_tokens)
+end
+
+-- The status an error payload stands for when it has none (a stream event).
+local STATUS_OF = {
+  invalid_request_error = 400, authentication_error = 401, permission_error = 403,
+  not_found_error = 404, request_too_large = 413, rate_limit_error = 429,
+  api_error = 500, timeout_error = 504, overloaded_error = 529,
+}
+
+-- {"type": "error", "error": {"type": ..., "message": ...}}
+local function describe(raw)
+  local code = str(get(raw, "error", "type"))
+  return {message = str(get(raw, "error", "message")), code = code, status = STATUS_OF[code]}
+end
+
+local errors = common.errors(NAME, describe)
+
+--- classify(status, headers, body) → error object, for a non-2xx answer.
+M.classify = errors.classify
+
+--- parse(status, headers, body) → {text, texts, finish_reason, usage, model, raw}
+-- Text blocks are joined; with no text, a tool_use block is our forced JSON
+-- tool (tide sends no other tools) and its input is the answer.
+function M.parse(status, headers, body)
+  local raw = errors.answer(status, headers, body, "a Messages API JSON object")
+  if type(raw.content) ~= "table" then
+    common.parse_error(NAME, status, body, "a message with a content list", true)
+  end
+  local texts, tool_input = {}, nil
+  for _, block in ipairs(raw.content) do
+    if get(block, "type") == "text" then
+      texts[#texts + 1] = str(block.text)
+    elseif get(block, "type") == "tool_use" and type(block.input) == "table" then
+      tool_input = tool_input or block.input
+    end
+  end
+  local text = table.concat(texts)
+  local finish = finish_of(raw.stop_reason)
+  if text == "" and tool_input then
+    text = common.encode(tool_input)
+    if finish == "tool_calls" then finish = "stop" end
+  end
+  local u = raw.usage
+  return common.result(NAME, {texts = {text}, finish_reason = finish, reason = str(raw.stop_reason),
+    usage = common.usage(input_of(u), get(u, "output_tokens")), model = str(raw.model), raw = raw})
+end
+
+-- One handler per event type: each returns the text delta, if any.
+local ON = {}
+
+function ON.message_start(state, d)
+  local msg = get(d, "message")
+  state.model = str(get(msg, "model")) or state.model
+  state.input = input_of(get(msg, "usage")) or state.input
+  state.usage = common.usage(state.input, get(msg, "usage", "output_tokens"))
+end
+
+function ON.content_block_start(state, d)
+  local block = get(d, "content_block")
+  if get(block, "type") == "tool_use" then
+    -- only a tool called before any text is the JSON answer (see parse)
+    state.json_tool = not state.text_seen
+  end
+  return get(block, "type") == "text" and str(block.text) or nil
+end
+
+function ON.content_block_delta(state, d)
+  local delta = get(d, "delta")
+  local kind = get(delta, "type")
+  if kind == "text_delta" then return str(delta.text) end
+  if kind == "input_json_delta" and state.json_tool then return str(delta.partial_json) end
+  return nil     -- thinking, signatures, citations: not answer text
+end
+
+function ON.message_delta(state, d)
+  local reason = get(d, "delta", "stop_reason")
+  if type(reason) == "string" then
+    state.finish_reason = finish_of(reason)
+    if reason == "tool_use" and state.json_tool then state.finish_reason = "stop" end
+    if reason == "refusal" then state.block_reason = reason end
+  end
+  -- output_tokens here is the running total; newer servers repeat input too
+  local u = get(d, "usage")
+  if type(u) == "table" then
+    state.input = input_of(u) or state.input
+    state.usage = common.usage(state.input, u.output_tokens)
+  end
+end
+
+--- stream_event(state, {event, data}) → text_delta or nil, done
+function M.stream_event(state, ev)
+  local d = errors.event(ev.data, "a Messages stream event")   -- raises `event: error`
+  if d == nil then return nil, false end
+  local kind = ev.event or d.type
+  if kind == "message_stop" then return nil, true end
+  local on = ON[kind]
+  local text = on and on(state, d)
+  if text then state.text_seen = true end
+  return text, false
+end
+
+--- stream_end(state): at the end of a stream, raises content_filter / empty
+-- when no text arrived.
+M.stream_end = errors.stream_end
+
+return M

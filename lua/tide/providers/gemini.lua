@@ -1,0 +1,176 @@
+--- Google Gemini API (POST {base}/v1beta/models/{model}:generateContent).
+local common = require "tide.providers.common"
+
+local get, str, int = common.get, common.str, common.int
+
+local M = {
+  name = "gemini",
+  default_base_url = "https://generativelanguage.googleapis.com",
+}
+local NAME = M.name
+
+local BLOCKED = "content_filter"
+local FINISH = {
+  STOP = "stop", MAX_TOKENS = "length",
+  SAFETY = BLOCKED, RECITATION = BLOCKED, BLOCKLIST = BLOCKED,
+  PROHIBITED_CONTENT = BLOCKED, SPII = BLOCKED, IMAGE_SAFETY = BLOCKED,
+}
+
+local function finish_of(reason)
+  return FINISH[reason] or "other"
+end
+
+local function parts_of(texts)
+  local parts = {}
+  for i, t in ipairs(texts) do parts[i] = {text = t} end
+  return parts
+end
+
+local function generation_config(req)
+  local rf = req.response_format or {}
+  local gc = {
+    temperature = req.temperature,
+    maxOutputTokens = req.max_tokens,
+    topP = req.top_p,
+    stopSequences = common.list(req.stop),
+    candidateCount = req.n,
+  }
+  if rf.type == "json_object" or rf.type == "json_schema" then
+    gc.responseMimeType = "application/json"
+  end
+  if rf.type == "json_schema" then gc.responseJsonSchema = common.schema(rf.schema) end
+  if next(gc) == nil then return nil end
+  return gc
+end
+
+--- build(cfg, req) → {url, headers, body}
+-- The key goes in a header, never in the URL, so it cannot leak into logs.
+function M.build(cfg, req)
+  common.require_messages(req, NAME)
+  local system, turns = common.turns(req.messages, NAME)
+  local contents = {}
+  for i, t in ipairs(turns) do
+    contents[i] = {role = t.role == "assistant" and "model" or t.role, parts = parts_of(t.texts)}
+  end
+  local body = {
+    contents = contents,
+    systemInstruction = #system > 0 and {parts = parts_of(system)} or nil,
+    generationConfig = generation_config(req),
+  }
+  local model = cfg.model:gsub("^models/", "")
+  local method = req.stream and ":streamGenerateContent?alt=sse" or ":generateContent"
+  return common.request(cfg, req, "/v1beta/models/" .. model .. method, body, "x-goog-api-key")
+end
+
+-- Thinking tokens are billed as output; tool-use prompt tokens as input.
+local function usage_of(m)
+  return common.usage(int(get(m, "promptTokenCount")) + int(get(m, "toolUsePromptTokenCount")),
+    int(get(m, "candidatesTokenCount")) + int(get(m, "thoughtsTokenCount")),
+    get(m, "totalTokenCount"))
+end
+
+-- The answer text of a candidate: its text parts, without thought summaries.
+local function text_of(candidate)
+  local out = {}
+  for _, part in ipairs(get(candidate, "content", "parts") or {}) do
+    if type(part) == "table" and type(part.text) == "string" and not part.thought then
+      out[#out + 1] = part.text
+    end
+  end
+  return table.concat(out)
+end
+
+-- google.rpc.RetryInfo in error.details: how long the quota needs.
+local function retry_info(err)
+  for _, d in ipairs(get(err, "details") or {}) do
+    local t = str(get(d, "@type"))
+    if t and t:sub(-#"google.rpc.RetryInfo") == "google.rpc.RetryInfo" then
+      return common.duration(d.retryDelay)
+    end
+  end
+  return nil
+end
+
+-- An invalid key is a 400 INVALID_ARGUMENT whose ErrorInfo says API_KEY_INVALID.
+local function bad_key(err)
+  for _, d in ipairs(get(err, "details") or {}) do
+    if get(d, "reason") == "API_KEY_INVALID" then return true end
+  end
+  return (str(get(err, "message")) or ""):find("API key not valid", 1, true) ~= nil
+end
+
+-- The status an error payload stands for when it has no number of its own.
+local STATUS_OF = {
+  INVALID_ARGUMENT = 400, FAILED_PRECONDITION = 400, UNAUTHENTICATED = 401,
+  PERMISSION_DENIED = 403, NOT_FOUND = 404, RESOURCE_EXHAUSTED = 429,
+  INTERNAL = 500, UNAVAILABLE = 503, DEADLINE_EXCEEDED = 504,
+}
+
+-- {"error": {"code": 429, "message": ..., "status": "RESOURCE_EXHAUSTED",
+-- "details": [...]}}, also inside the JSON array a non-SSE stream answers.
+local function describe(raw)
+  local err = get(raw, "error") or get(raw, 1, "error")
+  local code = str(get(err, "status"))
+  local kind
+  if code == "RESOURCE_EXHAUSTED" then
+    kind = "rate_limit"
+  elseif bad_key(err) then
+    kind = "auth"
+  end
+  return {
+    message = str(get(err, "message")), code = code, kind = kind,
+    status = common.error_status(get(err, "code")) or STATUS_OF[code],
+    retry_after = retry_info(err),
+  }
+end
+
+local errors = common.errors(NAME, describe)
+
+--- classify(status, headers, body) → error object, for a non-2xx answer.
+M.classify = errors.classify
+
+--- parse(status, headers, body) → {text, texts, finish_reason, usage, model, raw}
+function M.parse(status, headers, body)
+  local raw = errors.answer(status, headers, body, "a GenerateContentResponse JSON object")
+  local blocked = str(get(raw, "promptFeedback", "blockReason"))
+  if blocked then common.blocked(NAME, blocked, raw) end
+  local candidates = raw.candidates
+  if type(get(candidates, 1)) ~= "table" then
+    if type(raw.usageMetadata) ~= "table" then
+      common.parse_error(NAME, status, body, "a response with candidates", true)
+    end
+    common.empty(NAME, "other", raw)   -- counted, but nothing came back
+  end
+  local texts = {}
+  for i, c in ipairs(candidates) do texts[i] = text_of(c) end
+  local reason = str(candidates[1].finishReason)
+  local finish = finish_of(reason)
+  return common.result(NAME, {texts = texts, finish_reason = finish, reason = reason,
+    usage = usage_of(raw.usageMetadata), model = str(raw.modelVersion), raw = raw})
+end
+
+--- stream_event(state, {event, data}) → text_delta or nil, done
+-- Every event is a whole GenerateContentResponse; there is no end marker, the
+-- stream ends at EOF (done is always false).
+function M.stream_event(state, ev)
+  local d = errors.event(ev.data, "a GenerateContentResponse chunk")
+  if d == nil then return nil, false end
+  local blocked = str(get(d, "promptFeedback", "blockReason"))
+  if blocked then common.blocked(NAME, blocked, d) end
+  state.model = str(d.modelVersion) or state.model
+  if type(d.usageMetadata) == "table" then state.usage = usage_of(d.usageMetadata) end
+  local candidate = get(d, "candidates", 1)
+  local reason = str(get(candidate, "finishReason"))
+  if reason then
+    state.finish_reason = finish_of(reason)
+    if state.finish_reason == BLOCKED then state.block_reason = reason end
+  end
+  local text = str(text_of(candidate))
+  if text then state.text_seen = true end
+  return text, false
+end
+
+--- stream_end(state): at EOF, raises content_filter / empty when no text arrived.
+M.stream_end = errors.stream_end
+
+return M

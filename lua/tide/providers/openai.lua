@@ -1,0 +1,141 @@
+--- OpenAI chat completions (POST {base}/chat/completions), also spoken by
+-- Ollama, vLLM, llama.cpp, OpenRouter and Groq.
+local common = require "tide.providers.common"
+
+local get, str = common.get, common.str
+
+local M = {
+  name = "openai",
+  default_base_url = "https://api.openai.com/v1",
+}
+local NAME = M.name
+
+-- finish_reason values as they are, with the legacy function_call folded in.
+local FINISH = {stop = "stop", length = "length", content_filter = "content_filter",
+                tool_calls = "tool_calls", function_call = "tool_calls"}
+
+local function finish_of(reason)
+  return FINISH[reason] or "other"
+end
+
+-- Reasoning models (o1, o3, o4-mini, gpt-5...) reject max_tokens.
+local function takes_completion_tokens(model)
+  return model:match("^o%d") ~= nil or model:match("^gpt%-5") ~= nil
+end
+
+local function response_format(rf)
+  if rf == nil then return nil end
+  if rf.type == "json_schema" then
+    return {type = "json_schema", json_schema = {
+      name = rf.name or common.SCHEMA_NAME, schema = common.schema(rf.schema), strict = rf.strict}}
+  end
+  return {type = rf.type}
+end
+
+--- build(cfg, req) → {url, headers, body}
+function M.build(cfg, req)
+  common.require_messages(req, NAME)
+  local messages = {}
+  for i, m in ipairs(req.messages) do
+    messages[i] = {role = m.role, content = m.content}   -- system stays in the list
+  end
+  local body = {
+    model = cfg.model,
+    messages = messages,
+    temperature = req.temperature,
+    top_p = req.top_p,
+    stop = common.list(req.stop),
+    n = req.n,
+    stream = req.stream or nil,
+    response_format = response_format(req.response_format),
+  }
+  if req.max_tokens then
+    local field = takes_completion_tokens(cfg.model) and "max_completion_tokens" or "max_tokens"
+    body[field] = req.max_tokens
+  end
+  if req.stream then body.stream_options = {include_usage = true} end
+  return common.request(cfg, req, "/chat/completions", body, "Authorization", "Bearer ")
+end
+
+local function usage_of(u)
+  return common.usage(get(u, "prompt_tokens"), get(u, "completion_tokens"), get(u, "total_tokens"))
+end
+
+-- The status an error payload stands for when it has none of its own: by its
+-- code or type, else a server error.
+local STATUS_OF = {
+  rate_limit_exceeded = 429, insufficient_quota = 429, requests = 429, tokens = 429,
+  invalid_api_key = 401, authentication_error = 401, permission_error = 403,
+  not_found = 404, model_not_found = 404, invalid_request_error = 400,
+  context_length_exceeded = 400, server_error = 500,
+}
+
+-- OpenAI's {"error": {message, type, code}}, and the looser shapes of
+-- compatible servers ({"error": "..."}, FastAPI's {"detail": "..."},
+-- {"message": "...", "code": 400}).
+local function describe(raw)
+  local err = get(raw, "error")
+  if type(err) ~= "table" then
+    return {message = str(err) or str(get(raw, "detail")) or str(get(raw, "message"))}
+  end
+  local code = str(err.code) or str(err.type)
+  local d = {
+    message = str(err.message), code = code,
+    status = common.error_status(err.code) or STATUS_OF[code] or STATUS_OF[str(err.type)],
+  }
+  -- a spent quota answers 429 too, but waiting will not refill it
+  if code == "insufficient_quota" then d.retryable = false end
+  return d
+end
+
+local errors = common.errors(NAME, describe)
+
+--- classify(status, headers, body) → error object, for a non-2xx answer.
+M.classify = errors.classify
+
+--- parse(status, headers, body) → {text, texts, finish_reason, usage, model, raw}
+-- for a 2xx answer; raises parse / content_filter / empty errors.
+function M.parse(status, headers, body)
+  local raw = errors.answer(status, headers, body, "a chat completion JSON object")
+  local choices = raw.choices
+  if type(get(choices, 1, "message")) ~= "table" then
+    common.parse_error(NAME, status, body, "a chat completion with choices[1].message", true)
+  end
+  local texts = {}
+  for i, c in ipairs(choices) do
+    texts[i] = str(get(c, "message", "content")) or ""
+  end
+  local first = choices[1]
+  local finish = finish_of(first.finish_reason)
+  local refusal = str(first.message.refusal)
+  if refusal and texts[1] == "" then finish = "content_filter" end
+  return common.result(NAME, {texts = texts, finish_reason = finish, reason = refusal,
+    usage = usage_of(raw.usage), model = str(raw.model), raw = raw})
+end
+
+--- stream_event(state, {event, data}) → text_delta or nil, done
+-- Text comes from choice 0; usage from the last chunk (include_usage).
+function M.stream_event(state, ev)
+  if ev.data == "[DONE]" then return nil, true end
+  local chunk = errors.event(ev.data, "a chat completion chunk")
+  if chunk == nil then return nil, false end
+  state.model = str(chunk.model) or state.model
+  if type(chunk.usage) == "table" then state.usage = usage_of(chunk.usage) end
+  local text
+  for _, c in ipairs(get(chunk, "choices") or {}) do
+    if type(c) == "table" and (c.index == nil or c.index == 0) then
+      text = str(get(c, "delta", "content"))
+      local refusal = str(get(c, "delta", "refusal"))
+      if refusal then state.block_reason = (state.block_reason or "") .. refusal end
+      if type(c.finish_reason) == "string" then state.finish_reason = finish_of(c.finish_reason) end
+    end
+  end
+  if text then state.text_seen = true end
+  return text, false
+end
+
+--- stream_end(state): at the end of a stream, raises content_filter / empty
+-- when no text arrived.
+M.stream_end = errors.stream_end
+
+return M

@@ -1,6 +1,6 @@
 --- fanout.lua: the tide side of the raw fan-out benchmark.
 --
---   tide   scripts/bench/fanout.lua URL N [--concurrency C] [--latency-ms L] [--client NAME]
+--   tide   scripts/bench/fanout.lua URL N [--concurrency C] [--latency-ms L] [--client NAME] [--lm]
 --   lua5.4 scripts/bench/fanout.lua ...   (with LUA_PATH/LUA_CPATH pointing at lua/ and build/lib/)
 --
 -- The same N POSTs curl_floor.c sends, gathered at once with tide.map (at most C at a
@@ -26,7 +26,7 @@ end
 
 local url, n = arg[1], arg[2] and count(arg[2], 1)
 if not url or not n then usage() end
-local concurrency, latency_ms, client = 0, nil, nil
+local concurrency, latency_ms, client, through_lm = 0, nil, nil, false
 do
   local i = 3
   while arg[i] do
@@ -34,6 +34,7 @@ do
     if a == "--concurrency" then concurrency = count(arg[i + 1], 0); i = i + 2
     elseif a == "--latency-ms" then latency_ms = count(arg[i + 1], 0); i = i + 2
     elseif a == "--client" and arg[i + 1] then client = arg[i + 1]; i = i + 2
+    elseif a == "--lm" then through_lm = true; i = i + 1
     elseif i == 3 and tonumber(a) then concurrency = count(a, 0); i = i + 1
     else usage() end
   end
@@ -95,6 +96,22 @@ for i = 1, n do slots[i] = i end
 
 local function post()
   return tide.request{ url = url, method = "POST", body = body, headers = headers }
+end
+
+-- --lm: the same calls through tide.LM and its OpenAI provider (request building,
+-- response parsing, usage, history), with retries and the cache off so every call
+-- is one request.
+if through_lm then
+  local lm = tide.LM("openai/mock", {
+    base_url = url:gsub("/chat/completions$", ""), api_key = "bench-key", cache = false,
+    num_retries = 0, headers = latency_ms and {["x-mock-scenario"] = "latency=" .. latency_ms} or nil,
+    history_limit = 100,
+  })
+  local messages = {{role = "user", content = string.rep("x", PROMPT_CHARS)}}
+  post = function()
+    local r = lm:call{messages = messages}
+    return {status = r.text and 200 or 0}
+  end
 end
 
 local function batch()

@@ -241,7 +241,9 @@ local function send(self, norm)
     if r.status >= 200 and r.status < 300 then
       return p.provider.parse(r.status, r.headers, r.body)
     end
-    error(p.provider.classify(r.status, r.headers, r.body), 0)
+    local err = p.provider.classify(r.status, r.headers, r.body)
+    err.provider = p.cfg.provider   -- "groq", not the wire format's "openai"
+    error(err, 0)
   end)
   result.attempts = attempts
   return result
@@ -355,8 +357,11 @@ function LM:stream(req)
   end
   local parser, state, pieces, queue = sse.new(), {}, {}, {}
   local finished = false
+  local fail
   local function finish()
     if finished then return end
+    local ok_end, end_err = pcall(p.provider.stream_end, state)   -- no text at all is an error
+    if not ok_end then fail(end_err) end
     finished = true
     s:close()
     if release then release:release(); release = nil end
@@ -369,7 +374,7 @@ function LM:stream(req)
     for k, v in pairs(result) do final[k] = v end
     record(self, norm, started, result)
   end
-  local function fail(err)
+  fail = function(err)
     finished = true
     s:close()
     if release then release:release(); release = nil end

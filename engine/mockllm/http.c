@@ -22,6 +22,7 @@ static void conn_free_cb(uv_handle_t *h)
   buf_free(&c->in);
   buf_free(&c->out);
   buf_free(&c->tail);
+  free(c->ev_end);
   free(c);
 }
 
@@ -108,6 +109,10 @@ void conn_done(struct conn *c)
   uv_timer_stop(&c->timer);
   buf_free(&c->out);  /* idle connections should hold no buffers */
   buf_free(&c->tail);
+  free(c->ev_end);
+  c->ev_end = NULL;
+  c->nev = c->iev = 0;
+  c->stream = c->chunked = c->cut = 0;
   c->out_off = 0;
   c->fill_left = 0;
   c->tail_sent = 0;
@@ -230,6 +235,12 @@ static const char *parse_head(struct head *h, const char *p, size_t len)
       conn_keep_tok |= token_in(v, (size_t)(ve - v), "keep-alive");
     } else if (name_is(line, nlen, "expect")) {
       h->expect = token_in(v, (size_t)(ve - v), "100-continue");
+    } else if (name_is(line, nlen, "authorization") || name_is(line, nlen, "x-api-key") ||
+               name_is(line, nlen, "x-goog-api-key")) {
+      /* the log keeps which header came, never its value */
+      if (h->auth == NULL)
+        h->auth = name_is(line, nlen, "authorization") ? "authorization"
+                : name_is(line, nlen, "x-api-key") ? "x-api-key" : "x-goog-api-key";
     } else if (name_is(line, nlen, "x-mock-scenario")) {
       h->has_scen = 1;
       h->scen_off = (size_t)(v - p);
@@ -398,6 +409,8 @@ static int parse_request(struct conn *c, struct request *rq, struct buf *body)
     rq->body_len = h->clen;
   }
   total = h->len + used;
+  rq->method = p;
+  rq->method_len = h->target_off - 1;
   rq->is_get = h->is_get;
   rq->is_post = h->is_post;
   rq->http10 = h->http10;
@@ -405,6 +418,8 @@ static int parse_request(struct conn *c, struct request *rq, struct buf *body)
   rq->target_len = h->target_len;
   rq->scenario = h->has_scen ? p + h->scen_off : NULL;
   rq->scenario_len = h->scen_len;
+  rq->auth = h->auth;
+  rq->t_ns = c->read_ns;
   c->keepalive = h->keepalive != 0;
   c->http10 = h->http10 != 0;
   c->in_off += total;  /* the bytes stay put until the next read compacts */
@@ -464,6 +479,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *b)
   struct conn *c = st->data;
   (void)b;
   if (nread > 0) {
+    c->read_ns = uv_hrtime();
     c->in.len += (size_t)nread;
     if (c->draining)
       c->in.len = c->in_off;

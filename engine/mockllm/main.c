@@ -212,6 +212,7 @@ int main(int argc, char **argv)
     uv_loop_close(&loop);
   }
   failtab_clear(&s.fails);
+  log_clear(&s.log);
   free(s.filler);
   return r == 0 ? 0 : 1;
 }

@@ -16,14 +16,19 @@
 enum route {
   ROUTE_OPENAI, ROUTE_ANTHROPIC, ROUTE_GEMINI, ROUTE_HEALTH, ROUTE_OTHER,
   ROUTE_COUNTED,              /* routes below are never counted nor delayed */
-  ROUTE_STATS = ROUTE_COUNTED, ROUTE_RESET
+  ROUTE_STATS = ROUTE_COUNTED, ROUTE_RESET, ROUTE_LOG
 };
 
 enum fault {
   FAULT_NONE, FAULT_DROP, FAULT_RESET_HEADERS, FAULT_RESET_BODY, FAULT_TRUNCATE,
   FAULT_MALFORMED, FAULT_EMPTY, FAULT_HTML, FAULT_ERROR_BODY, FAULT_HUGE,
-  FAULT_DRIP, FAULT_HANG
+  FAULT_DRIP, FAULT_HANG,
+  FAULT_BLOCKED, FAULT_NO_TEXT,         /* 200 answers without usable text */
+  FAULT_STREAM_ERROR, FAULT_STREAM_DROP /* only on stream requests */
 };
+
+/* error=NAME: a provider error with a fixed, real-looking body. */
+enum scripted_error { ERROR_NONE, ERROR_CONTEXT_WINDOW };
 
 /* One request's script: X-Mock-Scenario parsed over the server default.
    -1 (or 0 for status, NULL for reply) means "not given". */
@@ -42,6 +47,9 @@ struct scenario {
   int endless;
   char *reply;                /* URL-decoded, owned; free with scenario_free */
   size_t reply_len;
+  long stream_interval_ms;    /* pause between stream events */
+  int finish_length;          /* finish=length: cut by max tokens */
+  enum scripted_error error;
 };
 
 struct failent;
@@ -55,6 +63,25 @@ struct stats {
   unsigned long long by_route[ROUTE_COUNTED];
   long long in_flight, peak_in_flight;
   long long connections_open, peak_connections;
+};
+
+/* One request as GET /__log shows it. Strings are owned by the entry. */
+struct logent {
+  unsigned long long seq;
+  uint64_t t_ns;              /* uv_hrtime() when the request was in */
+  enum route route;
+  int status;                 /* 0: nothing was sent (drop, hang) */
+  int stream;
+  const char *auth;           /* a static header name, or NULL */
+  char *path, *key, *model;   /* NULL shows as null */
+};
+
+/* The last LOG_CAP requests, oldest first from `first`. */
+#define LOG_CAP 10000
+struct reqlog {
+  struct logent *ring;        /* allocated on the first entry */
+  size_t first, count;
+  unsigned long long seq;
 };
 
 struct conn;
@@ -74,6 +101,7 @@ struct server {
   struct conn *conns;         /* every open connection, for shutdown */
   struct stats st;
   struct failtab fails;
+  struct reqlog log;
   const char *default_scenario;
   long latency_ms;
   int quiet, verbose;
@@ -84,6 +112,8 @@ struct server {
 
 /* What http.c hands to respond.c; pointers are valid only during the call. */
 struct request {
+  const char *method;
+  size_t method_len;
   int is_get, is_post;
   int http10;
   const char *target;
@@ -92,6 +122,8 @@ struct request {
   size_t scenario_len;
   const char *body;
   size_t body_len;
+  const char *auth;           /* name of the auth header it carried, or NULL */
+  uint64_t t_ns;              /* when its last byte was read */
 };
 
 /* Parsed request head; offsets are relative to the request start in c->in. */
@@ -106,6 +138,7 @@ struct head {
   unsigned long long clen;
   int has_clen, chunked, expect, continued;
   int keepalive;
+  const char *auth;
 };
 
 struct conn {
@@ -131,6 +164,12 @@ struct conn {
   long interval_ms;
   size_t drip_bytes;
   int endless;
+  uint64_t read_ns;           /* time of the last read */
+
+  /* A stream: its events lie back to back in `tail`; event i ends at ev_end[i]. */
+  size_t *ev_end;
+  size_t nev, iev;
+  long ev_interval_ms;
 
   unsigned busy : 1;          /* a request is being answered */
   unsigned counted : 1;       /* ... and it counts in in_flight */
@@ -142,6 +181,9 @@ struct conn {
   unsigned in_pump : 1;
   unsigned tail_sent : 1;
   unsigned draining : 1;      /* lingering close: input is discarded */
+  unsigned stream : 1;        /* the answer is a stream of events */
+  unsigned chunked : 1;       /* ... framed as chunks (else ended by close) */
+  unsigned cut : 1;           /* ... dropped after its last prepared event */
 };
 
 /* http.c */
@@ -163,6 +205,15 @@ void scenario_init(struct scenario *sc, long default_latency);
 void scenario_free(struct scenario *sc);
 unsigned long failtab_hit(struct failtab *t, const char *key, size_t len);
 void failtab_clear(struct failtab *t);
+
+/* log.c */
+/* A copy of s[0..n) for an entry, cut at LOG_STR_MAX bytes; NULL for NULL. */
+#define LOG_STR_MAX 512
+char *log_dup(const char *s, size_t n);
+/* Takes e's strings; the oldest entry goes when the ring is full. */
+void log_add(struct reqlog *l, struct logent *e);
+void log_clear(struct reqlog *l);
+void log_json(const struct reqlog *l, struct buf *out);
 
 /* stats.c */
 void stats_request(struct server *s, enum route r);

@@ -136,7 +136,7 @@ unsigned long long token_count(size_t bytes)
   return bytes == 0 ? 1 : (bytes + 3) / 4;
 }
 
-static void put_model(struct buf *b, const struct prompt *p)
+void reply_put_model(struct buf *b, const struct prompt *p)
 {
   if (p->model)
     json_put_str(b, p->model, p->model_len);
@@ -144,62 +144,102 @@ static void put_model(struct buf *b, const struct prompt *p)
     buf_adds(b, "\"mock-model\"");
 }
 
+const char *reply_finish_name(enum route r, enum finish f)
+{
+  static const char *const names[3][4] = {
+    /* STOP          LENGTH        BLOCKED           NO_TEXT */
+    {"stop",       "length",     "content_filter", "length"},
+    {"end_turn",   "max_tokens", "refusal",        "max_tokens"},
+    {"STOP",       "MAX_TOKENS", "SAFETY",         "MAX_TOKENS"},
+  };
+  int row = r == ROUTE_ANTHROPIC ? 1 : r == ROUTE_GEMINI ? 2 : 0;
+  return names[row][f];
+}
+
+/* Gemini leaves zero counts out, as it does for a candidate with no text. */
+void reply_gemini_usage(struct buf *b, unsigned long long ptok, unsigned long long ctok)
+{
+  buf_addf(b, "\"usageMetadata\":{\"promptTokenCount\":%llu,", ptok);
+  if (ctok)
+    buf_addf(b, "\"candidatesTokenCount\":%llu,", ctok);
+  buf_addf(b, "\"totalTokenCount\":%llu}", ptok + ctok);
+}
+
 void reply_ok(struct buf *b, enum route r, const struct prompt *p,
               unsigned long long id, const char *text, size_t n,
-              unsigned long long ctok, size_t *text_at)
+              unsigned long long ctok, enum finish f, size_t *text_at)
 {
   unsigned long long ptok = token_count(p->all.len);
-  size_t at;
+  const char *fin = reply_finish_name(r, f);
+  size_t at = 0;
+  if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT)
+    ctok = 0;
   switch (r) {
   case ROUTE_ANTHROPIC:
     buf_addf(b, "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
-    put_model(b, p);
-    buf_adds(b, ",\"content\":[{\"type\":\"text\",\"text\":");
-    at = b->len + 1;
-    json_put_str(b, text, n);
-    buf_addf(b, "}],\"stop_reason\":\"end_turn\",\"stop_sequence\":null,"
-             "\"usage\":{\"input_tokens\":%llu,\"output_tokens\":%llu}}", ptok, ctok);
+    reply_put_model(b, p);
+    if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT) {
+      buf_adds(b, ",\"content\":[]");
+    } else {
+      buf_adds(b, ",\"content\":[{\"type\":\"text\",\"text\":");
+      at = b->len + 1;
+      json_put_str(b, text, n);
+      buf_adds(b, "}]");
+    }
+    buf_addf(b, ",\"stop_reason\":\"%s\",\"stop_sequence\":null,"
+             "\"usage\":{\"input_tokens\":%llu,\"output_tokens\":%llu}}", fin, ptok, ctok);
     break;
   case ROUTE_GEMINI:
-    buf_adds(b, "{\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":");
-    at = b->len + 1;
-    json_put_str(b, text, n);
-    buf_addf(b, "}]},\"finishReason\":\"STOP\",\"index\":0}],\"usageMetadata\":"
-             "{\"promptTokenCount\":%llu,\"candidatesTokenCount\":%llu,"
-             "\"totalTokenCount\":%llu},\"modelVersion\":", ptok, ctok, ptok + ctok);
-    put_model(b, p);
+    buf_addc(b, '{');
+    if (f == FINISH_BLOCKED) {
+      /* a blocked prompt has feedback and no candidates at all */
+      buf_addf(b, "\"promptFeedback\":{\"blockReason\":\"%s\"},", fin);
+    } else if (f == FINISH_NO_TEXT) {
+      buf_addf(b, "\"candidates\":[{\"content\":{\"role\":\"model\"},\"finishReason\":\"%s\","
+               "\"index\":0}],", fin);
+    } else {
+      buf_adds(b, "\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":");
+      at = b->len + 1;
+      json_put_str(b, text, n);
+      buf_addf(b, "}]},\"finishReason\":\"%s\",\"index\":0}],", fin);
+    }
+    reply_gemini_usage(b, ptok, ctok);
+    buf_adds(b, ",\"modelVersion\":");
+    reply_put_model(b, p);
     buf_addc(b, '}');
     break;
   default:
     buf_addf(b, "{\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion\","
              "\"created\":%lld,\"model\":", id, (long long)time(NULL));
-    put_model(b, p);
+    reply_put_model(b, p);
     buf_adds(b, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
-    at = b->len + 1;
-    json_put_str(b, text, n);
-    buf_addf(b, "},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":%llu,"
-             "\"completion_tokens\":%llu,\"total_tokens\":%llu}}", ptok, ctok, ptok + ctok);
+    if (f == FINISH_BLOCKED) {
+      buf_adds(b, "null");
+    } else {
+      at = b->len + 1;
+      json_put_str(b, text, f == FINISH_NO_TEXT ? 0 : n);
+    }
+    buf_addf(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
+             "\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,"
+             "\"total_tokens\":%llu}}", fin, ptok, ctok, ptok + ctok);
     break;
   }
   if (text_at)
     *text_at = at;
 }
 
-static void openai_error(struct buf *b, int status, const char *msg)
+/* type and code as the real API sends them for each status. */
+static void openai_error(struct buf *b, int status, const char *msg, const char *code)
 {
-  const char *type, *code = NULL;
-  if (status == 429)
-    type = code = "rate_limit_exceeded";
-  else if (status == 401) {
-    type = "invalid_request_error";
+  const char *type = "invalid_request_error";
+  if (status == 429) {
+    type = "requests";        /* the limit that ran out: "requests" or "tokens" */
+    code = "rate_limit_exceeded";
+  } else if (status == 401) {
     code = "invalid_api_key";
-  } else if (status == 404) {
-    type = "invalid_request_error";
-    code = "not_found";
-  } else if (status >= 500)
+  } else if (status >= 500) {
     type = "server_error";
-  else
-    type = "invalid_request_error";
+  }
   buf_adds(b, "{\"error\":{\"message\":");
   json_put_str(b, msg, strlen(msg));
   buf_addf(b, ",\"type\":\"%s\",\"param\":null,\"code\":", type);
@@ -214,8 +254,12 @@ static void anthropic_error(struct buf *b, int status, const char *msg)
   const char *type;
   switch (status) {
   case 401: type = "authentication_error"; break;
+  case 402: type = "billing_error"; break;
   case 403: type = "permission_error"; break;
   case 404: type = "not_found_error"; break;
+  case 408:                   /* not an Anthropic status; the nearest kind */
+  case 504: type = "timeout_error"; break;
+  case 409: type = "conflict_error"; break;
   case 413: type = "request_too_large"; break;
   case 429: type = "rate_limit_error"; break;
   case 529: type = "overloaded_error"; break;
@@ -239,7 +283,11 @@ static void gemini_error(struct buf *b, int status, const char *msg, long retry_
   case 499: st = "CANCELLED"; break;
   case 500: st = "INTERNAL"; break;
   case 501: st = "UNIMPLEMENTED"; break;
+  /* 408, 502 and 529 are not Google statuses: the canonical code nearest in meaning */
+  case 502:
+  case 529:
   case 503: st = "UNAVAILABLE"; break;
+  case 408:
   case 504: st = "DEADLINE_EXCEEDED"; break;
   default: st = status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION";
   }
@@ -260,5 +308,35 @@ void reply_error(struct buf *b, enum route r, int status, const char *msg,
   else if (r == ROUTE_GEMINI)
     gemini_error(b, status, msg, retry_after);
   else
-    openai_error(b, status, msg);
+    openai_error(b, status, msg, status == 404 ? "model_not_found" : NULL);
+}
+
+void reply_context_window(struct buf *b, enum route r)
+{
+  if (r == ROUTE_ANTHROPIC)
+    buf_adds(b, "{\"type\":\"error\",\"error\":{\"type\":\"invalid_request_error\","
+             "\"message\":\"prompt is too long: 210000 tokens > 200000 maximum\"}}");
+  else if (r == ROUTE_GEMINI)
+    buf_adds(b, "{\"error\":{\"code\":400,\"message\":\"The input token count (1200000) "
+             "exceeds the maximum number of tokens allowed (1048576).\","
+             "\"status\":\"INVALID_ARGUMENT\"}}");
+  else
+    buf_adds(b, "{\"error\":{\"message\":\"This model's maximum context length is 128000 "
+             "tokens. However, your messages resulted in 130000 tokens.\","
+             "\"type\":\"invalid_request_error\",\"param\":\"messages\","
+             "\"code\":\"context_length_exceeded\"}}");
+}
+
+void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen,
+                    const char *path, size_t n)
+{
+  struct buf msg = {0};
+  buf_addf(&msg, "Invalid URL (%.*s %.*s)", (int)(mlen > 20 ? 20 : mlen), method,
+           (int)(n > 200 ? 200 : n), path);
+  buf_addc(&msg, '\0');
+  if (r == ROUTE_OPENAI)
+    openai_error(b, 404, msg.data, NULL);  /* a wrong URL has no code, unlike a wrong model */
+  else
+    reply_error(b, r, 404, msg.data, -1);
+  buf_free(&msg);
 }

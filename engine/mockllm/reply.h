@@ -23,15 +23,54 @@ void prompt_free(struct prompt *p);
 /* ceil(bytes / 4), at least 1. */
 unsigned long long token_count(size_t bytes);
 
+/* How an answer ends: complete, cut by max tokens, refused by a safety
+   filter (no text), or out of tokens before any text. */
+enum finish { FINISH_STOP, FINISH_LENGTH, FINISH_BLOCKED, FINISH_NO_TEXT };
+
 /* Success body for route r. *text_at receives the offset just inside the
-   reply string's opening quote (fault=huge inserts its filler there). */
+   reply string's opening quote (fault=huge inserts its filler there), or 0
+   when the body carries no text. */
 void reply_ok(struct buf *b, enum route r, const struct prompt *p,
               unsigned long long id, const char *text, size_t n,
-              unsigned long long ctok, size_t *text_at);
+              unsigned long long ctok, enum finish f, size_t *text_at);
 
 /* Error body in route r's shape; retry_after < 0 means none. */
 void reply_error(struct buf *b, enum route r, int status, const char *msg,
                  long retry_after);
+/* The provider's 400 for a prompt longer than the context window. */
+void reply_context_window(struct buf *b, enum route r);
+/* 404 for a path no provider has, worded as OpenAI words it. */
+void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen,
+                    const char *path, size_t n);
+
+/* Shared with sse.c. */
+void reply_put_model(struct buf *b, const struct prompt *p);
+const char *reply_finish_name(enum route r, enum finish f);
+void reply_gemini_usage(struct buf *b, unsigned long long ptok, unsigned long long ctok);
+
+/* sse.c: a streamed answer, as the provider's sequence of events. */
+struct events {
+  struct buf data;            /* the events, back to back */
+  size_t *end;                /* event i is data[end[i-1] .. end[i]) */
+  size_t n, cap;
+};
+
+enum stream_end {
+  STREAM_END_NORMAL,
+  STREAM_END_ERROR,           /* the provider's error event after two text deltas */
+  STREAM_END_CUT              /* nothing after two text deltas: the caller drops */
+};
+
+struct stream_opts {
+  int include_usage;          /* OpenAI stream_options.include_usage */
+  int json_array;             /* Gemini without alt=sse: one streamed JSON array */
+  enum stream_end end;
+};
+
+void sse_reply(struct events *ev, enum route r, const struct prompt *p,
+               unsigned long long id, const char *text, size_t n,
+               unsigned long long ctok, enum finish f, const struct stream_opts *o);
+void events_free(struct events *ev);
 
 /* answer.c: the deterministic default reply text. */
 void answer_default(struct buf *out, const struct prompt *p, const struct json *root);

@@ -35,16 +35,44 @@ static const char *reason(int status)
   }
 }
 
-/* Route from the path; *shape is the error format for it, which for unknown
-   paths follows the API prefix so a misrouted client can still parse it. */
-static enum route route_of(const char *t, size_t n, enum route *shape,
-                           const char **model, size_t *mlen)
+/* Length of the path in target t[0..n), without its query string. */
+static size_t path_len(const char *t, size_t n)
 {
-  static const char gen[] = ":generateContent";
-  const char *q = memchr(t, '?', n), *m;
-  size_t k = sizeof gen - 1;
-  if (q)
-    n = (size_t)(q - t);
+  const char *q = memchr(t, '?', n);
+  return q ? (size_t)(q - t) : n;
+}
+
+/* Non-zero when the query string of t[0..n) has name=..., and that value is
+   `want` (or anything, for want == NULL). */
+static int query_has(const char *t, size_t n, const char *name, const char *want)
+{
+  size_t at = path_len(t, n), k = strlen(name);
+  while (at < n) {
+    const char *p = t + at + 1, *amp = memchr(p, '&', (size_t)(t + n - p));
+    size_t len = amp ? (size_t)(amp - p) : (size_t)(t + n - p);
+    if (len > k && p[k] == '=' && memcmp(p, name, k) == 0 &&
+        (want == NULL || (len - k - 1 == strlen(want) && memcmp(p + k + 1, want, len - k - 1) == 0)))
+      return 1;
+    at = (size_t)(p + len - t);
+  }
+  return 0;
+}
+
+static int ends_with(const char *t, size_t n, const char *suffix)
+{
+  size_t k = strlen(suffix);
+  return n >= k && memcmp(t + n - k, suffix, k) == 0;
+}
+
+/* Route from the path; *shape is the error format for it, which for unknown
+   paths follows the API prefix so a misrouted client can still parse it.
+   *gstream is set for Gemini's streamGenerateContent. */
+static enum route route_of(const char *t, size_t n, enum route *shape,
+                           const char **model, size_t *mlen, int *gstream)
+{
+  const char *m;
+  size_t k;
+  n = path_len(t, n);
 #define IS(lit) (n == sizeof(lit) - 1 && memcmp(t, lit, n) == 0)
   *shape = ROUTE_OPENAI;
   if (IS("/v1/chat/completions") || IS("/chat/completions"))
@@ -57,6 +85,8 @@ static enum route route_of(const char *t, size_t n, enum route *shape,
     return ROUTE_STATS;
   if (IS("/__reset"))
     return ROUTE_RESET;
+  if (IS("/__log"))
+    return ROUTE_LOG;
 #undef IS
   if (n > 7 && memcmp(t, "/v1beta", 7) == 0)
     *shape = ROUTE_GEMINI;
@@ -66,14 +96,20 @@ static enum route route_of(const char *t, size_t n, enum route *shape,
     m = t + 4;
   else
     return ROUTE_OTHER;
+  *gstream = ends_with(t, n, ":streamGenerateContent");
+  k = *gstream ? sizeof ":streamGenerateContent" - 1 : sizeof ":generateContent" - 1;
   if ((size_t)(t + n - m) > 7 + k && memcmp(m, "models/", 7) == 0 &&
-      memcmp(t + n - k, gen, k) == 0) {
+      (*gstream || ends_with(t, n, ":generateContent"))) {
     *model = m + 7;
     *mlen = (size_t)(t + n - k - *model);
     return *shape = ROUTE_GEMINI;
   }
+  *gstream = 0;
   return ROUTE_OTHER;
 }
+
+#define LEN_NONE (-1)       /* the body ends when the connection does */
+#define LEN_CHUNKED (-2)
 
 static void put_head(struct buf *b, const struct conn *c, int status, const char *ctype,
                      long long clen, const struct scenario *sc)
@@ -81,6 +117,10 @@ static void put_head(struct buf *b, const struct conn *c, int status, const char
   buf_addf(b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason(status), ctype);
   if (clen >= 0)
     buf_addf(b, "Content-Length: %lld\r\n", clen);
+  else if (clen == LEN_CHUNKED)
+    buf_adds(b, "Transfer-Encoding: chunked\r\n");
+  if (strncmp(ctype, "text/event-stream", 17) == 0)
+    buf_adds(b, "Cache-Control: no-cache\r\n");  /* as the providers send it */
   if (sc == NULL || status < 300) {
     /* Retry-After only means something on a refusal */
   } else if (sc->retry_after >= 0) {
@@ -157,9 +197,51 @@ static void drip_next(struct conn *c)
   }
 }
 
+static void stream_next(struct conn *c);
+
+static void on_stream_timer(uv_timer_t *t)
+{
+  stream_next(t->data);
+}
+
+static void stream_pause(struct conn *c)
+{
+  uv_timer_start(&c->timer, on_stream_timer, (uint64_t)c->ev_interval_ms, 0);
+}
+
+/* One write per event, each after the previous one is out, so a client
+   sees them arrive apart even without stream_interval. */
+static void stream_next(struct conn *c)
+{
+  size_t start, end;
+  int last;
+  if (c->iev == c->nev) {
+    if (c->cut)
+      finish_close(c, 0);  /* FIN before the stream's end: a mid-stream drop */
+    else
+      conn_done(c);
+    return;
+  }
+  start = c->iev ? c->ev_end[c->iev - 1] : 0;
+  end = c->ev_end[c->iev++];
+  last = c->iev == c->nev;
+  c->out.len = 0;  /* the previous write is complete: its buffer is free */
+  if (c->chunked)
+    buf_addf(&c->out, "%zx\r\n", end - start);
+  buf_add(&c->out, c->tail.data + start, end - start);
+  if (c->chunked)
+    buf_adds(&c->out, last && !c->cut ? "\r\n0\r\n\r\n" : "\r\n");
+  conn_send(c, c->out.data, c->out.len,
+            !last && c->ev_interval_ms > 0 ? stream_pause : stream_next);
+}
+
 static void respond_go(struct conn *c)
 {
   const char *p = c->out.data ? c->out.data : "";
+  if (c->stream) {
+    conn_send(c, p, c->out.len, stream_next);  /* the head first, on its own */
+    return;
+  }
   switch (c->fault) {
   case FAULT_HANG:
     return;  /* until the client gives up */
@@ -190,12 +272,25 @@ static void on_latency(uv_timer_t *t)
 }
 
 /* The response as it would be without faults: status, body, and where the
-   reply text sits in the body (0 when there is none). */
+   reply text sits in the body (0 when there is none); or, for a stream, its
+   events. */
 struct answer {
   int status;
   enum route shape;
   struct buf body;
   size_t text_at;
+  int stream;
+  const char *ctype;          /* of the stream */
+  struct events ev;
+};
+
+/* What respond_start learnt of a provider request before answering it. */
+struct call {
+  struct json_doc doc;
+  int parsed;                 /* 1 parsed, -1 not JSON, 0 not a provider POST */
+  int stream;                 /* the client asked for a stream */
+  const char *model;
+  size_t model_len;
 };
 
 static void answer_error(struct answer *a, int status, const char *msg, long retry_after)
@@ -206,45 +301,85 @@ static void answer_error(struct answer *a, int status, const char *msg, long ret
   reply_error(&a->body, a->shape, status, msg, retry_after);
 }
 
-static void answer_provider(struct answer *a, struct conn *c, const struct request *rq,
-                            enum route r, const struct scenario *sc,
-                            const char *model, size_t mlen)
+/* A fault that shapes the JSON body (drip, huge, truncate, ...) answers a
+   stream request without streaming; these are the ones a stream carries. */
+static int streams_with(enum fault f)
 {
-  struct json_doc doc;
+  return f == FAULT_NONE || f == FAULT_BLOCKED || f == FAULT_NO_TEXT ||
+         f == FAULT_STREAM_ERROR || f == FAULT_STREAM_DROP;
+}
+
+static void answer_provider(struct answer *a, struct conn *c, const struct request *rq,
+                            enum route r, const struct scenario *sc, struct call *k)
+{
   struct prompt p;
   struct buf text = {0};
   const char *err;
   char msg[160];
   unsigned long long ctok;
-  if (json_parse(&doc, rq->body, rq->body_len) != 0) {
+  enum finish fin = sc->finish_length ? FINISH_LENGTH : FINISH_STOP;
+  if (k->parsed < 0) {
     snprintf(msg, sizeof msg, "invalid JSON in request body: %s at byte %zu",
-             doc.error, doc.error_at);
-    json_free(&doc);
+             k->doc.error, k->doc.error_at);
     answer_error(a, 400, msg, -1);
     return;
   }
-  err = prompt_read(r, doc.root, &p);
+  if (sc->fault == FAULT_BLOCKED)
+    fin = FINISH_BLOCKED;
+  else if (sc->fault == FAULT_NO_TEXT)
+    fin = FINISH_NO_TEXT;
+  err = prompt_read(r, k->doc.root, &p);
   if (err) {
     answer_error(a, 400, err, -1);
   } else {
     if (r == ROUTE_GEMINI) {
-      p.model = model;
-      p.model_len = mlen;
+      p.model = k->model;
+      p.model_len = k->model_len;
     }
     if (sc->reply)
       buf_add(&text, sc->reply, sc->reply_len);
     else
-      answer_default(&text, &p, doc.root);
+      answer_default(&text, &p, k->doc.root);
     ctok = token_count(sc->fault == FAULT_HUGE ? (size_t)sc->size : text.len);
     if (sc->fault == FAULT_HUGE)
       text.len = 0;  /* the filler becomes the text */
     a->status = 200;
-    reply_ok(&a->body, r, &p, ++c->srv->next_id, text.data ? text.data : "", text.len,
-             ctok, &a->text_at);
+    if (k->stream && streams_with(sc->fault)) {
+      struct stream_opts o;
+      const struct json *so = json_get(k->doc.root, "stream_options");
+      o.include_usage = r == ROUTE_OPENAI && json_get(so, "include_usage") &&
+                        json_get(so, "include_usage")->type == JSON_TRUE;
+      o.json_array = r == ROUTE_GEMINI && !query_has(rq->target, rq->target_len, "alt", "sse");
+      o.end = sc->fault == FAULT_STREAM_ERROR ? STREAM_END_ERROR
+            : sc->fault == FAULT_STREAM_DROP ? STREAM_END_CUT : STREAM_END_NORMAL;
+      a->stream = 1;
+      a->ctype = o.json_array ? "application/json; charset=UTF-8" : "text/event-stream";
+      sse_reply(&a->ev, r, &p, ++c->srv->next_id, text.data ? text.data : "", text.len,
+                ctok, fin, &o);
+    } else {
+      reply_ok(&a->body, r, &p, ++c->srv->next_id, text.data ? text.data : "", text.len,
+               ctok, fin, &a->text_at);
+    }
   }
   buf_free(&text);
   prompt_free(&p);
-  json_free(&doc);
+}
+
+/* Hands a stream's events to the connection, behind a head without length. */
+static void build_stream(struct conn *c, struct answer *a, const struct scenario *sc)
+{
+  c->stream = 1;
+  c->chunked = !c->http10;  /* HTTP/1.0 has no chunks: the close ends it */
+  if (!c->chunked)
+    c->keepalive = 0;
+  put_head(&c->out, c, 200, a->ctype, c->chunked ? LEN_CHUNKED : LEN_NONE, sc);
+  c->tail = a->ev.data;
+  c->ev_end = a->ev.end;
+  c->nev = a->ev.n;
+  c->iev = 0;
+  memset(&a->ev, 0, sizeof a->ev);
+  c->ev_interval_ms = sc->stream_interval_ms;
+  c->cut = sc->fault == FAULT_STREAM_DROP;
 }
 
 /* Fills c->out with what respond_go will send for fault sc->fault. */
@@ -254,6 +389,10 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
   const char *body = a->body.data ? a->body.data : "";
   size_t blen = a->body.len;
   c->fault = sc->fault;
+  if (a->stream) {
+    build_stream(c, a, sc);
+    return;
+  }
   switch (sc->fault) {
   case FAULT_MALFORMED:
     blen = blen > 1 ? blen / 2 : 0;
@@ -266,6 +405,7 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
     a->status = 200;
     break;
   case FAULT_HTML:
+    a->status = 200;
     put_head(out, c, 200, "text/html; charset=utf-8", (long long)(sizeof html_page - 1), sc);
     buf_add(out, html_page, sizeof html_page - 1);
     return;
@@ -293,7 +433,7 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
     c->out_off = 0;
     if (c->endless) {
       c->keepalive = 0;  /* the body ends only when the connection does */
-      put_head(out, c, a->status, "application/json", -1, sc);
+      put_head(out, c, a->status, "application/json", LEN_NONE, sc);
       buf_add(out, body, blen);
       return;
     }
@@ -316,14 +456,17 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
   buf_free(&head);
 }
 
-/* /__stats and /__reset: never delayed, scripted, or counted. */
+/* /__stats, /__reset and /__log: never delayed, scripted, counted or logged. */
 static void respond_internal(struct conn *c, enum route r)
 {
   struct buf body = {0};
   if (r == ROUTE_STATS) {
     stats_json(c->srv, &body);
+  } else if (r == ROUTE_LOG) {
+    log_json(&c->srv->log, &body);
   } else {
     stats_reset(c->srv);
+    log_clear(&c->srv->log);
     buf_adds(&body, "{\"ok\":true}");
   }
   put_head(&c->out, c, 200, "application/json", (long long)body.len, NULL);
@@ -333,24 +476,68 @@ static void respond_internal(struct conn *c, enum route r)
   conn_send(c, c->out.data, c->out.len, conn_done);
 }
 
+/* Reads what the log and the answer need from a provider request's body. */
+static void call_read(struct call *k, const struct request *rq, enum route r, int gstream)
+{
+  const struct json *v;
+  if (r != ROUTE_OPENAI && r != ROUTE_ANTHROPIC && r != ROUTE_GEMINI)
+    return;
+  if (!rq->is_post)
+    return;
+  k->parsed = json_parse(&k->doc, rq->body, rq->body_len) == 0 ? 1 : -1;
+  if (r == ROUTE_GEMINI) {
+    k->stream = gstream;  /* Gemini streams by URL, not by a body field */
+    return;
+  }
+  if (k->parsed < 0 || k->doc.root->type != JSON_OBJECT)
+    return;
+  v = json_get(k->doc.root, "stream");
+  k->stream = v && v->type == JSON_TRUE;
+  v = json_get(k->doc.root, "model");
+  if (v && v->type == JSON_STRING) {
+    k->model = v->s;
+    k->model_len = v->n;
+  }
+}
+
+static void log_request(struct server *s, const struct request *rq, enum route r, int status,
+                        const struct scenario *sc, const struct call *k)
+{
+  struct logent e;
+  memset(&e, 0, sizeof e);
+  e.t_ns = rq->t_ns;
+  e.route = r;
+  e.status = status;
+  e.stream = k->stream;
+  e.auth = rq->auth;
+  if (e.auth == NULL && query_has(rq->target, rq->target_len, "key", NULL))
+    e.auth = "?key";  /* a key in the URL: its name only, like the headers */
+  e.path = log_dup(rq->target, path_len(rq->target, rq->target_len));
+  e.key = sc->key ? log_dup(sc->key, sc->keylen) : NULL;
+  e.model = log_dup(k->model, k->model_len);
+  log_add(&s->log, &e);
+}
+
 void respond_start(struct conn *c, const struct request *rq)
 {
   struct server *s = c->srv;
   struct scenario sc;
   struct answer a;
-  const char *model = NULL;
-  size_t mlen = 0;
+  struct call k;
+  int gstream = 0;
   char err[160];
-  enum route r = route_of(rq->target, rq->target_len, &a.shape, &model, &mlen);
-  if (r == ROUTE_STATS || r == ROUTE_RESET) {
+  enum route r;
+  memset(&a, 0, sizeof a);
+  memset(&k, 0, sizeof k);
+  r = route_of(rq->target, rq->target_len, &a.shape, &k.model, &k.model_len, &gstream);
+  if (r >= ROUTE_COUNTED) {
     respond_internal(c, r);
     return;
   }
   stats_request(s, r);
   c->counted = 1;
-  memset(&a.body, 0, sizeof a.body);
-  a.text_at = 0;
   a.status = 200;
+  call_read(&k, rq, r, gstream);
   scenario_init(&sc, s->latency_ms);
   if (s->default_scenario)
     scenario_parse(&sc, s->default_scenario, strlen(s->default_scenario), err, sizeof err);
@@ -364,18 +551,21 @@ void respond_start(struct conn *c, const struct request *rq)
       if (hits > (unsigned long)sc.fail_first) {
         sc.fault = FAULT_NONE;  /* past the failures: a plain success */
         sc.status = 0;
+        sc.error = ERROR_NONE;
         sc.retry_after = sc.retry_after_date = -1;
-      } else if (sc.status == 0 && sc.fault == FAULT_NONE) {
+      } else if (sc.status == 0 && sc.fault == FAULT_NONE && sc.error == ERROR_NONE) {
         sc.status = 500;
       }
     }
     if (r == ROUTE_OTHER) {
-      char msg[160];
-      snprintf(msg, sizeof msg, "mock: no route for %.*s",
-               (int)(rq->target_len > 100 ? 100 : rq->target_len), rq->target);
-      answer_error(&a, 404, msg, -1);
+      a.status = 404;
+      reply_no_route(&a.body, a.shape, rq->method, rq->method_len, rq->target,
+                     path_len(rq->target, rq->target_len));
     } else if (r == ROUTE_HEALTH ? !rq->is_get : !rq->is_post) {
       answer_error(&a, 405, "mock: method not allowed", -1);
+    } else if (sc.error == ERROR_CONTEXT_WINDOW && r != ROUTE_HEALTH) {
+      a.status = 400;
+      reply_context_window(&a.body, r);
     } else if (sc.status != 0 && sc.status != 200) {
       char msg[64];
       snprintf(msg, sizeof msg, "mock: scripted HTTP %d", sc.status);
@@ -383,14 +573,19 @@ void respond_start(struct conn *c, const struct request *rq)
     } else if (r == ROUTE_HEALTH) {
       buf_adds(&a.body, "{\"status\":\"ok\"}");
     } else {
-      answer_provider(&a, c, rq, r, &sc, model, mlen);
+      answer_provider(&a, c, rq, r, &sc, &k);
     }
   }
   if (s->verbose)
-    fprintf(stderr, "mockllm: %s %.*s -> %d%s\n", rq->is_post ? "POST" : rq->is_get ? "GET" : "?",
-            (int)rq->target_len, rq->target, a.status, sc.fault ? " (fault)" : "");
+    fprintf(stderr, "mockllm: %.*s %.*s -> %d%s%s\n", (int)rq->method_len, rq->method,
+            (int)path_len(rq->target, rq->target_len), rq->target, a.status,
+            a.stream ? " (stream)" : "", sc.fault ? " (fault)" : "");
   build(c, &a, &sc);
+  log_request(s, rq, r, sc.fault == FAULT_DROP || sc.fault == FAULT_HANG ? 0 : a.status, &sc, &k);
   buf_free(&a.body);
+  events_free(&a.ev);
+  if (k.parsed)
+    json_free(&k.doc);
   if (sc.fault != FAULT_HANG) {  /* a hang waits for the client, not a timer */
     if (sc.latency_ms > 0)
       uv_timer_start(&c->timer, on_latency, (uint64_t)sc.latency_ms, 0);
@@ -403,11 +598,17 @@ void respond_start(struct conn *c, const struct request *rq)
 void respond_fail(struct conn *c, int status, const char *msg)
 {
   struct buf body = {0};
+  struct logent e;
   c->busy = 1;
   c->keepalive = 0;
   c->linger = 1;
   stats_request(c->srv, ROUTE_OTHER);
   c->counted = 1;
+  memset(&e, 0, sizeof e);
+  e.t_ns = c->read_ns;
+  e.route = ROUTE_OTHER;
+  e.status = status;
+  log_add(&c->srv->log, &e);
   reply_error(&body, ROUTE_OPENAI, status, msg, -1);
   put_head(&c->out, c, status, "application/json", (long long)body.len, NULL);
   buf_add(&c->out, body.data, body.len);

@@ -88,7 +88,8 @@ static const struct { const char *name; enum fault f; } faults[] = {
   {"reset_body", FAULT_RESET_BODY}, {"truncate", FAULT_TRUNCATE},
   {"malformed", FAULT_MALFORMED}, {"empty", FAULT_EMPTY}, {"html", FAULT_HTML},
   {"error_body", FAULT_ERROR_BODY}, {"huge", FAULT_HUGE}, {"drip", FAULT_DRIP},
-  {"hang", FAULT_HANG},
+  {"hang", FAULT_HANG}, {"blocked", FAULT_BLOCKED}, {"no_text", FAULT_NO_TEXT},
+  {"stream_error", FAULT_STREAM_ERROR}, {"stream_drop", FAULT_STREAM_DROP},
 };
 
 static int bad(char *err, size_t errlen, const char *what, const char *k, size_t n)
@@ -124,6 +125,30 @@ static int set_item(struct scenario *sc, const char *k, size_t kn, const char *v
     if (parse_num(v, vn, 86400000ULL, &x) != 0)
       return bad(err, errlen, "bad milliseconds for", k, kn);
     *(k[0] == 'l' ? &sc->latency_ms : &sc->interval_ms) = (long)x;
+    return 0;
+  }
+  if (keyis(k, kn, "stream_interval")) {
+    if (parse_num(v, vn, 86400000ULL, &x) != 0)
+      return bad(err, errlen, "bad milliseconds for", k, kn);
+    sc->stream_interval_ms = (long)x;
+    return 0;
+  }
+  if (keyis(k, kn, "finish")) {
+    if (keyis(v, vn, "length"))
+      sc->finish_length = 1;
+    else if (keyis(v, vn, "stop"))
+      sc->finish_length = 0;
+    else
+      return bad(err, errlen, "unknown finish", v, vn);
+    return 0;
+  }
+  if (keyis(k, kn, "error")) {
+    if (keyis(v, vn, "context_window"))
+      sc->error = ERROR_CONTEXT_WINDOW;
+    else if (keyis(v, vn, "none"))
+      sc->error = ERROR_NONE;
+    else
+      return bad(err, errlen, "unknown error", v, vn);
     return 0;
   }
   if (keyis(k, kn, "status")) {

@@ -1,0 +1,294 @@
+/* sse.c: streamed answers as each provider sends them, one event per entry
+   of a struct events. The text goes out in a handful of deltas cut between
+   words, so their concatenation is exactly the non-streamed reply. */
+#include "reply.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define PIECES 6              /* deltas a reply is cut into, at most */
+#define TEXT_DELTAS_BEFORE_FAULT 2
+
+void events_free(struct events *ev)
+{
+  buf_free(&ev->data);
+  free(ev->end);
+  memset(ev, 0, sizeof *ev);
+}
+
+/* The event written since the previous mark ends here. */
+static void ev_mark(struct events *ev)
+{
+  if (ev->n == ev->cap) {
+    size_t cap = ev->cap ? ev->cap * 2 : 16;
+    size_t *end = xmalloc(cap * sizeof *end);
+    if (ev->n)
+      memcpy(end, ev->end, ev->n * sizeof *end);
+    free(ev->end);
+    ev->end = end;
+    ev->cap = cap;
+  }
+  ev->end[ev->n++] = ev->data.len;
+}
+
+/* End of the piece of text[0..n) that starts at `at`: the first word break
+   at least `target` bytes on, else (a long run without one) the nearest
+   UTF-8 character boundary, so no delta splits a character. */
+static size_t piece_end(const char *t, size_t n, size_t at, size_t target)
+{
+  size_t e = at + target, i, limit;
+  if (e >= n)
+    return n;
+  limit = e + target < n ? e + target : n;
+  for (i = e; i < limit; i++)
+    if (t[i - 1] == ' ' || t[i - 1] == '\n')
+      return i;
+  while (e < n && ((unsigned char)t[e] & 0xC0) == 0x80)
+    e++;
+  return e;
+}
+
+/* Walks the text piece by piece; pieces_next returns 0 when there is none
+   left, or when a scripted fault stops the stream after its second delta
+   (which then comes before the finish, even when the text is all out). */
+struct pieces {
+  const char *text;
+  size_t n, at, target;
+  int sent;
+  const struct stream_opts *o;
+};
+
+static void pieces_init(struct pieces *ps, const char *text, size_t n,
+                        const struct stream_opts *o)
+{
+  ps->text = text;
+  ps->n = n;
+  ps->at = 0;
+  ps->target = n / PIECES + 1;
+  ps->sent = 0;
+  ps->o = o;
+}
+
+static int pieces_next(struct pieces *ps, const char **p, size_t *len)
+{
+  size_t e;
+  if (ps->at >= ps->n)
+    return 0;
+  if (ps->o->end != STREAM_END_NORMAL && ps->sent == TEXT_DELTAS_BEFORE_FAULT)
+    return 0;
+  e = piece_end(ps->text, ps->n, ps->at, ps->target);
+  *p = ps->text + ps->at;
+  *len = e - ps->at;
+  ps->at = e;
+  ps->sent++;
+  return 1;
+}
+
+static int pieces_last(const struct pieces *ps)
+{
+  return ps->at >= ps->n;
+}
+
+/* ---- OpenAI: data: CHUNK, ..., data: [DONE] */
+
+static void openai_begin(struct buf *b, unsigned long long id, long long created,
+                         const struct prompt *p)
+{
+  buf_addf(b, "data: {\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion.chunk\","
+           "\"created\":%lld,\"model\":", id, created);
+  reply_put_model(b, p);
+  buf_adds(b, ",\"choices\":[");
+}
+
+/* With include_usage every chunk carries "usage":null until the last. */
+static void openai_end(struct events *ev, const struct stream_opts *o)
+{
+  buf_adds(&ev->data, o->include_usage ? "],\"usage\":null}\n\n" : "]}\n\n");
+  ev_mark(ev);
+}
+
+static void openai_stream(struct events *ev, const struct prompt *p, unsigned long long id,
+                          const char *text, size_t n, unsigned long long ctok,
+                          enum finish f, const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  long long created = (long long)time(NULL);
+  unsigned long long ptok = token_count(p->all.len);
+  struct pieces ps;
+  const char *s;
+  size_t len;
+  openai_begin(b, id, created, p);
+  buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
+           "\"logprobs\":null,\"finish_reason\":null}");
+  openai_end(ev, o);
+  pieces_init(&ps, text, f == FINISH_STOP || f == FINISH_LENGTH ? n : 0, o);
+  while (pieces_next(&ps, &s, &len)) {
+    openai_begin(b, id, created, p);
+    buf_adds(b, "{\"index\":0,\"delta\":{\"content\":");
+    json_put_str(b, s, len);
+    buf_adds(b, "},\"logprobs\":null,\"finish_reason\":null}");
+    openai_end(ev, o);
+  }
+  if (o->end == STREAM_END_CUT)
+    return;
+  if (o->end == STREAM_END_ERROR) {
+    buf_adds(b, "data: {\"error\":{\"message\":\"mock stream error\",\"type\":\"server_error\","
+             "\"param\":null,\"code\":null}}\n\n");
+    ev_mark(ev);
+    return;
+  }
+  openai_begin(b, id, created, p);
+  buf_addf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+           reply_finish_name(ROUTE_OPENAI, f));
+  openai_end(ev, o);
+  if (o->include_usage) {
+    if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT)
+      ctok = 0;
+    openai_begin(b, id, created, p);
+    buf_addf(b, "],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,"
+             "\"total_tokens\":%llu}}\n\n", ptok, ctok, ptok + ctok);
+    ev_mark(ev);
+  }
+  buf_adds(b, "data: [DONE]\n\n");
+  ev_mark(ev);
+}
+
+/* ---- Anthropic: event: NAME / data: JSON */
+
+static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned long long id,
+                             const char *text, size_t n, unsigned long long ctok,
+                             enum finish f, const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  int has_text = f == FINISH_STOP || f == FINISH_LENGTH;
+  struct pieces ps;
+  const char *s;
+  size_t len;
+  buf_addf(b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+           "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
+  reply_put_model(b, p);
+  buf_addf(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+           "\"usage\":{\"input_tokens\":%llu,\"output_tokens\":1}}}\n\n", token_count(p->all.len));
+  ev_mark(ev);
+  if (has_text) {
+    buf_adds(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+             "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
+    ev_mark(ev);
+  }
+  buf_adds(b, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+  ev_mark(ev);
+  pieces_init(&ps, text, has_text ? n : 0, o);
+  while (pieces_next(&ps, &s, &len)) {
+    buf_adds(b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+             "\"delta\":{\"type\":\"text_delta\",\"text\":");
+    json_put_str(b, s, len);
+    buf_adds(b, "}}\n\n");
+    ev_mark(ev);
+  }
+  if (o->end == STREAM_END_CUT)
+    return;
+  if (o->end == STREAM_END_ERROR) {
+    buf_adds(b, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
+             "\"message\":\"Overloaded\"}}\n\n");
+    ev_mark(ev);
+    return;
+  }
+  if (has_text) {
+    buf_adds(b, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n");
+    ev_mark(ev);
+  }
+  buf_addf(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":"
+           "{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":%llu}}\n\n",
+           reply_finish_name(ROUTE_ANTHROPIC, f), has_text ? ctok : 0);
+  ev_mark(ev);
+  buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+  ev_mark(ev);
+}
+
+/* ---- Gemini: data: GenerateContentResponse, lines ended by CRLF as
+   Google's servers send them; or, without alt=sse, one JSON array. */
+
+static void gemini_open(struct events *ev, const struct stream_opts *o)
+{
+  if (!o->json_array)
+    buf_adds(&ev->data, "data: ");
+  else
+    buf_adds(&ev->data, ev->n == 0 ? "[" : ",\r\n");
+}
+
+static void gemini_close(struct events *ev, const struct stream_opts *o)
+{
+  if (!o->json_array)
+    buf_adds(&ev->data, "\r\n\r\n");
+  ev_mark(ev);
+}
+
+static void gemini_stream(struct events *ev, const struct prompt *p,
+                          const char *text, size_t n, unsigned long long ctok,
+                          enum finish f, const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  unsigned long long ptok = token_count(p->all.len);
+  const char *fin = reply_finish_name(ROUTE_GEMINI, f);
+  struct pieces ps;
+  const char *s = "";
+  size_t len = 0;
+  if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT) {
+    gemini_open(ev, o);
+    if (f == FINISH_BLOCKED)
+      buf_addf(b, "{\"promptFeedback\":{\"blockReason\":\"%s\"},", fin);
+    else
+      buf_addf(b, "{\"candidates\":[{\"content\":{\"role\":\"model\"},\"finishReason\":\"%s\","
+               "\"index\":0}],", fin);
+    reply_gemini_usage(b, ptok, 0);
+    buf_adds(b, ",\"modelVersion\":");
+    reply_put_model(b, p);
+    buf_addc(b, '}');
+    gemini_close(ev, o);
+  } else {
+    pieces_init(&ps, text, n, o);
+    (void)pieces_next(&ps, &s, &len);  /* an empty reply is still one event */
+    do {
+      /* a scripted fault comes before the finish, so no event may carry it */
+      int last = pieces_last(&ps) && o->end == STREAM_END_NORMAL;
+      gemini_open(ev, o);
+      buf_adds(b, "{\"candidates\":[{\"content\":{\"parts\":[{\"text\":");
+      json_put_str(b, s, len);
+      buf_adds(b, "}],\"role\":\"model\"}");
+      if (last)
+        buf_addf(b, ",\"finishReason\":\"%s\"", fin);
+      buf_adds(b, ",\"index\":0}],");
+      /* until the last event the usage counts the prompt only */
+      reply_gemini_usage(b, ptok, last ? ctok : 0);
+      buf_adds(b, ",\"modelVersion\":");
+      reply_put_model(b, p);
+      buf_addc(b, '}');
+      gemini_close(ev, o);
+    } while (pieces_next(&ps, &s, &len));
+    if (o->end == STREAM_END_ERROR) {
+      gemini_open(ev, o);
+      buf_adds(b, "{\"error\":{\"code\":500,\"message\":\"mock stream error\","
+               "\"status\":\"INTERNAL\"}}");
+      gemini_close(ev, o);
+    }
+    if (o->end != STREAM_END_NORMAL)
+      return;  /* the array stays open too: the stream ends abnormally */
+  }
+  if (o->json_array) {
+    buf_addc(b, ']');
+    ev->end[ev->n - 1] = b->len;
+  }
+}
+
+void sse_reply(struct events *ev, enum route r, const struct prompt *p,
+               unsigned long long id, const char *text, size_t n,
+               unsigned long long ctok, enum finish f, const struct stream_opts *o)
+{
+  if (r == ROUTE_ANTHROPIC)
+    anthropic_stream(ev, p, id, text, n, ctok, f, o);
+  else if (r == ROUTE_GEMINI)
+    gemini_stream(ev, p, text, n, ctok, f, o);
+  else
+    openai_stream(ev, p, id, text, n, ctok, f, o);
+}

@@ -126,6 +126,13 @@ describe("tide.LM", function()
         assert.are.equal(2, err.attempts)
       end)
 
+      it("takes a per-call timeout over the LM's", function()
+        local lm = lm_for(p, "fault=hang", {timeout = 30, num_retries = 0})
+        local ok, err = pcall(lm.call, lm, {prompt = "slow", timeout = 0.1})
+        assert.is_false(ok)
+        assert.are.equal("timeout", err.kind)
+      end)
+
       it("reports a dropped connection as a transport error", function()
         local lm = lm_for(p, "fault=drop", {num_retries = 0})
         local ok, err = pcall(lm.call, lm, "dropped")

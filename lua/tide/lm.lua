@@ -107,7 +107,7 @@ end
 
 --- One request, normalised: messages plus the sampling options, the LM's
 -- defaults under the call's own.
-local function normalise(self, req)
+local function normalise(self, req)   -- → the request, and the call's own timeout
   if type(req) == "string" then
     req = {messages = {{role = "user", content = req}}}
   elseif type(req) ~= "table" then
@@ -147,7 +147,7 @@ local function normalise(self, req)
     n = req.n,
     response_format = req.response_format,
     extra = extra,
-  }
+  }, req.timeout
 end
 
 local function cache_key(self, norm, rollout_id)
@@ -226,11 +226,11 @@ local function retry_opts(self, p)
 end
 
 --- The request itself, retried: gate, buckets, HTTP, provider parsing.
-local function send(self, norm)
+local function send(self, norm, timeout)
   local p = private[self]
   if p.transport then return p.transport(norm) end
   local built = p.provider.build(p.cfg, norm)
-  local timeout = self.timeout
+  timeout = timeout or self.timeout
   local attempts = 0
   local result = tide_core.retry(retry_opts(self, p), function()
     attempts = attempts + 1
@@ -252,9 +252,9 @@ end
 --- lm:call(req) → {text, finish_reason, usage = {input, output, total}, model, raw,
 -- cached, cost, attempts}.  req: a prompt string, a list of messages, or
 -- {messages | prompt, temperature, max_tokens, stop, top_p, n, response_format,
---  extra, cache = false, rollout_id}.  Raises typed errors.
+--  extra, timeout, cache = false, rollout_id}.  Raises typed errors.
 function LM:call(req)
-  local norm = normalise(self, req)
+  local norm, timeout = normalise(self, req)
   budget_check(self)
   local p = private[self]
   local started = tide_core.now()
@@ -287,12 +287,12 @@ function LM:call(req)
   end
   local ok, result
   if cache then
-    local t = tide_core.spawn(send, self, norm)
+    local t = tide_core.spawn(send, self, norm, timeout)
     p.inflight[key] = t
     ok, result = pcall(t.wait, t)
     if p.inflight[key] == t then p.inflight[key] = nil end
   else
-    ok, result = pcall(send, self, norm)
+    ok, result = pcall(send, self, norm, timeout)
   end
   if not ok then
     if type(result) == "table" then record(self, norm, started, nil, result) end
@@ -313,10 +313,10 @@ end
 -- ---- streaming --------------------------------------------------------------
 
 --- Opens the stream (retried until the first byte), checking the HTTP status.
-local function open_stream(self, p, built)
+local function open_stream(self, p, built, timeout)
   return tide_core.retry(retry_opts(self, p), function()
     local ok, s = pcall(tide_core.stream, {url = built.url, method = "POST", headers = built.headers,
-      body = built.body, timeout = self.timeout})
+      body = built.body, timeout = timeout or self.timeout})
     if not ok then error(lm_transport_error(self, s), 0) end
     if s.status >= 200 and s.status < 300 then return s end
     local body = {}
@@ -330,7 +330,7 @@ end
 -- The second value is a table filled in when the stream ends: {text,
 -- finish_reason, usage, model}.  Leaving the loop early closes the connection.
 function LM:stream(req)
-  local norm = normalise(self, req)
+  local norm, timeout = normalise(self, req)
   norm.stream = true
   budget_check(self)
   local p = private[self]
@@ -349,7 +349,7 @@ function LM:stream(req)
   end
   local built = p.provider.build(p.cfg, norm)
   local release = admit(p, norm)
-  local ok, s = pcall(open_stream, self, p, built)
+  local ok, s = pcall(open_stream, self, p, built, timeout)
   if not ok then
     if release then release:release() end
     record(self, norm, started, nil, s)

@@ -7,10 +7,18 @@ M.limit = 1000
 M.entries = {}
 M.usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0}
 
---- Appends an entry to a bounded list (drops the oldest past `limit`).
+--- Appends an entry to a bounded list.  Past twice the limit the oldest half
+-- goes in one move, so an append costs O(1) amortised instead of shifting the
+-- whole list every time; the list keeps between `limit` and 2 × `limit` entries.
 function M.append(list, entry, limit)
-  list[#list + 1] = entry
-  if #list > (limit or M.limit) then table.remove(list, 1) end
+  local n = #list + 1
+  list[n] = entry
+  limit = limit or M.limit
+  if n > 2 * limit then
+    local drop = n - limit
+    table.move(list, drop + 1, n, 1)
+    for i = n, limit + 1, -1 do list[i] = nil end
+  end
 end
 
 --- Adds a call's usage and cost to a totals table.

@@ -233,11 +233,7 @@ void bucket_open_lib(lua_State *L)
     {"bucket", bucket_lnew},
     {NULL, NULL}
   };
-  if (luaL_newmetatable(L, BUCKET_MT)) {
-    lua_pushvalue(L, -3);   /* the engine */
-    luaL_setfuncs(L, methods, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
+  if (engine_newclass(L, BUCKET_MT, methods)) {
     lua_pushcfunction(L, bucket_lgc);
     lua_setfield(L, -2, "__gc");
   }

@@ -375,6 +375,17 @@ void engine_setfuncs(lua_State *L, const luaL_Reg *l)
   luaL_setfuncs(L, l, 1);
 }
 
+int engine_newclass(lua_State *L, const char *name, const luaL_Reg *methods)
+{
+  if (!luaL_newmetatable(L, name))
+    return 0;
+  lua_pushvalue(L, -3);   /* the engine */
+  luaL_setfuncs(L, methods, 1);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -2, "__index");
+  return 1;
+}
+
 int luaopen_tide_core(lua_State *L)
 {
   static const luaL_Reg funcs[] = {

@@ -176,4 +176,9 @@ void error_open_lib(lua_State *L);
  * Every *_open_lib(L) expects that same [engine, module] pair on top. */
 void engine_setfuncs(lua_State *L, const luaL_Reg *l);
 
+/* Pushes the metatable `name`; when it is new, fills it with `methods` (engine as
+ * upvalue) and makes it its own __index, and returns 1 so the caller adds its
+ * metamethods.  Expects the same [engine, module] pair on top.  [-0, +1] */
+int engine_newclass(lua_State *L, const char *name, const luaL_Reg *methods);
+
 #endif

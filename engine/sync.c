@@ -189,11 +189,7 @@ void sync_open_lib(lua_State *L)
     {"semaphore", sem_lnew},
     {NULL, NULL}
   };
-  if (luaL_newmetatable(L, SEMAPHORE_MT)) {
-    lua_pushvalue(L, -3);   /* the engine */
-    luaL_setfuncs(L, methods, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
+  if (engine_newclass(L, SEMAPHORE_MT, methods)) {
     lua_pushcfunction(L, sem_lclose);
     lua_setfield(L, -2, "__close");
     lua_pushcfunction(L, sem_ltostring);

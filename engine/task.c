@@ -511,11 +511,7 @@ void task_open_lib(lua_State *L)
     {"current", task_lcurrent},
     {NULL, NULL}
   };
-  if (luaL_newmetatable(L, TASK_MT)) {
-    lua_pushvalue(L, -3);   /* the engine */
-    luaL_setfuncs(L, methods, 1);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -2, "__index");
+  if (engine_newclass(L, TASK_MT, methods)) {
     lua_pushcfunction(L, task_ltostring);
     lua_setfield(L, -2, "__tostring");
     lua_pushcfunction(L, task_lgc);

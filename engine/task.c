@@ -15,6 +15,7 @@
 
 #define UV_THREAD 1   /* user value: the coroutine */
 #define UV_ERROR 2    /* user value: the error object of a failed task */
+#define UV_CONTEXT 3  /* user value: the task's context (settings), inherited at spawn */
 
 /* One waiter (a task or the main flow) on a task's end. */
 typedef struct join_op {
@@ -101,11 +102,17 @@ task *task_spawn(tide_engine *E, lua_State *L, int nargs)
   lua_State *co;
   task *t;
   luaL_checkstack(L, 4, "tide.spawn");
-  t = (task *)lua_newuserdatauv(L, sizeof *t, 2);
+  t = (task *)lua_newuserdatauv(L, sizeof *t, 3);
   memset(t, 0, sizeof *t);
   luaL_setmetatable(L, TASK_MT);
   co = lua_newthread(L);
   lua_setiuservalue(L, -2, UV_THREAD);
+  if (E->current) {   /* a child sees its parent's context until it sets its own */
+    task_push_handle(L, E->current);
+    lua_getiuservalue(L, -1, UV_CONTEXT);
+    lua_setiuservalue(L, -3, UV_CONTEXT);
+    lua_pop(L, 1);
+  }
   lua_rotate(L, base, 1);             /* handle, function, args */
   lua_xmove(L, co, nargs + 1);
   t->E = E;
@@ -461,6 +468,33 @@ static int task_lspawn(lua_State *L)
   return 1;
 }
 
+/* tide.context() → the running task's context table (inherited from the task
+ * that spawned it), or nil on the main flow and in tasks without one. */
+static int task_lcontext(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  if (E->current) {
+    task_push_handle(L, E->current);
+    lua_getiuservalue(L, -1, UV_CONTEXT);
+  } else {
+    lua_pushnil(L);
+  }
+  return 1;
+}
+
+/* tide.spawn_in(context, fn, ...) → a task whose context (and its children's)
+ * is the given table. */
+static int task_lspawn_in(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_argexpected(L, task_is_callable(L, 2), 2, "function");
+  task_spawn(E, L, lua_gettop(L) - 2);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, UV_CONTEXT);
+  return 1;
+}
+
 /* tide.current() → the running task, or nil on the main flow */
 static int task_lcurrent(lua_State *L)
 {
@@ -509,6 +543,8 @@ void task_open_lib(lua_State *L)
   static const luaL_Reg funcs[] = {
     {"spawn", task_lspawn},
     {"current", task_lcurrent},
+    {"context", task_lcontext},
+    {"spawn_in", task_lspawn_in},
     {NULL, NULL}
   };
   if (engine_newclass(L, TASK_MT, methods)) {

@@ -151,6 +151,22 @@ describe("tasks", function()
   end)
 end)
 
+describe("task contexts", function()
+  local core = require "tide.core"
+  after_each(assert_clean)
+
+  it("a task's context is inherited by its children, and siblings keep their own", function()
+    assert.is_nil(core.context())
+    local a, b = core.spawn_in({who = "A"}, function()
+      return tide.gather(
+        function() tide.sleep(0.01); return core.context().who end,
+        function() return core.spawn_in({who = "B"}, function() tide.sleep(0); return core.context().who end):wait() end)
+    end):wait()
+    assert.are.same({"A", "B"}, {a, b})
+    assert.is_nil(core.context())
+  end)
+end)
+
 describe("where an async call can run", function()
   after_each(assert_clean)
 

@@ -155,6 +155,7 @@ end
 function Cache:put(key, answer)
   local value = {
     text = answer.text,
+    texts = answer.texts,
     finish_reason = answer.finish_reason,
     usage = answer.usage,
     model = answer.model,

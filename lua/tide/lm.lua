@@ -266,8 +266,8 @@ function LM:call(req)
     key = cache_key(self, norm, type(req) == "table" and req.rollout_id or self.rollout_id)
     local hit = cache:get(key)
     if hit then
-      local result = {text = hit.text, finish_reason = hit.finish_reason, model = hit.model,
-        usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0}
+      local result = {text = hit.text, texts = hit.texts, finish_reason = hit.finish_reason,
+        model = hit.model, usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0}
       record(self, norm, started, result)
       return result
     end
@@ -275,8 +275,8 @@ function LM:call(req)
     if pending then   -- the same request is in flight: share its answer
       local ok, shared_result = pcall(pending.wait, pending)
       if ok then
-        local result = {text = shared_result.text, finish_reason = shared_result.finish_reason,
-          model = shared_result.model, usage = {input = 0, output = 0, total = 0}, cached = true,
+        local result = {text = shared_result.text, texts = shared_result.texts,
+          finish_reason = shared_result.finish_reason, model = shared_result.model, usage = {input = 0, output = 0, total = 0}, cached = true,
           cost = 0}
         record(self, norm, started, result)
         return result

@@ -79,6 +79,14 @@ describe("tide.LM", function()
         assert.is_true(times[3] - times[2] >= 1.0, "second retry came too early")
       end)
 
+      it("stops retrying at the deadline, whatever num_retries allows", function()
+        local lm = lm_for(p, "status=503;retry_after=1", {num_retries = 10, deadline = 0.5})
+        local ok, err = pcall(lm.call, lm, "deadline")
+        assert.is_false(ok)
+        assert.are.equal("server", err.kind)
+        assert.are.equal(1, server:stats().requests)   -- a 1 s wait would pass the deadline
+      end)
+
       it("gives up after num_retries with a rate_limit error", function()
         local lm = lm_for(p, "status=429;retry_after=0", {num_retries = 2})
         local ok, err = pcall(lm.call, lm, "always limited")

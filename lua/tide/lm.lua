@@ -62,6 +62,7 @@ function M.new(model, opts)
   check_number(opts, "tpm", 0)
   check_number(opts, "timeout", 0)
   check_number(opts, "max_cost", 0)
+  check_number(opts, "deadline", 0)
   local self = setmetatable({
     model = model,
     provider = cfg.provider,
@@ -82,7 +83,7 @@ function M.new(model, opts)
     history_limit = opts.history_limit or history.limit,
     usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0},
   }, LM)
-  local p = {provider = provider, cfg = cfg, inflight = {}}
+  local p = {provider = provider, cfg = cfg, inflight = {}, deadline = opts.deadline}
   if opts.max_parallel_requests then
     p.gate = tide_core.semaphore(math.tointeger(opts.max_parallel_requests) or
       math.floor(opts.max_parallel_requests))

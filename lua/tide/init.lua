@@ -50,10 +50,12 @@ local cache = require "tide.cache"
 tide.LM = lm.new
 tide.DummyLM = lm.dummy
 
---- What tide uses when a call does not say: settings.lm is the default LM.
-tide.settings = {lm = nil}
+local settings = require "tide.settings"
 
---- tide.configure{lm = lm, cache = false | {dir = path, memory = n}}
+--- What tide uses when a call does not say (tide.configure sets these).
+tide.settings = settings.global
+
+--- tide.configure{lm = lm, adapter = tide.adapters.json, cache = false | {dir = path, memory = n}}
 function tide.configure(opts)
   if type(opts) ~= "table" then
     error("bad argument #1 to 'configure' (table expected, got " .. type(opts) .. ")", 2)
@@ -62,7 +64,13 @@ function tide.configure(opts)
     if getmetatable(opts.lm) ~= lm.LM then
       error("tide.configure: lm must be a tide.LM", 2)
     end
-    tide.settings.lm = opts.lm
+    settings.global.lm = opts.lm
+  end
+  if opts.adapter ~= nil then
+    if type(opts.adapter) ~= "table" or type(opts.adapter.format) ~= "function" then
+      error("tide.configure: adapter must be tide.adapters.chat or tide.adapters.json", 2)
+    end
+    settings.global.adapter = opts.adapter
   end
   if opts.cache ~= nil then
     if opts.cache == false then
@@ -73,8 +81,25 @@ function tide.configure(opts)
       error("tide.configure: cache must be false or {dir = ..., memory = ...}", 2)
     end
   end
-  return tide.settings
+  return settings.global
 end
+
+--- tide.context({lm = other}, fn, ...) runs fn(...) as a task in which (and in
+-- whose children) those settings hold; other tasks keep theirs.
+tide.context = settings.with
+
+-- ---- signatures, predictors, modules ---------------------------------------------
+
+local predict = require "tide.predict"
+local prediction = require "tide.prediction"
+
+tide.Signature = require("tide.signature").new
+tide.Predict = predict.new
+tide.ChainOfThought = predict.chain_of_thought
+tide.Module = require("tide.module").new
+tide.Example = prediction.example
+tide.Prediction = prediction.prediction
+tide.adapters = {chat = require "tide.adapters.chat", json = require "tide.adapters.json"}
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)

@@ -1,0 +1,103 @@
+--- The chat adapter: DSPy's `[[ ## field ## ]]` format.
+--
+--   local msgs = chat.format(sig, {question = "..."}, demos)   -- system, demos, user
+--   local out = chat.parse(sig, reply_text)                   -- typed values, or a parse error
+--
+-- The messages are the ones DSPy's ChatAdapter builds for the same signature, inputs
+-- and demos, character for character.  A reply is read section by section: the
+-- first section of a field wins, unknown markers are skipped, and nothing after
+-- `[[ ## completed ## ]]` counts.
+local common = require "tide.adapters.common"
+local coerce = require "tide.adapters.coerce"
+
+local M = {name = "chat"}
+
+-- The middle of the system message: each field's placeholder, then the end marker.
+function M.structure(sig)
+  local parts = {
+    "All interactions will be structured in the following way, with the appropriate values filled in.",
+    common.placeholders(sig.inputs, "input"),
+    common.placeholders(sig.outputs, "output"),
+    "[[ ## completed ## ]]\n",
+  }
+  return common.trim(table.concat(parts, "\n\n"))
+end
+
+-- The reminder that closes the request.
+function M.requirements(sig)
+  local fields = {}
+  for i, f in ipairs(sig.outputs) do
+    fields[i] = "`[[ ## " .. f.name .. " ## ]]`" .. common.type_info(f)
+  end
+  return "Respond with the corresponding output fields, starting with the field " ..
+         table.concat(fields, ", then ") .. ", and then ending with the marker for `[[ ## completed ## ]]`."
+end
+
+-- A demo's answer: every output (or the text saying it is missing), then the end marker.
+function M.assistant(sig, values, missing)
+  local list = {}
+  for i, f in ipairs(sig.outputs) do
+    local v = values[f.name]
+    if v == nil then v = missing end
+    list[i] = {f, v}
+  end
+  return common.sections(list) .. "\n\n[[ ## completed ## ]]\n"
+end
+
+--- format(sig, inputs [, demos]) → the messages for a call
+function M.format(sig, inputs, demos)
+  return common.messages(M, sig, inputs, demos)
+end
+
+-- The reply as {name, text} sections, in order, up to `[[ ## completed ## ]]`.
+local function sections(text)
+  local out = {{name = nil, lines = {}}}
+  local s = text:gsub("\r\n", "\n"):gsub("\r", "\n")
+  for line in (s .. "\n"):gmatch("(.-)\n") do
+    local stripped = common.trim(line)
+    local name, rest = stripped:match("^%[%[ ## ([%w_]+) ## %]%](.*)$")
+    if name == "completed" then break end
+    if name then
+      rest = common.trim(rest)
+      out[#out + 1] = {name = name, lines = rest ~= "" and {rest} or {}}
+    else
+      table.insert(out[#out].lines, line)
+    end
+  end
+  for _, sec in ipairs(out) do sec.text = common.trim(table.concat(sec.lines, "\n")) end
+  return out
+end
+
+--- parse(sig, text) → {field = value}, each value read as its field's type; raises a
+-- `parse` error (raw, found, missing, adapter = "chat") when a field is missing or
+-- its value is not of its type.
+function M.parse(sig, text)
+  if type(text) ~= "string" then
+    error("bad argument #2 to 'parse' (string expected, got " .. type(text) .. ")", 2)
+  end
+  local by_name = {}
+  for _, f in ipairs(sig.outputs) do by_name[f.name] = f end
+  local secs = sections(text)
+  local present = {}
+  for _, sec in ipairs(secs) do if sec.name then present[sec.name] = true end end
+  local values = {}
+  for _, sec in ipairs(secs) do
+    local f = sec.name and by_name[sec.name]
+    if f and values[f.name] == nil then
+      local v, err = coerce.value(sec.text, f.type)
+      if v == nil then
+        local seen, missing = {}, {}
+        for _, g in ipairs(sig.outputs) do
+          local list = present[g.name] and seen or missing
+          list[#list + 1] = g.name
+        end
+        common.parse_error("chat", text, string.format("field `%s` must be %s: %s", f.name,
+          f.type.text, err), seen, missing, {field = f.name, value = sec.text})
+      end
+      values[f.name] = v
+    end
+  end
+  return common.complete("chat", sig, text, values)
+end
+
+return M

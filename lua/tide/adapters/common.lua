@@ -1,0 +1,265 @@
+--- What the chat and JSON adapters share: the system message's field list and
+-- objective, the user turns, the few-shot demos, value formatting and the parse
+-- error.  Each piece writes the text DSPy's adapters write for the same signature,
+-- so a prompt moves between the two unchanged.
+--
+-- An adapter hands `messages` three functions: structure(sig) (the middle of the
+-- system message), requirements(sig) (the reminder closing the last user turn) and
+-- assistant(sig, values, missing) (a demo's answer).
+local cjson = require "cjson"
+local core = require "tide.core"
+local pyjson = require "tide.adapters.pyjson"
+
+local M = {}
+
+local function trim(s) return (s:match("^%s*(.-)%s*$")) end
+M.trim = trim
+
+-- DSPy gives a field with no description the placeholder "${name}".
+local function description(f)
+  if f.desc == nil or f.desc == "${" .. f.name .. "}" then return "" end
+  return f.desc
+end
+
+local function is_none(v) return v == nil or v == cjson.null end
+
+-- ---- types as DSPy shows them ------------------------------------------------------------
+
+local EMPTY = pyjson.ordered({}, {})      -- `{}`: the schema of Any
+
+--- The JSON schema pydantic gives a type, as a table.
+function M.schema(t)
+  local k = t.kind
+  if k == "str" then return {type = "string"}
+  elseif k == "int" then return {type = "integer"}
+  elseif k == "float" then return {type = "number"}
+  elseif k == "bool" then return {type = "boolean"}
+  elseif k == "enum" then return {type = "string", enum = t.values}
+  elseif k == "list" then return {type = "array", items = t.of and M.schema(t.of) or EMPTY}
+  elseif k == "dict" then
+    if t.of == nil then return {type = "object"} end
+    if t.of.kind == "any" then return {type = "object", additionalProperties = true} end
+    return {type = "object", additionalProperties = M.schema(t.of)}
+  end
+  return EMPTY
+end
+
+-- DSPy writes a schema with "type" first and the other keys sorted, for the model's sake.
+local function type_first(t)
+  local keys = {}
+  for key in pairs(t) do keys[#keys + 1] = key end
+  table.sort(keys, function(a, b)
+    if a == "type" or b == "type" then return a == "type" and b ~= "type" end
+    return a < b
+  end)
+  return keys
+end
+
+--- The placeholder of a field in the system message's structure, with the note on
+-- what an output's value must be ("{score}        # note: ... a single int value").
+function M.placeholder(f, side)
+  local t, note = f.type, nil
+  if side == "output" and t.kind ~= "str" then
+    if t.kind == "bool" then
+      note = "must be True or False"
+    elseif t.kind == "int" or t.kind == "float" then
+      note = "must be a single " .. t.kind .. " value"
+    elseif t.kind == "enum" then
+      note = "must exactly match (no extra characters) one of: " .. table.concat(t.values, "; ")
+    else
+      note = "must adhere to the JSON schema: " .. pyjson.dumps(M.schema(t), {key_order = type_first})
+    end
+  end
+  local text = "{" .. f.name .. "}"
+  if note then text = text .. string.rep(" ", 8) .. "# note: the value you produce " .. note end
+  return text
+end
+
+--- " (must be formatted as a valid Python int)" for a field that is not str.
+function M.type_info(f)
+  if f.type.kind == "str" then return "" end
+  return " (must be formatted as a valid Python " .. f.type.text .. ")"
+end
+
+-- ---- values --------------------------------------------------------------------------------
+
+-- A list of texts for a str field: numbered «blobs», as DSPy shows a list of passages.
+local function blob(s)
+  s = pyjson.str(s)
+  if not s:find("\n", 1, true) and not s:find("«", 1, true) and not s:find("»", 1, true) then
+    return "«" .. s .. "»"
+  end
+  return "«««\n    " .. s:gsub("\n", "\n    ") .. "\n»»»"
+end
+
+--- A value as DSPy writes it into a message: text as is, numbers and booleans as
+-- Python prints them, lists and dicts as JSON; a list for a str field as numbered items.
+function M.value_text(f, v)
+  if type(v) == "table" and getmetatable(v) == nil and f.type.kind == "str" and pyjson.is_list(v) then
+    if #v == 0 then return "N/A" end
+    if #v == 1 then return blob(v[1]) end
+    local items = {}
+    for i, item in ipairs(v) do items[i] = "[" .. i .. "] " .. blob(item) end
+    return table.concat(items, "\n")
+  end
+  if type(v) == "table" and getmetatable(v) == nil then return pyjson.dumps(v, {type = f.type}) end
+  return pyjson.str(v)
+end
+
+--- "[[ ## a ## ]]\nvalue" for each pair {field, value}, joined by blank lines.
+function M.sections(pairs_list)
+  local out = {}
+  for i, p in ipairs(pairs_list) do
+    out[i] = "[[ ## " .. p[1].name .. " ## ]]\n" .. M.value_text(p[1], p[2])
+  end
+  return trim(table.concat(out, "\n\n"))
+end
+
+-- ---- the system message ----------------------------------------------------------------------
+
+local function field_list(fields)
+  local lines = {}
+  for i, f in ipairs(fields) do
+    lines[i] = string.format("%d. `%s` (%s): %s", i, f.name, f.type.text, description(f))
+  end
+  return trim(table.concat(lines, "\n"))
+end
+
+--- "Your input fields are: ..." — the fields, their types and descriptions.
+function M.field_description(sig)
+  return "Your input fields are:\n" .. field_list(sig.inputs) .. "\n" ..
+         "Your output fields are:\n" .. field_list(sig.outputs)
+end
+
+--- The placeholders of these fields as "[[ ## name ## ]]" sections.
+function M.placeholders(fields, side)
+  local list = {}
+  for i, f in ipairs(fields) do list[i] = {f, M.placeholder(f, side)} end
+  return M.sections(list)
+end
+
+-- Python's str.splitlines on the line breaks text uses.
+local function lines_of(s)
+  local out = {}
+  if s == "" then return out end
+  s = s:gsub("\r\n", "\n"):gsub("\r", "\n")
+  if s:sub(-1) == "\n" then s = s:sub(1, -2) end
+  for line in (s .. "\n"):gmatch("(.-)\n") do out[#out + 1] = line end
+  return out
+end
+
+--- "In adhering to this structure, your objective is: " and the instructions, each
+-- line on its own indented line.
+function M.task_description(sig)
+  local parts = {""}
+  for _, line in ipairs(lines_of(sig.instructions)) do
+    parts[#parts + 1] = line:match("^%s*$") and "" or line   -- textwrap.dedent blanks them
+  end
+  return "In adhering to this structure, your objective is: " ..
+         table.concat(parts, "\n" .. string.rep(" ", 8))
+end
+
+function M.system_message(adapter, sig)
+  return M.field_description(sig) .. "\n" .. adapter.structure(sig) .. "\n" .. M.task_description(sig)
+end
+
+-- ---- user turns and demos ----------------------------------------------------------------------
+
+--- The user turn for these input values (those present), with a prefix, and the
+-- output reminder when it is the request itself.
+function M.user_content(adapter, sig, values, prefix, main_request)
+  local parts = {prefix or ""}
+  for _, f in ipairs(sig.inputs) do
+    local v = values[f.name]
+    if v ~= nil then parts[#parts + 1] = "[[ ## " .. f.name .. " ## ]]\n" .. M.value_text(f, v) end
+  end
+  if main_request then parts[#parts + 1] = adapter.requirements(sig) end
+  parts[#parts + 1] = ""
+  return trim(table.concat(parts, "\n\n"))
+end
+
+local INCOMPLETE_PREFIX =
+  "This is an example of the task, though some input or output fields are not supplied."
+local MISSING_IN_EXAMPLE = "Not supplied for this particular example. "
+local MISSING_IN_HISTORY = "Not supplied for this conversation history message. "
+
+--- The demos as user/assistant pairs: demos lacking some field come first, marked as
+-- such, if they have at least one input and one output; the others are dropped.
+function M.demo_messages(adapter, sig, demos)
+  local complete, incomplete = {}, {}
+  for _, demo in ipairs(demos or {}) do
+    local all, has_in, has_out = true, false, false
+    for _, f in ipairs(sig.inputs) do
+      if is_none(demo[f.name]) then all = false end
+      if demo[f.name] ~= nil then has_in = true end
+    end
+    for _, f in ipairs(sig.outputs) do
+      if is_none(demo[f.name]) then all = false end
+      if demo[f.name] ~= nil then has_out = true end
+    end
+    if all then
+      complete[#complete + 1] = demo
+    elseif has_in and has_out then
+      incomplete[#incomplete + 1] = demo
+    end
+  end
+  local messages = {}
+  local function add(role, content) messages[#messages + 1] = {role = role, content = content} end
+  for _, demo in ipairs(incomplete) do
+    add("user", M.user_content(adapter, sig, demo, INCOMPLETE_PREFIX))
+    add("assistant", adapter.assistant(sig, demo, MISSING_IN_EXAMPLE))
+  end
+  for _, demo in ipairs(complete) do
+    add("user", M.user_content(adapter, sig, demo))
+    add("assistant", adapter.assistant(sig, demo, MISSING_IN_HISTORY))
+  end
+  return messages
+end
+
+--- The whole request: system message, demos, then the inputs.
+function M.messages(adapter, sig, inputs, demos)
+  if getmetatable(sig) == nil or type(sig.inputs) ~= "table" then
+    error("bad argument #1 to 'format' (signature expected)", 3)
+  end
+  if type(inputs) ~= "table" then
+    error("bad argument #2 to 'format' (table of inputs expected, got " .. type(inputs) .. ")", 3)
+  end
+  local messages = {{role = "system", content = M.system_message(adapter, sig)}}
+  for _, m in ipairs(M.demo_messages(adapter, sig, demos)) do messages[#messages + 1] = m end
+  messages[#messages + 1] = {role = "user", content = M.user_content(adapter, sig, inputs, "", true)}
+  return messages
+end
+
+-- ---- parse results -----------------------------------------------------------------------------
+
+--- Raises the typed parse error.
+function M.parse_error(adapter_name, text, message, found, missing, extra)
+  local err = {kind = "parse", message = adapter_name .. " adapter: " .. message, raw = text,
+               found = found or {}, missing = missing or {}, adapter = adapter_name}
+  for k, v in pairs(extra or {}) do err[k] = v end
+  error(core.error(err), 0)
+end
+
+--- Checks that every output was read: an optional field takes its default, a missing
+-- required one raises the parse error naming what was found and what was not.
+function M.complete(adapter_name, sig, text, values)
+  local found, missing = {}, {}
+  for _, f in ipairs(sig.outputs) do
+    if values[f.name] ~= nil then
+      found[#found + 1] = f.name
+    elseif f.optional then
+      values[f.name] = f.default
+    else
+      missing[#missing + 1] = f.name
+    end
+  end
+  if #missing > 0 then
+    M.parse_error(adapter_name, text, string.format("the reply lacks the field%s %s%s",
+      #missing > 1 and "s" or "", table.concat(missing, ", "),
+      #found > 0 and (" (found: " .. table.concat(found, ", ") .. ")") or " (found none)"),
+      found, missing)
+  end
+  return values
+end
+
+return M

@@ -1,0 +1,165 @@
+--- Predict and ChainOfThought: a signature, an adapter and an LM make a function
+-- from inputs to typed outputs.
+--
+--   local critic = tide.Predict("content, context -> score: int, feedback, approved: bool")
+--   local r = critic{content = draft, context = "B2B outreach"}
+--   print(r.score + 1, r.feedback, r.approved)
+--
+-- A call table holds the inputs, plus optionally `lm`, `config` ({temperature, n,
+-- rollout_id, max_tokens}) and `demos` (few-shot examples) unless the signature
+-- has inputs of those names.  A reply that does not parse can be retried with
+-- the error fed back (parse_retries), then falls back to the JSON adapter once,
+-- as DSPy does.
+local core = require "tide.core"
+local Signature = require "tide.signature"
+local chat = require "tide.adapters.chat"
+local json = require "tide.adapters.json"
+local prediction = require "tide.prediction"
+local settings = require "tide.settings"
+
+local M = {}
+
+local Predict = {}
+Predict.__index = Predict
+Predict.__name = "tide.Predict"
+M.Predict = Predict
+
+local CALL_OPTIONS = {lm = true, config = true, demos = true}
+
+local function as_signature(sig, instructions, fname)
+  if type(sig) == "string" then return Signature.new(sig, instructions) end
+  if type(sig) == "table" and sig.inputs and sig.outputs then
+    if instructions then return sig:with_instructions(instructions) end
+    return sig
+  end
+  error(string.format("bad argument #1 to '%s' (signature or string expected, got %s)", fname,
+    type(sig)), 3)
+end
+
+--- tide.Predict(signature [, opts]) — opts: lm, adapter, demos, config,
+-- fallback (true: retry a failed chat parse with the JSON adapter), parse_retries (0).
+function M.new(sig, opts)
+  opts = opts or {}
+  if type(opts) == "string" then opts = {instructions = opts} end
+  local self = setmetatable({
+    signature = as_signature(sig, opts.instructions, "Predict"),
+    lm = opts.lm,
+    adapter = opts.adapter,
+    demos = opts.demos or {},
+    config = opts.config or {},
+    fallback = opts.fallback ~= false,
+    parse_retries = opts.parse_retries or 0,
+  }, Predict)
+  return self
+end
+
+function Predict:__tostring()
+  return "tide.Predict(" .. tostring(self.signature) .. ")"
+end
+
+--- Splits a call table into the signature's inputs and the call's options.
+local function split_call(self, args)
+  if type(args) ~= "table" then
+    error("tide.Predict: call with a table of inputs, got " .. type(args), 3)
+  end
+  local inputs, options = {}, {}
+  local is_input = {}
+  for _, f in ipairs(self.signature.inputs) do is_input[f.name] = true end
+  for k, v in pairs(args) do
+    if CALL_OPTIONS[k] and not is_input[k] then options[k] = v else inputs[k] = v end
+  end
+  for _, f in ipairs(self.signature.inputs) do
+    if inputs[f.name] == nil and not f.optional then
+      error(string.format("tide.Predict: missing input '%s' for %s", f.name,
+        tostring(self.signature)), 3)
+    end
+  end
+  return inputs, options
+end
+
+local function merged(a, b)
+  local out = {}
+  for k, v in pairs(a or {}) do out[k] = v end
+  for k, v in pairs(b or {}) do out[k] = v end
+  return out
+end
+
+--- One LM call for these messages with this adapter; returns the replies' texts.
+local function ask(lm, adapter, sig, messages, config)
+  local r = lm:call{
+    messages = messages,
+    temperature = config.temperature,
+    max_tokens = config.max_tokens,
+    n = config.n,
+    rollout_id = config.rollout_id,
+    response_format = adapter.response_format and adapter.response_format(sig) or nil,
+  }
+  return r.texts or {r.text}
+end
+
+local function parse_all(adapter, sig, texts)
+  local outputs = {}
+  for i, text in ipairs(texts) do outputs[i] = adapter.parse(sig, text) end
+  return outputs
+end
+
+--- predictor{inputs..., lm = , config = , demos = } → Prediction
+function Predict:__call(args)
+  local inputs, options = split_call(self, args)
+  local lm = options.lm or self.lm or settings.get("lm")
+  if lm == nil then
+    error("tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}", 2)
+  end
+  local adapter = self.adapter or settings.get("adapter") or chat
+  local config = merged(self.config, options.config)
+  local demos = options.demos or self.demos
+  local sig = self.signature
+  local messages = adapter.format(sig, inputs, demos)
+  local texts = ask(lm, adapter, sig, messages, config)
+  local ok, outputs = pcall(parse_all, adapter, sig, texts)
+  -- First the chosen adapter again, told what was wrong; the JSON adapter is
+  -- the last resort, as in DSPy.
+  local tries = self.parse_retries
+  while not ok and core.is_error(outputs, "parse") and tries > 0 do
+    tries = tries - 1
+    local feedback = {}
+    for i, m in ipairs(messages) do feedback[i] = m end
+    feedback[#feedback + 1] = {role = "assistant", content = outputs.raw or texts[1]}
+    feedback[#feedback + 1] = {role = "user", content =
+      "Your answer could not be parsed: " .. tostring(outputs.message) ..
+      "\nAnswer again, following the format exactly."}
+    local retry_config = merged(config, {rollout_id = (config.rollout_id or 0) + tries + 1})
+    texts = ask(lm, adapter, sig, feedback, retry_config)
+    ok, outputs = pcall(parse_all, adapter, sig, texts)
+  end
+  if not ok and core.is_error(outputs, "parse") and self.fallback and adapter ~= json then
+    messages = json.format(sig, inputs, demos)
+    texts = ask(lm, json, sig, messages, config)
+    ok, outputs = pcall(parse_all, json, sig, texts)
+  end
+  if not ok then error(outputs, 0) end
+  return prediction.prediction(outputs[1], outputs)
+end
+
+--- The predictors of this module: itself.
+function Predict:named_predictors()
+  return {{"self", self}}
+end
+
+function Predict:set_lm(lm)
+  self.lm = lm
+end
+
+--- tide.ChainOfThought(signature [, opts]): Predict with a `reasoning` output
+-- before the others.
+function M.chain_of_thought(sig, opts)
+  local p = M.new(sig, opts)
+  p.signature = p.signature:prepend("reasoning", {type = "str", desc = "${reasoning}"}, "output")
+  return p
+end
+
+function M.is_predict(v)
+  return getmetatable(v) == Predict
+end
+
+return M

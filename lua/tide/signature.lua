@@ -1,0 +1,474 @@
+--- Signatures: the typed inputs and outputs of a language-model step.
+--
+--   local sig = Signature("question, context: list[str] -> answer, score: int")
+--   local sig2 = Signature{inputs = {{name = "content", desc = "the draft"}},
+--                          outputs = {{name = "verdict", type = "one of: accept, reject"}},
+--                          instructions = "Review the draft."}
+--
+-- A signature is a value: with_instructions, append, prepend and delete return new
+-- ones.  Each field is {name, type, desc, optional, default}, where type is a parsed
+-- type {kind = "str" | "int" | "float" | "bool" | "list" | "dict" | "any" | "enum",
+-- of = element type (list, dict), values = {...} (enum), text = the Python-style
+-- annotation DSPy shows the model, e.g. "list[str]" or "Literal['a', 'b']"}.
+local M = {}
+
+-- Errors inside are raised as {sig_error = msg} and re-raised by the public entry
+-- points at the caller's level, so a message points at the user's line.
+local function fail(msg) error({sig_error = msg}, 0) end
+
+local function guarded(fn, ...)
+  local ok, res = pcall(fn, ...)
+  if ok then return res end
+  if type(res) == "table" and res.sig_error then error(res.sig_error, 3) end
+  error(res, 0)
+end
+
+local Signature = {}
+Signature.__index = Signature
+Signature.__name = "tide.Signature"
+M.Signature = Signature
+
+-- ---- types -------------------------------------------------------------------------
+
+local SCALARS = {str = "str", int = "int", float = "float", bool = "bool"}
+
+-- Python's quoting of a string inside Literal[...]: single quotes, or double ones
+-- when the text holds only single quotes, or single ones with \' when it holds both.
+local function literal_quote(s)
+  local single, double = s:find("'", 1, true), s:find('"', 1, true)
+  if single and not double then return '"' .. s .. '"' end
+  if single and double then return "'" .. s:gsub("'", "\\'") .. "'" end
+  return "'" .. s .. "'"
+end
+
+local function make(kind, of, values)
+  local t = {kind = kind, of = of, values = values}
+  if SCALARS[kind] then
+    t.text = kind
+  elseif kind == "list" then
+    t.text = of and ("list[" .. of.text .. "]") or "list"
+  elseif kind == "dict" then
+    t.text = of and ("dict[str, " .. of.text .. "]") or "dict"
+  elseif kind == "any" then
+    t.text = "Any"
+  else
+    local quoted = {}
+    for i, v in ipairs(values) do quoted[i] = literal_quote(v) end
+    t.text = "Literal[" .. table.concat(quoted, ", ") .. "]"
+  end
+  return t
+end
+
+local NAMED = {
+  str = "str", int = "int", float = "float", bool = "bool",
+  list = "list", List = "list", dict = "dict", Dict = "dict",
+  json = "any", any = "any", Any = "any",
+}
+
+-- A small recursive-descent reader over a type's text.
+local function type_reader(text)
+  local pos = 1
+  local r = {}
+
+  local function fail(msg)
+    error({type_error = string.format("%s in type '%s'", msg, text)}, 0)
+  end
+
+  function r.skip() pos = text:match("^%s*()", pos) end
+
+  function r.expect(c)
+    r.skip()
+    if text:sub(pos, pos) ~= c then fail("expected '" .. c .. "'") end
+    pos = pos + 1
+  end
+
+  function r.peek()
+    r.skip()
+    return text:sub(pos, pos)
+  end
+
+  -- A quoted string or a bare word (Literal[a, b] is taken as Literal['a', 'b']).
+  function r.literal_value()
+    r.skip()
+    local q = text:sub(pos, pos)
+    if q == "'" or q == '"' then
+      local out, i = {}, pos + 1
+      while true do
+        local c = text:sub(i, i)
+        if c == "" then fail("unterminated string") end
+        if c == "\\" then
+          out[#out + 1] = text:sub(i + 1, i + 1)
+          i = i + 2
+        elseif c == q then
+          pos = i + 1
+          return table.concat(out)
+        else
+          out[#out + 1] = c
+          i = i + 1
+        end
+      end
+    end
+    local word, after = text:match("^([^,%]]-)%s*()[,%]]", pos)
+    if not word or word == "" then fail("expected a value") end
+    pos = after
+    return word
+  end
+
+  function r.type()
+    r.skip()
+    local name, after = text:match("^([%a_][%w_%.]*)()", pos)
+    if not name then fail("expected a type name") end
+    pos = after
+    if name == "Literal" or name == "typing.Literal" then
+      r.expect("[")
+      local values = {r.literal_value()}
+      while r.peek() == "," do
+        pos = pos + 1
+        values[#values + 1] = r.literal_value()
+      end
+      r.expect("]")
+      return make("enum", nil, values)
+    end
+    local kind = NAMED[name]
+    if not kind then fail("unknown type '" .. name .. "'") end
+    if r.peek() ~= "[" then return make(kind) end
+    if kind == "list" then
+      pos = pos + 1
+      local of = r.type()
+      r.expect("]")
+      return make("list", of)
+    elseif kind == "dict" then
+      pos = pos + 1
+      local key = r.type()
+      if key.kind ~= "str" then fail("dict keys must be str") end
+      r.expect(",")
+      local of = r.type()
+      r.expect("]")
+      return make("dict", of)
+    end
+    fail("'" .. name .. "' takes no parameters")
+  end
+
+  function r.done()
+    r.skip()
+    if pos <= #text then fail("unexpected '" .. text:sub(pos) .. "'") end
+  end
+
+  return r
+end
+
+-- "one of: a, b, c" (the table form's enum): values split at commas, trimmed, and
+-- unquoted when quoted.
+local function parse_one_of(list)
+  local values = {}
+  for item in (list .. ","):gmatch("([^,]*),") do
+    item = item:match("^%s*(.-)%s*$")
+    local inner = item:match("^'(.*)'$") or item:match('^"(.*)"$')
+    if inner then item = inner end
+    if item == "" then return nil end
+    values[#values + 1] = item
+  end
+  if #values == 0 then return nil end
+  return make("enum", nil, values)
+end
+
+local function copy_type(t)
+  if t.kind == "enum" then
+    local values = {}
+    for i, v in ipairs(t.values or {}) do values[i] = tostring(v) end
+    if #values == 0 then return nil, "an enum needs values" end
+    return make("enum", nil, values)
+  end
+  local of
+  if t.of ~= nil then
+    local err
+    of, err = copy_type(t.of)
+    if not of then return nil, err end
+  end
+  if not (SCALARS[t.kind] or t.kind == "list" or t.kind == "dict" or t.kind == "any") then
+    return nil, "unknown type kind '" .. tostring(t.kind) .. "'"
+  end
+  return make(t.kind, of)
+end
+
+--- parse_type(text_or_table) → a type table, or nil and a message.
+function M.parse_type(spec)
+  if spec == nil then return make("str") end
+  if type(spec) == "table" then return copy_type(spec) end
+  if type(spec) ~= "string" then return nil, "a type must be a string, got " .. type(spec) end
+  local list = spec:match("^%s*[Oo]ne of%s*:(.*)$")
+  if list then
+    local t = parse_one_of(list)
+    if not t then return nil, "empty value in '" .. spec .. "'" end
+    return t
+  end
+  local ok, t = pcall(function()
+    local r = type_reader(spec)
+    local parsed = r.type()
+    r.done()
+    return parsed
+  end)
+  if ok then return t end
+  if type(t) == "table" and t.type_error then return nil, t.type_error end
+  error(t, 0)
+end
+
+-- ---- fields --------------------------------------------------------------------------
+
+local function check_name(name, where)
+  if type(name) ~= "string" then
+    return nil, string.format("%s: a field name must be a string, got %s", where, type(name))
+  end
+  if name == "" then return nil, where .. ": empty field name" end
+  if not name:match("^[%a_][%w_]*$") then
+    return nil, string.format("%s: bad field name '%s' (letters, digits and _ only)", where, name)
+  end
+  return true
+end
+
+-- A field from "name", "name: type" or {name =, type =, desc =, optional =, default =}.
+local function make_field(spec, where, name)
+  local f = {}
+  if type(spec) == "string" then
+    if name then
+      f.type = spec
+    else
+      local n, ty = spec:match("^%s*([^:]-)%s*:%s*(.-)%s*$")
+      f.name = n or spec:match("^%s*(.-)%s*$")
+      f.type = ty
+    end
+  elseif type(spec) == "table" then
+    if spec.kind then
+      f.type = spec                 -- a bare type table
+    else
+      for k, v in pairs(spec) do f[k] = v end
+    end
+  elseif spec ~= nil then
+    return nil, string.format("%s: a field must be a string or a table, got %s", where, type(spec))
+  end
+  f.name = name or f.name
+  local ok, err = check_name(f.name, where)
+  if not ok then return nil, err end
+  local t, terr = M.parse_type(f.type)
+  if not t then return nil, string.format("%s: field '%s': %s", where, f.name, terr) end
+  if f.desc ~= nil and type(f.desc) ~= "string" then
+    return nil, string.format("%s: field '%s': desc must be a string", where, f.name)
+  end
+  return {name = f.name, type = t, desc = f.desc, optional = f.optional and true or nil,
+          default = f.default}
+end
+
+-- Splits at top-level commas: not inside [...] or quotes.
+local function split_fields(text)
+  local items, depth, quote, start = {}, 0, nil, 1
+  for i = 1, #text do
+    local c = text:sub(i, i)
+    if quote then
+      if c == quote then quote = nil end
+    elseif c == "'" or c == '"' then
+      quote = c
+    elseif c == "[" then
+      depth = depth + 1
+    elseif c == "]" then
+      depth = depth - 1
+    elseif c == "," and depth == 0 then
+      items[#items + 1] = text:sub(start, i - 1)
+      start = i + 1
+    end
+  end
+  items[#items + 1] = text:sub(start)
+  if #items == 1 and items[1]:match("^%s*$") then return {} end
+  return items
+end
+
+-- ---- construction --------------------------------------------------------------------
+
+-- Python's inspect.cleandoc: tabs expanded, the first line's indentation dropped, the
+-- common indentation of the others removed, blank lines at both ends dropped.
+local function cleandoc(s)
+  s = s:gsub("\t", "        ")
+  local lines = {}
+  for line in (s .. "\n"):gmatch("(.-)\r?\n") do lines[#lines + 1] = line end
+  local margin
+  for i = 2, #lines do
+    local ind = lines[i]:match("^( *)%S")
+    if ind and (not margin or #ind < margin) then margin = #ind end
+  end
+  lines[1] = lines[1]:gsub("^%s+", "")
+  for i = 2, #lines do lines[i] = lines[i]:sub((margin or 0) + 1) end
+  while #lines > 0 and lines[1]:match("^%s*$") do table.remove(lines, 1) end
+  while #lines > 0 and lines[#lines]:match("^%s*$") do table.remove(lines) end
+  return table.concat(lines, "\n")
+end
+
+-- DSPy's default instructions name the fields.
+local function default_instructions(inputs, outputs)
+  local function names(list)
+    local out = {}
+    for i, f in ipairs(list) do out[i] = "`" .. f.name .. "`" end
+    return table.concat(out, ", ")
+  end
+  return string.format("Given the fields %s, produce the fields %s.", names(inputs), names(outputs))
+end
+
+-- The signature value for checked fields; errors name the duplicate.
+local function build(inputs, outputs, instructions)
+  local seen = {}
+  for _, list in ipairs{inputs, outputs} do
+    for _, f in ipairs(list) do
+      if seen[f.name] then
+        fail(string.format("Signature: duplicate field name '%s'", f.name))
+      end
+      seen[f.name] = true
+    end
+  end
+  if instructions == nil then
+    instructions = default_instructions(inputs, outputs)
+  elseif type(instructions) ~= "string" then
+    fail("Signature: instructions must be a string, got " .. type(instructions))
+  else
+    instructions = cleandoc(instructions)
+  end
+  return setmetatable({inputs = inputs, outputs = outputs, instructions = instructions}, Signature)
+end
+
+local function parse_list(items, where)
+  local out = {}
+  for i, spec in ipairs(items) do
+    local f, err = make_field(spec, where)
+    if not f then fail("Signature: " .. err) end
+    out[i] = f
+  end
+  return out
+end
+
+local function from_string(spec, instructions)
+  local arrows = select(2, spec:gsub("%->", ""))
+  if arrows == 0 then
+    fail(string.format("Signature: no '->' in '%s' (write \"inputs -> outputs\")", spec))
+  elseif arrows > 1 then
+    fail(string.format("Signature: more than one '->' in '%s'", spec))
+  end
+  local left, right = spec:match("^(.-)%->(.*)$")
+  local inputs = parse_list(split_fields(left), "inputs of '" .. spec .. "'")
+  local outputs = parse_list(split_fields(right), "outputs of '" .. spec .. "'")
+  if #outputs == 0 then fail(string.format("Signature: no output fields in '%s'", spec)) end
+  return build(inputs, outputs, instructions)
+end
+
+local function from_table(spec, instructions)
+  if type(spec.inputs) ~= "table" or type(spec.outputs) ~= "table" then
+    fail("Signature: a table signature needs `inputs` and `outputs` lists")
+  end
+  local inputs = parse_list(spec.inputs, "inputs")
+  local outputs = parse_list(spec.outputs, "outputs")
+  if #outputs == 0 then fail("Signature: no output fields") end
+  if instructions == nil then instructions = spec.instructions end
+  return build(inputs, outputs, instructions)
+end
+
+local function new(spec, instructions)
+  if getmetatable(spec) == Signature then
+    if instructions == nil then return spec end
+    return build(spec.inputs, spec.outputs, instructions)
+  elseif type(spec) == "string" then
+    return from_string(spec, instructions)
+  elseif type(spec) == "table" then
+    return from_table(spec, instructions)
+  end
+  fail("bad argument #1 to 'Signature' (string or table expected, got " .. type(spec) .. ")")
+end
+
+--- Signature.new(spec [, instructions]) → a signature.  spec: "a, b: int -> c",
+-- {inputs = {...}, outputs = {...}, instructions = "..."}, or a signature.
+-- Also Signature(spec, instructions).
+function M.new(spec, instructions)
+  local sig = guarded(new, spec, instructions)
+  return sig
+end
+
+function M.is_signature(v)
+  return getmetatable(v) == Signature
+end
+
+-- ---- methods ---------------------------------------------------------------------------
+
+local function copy_fields(list)
+  local out = {}
+  for i, f in ipairs(list) do out[i] = f end   -- fields are never mutated: share them
+  return out
+end
+
+--- sig:with_instructions(s) → a copy with these instructions.
+function Signature:with_instructions(instructions)
+  if type(instructions) ~= "string" then
+    error("bad argument #1 to 'with_instructions' (string expected, got " .. type(instructions) .. ")", 2)
+  end
+  local sig = guarded(build, copy_fields(self.inputs), copy_fields(self.outputs), instructions)
+  return sig
+end
+
+-- Adds a field first or last among the inputs or outputs.  The instructions stay as
+-- they are, as in DSPy (a default sentence is not rewritten).
+local function insert(self, first, name, spec, side, fname)
+  if side ~= "input" and side ~= "output" then
+    fail(string.format("bad argument #3 to '%s' (\"input\" or \"output\" expected, got %s)",
+      fname, tostring(side)))
+  end
+  local f, err = make_field(spec, fname, name)
+  if not f then fail("Signature: " .. err) end
+  local inputs, outputs = copy_fields(self.inputs), copy_fields(self.outputs)
+  local list = side == "input" and inputs or outputs
+  table.insert(list, first and 1 or #list + 1, f)
+  return build(inputs, outputs, self.instructions)
+end
+
+--- sig:append(name, field_or_type, "input" | "output") → a new signature
+function Signature:append(name, spec, side)
+  local sig = guarded(insert, self, false, name, spec, side, "append")
+  return sig
+end
+
+--- sig:prepend(name, field_or_type, "input" | "output") → a new signature
+function Signature:prepend(name, spec, side)
+  local sig = guarded(insert, self, true, name, spec, side, "prepend")
+  return sig
+end
+
+--- sig:delete(name) → a copy without that field (no change when there is none, as in DSPy)
+function Signature:delete(name)
+  local function without(list)
+    local out = {}
+    for _, f in ipairs(list) do
+      if f.name ~= name then out[#out + 1] = f end
+    end
+    return out
+  end
+  return setmetatable({inputs = without(self.inputs), outputs = without(self.outputs),
+                       instructions = self.instructions}, Signature)
+end
+
+local function names(list)
+  local out = {}
+  for i, f in ipairs(list) do out[i] = f.name end
+  return out
+end
+
+function Signature:input_names() return names(self.inputs) end
+function Signature:output_names() return names(self.outputs) end
+
+--- sig:field(name) → the field and "input" | "output", or nil
+function Signature:field(name)
+  for _, f in ipairs(self.inputs) do if f.name == name then return f, "input" end end
+  for _, f in ipairs(self.outputs) do if f.name == name then return f, "output" end end
+  return nil
+end
+
+function Signature:__tostring()
+  return table.concat(names(self.inputs), ", ") .. " -> " .. table.concat(names(self.outputs), ", ")
+end
+
+return setmetatable(M, {__call = function(_, spec, instructions)
+  local sig = guarded(new, spec, instructions)
+  return sig
+end})

@@ -1,0 +1,151 @@
+local tide = require "tide"
+local mockllm = require "support.mockllm"
+local assert_clean = require "support.clean"
+
+local function reply(fields)
+  local out = {}
+  for _, kv in ipairs(fields) do
+    out[#out + 1] = string.format("[[ ## %s ## ]]\n%s\n", kv[1], kv[2])
+  end
+  out[#out + 1] = "[[ ## completed ## ]]"
+  return table.concat(out, "\n")
+end
+
+describe("Predict with a DummyLM", function()
+  after_each(assert_clean)
+
+  it("formats, calls, parses and coerces by type", function()
+    local lm = tide.DummyLM{reply{{"score", "85"}, {"feedback", "Tighten the intro."},
+                                  {"approved", "True"}}}
+    local critic = tide.Predict("content, context -> score: int, feedback, approved: bool")
+    local r = critic{content = "a draft", context = "B2B SaaS outreach", lm = lm}
+    assert.are.equal(85, r.score)
+    assert.are.equal("integer", math.type(r.score))
+    assert.are.equal("Tighten the intro.", r.feedback)
+    assert.is_true(r.approved)
+    local sent = lm.history[1].messages
+    assert.are.equal("system", sent[1].role)
+    assert.matches("%[%[ ## content ## %]%]\na draft", sent[#sent].content)
+  end)
+
+  it("uses the configured LM, and tide.context overrides it per task", function()
+    local a = tide.DummyLM(function() return reply{{"answer", "from A"}} end)
+    local b = tide.DummyLM(function() return reply{{"answer", "from B"}} end)
+    tide.configure{lm = a}
+    local qa = tide.Predict("question -> answer")
+    local x, y = tide.gather(
+      function() return qa{question = "q"}.answer end,
+      function() return tide.context({lm = b}, function() return qa{question = "q"}.answer end) end)
+    assert.are.same({"from A", "from B"}, {x, y})
+    tide.configure{lm = a}
+  end)
+
+  it("ChainOfThought adds a reasoning output first", function()
+    local lm = tide.DummyLM{reply{{"reasoning", "2.5 times 4 is 10."}, {"answer", "10.0"}}}
+    local qa = tide.ChainOfThought("question -> answer: float", {lm = lm})
+    local r = qa{question = "What is 2.5 * 4?"}
+    assert.are.equal("2.5 times 4 is 10.", r.reasoning)
+    assert.are.equal(10.0, r.answer)
+    assert.are.same({"reasoning", "answer"}, qa.signature:output_names())
+  end)
+
+  it("falls back to the JSON adapter once when the chat reply does not parse", function()
+    local lm = tide.DummyLM{"no markers at all", '{"answer": "from json"}'}
+    local r = tide.Predict("question -> answer", {lm = lm}){question = "q"}
+    assert.are.equal("from json", r.answer)
+    assert.are.equal(2, #lm.history)
+  end)
+
+  it("raises a typed parse error with the raw reply and the fields found and missing", function()
+    local lm = tide.DummyLM{reply{{"score", "85"}}, "still nothing"}
+    local ok, err = pcall(tide.Predict("x -> score: int, feedback", {lm = lm}), {x = "1"})
+    assert.is_false(ok)
+    assert.are.equal("parse", err.kind)
+    assert.is_string(err.raw)
+  end)
+
+  it("parse_retries feeds the error back to the model", function()
+    local lm = tide.DummyLM{"garbage", reply{{"answer", "fixed"}}}
+    local p = tide.Predict("question -> answer", {lm = lm, parse_retries = 1})
+    assert.are.equal("fixed", p{question = "q"}.answer)
+    assert.are.equal(2, #lm.history)
+    local last = lm.history[2].messages
+    assert.matches("could not be parsed", last[#last].content)
+  end)
+
+  it("retries with the chosen adapter before it falls back to JSON", function()
+    local lm = tide.DummyLM{"garbage", "more garbage", '{"answer": "via json"}'}
+    local p = tide.Predict("question -> answer", {lm = lm, parse_retries = 1})
+    assert.are.equal("via json", p{question = "q"}.answer)
+    assert.are.equal(3, #lm.history)
+    assert.matches("%[%[ ## answer ## %]%]", lm.history[2].messages[1].content)
+    assert.matches("JSON", lm.history[3].messages[1].content)
+  end)
+
+  it("raises at once when an input is missing or no LM is set", function()
+    local p = tide.Predict("question, context -> answer", {lm = tide.DummyLM{"x"}})
+    assert.has_error(function() p{question = "only one"} end)
+    tide.settings.lm = nil
+    assert.has_error(function() tide.Predict("q -> a"){q = "x"} end,
+      "tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}")
+  end)
+end)
+
+describe("Module", function()
+  after_each(assert_clean)
+
+  it("composes predictors, walks them by name, and set_lm reaches all", function()
+    local Panel = tide.Module{
+      init = function(self)
+        self.technical = tide.Predict("content -> score: int")
+        self.style = tide.Predict("content -> score: int")
+        self.extra = {tide.Predict("content -> note")}
+      end,
+      forward = function(self, args)
+        local t, s = tide.gather(
+          function() return self.technical{content = args.content}.score end,
+          function() return self.style{content = args.content}.score end)
+        return tide.Prediction{total = t + s}
+      end,
+    }
+    local panel = Panel()
+    local names = {}
+    for _, np in ipairs(panel:named_predictors()) do names[#names + 1] = np[1] end
+    assert.are.same({"extra[1]", "style", "technical"}, names)
+    panel:set_lm(tide.DummyLM(function() return reply{{"score", "40"}} end))
+    assert.are.equal(80, panel{content = "draft"}.total)
+  end)
+end)
+
+describe("Example and Prediction", function()
+  it("Example keeps fields as plain values, with inputs and labels", function()
+    local ex = tide.Example{question = "2+2?", answer = "4"}:with_inputs("question")
+    assert.are.equal("2+2?", ex.question)
+    assert.are.same({question = "2+2?"}, setmetatable(ex:inputs(), nil))
+    assert.are.same({answer = "4"}, setmetatable(ex:labels(), nil))
+    assert.matches('Example{answer = "4", question = "2%+2%?"}', tostring(ex))
+  end)
+end)
+
+describe("Predict end to end over mockllm", function()
+  local server
+  setup(function() server = mockllm.start() end)
+  teardown(function() server:stop() end)
+  after_each(assert_clean)
+
+  for _, p in ipairs({
+    {"openai/gpt-4o-mini", function(s) return s.url .. "/v1" end},
+    {"anthropic/claude-3-5-haiku", function(s) return s.url end},
+    {"gemini/gemini-2.5-flash", function(s) return s.url end},
+  }) do
+    it("gets typed fields from " .. p[1], function()
+      local lm = tide.LM(p[1], {api_key = "k", base_url = p[2](server), cache = false})
+      local critic = tide.Predict("content, context -> technical_score: int, technical_feedback, technical_approved: bool",
+        {lm = lm})
+      local r = critic{content = "Our product saves 10 hours a week.", context = "B2B SaaS outreach"}
+      assert.are.equal("integer", math.type(r.technical_score))
+      assert.is_string(r.technical_feedback)
+      assert.is_boolean(r.technical_approved)
+    end)
+  end
+end)

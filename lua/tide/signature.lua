@@ -129,6 +129,12 @@ local function type_reader(text)
       r.expect("]")
       return make("enum", nil, values)
     end
+    if name == "Optional" or name == "typing.Optional" then
+      r.expect("[")
+      local inner = r.type()
+      r.expect("]")
+      return r.nullable(inner)
+    end
     local kind = NAMED[name]
     if not kind then fail("unknown type '" .. name .. "'") end
     if r.peek() ~= "[" then return make(kind) end
@@ -147,6 +153,26 @@ local function type_reader(text)
       return make("dict", of)
     end
     fail("'" .. name .. "' takes no parameters")
+  end
+
+  -- Optional[T] and T | None: the field may be absent or None.
+  function r.nullable(t)
+    t.nullable = true
+    t.text = "Optional[" .. t.text .. "]"
+    return t
+  end
+
+  -- A type, then "| None" when the field may be left out.
+  function r.full_type()
+    local t = r.type()
+    if r.peek() == "|" then
+      pos = pos + 1
+      r.skip()
+      if text:sub(pos, pos + 3) ~= "None" then fail("only '| None' may follow a type") end
+      pos = pos + 4
+      if not t.nullable then r.nullable(t) end
+    end
+    return t
   end
 
   function r.done()
@@ -188,7 +214,12 @@ local function copy_type(t)
   if not (SCALARS[t.kind] or t.kind == "list" or t.kind == "dict" or t.kind == "any") then
     return nil, "unknown type kind '" .. tostring(t.kind) .. "'"
   end
-  return make(t.kind, of)
+  local copy = make(t.kind, of)
+  if t.nullable then
+    copy.nullable = true
+    copy.text = "Optional[" .. copy.text .. "]"
+  end
+  return copy
 end
 
 --- parse_type(text_or_table) → a type table, or nil and a message.
@@ -204,7 +235,7 @@ function M.parse_type(spec)
   end
   local ok, t = pcall(function()
     local r = type_reader(spec)
-    local parsed = r.type()
+    local parsed = r.full_type()
     r.done()
     return parsed
   end)
@@ -254,7 +285,8 @@ local function make_field(spec, where, name)
   if f.desc ~= nil and type(f.desc) ~= "string" then
     return nil, string.format("%s: field '%s': desc must be a string", where, f.name)
   end
-  return {name = f.name, type = t, desc = f.desc, optional = f.optional and true or nil,
+  local optional = (f.optional or t.nullable) and true or nil
+  return {name = f.name, type = t, desc = f.desc, optional = optional,
           default = f.default}
 end
 
@@ -278,7 +310,18 @@ local function split_fields(text)
   end
   items[#items + 1] = text:sub(start)
   if #items == 1 and items[1]:match("^%s*$") then return {} end
-  return items
+  -- "verdict: one of: accept, reject, score: int": the untyped items after an enum
+  -- are its values, up to the next typed field.
+  local joined, in_enum = {}, false
+  for _, item in ipairs(items) do
+    if in_enum and not item:find(":", 1, true) then
+      joined[#joined] = joined[#joined] .. "," .. item
+    else
+      joined[#joined + 1] = item
+      in_enum = item:match("^[^:]*:%s*[Oo]ne of%s*:") ~= nil
+    end
+  end
+  return joined
 end
 
 -- ---- construction --------------------------------------------------------------------

@@ -12,6 +12,9 @@ local coerce = require "tide.adapters.coerce"
 
 local M = {name = "chat"}
 
+-- What a model writes for an optional field it leaves out.
+local NONE = {[""] = true, None = true, null = true}
+
 -- The middle of the system message: each field's placeholder, then the end marker.
 function M.structure(sig)
   local parts = {
@@ -83,7 +86,8 @@ function M.parse(sig, text)
   local values = {}
   for _, sec in ipairs(secs) do
     local f = sec.name and by_name[sec.name]
-    if f and values[f.name] == nil then
+    local absent = f and f.optional and NONE[sec.text:match("^%s*(.-)%s*$")]
+    if f and values[f.name] == nil and not absent then
       local v, err = coerce.value(sec.text, f.type)
       if v == nil then
         local seen, missing = {}, {}

@@ -26,6 +26,7 @@ static const char usage_text[] =
   "  -h, --help     print this help\n"
   "  --             stop handling options\n"
   "  -              run standard input as the script\n"
+  "       tide eval PROGRAM.lua --data FILE [options]   (tide eval --help)\n"
   "The script runs as a tide task: lm calls, tide.gather and tide.sleep work at its\n"
   "top level.  `arg` holds its arguments, as in lua.\n";
 
@@ -97,8 +98,9 @@ static void create_arg_table(lua_State *L, char **argv, int argc, int script)
 }
 
 /* [-1, +0] runs the chunk on top with the script's args as a task and waits for
- * it on the main flow; returns 0 or 1 after reporting the error. */
-static int run_as_task(lua_State *L, int nargs, const char *progname)
+ * it on the main flow; returns 1 after reporting an error, else 0 — or, when
+ * status_result is set, the integer the chunk returned (a subcommand's exit code). */
+static int run_as_task(lua_State *L, int nargs, const char *progname, int status_result)
 {
   int base = lua_gettop(L) - nargs;   /* the chunk */
   int st;
@@ -112,20 +114,48 @@ static int run_as_task(lua_State *L, int nargs, const char *progname)
   lua_call(L, nargs + 1, 1);         /* the task */
   lua_getfield(L, -1, "wait");
   lua_insert(L, -2);
-  st = lua_pcall(L, 1, 0, base);
+  st = lua_pcall(L, 1, 1, base);
   if (st != LUA_OK) {
     report(L, progname);
     lua_pop(L, 1);                   /* msgh */
     return 1;
   }
-  lua_pop(L, 1);
-  return 0;
+  st = status_result && lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 2);                     /* result, msgh */
+  return st;
 }
 
 static int load_failed(lua_State *L, const char *progname)
 {
   report(L, progname);
   return 1;
+}
+
+/* `tide NAME args...` for a subcommand runs require("tide.cli.NAME").main(args...). */
+static const char *const subcommands[] = {"eval", NULL};
+
+static int is_subcommand(const char *a)
+{
+  int i;
+  for (i = 0; subcommands[i]; i++)
+    if (strcmp(a, subcommands[i]) == 0)
+      return 1;
+  return 0;
+}
+
+static int run_subcommand(lua_State *L, char **argv, int argc, const char *progname)
+{
+  static const char loader[] =
+    "local name = ...\n"
+    "return require('tide.cli.' .. name).main(select(2, ...))\n";
+  int n;
+  create_arg_table(L, argv, argc, 1);
+  if (luaL_loadbuffer(L, loader, sizeof loader - 1, "=(subcommand)") != LUA_OK)
+    return load_failed(L, progname);
+  luaL_checkstack(L, argc, "too many arguments");
+  for (n = 1; n < argc; n++)
+    lua_pushstring(L, argv[n]);
+  return run_as_task(L, argc - 1, progname, 1);
 }
 
 static int tide_main(lua_State *L)
@@ -142,7 +172,14 @@ static int tide_main(lua_State *L)
   lua_pop(L, 1);
   add_library_path(L);
 
-  for (i = 1; i < argc && status == 0; i++) {
+  if (argc > 1 && is_subcommand(argv[1])) {
+    status = run_subcommand(L, argv, argc, progname);
+    ran = 1;
+    i = argc;
+  } else {
+    i = 1;
+  }
+  for (; i < argc && status == 0; i++) {
     const char *a = argv[i];
     if (strcmp(a, "-v") == 0 || strcmp(a, "--version") == 0) {
       printf("tide %s (%s, libuv %s, %s)\n", TIDE_VERSION, LUA_RELEASE, uv_version_string(),
@@ -161,7 +198,7 @@ static int tide_main(lua_State *L)
       if (luaL_loadbuffer(L, argv[i + 1], strlen(argv[i + 1]), "=(command line)") != LUA_OK)
         status = load_failed(L, progname);
       else
-        status = run_as_task(L, 0, progname);
+        status = run_as_task(L, 0, progname, 0);
       ran = 1;
       i++;
     } else if (strcmp(a, "--") == 0) {
@@ -186,7 +223,7 @@ static int tide_main(lua_State *L)
       luaL_checkstack(L, argc - script, "too many arguments");
       for (n = script + 1; n < argc; n++)
         lua_pushstring(L, argv[n]);
-      status = run_as_task(L, argc - script - 1, progname);
+      status = run_as_task(L, argc - script - 1, progname, 0);
     }
     ran = 1;
   }

@@ -10,7 +10,7 @@
 CC ?= cc
 PKGS := lua5.4 libuv libcurl
 DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libcurl4-openssl-dev \
-                lua-cjson lua-busted
+                lua-cjson lua-busted libedit-dev
 
 BUILD ?= build
 OPT ?= -O2
@@ -100,7 +100,7 @@ check-run:
 	  $(LUA_ENV) $(BUSTED) --output=utfTerminal spec
 
 demo: all
-	scripts/with_mockllm $(BUILD)/tide scripts/hello_gather.lua
+	MOCKLLM_ARGS="--latency-ms 300" scripts/with_mockllm $(BUILD)/tide scripts/critics.lua
 
 bench: all
 	scripts/bench/run

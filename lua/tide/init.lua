@@ -101,6 +101,13 @@ tide.Example = prediction.example
 tide.Prediction = prediction.prediction
 tide.adapters = {chat = require "tide.adapters.chat", json = require "tide.adapters.json"}
 
+-- ---- patterns ------------------------------------------------------------------
+
+--- Critics in parallel and their verdict: tide.fanout.Panel, .Perspectives and the
+-- aggregation helpers; tide.critics is the founding example's panel.
+tide.fanout = require "tide.patterns.fanout"
+tide.critics = require "tide.patterns.critics"
+
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)
   history.inspect(n, nil, write)

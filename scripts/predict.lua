@@ -1,16 +1,12 @@
--- A typed critic and a chain of thought: issue 4's example as a program.
---   scripts/with_mockllm build/tide scripts/critic.lua      (local mock server)
---   TIDE_MODEL=openai/gpt-4o-mini build/tide scripts/critic.lua   (a real provider)
+-- A typed critic and a chain of thought.
+--   scripts/with_mockllm build/tide scripts/predict.lua                (local mock server)
+--   TIDE_MODEL=openai/gpt-4o-mini build/tide scripts/predict.lua       (a real provider)
 local tide = require "tide"
+local script = require "tide.script"
 
-local model = os.getenv("TIDE_MODEL")
-local mock = os.getenv("MOCKLLM_URL")
-local lm
-if mock and not model then
-  lm = tide.LM("openai/mock", {api_key = "mock", base_url = mock .. "/v1"})
-else
-  lm = tide.LM(model or "openai/gpt-4o-mini")
-end
+local opts = script.options(arg, {model = true})
+local lm, why = script.lm(opts.model, "scripts/predict.lua")
+if not lm then script.exit_usage(why) end
 tide.configure{lm = lm}
 
 local draft = "Our platform cuts onboarding time by 40% with automated checklists."

@@ -1,0 +1,447 @@
+--- Fan-out / fan-in: critics on the same input in parallel, then one verdict.
+--
+--   local panel = tide.fanout.Panel{
+--     critics = {{"technical", technical}, {"style", style}, {"completeness", completeness}},
+--     weights = {technical = 0.4, style = 0.3, completeness = 0.3},
+--     priority = {"technical", "completeness", "style"},
+--   }
+--   local r = panel{content = draft, context = "B2B SaaS", requirements = "..."}
+--   print(r.overall_score, r.approved, r.combined_feedback, r.timings.speedup)
+--
+-- A critic is a predictor (tide.Predict, a Module: it gets the inputs its signature
+-- names) or a function(inputs) returning a table.  Its score, feedback and approval are
+-- read from `score` / `<name>_score`, `feedback` / `<name>_feedback` and `approved` /
+-- `<name>_approved`, so the helpers below work on any critic results.
+--
+-- A failed critic: with on_failure = "drop" (the default) its weight is dropped and the
+-- others renormalised, its error is kept in r.errors[name], and the panel does not
+-- approve; with on_failure = "fail" the first failure cancels the other critics and
+-- is raised.  A panel whose critics all fail raises a `panel` error either way.
+local core = require "tide.core"
+local prediction = require "tide.prediction"
+
+local M = {}
+
+-- ---- reading critic results ------------------------------------------------------
+
+--- field(result, name, what) → result[what] or result[name .. "_" .. what].
+local function field(result, name, what)
+  if type(result) ~= "table" then return nil end
+  local v = result[what]
+  if v == nil and name then v = result[name .. "_" .. what] end
+  return v
+end
+M.field = field
+
+local function failed(result)
+  return result == nil or core.is_error(result)
+end
+
+--- The names of a results map, in priority order then by name.
+local function ordered_names(results, priority)
+  local names, seen = {}, {}
+  for _, name in ipairs(priority or {}) do
+    if results[name] ~= nil and not seen[name] then
+      names[#names + 1] = name
+      seen[name] = true
+    end
+  end
+  local rest = {}
+  for name in pairs(results) do
+    if not seen[name] then rest[#rest + 1] = name end
+  end
+  table.sort(rest)
+  for _, name in ipairs(rest) do names[#names + 1] = name end
+  return names
+end
+
+-- ---- aggregation helpers -------------------------------------------------------
+
+--- weighted_score(results, weights) → the weighted mean of the critics' scores, the
+-- weights of failed critics dropped and the rest renormalised; nil when no critic
+-- has a score.  Without weights every critic counts the same; a critic missing from
+-- `weights` counts 0.
+function M.weighted_score(results, weights)
+  if type(results) ~= "table" then
+    error("bad argument #1 to 'weighted_score' (table of results expected, got " ..
+      type(results) .. ")", 2)
+  end
+  if weights ~= nil and type(weights) ~= "table" then
+    error("bad argument #2 to 'weighted_score' (table of weights expected, got " ..
+      type(weights) .. ")", 2)
+  end
+  local sum, total = 0, 0
+  for name, result in pairs(results) do
+    local score = not failed(result) and field(result, name, "score")
+    if type(score) == "number" then
+      local w = weights and (weights[name] or 0) or 1
+      if type(w) ~= "number" or w < 0 then
+        error(string.format("weighted_score: weight of '%s' must be a number >= 0", name), 2)
+      end
+      sum = sum + score * w
+      total = total + w
+    end
+  end
+  if total == 0 then return nil end
+  return sum / total
+end
+
+--- all_approve(results) → true only when there is at least one critic, none failed
+-- and every one approved.
+function M.all_approve(results)
+  if type(results) ~= "table" then
+    error("bad argument #1 to 'all_approve' (table of results expected, got " ..
+      type(results) .. ")", 2)
+  end
+  local any = false
+  for name, result in pairs(results) do
+    if failed(result) or field(result, name, "approved") ~= true then return false end
+    any = true
+  end
+  return any
+end
+
+local function label_of(name, labels)
+  if labels and labels[name] then return labels[name] end
+  return name:sub(1, 1):upper() .. name:sub(2):gsub("_", " ")
+end
+
+--- prioritized_feedback(results, priority, labels) → the feedback of the critics that
+-- did not approve (or failed), one "Label: feedback" line each, in priority order
+-- (critics not listed come after, by name); "All criteria passed!" when none.
+function M.prioritized_feedback(results, priority, labels)
+  if type(results) ~= "table" then
+    error("bad argument #1 to 'prioritized_feedback' (table of results expected, got " ..
+      type(results) .. ")", 2)
+  end
+  local lines = {}
+  for _, name in ipairs(ordered_names(results, priority)) do
+    local result = results[name]
+    if failed(result) then
+      lines[#lines + 1] = string.format("%s: the critic failed (%s)", label_of(name, labels),
+        tostring(result and result.message or result))
+    elseif field(result, name, "approved") ~= true then
+      lines[#lines + 1] = string.format("%s: %s", label_of(name, labels),
+        tostring(field(result, name, "feedback") or "(no feedback)"))
+    end
+  end
+  if #lines == 0 then return "All criteria passed!" end
+  return table.concat(lines, "\n")
+end
+
+--- round(x) → the nearest integer, halves away from zero.
+local function round(x)
+  if x >= 0 then return math.floor(x + 0.5) end
+  return -math.floor(-x + 0.5)
+end
+M.round = round
+
+-- ---- running critics -------------------------------------------------------------
+
+-- The inputs a critic receives: for a predictor, the ones its signature names;
+-- for a function, all of them.
+local function inputs_for(critic, inputs, extra)
+  local sig = type(critic) == "table" and critic.signature
+  local out = {}
+  if sig and sig.inputs then
+    for _, f in ipairs(sig.inputs) do out[f.name] = inputs[f.name] end
+  else
+    for k, v in pairs(inputs) do out[k] = v end
+  end
+  for k, v in pairs(extra or {}) do out[k] = v end
+  return out
+end
+
+local function is_callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return type(mt) == "table" and mt.__call ~= nil
+end
+
+--- run(members, inputs, opts) → results (name → result or error object), errors
+-- (name → error), timings.  members: a list of {name, critic, extra inputs}.
+-- opts.limit caps the critics running at once; opts.fail = true makes the first
+-- failure cancel the rest and raise.
+local function run(members, inputs, opts)
+  local jobs, elapsed = {}, {}
+  for i, m in ipairs(members) do
+    local name, critic, extra = m[1], m[2], m[3]
+    jobs[i] = function()
+      local t0 = core.now()
+      local ok, res = pcall(critic, inputs_for(critic, inputs, extra))
+      elapsed[name] = core.now() - t0
+      if not ok then error(res, 0) end
+      if type(res) ~= "table" then
+        error(core.error{kind = "panel", message = string.format(
+          "critic '%s' returned %s, not a table of fields", name, type(res))}, 0)
+      end
+      return res
+    end
+  end
+  local t0 = core.now()
+  local out = core.gather(jobs, {limit = opts.limit, return_exceptions = not opts.fail})
+  local wall = core.now() - t0
+  local results, errors, sum = {}, {}, 0
+  for i, m in ipairs(members) do
+    local name, res = m[1], out[i]
+    results[name] = res
+    if core.is_error(res) then errors[name] = res end
+    sum = sum + (elapsed[name] or 0)
+  end
+  local timings = {parallel = wall, sum = sum, speedup = wall > 0 and sum / wall or nil,
+                   critics = elapsed}
+  return results, errors, timings
+end
+
+local function count(t)
+  local n = 0
+  for _ in pairs(t) do n = n + 1 end
+  return n
+end
+
+local function all_failed_error(errors, total)
+  local parts = {}
+  for _, name in ipairs(ordered_names(errors)) do
+    parts[#parts + 1] = name .. ": " .. tostring(errors[name].message or errors[name])
+  end
+  return core.error{kind = "panel", errors = errors, message = string.format(
+    "all %d critics failed (%s)", total, table.concat(parts, "; "))}
+end
+
+-- ---- Panel -------------------------------------------------------------------------
+
+local Panel = {}
+Panel.__index = Panel
+Panel.__name = "tide.fanout.Panel"
+M.PanelClass = Panel
+
+local POLICIES = {drop = true, fail = true}
+
+local function check_critics(critics)
+  if type(critics) ~= "table" then
+    error("tide.fanout.Panel: critics must be a list of {name, critic} pairs", 3)
+  end
+  local list, seen = {}, {}
+  for i, pair in ipairs(critics) do
+    if type(pair) ~= "table" or type(pair[1]) ~= "string" or not is_callable(pair[2]) then
+      error(string.format(
+        "tide.fanout.Panel: critics[%d] must be {name, predictor or function}", i), 3)
+    end
+    if seen[pair[1]] then
+      error(string.format("tide.fanout.Panel: two critics are named '%s'", pair[1]), 3)
+    end
+    seen[pair[1]] = true
+    list[i] = {pair[1], pair[2]}
+  end
+  if next(critics) ~= nil and #list == 0 then
+    error("tide.fanout.Panel: critics must be a list of {name, critic} pairs, not a map " ..
+      "(the list keeps their order)", 3)
+  end
+  return list
+end
+
+--- tide.fanout.Panel{critics = {{name, critic}, ...}, weights, priority, labels,
+-- aggregate = "function" (default) | false (fan-out only) | a predictor (LM
+-- aggregation) | function(results, inputs, panel) → fields, on_failure = "drop" |
+-- "fail", limit}
+function M.Panel(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'Panel' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local on_failure = opts.on_failure or "drop"
+  if not POLICIES[on_failure] then
+    error("tide.fanout.Panel: on_failure must be \"drop\" or \"fail\", got " ..
+      tostring(on_failure), 2)
+  end
+  local aggregate = opts.aggregate
+  if aggregate == nil then aggregate = "function" end
+  if not (aggregate == "function" or aggregate == false or is_callable(aggregate)) then
+    error("tide.fanout.Panel: aggregate must be \"function\", false, a predictor or a function", 2)
+  end
+  if opts.weights ~= nil and type(opts.weights) ~= "table" then
+    error("tide.fanout.Panel: weights must be a table of name = weight", 2)
+  end
+  if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
+    error("tide.fanout.Panel: limit must be a positive integer", 2)
+  end
+  return setmetatable({
+    critics = check_critics(opts.critics),
+    weights = opts.weights,
+    priority = opts.priority,
+    labels = opts.labels,
+    aggregate = aggregate,
+    on_failure = on_failure,
+    limit = opts.limit,
+  }, Panel)
+end
+
+-- The nine-value (or 3×k) inputs of an LM aggregator: every critic's fields, a
+-- failed critic's as "unavailable" with its error as feedback.
+local function aggregator_inputs(self, results, inputs)
+  local args = {}
+  for k, v in pairs(inputs) do args[k] = v end
+  for _, c in ipairs(self.critics) do
+    local name, res = c[1], results[c[1]]
+    if core.is_error(res) then
+      args[name .. "_score"] = "unavailable (the critic failed)"
+      args[name .. "_feedback"] = "the critic failed: " .. tostring(res.message or res)
+      args[name .. "_approved"] = false
+    else
+      for k, v in pairs(res) do
+        if type(k) == "string" and k ~= "completions" then
+          if k == "score" or k == "feedback" or k == "approved" then k = name .. "_" .. k end
+          args[k] = v
+        end
+      end
+    end
+  end
+  return args
+end
+
+--- The panel's verdict from the critics' results.
+local function verdict(self, results, errors, inputs)
+  local fields = {}
+  if self.aggregate == "function" then
+    local score = M.weighted_score(results, self.weights)
+    fields.overall_score = score and round(score)
+    fields.approved = M.all_approve(results)
+    fields.combined_feedback = M.prioritized_feedback(results, self.priority, self.labels)
+  elseif self.aggregate ~= false then
+    local agg = self.aggregate
+    local out
+    if type(agg) == "table" and agg.signature then
+      out = agg(aggregator_inputs(self, results, inputs))
+    else
+      out = agg(results, inputs, self)
+    end
+    if type(out) ~= "table" then
+      error(core.error{kind = "panel", message = "the aggregator returned " .. type(out) ..
+        ", not a table of fields"}, 0)
+    end
+    for k, v in pairs(out) do
+      if type(k) == "string" and k ~= "completions" then fields[k] = v end
+    end
+    fields.aggregator = out
+    -- The panel's invariant, whatever the aggregator said: no approval over a
+    -- critic that failed or did not approve.
+    if fields.approved ~= nil then
+      fields.approved = fields.approved == true and M.all_approve(results)
+    end
+  end
+  if next(errors) ~= nil and fields.approved ~= nil then fields.approved = false end
+  return fields
+end
+
+--- Runs members (a list of {name, critic, extra}) and makes the Prediction.
+local function judge(self, members, inputs)
+  local results, errors, timings = run(members, inputs,
+    {limit = self.limit, fail = self.on_failure == "fail"})
+  if #members > 0 and count(errors) == #members then
+    error(all_failed_error(errors, #members), 0)
+  end
+  local ok_results = {}
+  for name, res in pairs(results) do
+    if not core.is_error(res) then ok_results[name] = res end
+  end
+  local fields
+  if #members == 0 then
+    fields = {approved = false, combined_feedback = "No critics ran."}
+  else
+    fields = verdict(self, results, errors, inputs)
+  end
+  fields.critics = ok_results
+  fields.errors = errors
+  fields.timings = timings
+  return prediction.prediction(fields)
+end
+
+--- panel{inputs...} → Prediction{overall_score, approved, combined_feedback, critics,
+-- errors, timings}
+function Panel:__call(inputs)
+  if type(inputs) ~= "table" then
+    error("bad argument #1 to panel (table of inputs expected, got " .. type(inputs) .. ")", 2)
+  end
+  return judge(self, self.critics, inputs)
+end
+
+--- The predictors inside (for Module-style walking and set_lm).
+function Panel:named_predictors()
+  local out = {}
+  for _, c in ipairs(self.critics) do
+    if type(c[2]) == "table" and c[2].named_predictors then
+      for _, np in ipairs(c[2]:named_predictors()) do
+        out[#out + 1] = {np[1] == "self" and c[1] or (c[1] .. "." .. np[1]), np[2]}
+      end
+    end
+  end
+  local agg = self.aggregate
+  if type(agg) == "table" and agg.named_predictors then
+    for _, np in ipairs(agg:named_predictors()) do
+      out[#out + 1] = {np[1] == "self" and "aggregator" or ("aggregator." .. np[1]), np[2]}
+    end
+  end
+  return out
+end
+
+function Panel:set_lm(lm)
+  for _, np in ipairs(self:named_predictors()) do np[2]:set_lm(lm) end
+end
+
+-- ---- dynamic fan-out over perspectives -------------------------------------------------
+
+local Perspectives = {}
+Perspectives.__index = Perspectives
+Perspectives.__name = "tide.fanout.Perspectives"
+
+--- tide.fanout.Perspectives{critic = predictor with a `perspective` input (or a
+-- function), limit, weights, priority, aggregate, on_failure, input = "perspective"}:
+-- one critic run once per perspective of each call's list.
+--   review{content = draft, perspectives = {"security", "legal", "tone"}}
+function M.Perspectives(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'Perspectives' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  if not is_callable(opts.critic) then
+    error("tide.fanout.Perspectives: critic must be a predictor or a function", 2)
+  end
+  local panel = M.Panel{critics = {}, weights = opts.weights, priority = opts.priority,
+    labels = opts.labels, aggregate = opts.aggregate, on_failure = opts.on_failure,
+    limit = opts.limit}
+  return setmetatable({panel = panel, critic = opts.critic,
+                       input = opts.input or "perspective"}, Perspectives)
+end
+
+function Perspectives:__call(inputs)
+  if type(inputs) ~= "table" then
+    error("bad argument #1 to perspectives (table of inputs expected, got " ..
+      type(inputs) .. ")", 2)
+  end
+  local list = inputs.perspectives
+  if type(list) ~= "table" then
+    error("perspectives: the call needs perspectives = {\"name\", ...}", 2)
+  end
+  local members, seen = {}, {}
+  for i, p in ipairs(list) do
+    if type(p) ~= "string" then
+      error(string.format("perspectives: perspectives[%d] must be a string", i), 2)
+    end
+    if not seen[p] then
+      seen[p] = true
+      members[#members + 1] = {p, self.critic, {[self.input] = p}}
+    end
+  end
+  return judge(self.panel, members, inputs)
+end
+
+function Perspectives:named_predictors()
+  if type(self.critic) == "table" and self.critic.named_predictors then
+    return {{"critic", self.critic}}
+  end
+  return {}
+end
+
+function Perspectives:set_lm(lm)
+  for _, np in ipairs(self:named_predictors()) do np[2]:set_lm(lm) end
+end
+
+return M

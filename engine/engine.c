@@ -5,6 +5,7 @@
  * It runs only from C code that Lua or the host called (tide.poll, a blocking call
  * on the main flow, tide_run), never from a libuv or libcurl callback.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,8 @@
 
 #define ENGINE_KEY "tide:engine"   /* registry field holding the engine userdata */
 #define ENGINE_MT "tide.engine"
+
+static void engine_print_error(lua_State *L, void *ud);
 
 /* ---- registry references, counted so specs can prove none leak ------------ */
 
@@ -287,6 +290,7 @@ tide_engine *tide_open(lua_State *L, uv_loop_t *loop)
   }
   uv_idle_init(E->loop, E->wake);
   E->rng = uv_hrtime() | 1;
+  E->on_error = engine_print_error;
   E->closed = 0;
   lua_setfield(L, LUA_REGISTRYINDEX, ENGINE_KEY);
   return E;
@@ -304,11 +308,58 @@ int tide_poll(tide_engine *E)
   return E->live_count;
 }
 
+int tide_wait(tide_engine *E)
+{
+  if (E->closed)
+    return 0;
+  engine_drain(E, E->L);
+  if (E->ready_head) {
+    uv_run(E->loop, UV_RUN_NOWAIT);
+  } else {
+    uv_idle_stop(E->wake);   /* nothing ready: let the loop block for an event */
+    if (!uv_loop_alive(E->loop))
+      return E->live_count > 0 ? -1 : 0;
+    uv_run(E->loop, UV_RUN_ONCE);
+  }
+  engine_drain(E, E->L);
+  return E->live_count;
+}
+
 int tide_run(tide_engine *E)
 {
   if (E->closed)
     return 0;
   return engine_loop_until(E, E->L, engine_is_idle, E);
+}
+
+/* ---- errors nobody took ---------------------------------------------------- */
+
+/* The default handler: one line with the message, then the traceback, on stderr. */
+static void engine_print_error(lua_State *L, void *ud)
+{
+  const char *msg, *tb;
+  (void)ud;
+  lua_getfield(L, -1, "message");
+  lua_getfield(L, -2, "traceback");
+  msg = lua_isstring(L, -2) ? lua_tostring(L, -2) : "(an error object)";
+  tb = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+  fprintf(stderr, "tide: a task failed and nobody took its error: %s\n%s\n", msg, tb);
+  fflush(stderr);
+  lua_pop(L, 2);
+}
+
+void tide_set_error_handler(tide_engine *E, tide_error_fn fn, void *ud)
+{
+  E->on_error = fn ? fn : engine_print_error;
+  E->on_error_ud = fn ? ud : NULL;
+}
+
+void engine_report_error(tide_engine *E, lua_State *L)
+{
+  int top = lua_gettop(L) - 1;
+  luaL_checkstack(L, 8, "tide error handler");
+  E->on_error(L, E->on_error_ud);
+  lua_settop(L, top);   /* whatever the handler left, and the error */
 }
 
 /* ---- the engine's own Lua functions --------------------------------------- */

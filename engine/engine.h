@@ -84,6 +84,7 @@ struct tide_engine {
   /* http */
   CURLM *multi;
   CURLSH *share;
+  long max_connections, max_host_connections;   /* caps set on the multi handle */
   uv_timer_t *curl_timer;  /* the one timer libcurl asks for */
   int transfers;           /* curl transfers in progress */
   int sockets;             /* uv_poll handles open for curl */
@@ -93,6 +94,8 @@ struct tide_engine {
   int timers;              /* uv timers open for sleeps and deadlines */
   uint64_t rng;            /* retry jitter: xorshift state, seeded per engine */
   struct transfer *transfers_live;
+  tide_error_fn on_error;  /* errors of tasks nobody took (tide_set_error_handler) */
+  void *on_error_ud;
 };
 
 /* ---- engine.c: lifetime, ready queue, scheduler ---------------------------- */
@@ -137,6 +140,9 @@ void task_push_error(lua_State *L, task *t);    /* FAILED/CANCELLED, while finis
 int task_finished(const task *t);
 void task_open_lib(lua_State *L);                   /* metatable; engine upvalue on top */
 void task_abandon_all(tide_engine *E);             /* engine release: drop ops, no Lua */
+/* [-1, +0] hands the error object on top of L (a task's nobody took) to the
+ * engine's error handler. */
+void engine_report_error(tide_engine *E, lua_State *L);
 
 /* ---- gather.c -------------------------------------------------------------- */
 

@@ -13,10 +13,10 @@
  * multis.  Easy handles are pooled so a request costs no curl_easy_init.
  */
 #include <ctype.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <stdlib.h>
 
 #include "http.h"
 
@@ -99,13 +99,27 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
   return len;
 }
 
+/* The status code of a status line p[0..len): curl's header data has no NUL. */
+static int status_code(const char *p, size_t len)
+{
+  size_t i = 0;
+  int code = 0, digits = 0;
+  while (i < len && p[i] != ' ')
+    i++;
+  while (i < len && p[i] == ' ')
+    i++;
+  for (; i < len && digits < 3 && p[i] >= '0' && p[i] <= '9'; i++, digits++)
+    code = code * 10 + (p[i] - '0');
+  return code;
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
   transfer *x = (transfer *)ud;
   size_t len = size * n;
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) {
     x->head.len = 0;   /* a new response (after 100 Continue): keep only the last */
-    x->status = atoi(p + strcspn(p, " "));
+    x->status = status_code(p, len);
   }
   if (buffer_append(&x->head, p, len) != 0) {
     x->too_large = 1;
@@ -287,19 +301,60 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
 /* ---- engine setup and teardown -------------------------------------------- */
 
 /* Every request in flight holds a socket: lift the soft descriptor limit to the
- * hard one, as servers do, so 10 000 concurrent calls do not fail at 1 024. */
-static void raise_fd_limit(void)
+ * hard one, as servers do, so 10 000 concurrent calls do not fail at 1 024.
+ * Returns the soft limit now in force. */
+static long raise_fd_limit(void)
 {
   struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+    return 1024;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+      getrlimit(RLIMIT_NOFILE, &rl);
   }
+  return rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1000000 ? 1000000 : (long)rl.rlim_cur;
+}
+
+/* The descriptors open now (those a host or a parent process left us), or 0
+ * where /proc cannot tell. */
+static long open_descriptors(void)
+{
+  long n = 0;
+  DIR *d = opendir("/proc/self/fd");
+  struct dirent *e;
+  if (d == NULL)
+    return 0;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.')
+      n++;
+  closedir(d);
+  return n;
+}
+
+/* Connections stay below the descriptors still free, with room left for the
+ * program's own files: calls beyond the cap wait in libcurl's queue instead of
+ * failing with "too many open files". */
+static long default_connection_cap(long fd_limit)
+{
+  long free_fds = fd_limit - open_descriptors();
+  long reserve = free_fds / 4;
+  reserve = reserve < 16 ? 16 : reserve > 256 ? 256 : reserve;
+  return free_fds - reserve > 1 ? free_fds - reserve : 1;
+}
+
+static void set_connection_caps(tide_engine *E, long total, long per_host)
+{
+  E->max_connections = total;
+  E->max_host_connections = per_host;
+  curl_multi_setopt(E->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, total);
+  curl_multi_setopt(E->multi, CURLMOPT_MAX_HOST_CONNECTIONS, per_host);
 }
 
 int http_init(tide_engine *E)
 {
-  raise_fd_limit();
+  long cap = default_connection_cap(raise_fd_limit());
   E->multi = curl_multi_init();
   E->share = curl_share_init();
   E->curl_timer = (uv_timer_t *)malloc(sizeof *E->curl_timer);
@@ -323,6 +378,7 @@ int http_init(tide_engine *E)
   curl_multi_setopt(E->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
   curl_multi_setopt(E->multi, CURLMOPT_TIMERDATA, E);
   curl_multi_setopt(E->multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+  set_connection_caps(E, cap, cap);
   return 0;
 }
 
@@ -435,11 +491,12 @@ int raise_transfer_error(lua_State *L, transfer *x, const char *method, const ch
  * joined with ", ". */
 void push_headers(lua_State *L, const buffer *head)
 {
-  const char *p = head->data, *end = head->data + head->len;
+  const char *p = head->data, *end;
   char name[256];
   lua_createtable(L, 0, 8);
   if (p == NULL)
-    return;
+    return;   /* no header byte arrived: no arithmetic on a null pointer */
+  end = p + head->len;
   p = memchr(p, '\n', (size_t)(end - p));   /* skip the status line */
   while (p && ++p < end) {
     const char *eol = memchr(p, '\n', (size_t)(end - p));
@@ -688,10 +745,43 @@ static int http_lrequest(lua_State *L)
   return engine_await(E, L, &x->op, http_request_k);
 }
 
+/* tide.http_limits{connections = n, per_host = n} → {connections, per_host}
+ * Caps the open connections in all and to one host; transfers over a cap wait
+ * (their timeout runs while they wait).  Without a table, returns the caps. */
+static int http_llimits(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  long total = E->max_connections, per_host = E->max_host_connections;
+  if (!lua_isnoneornil(L, 1)) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    if (lua_getfield(L, 1, "connections") != LUA_TNIL) {
+      lua_Integer n = lua_tointeger(L, -1);
+      if (!lua_isinteger(L, -1) || n < 1)
+        luaL_argerror(L, 1, "field 'connections' must be a positive integer");
+      total = (long)n;
+    }
+    if (lua_getfield(L, 1, "per_host") != LUA_TNIL) {
+      lua_Integer n = lua_tointeger(L, -1);
+      if (!lua_isinteger(L, -1) || n < 1)
+        luaL_argerror(L, 1, "field 'per_host' must be a positive integer");
+      per_host = (long)n;
+    }
+    lua_pop(L, 2);
+    set_connection_caps(E, total, per_host);
+  }
+  lua_createtable(L, 0, 2);
+  lua_pushinteger(L, total);
+  lua_setfield(L, -2, "connections");
+  lua_pushinteger(L, per_host);
+  lua_setfield(L, -2, "per_host");
+  return 1;
+}
+
 void http_open_lib(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
     {"request", http_lrequest},
+    {"http_limits", http_llimits},
     {NULL, NULL}
   };
   if (luaL_newmetatable(L, TRANSFER_MT)) {

@@ -380,6 +380,64 @@ static int task_await_body(lua_State *L)
   return engine_await(E, L, &j->op, task_wait_k);
 }
 
+/* ---- on_done: a callback the scheduler runs once a task has finished ------- */
+
+static int on_done_end(lua_State *L, int status, lua_KContext ctx)
+{
+  (void)L, (void)status, (void)ctx;
+  return 0;
+}
+
+/* [target, fn, ...] calls fn(target); the callback may wait, it runs in a task. */
+static int on_done_fire(lua_State *L)
+{
+  task *t = task_check(L, 1);
+  if (t->status != TASK_DONE)
+    t->observed = 1;   /* the callback is handed the failure */
+  lua_settop(L, 2);
+  lua_pushvalue(L, 1);
+  lua_callk(L, 1, 0, 0, on_done_end);
+  return 0;
+}
+
+static int on_done_k(lua_State *L, int status, lua_KContext ctx)
+{
+  join_op *j = (join_op *)ctx;
+  (void)status;
+  op_check(&j->op, L);
+  return on_done_fire(L);
+}
+
+/* The body of the task on_done spawns: waits for the target, then calls fn. */
+static int on_done_body(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  task *t = task_check(L, 1);
+  join_op *j;
+  lua_settop(L, 2);
+  if (task_finished(t))
+    return on_done_fire(L);
+  j = join_start(E, L, t, 0);
+  return engine_await(E, L, &j->op, on_done_k);
+}
+
+/* task:on_done(fn) → the task that calls fn(task) once this one has finished
+ * (done, failed or cancelled).  fn runs in the scheduler — inside tide.poll() for
+ * a host — never inside an I/O callback; failures are handed to fn, not reported
+ * as errors nobody took. */
+static int task_lon_done(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  task_check(L, 1);
+  luaL_argexpected(L, task_is_callable(L, 2), 2, "function");
+  lua_settop(L, 2);
+  engine_push(L, E);
+  lua_pushcclosure(L, on_done_body, 1);
+  lua_insert(L, 1);
+  task_spawn(E, L, 2);
+  return 1;
+}
+
 /* ---- the task handle's methods --------------------------------------------- */
 
 static int task_lstatus(lua_State *L)
@@ -431,19 +489,18 @@ static int task_ltostring(lua_State *L)
   return 1;
 }
 
-/* An error nobody took would vanish silently: say so when the handle goes. */
+/* An error nobody took would vanish silently: when the handle goes, it goes to
+ * the engine's error handler (by default a line on stderr).  The engine's memory
+ * outlives every task handle, even during lua_close (it was created first, so it
+ * is finalized last). */
 static int task_lgc(lua_State *L)
 {
   task *t = (task *)lua_touserdata(L, 1);
   if (t->status != TASK_FAILED || t->observed)
     return 0;
+  t->observed = 1;
   lua_getiuservalue(L, 1, UV_ERROR);
-  lua_getfield(L, -1, "message");
-  lua_getfield(L, -2, "traceback");
-  fprintf(stderr, "tide: a task failed and nobody took its error: %s\n%s\n",
-          lua_isstring(L, -2) ? lua_tostring(L, -2) : "(an error object)",
-          lua_isstring(L, -1) ? lua_tostring(L, -1) : "");
-  lua_pop(L, 3);
+  engine_report_error(t->E, L);
   return 0;
 }
 
@@ -538,6 +595,7 @@ void task_open_lib(lua_State *L)
     {"result", task_lresult},
     {"error", task_lerror},
     {"cancel", task_lcancel},
+    {"on_done", task_lon_done},
     {NULL, NULL}
   };
   static const luaL_Reg funcs[] = {

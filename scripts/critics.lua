@@ -7,10 +7,7 @@
 local tide = require "tide"
 local script = require "tide.script"
 
-local opts = script.options(arg, {model = true, draft = true})
-local lm, why = script.lm(opts.model, "scripts/critics.lua")
-if not lm then script.exit_usage(why) end
-tide.configure{lm = lm}
+local opts, _, lm = script.setup(arg, "scripts/critics.lua", {draft = true})
 
 local draft = [[
 Subject: Cut your month-end close from 10 days to 3

@@ -6,10 +6,7 @@
 local tide = require "tide"
 local script = require "tide.script"
 
-local opts = script.options(arg, {model = true})
-local lm, why = script.lm(opts.model, "scripts/fanout_only.lua")
-if not lm then script.exit_usage(why) end
-tide.configure{lm = lm}
+script.setup(arg, "scripts/fanout_only.lua")
 
 local panel = tide.critics.panel{aggregate = false}
 local r = panel{

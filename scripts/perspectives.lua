@@ -6,10 +6,8 @@
 local tide = require "tide"
 local script = require "tide.script"
 
-local opts, rest = script.options(arg, {model = true, file = true, limit = true, draft = true})
-local lm, why = script.lm(opts.model, "scripts/perspectives.lua")
-if not lm then script.exit_usage(why) end
-tide.configure{lm = lm}
+local opts, rest = script.setup(arg, "scripts/perspectives.lua",
+  {file = true, limit = true, draft = true})
 
 local perspectives = {}
 for _, p in ipairs(rest) do perspectives[#perspectives + 1] = p end

@@ -4,10 +4,7 @@
 local tide = require "tide"
 local script = require "tide.script"
 
-local opts = script.options(arg, {model = true})
-local lm, why = script.lm(opts.model, "scripts/predict.lua")
-if not lm then script.exit_usage(why) end
-tide.configure{lm = lm}
+local _, _, lm = script.setup(arg, "scripts/predict.lua")
 
 local draft = "Our platform cuts onboarding time by 40% with automated checklists."
 local Critic = tide.Signature("content, context -> score: int, feedback, approved: bool",

@@ -60,3 +60,91 @@ describe("a host program embedding tide", function()
     assert.matches("loop_closed=yes", out)
   end)
 end)
+
+describe("a host's view of tasks", function()
+  local tide = require "tide"
+  local assert_clean = require "support.clean"
+  after_each(assert_clean)
+
+  it("spawn returns at once; on_done runs inside a later poll, with the finished task", function()
+    local seen = {}
+    local t = tide.spawn(function() tide.sleep(0.01) return "verdict" end)
+    assert.are.equal("pending", t:status())
+    local cb = t:on_done(function(task)
+      seen[#seen + 1] = {task:status(), task:result(), tide.current() ~= nil}
+    end)
+    assert.are.same({}, seen)
+    local polls = 0
+    while tide.poll() > 0 do polls = polls + 1 end
+    assert.is_true(polls > 1)              -- it took several polls: nothing blocked
+    assert.are.same({{"done", "verdict", true}}, seen)
+    assert.are.equal("done", cb:status())
+  end)
+
+  it("on_done hands failures and cancellations to the callback, which then owns them", function()
+    local got = {}
+    local failing = tide.spawn(function() tide.sleep(0) error("no luck") end)
+    failing:on_done(function(task) got.failed = {task:status(), task:error().message} end)
+    local slow = tide.spawn(function() tide.sleep(10) end)
+    slow:on_done(function(task) got.cancelled = task:status() end)
+    tide.poll()
+    slow:cancel()
+    while tide.poll() > 0 do end
+    assert.are.equal("failed", got.failed[1])
+    assert.matches("no luck", got.failed[2])
+    assert.are.equal("cancelled", got.cancelled)
+  end)
+
+  it("on_done on a task already finished still calls back, and misuse raises", function()
+    local t = tide.spawn(function() return 1 end)
+    tide.run()
+    local called
+    t:on_done(function() called = true end)
+    tide.run()
+    assert.is_true(called)
+    assert.has_error(function() t:on_done(42) end,
+      "bad argument #1 to 'on_done' (function expected, got number)")
+  end)
+end)
+
+describe("errors nobody took, in a host", function()
+  it("go to the handler the host set, never to exit()", function()
+    local out = run_host([[
+      local tide = require "tide.core"
+      tide.spawn(function() tide.sleep(0.001) error("lost in a frame") end)
+      tide.spawn(function() return "fine" end)
+    ]], "--own --handler")
+    assert.matches("handled: [^\n]*lost in a frame", out)
+    assert.matches("handled=1", out)
+    assert.is_nil(out:find("nobody took its error", 1, true))   -- not the default printer
+    assert.matches("loop_closed=yes", out)
+  end)
+end)
+
+describe("the example game host (scripts/host/game.c)", function()
+  local GAME = os.getenv("GAME_BIN") or "build/game"
+  local server
+  setup(function() server = mockllm.start() end)
+  teardown(function() server:stop() end)
+
+  it("keeps rendering frames while the critics' requests are in flight", function()
+    server:reset()
+    local p = io.popen(string.format("MOCKLLM_URL=%s GAME_PROBE=1 GAME_LATENCY_MS=300 %s 2>&1",
+      server.url, GAME))
+    local out = p:read("a")
+    local ok = p:close()
+    assert.is_true(ok, out)
+    assert.matches("frame %d+: verdict: score", out)
+    -- the probe asked mockllm how many requests were in flight, frame after frame:
+    -- on this many distinct frames some were (counts, not timings)
+    local in_flight = tonumber(out:match("frames_with_requests_in_flight=(%d+)"))
+    assert.is_true(in_flight >= 2, out)
+    assert.matches("peak_in_flight=3", out)   -- the three critics at once
+    local verdict_frame = tonumber(out:match("frame (%d+): verdict"))
+    assert.is_true(verdict_frame > 1, out)    -- started on frame 1, answered later
+    assert.matches("errors=0", out)
+    assert.matches("loop_closed=yes", out)
+    local s = server:stats()
+    assert.are.equal(3, s.by_route.openai)
+  end)
+end)

@@ -217,8 +217,9 @@ describe("fanout over mockllm", function()
   end)
 
   it("with on_failure = \"fail\" raises the critic's error and cancels the others", function()
-    local panel = tide.critics.panel{lm = lm("latency=2000"), on_failure = "fail"}
-    panel.critics[1][2]:set_lm(lm("status=401"))            -- technical
+    local panel = tide.critics.panel{lm = lm("latency=5000"), on_failure = "fail"}
+    -- technical fails once the slow critics' requests have reached the server
+    panel.critics[1][2]:set_lm(lm("status=401;latency=500"))
     local ok, e = pcall(panel, inputs)
     assert.is_false(ok)
     assert.are.equal("auth", e.kind)

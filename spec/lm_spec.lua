@@ -13,12 +13,7 @@ local PROVIDERS = {
   {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
 }
 
-local function tmpdir()
-  local p = io.popen("mktemp -d")
-  local dir = p:read("l")
-  p:close()
-  return dir
-end
+local tmpdir = require("support.files").tmpdir
 
 describe("tide.LM", function()
   local server, cache_dir

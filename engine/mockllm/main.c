@@ -12,6 +12,7 @@ static void usage(FILE *f)
 {
   fputs("usage: mockllm [--host 127.0.0.1] [--port 0] [--latency-ms N]\n"
         "               [--scenario 'k=v;...'] [--exit-on-stdin-eof] [--quiet] [--verbose]\n"
+        "               [--no-accept]\n"
         "Prints 'mockllm listening on http://HOST:PORT' once ready.\n"
         "MOCKLLM_SCENARIO in the environment is the default for --scenario.\n", f);
 }
@@ -152,6 +153,8 @@ int main(int argc, char **argv)
       exit_on_eof = 1;
     else if (strcmp(argv[i], "--quiet") == 0)
       s.quiet = 1;
+    else if (strcmp(argv[i], "--no-accept") == 0)
+      s.no_accept = 1;
     else if (strcmp(argv[i], "--verbose") == 0)
       s.verbose = 1;
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

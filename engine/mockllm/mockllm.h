@@ -98,6 +98,7 @@ struct server {
   } in;                       /* stdin, watched for --exit-on-stdin-eof */
   int in_open;
   int stopping;
+  int no_accept;              /* --no-accept: listen, never accept (connect timeouts) */
   struct conn *conns;         /* every open connection, for shutdown */
   struct stats st;
   struct failtab fails;
@@ -116,6 +117,7 @@ struct request {
   size_t method_len;
   int is_get, is_post;
   int http10;
+  int keepalive;              /* the connection stays open after the answer */
   const char *target;
   size_t target_len;
   const char *scenario;
@@ -193,6 +195,31 @@ void conn_send(struct conn *c, const char *p, size_t n, void (*after)(struct con
 /* The current request is answered; continue with the next one or close. */
 void conn_done(struct conn *c);
 void conn_close(struct conn *c, int rst);
+
+/* request.c */
+struct frame_error {
+  int status;                 /* 400, 413 or 431 */
+  const char *msg;            /* static */
+};
+/* Frames one request from p[0..n), the connection's unconsumed input, with h
+   carrying the state of a head or body still incomplete between calls.
+   *used: the bytes consumed (stray CRLFs too, even when more input is needed).
+   Returns 1: *rq holds a complete request (pointing into p, or into body for a
+   chunked one); 0: more input needed; -1: *fe says what to answer. */
+int request_frame(struct head *h, const char *p, size_t n, struct request *rq,
+                  struct buf *body, size_t *used, struct frame_error *fe);
+
+/* route.c */
+/* Length of the path in target t[0..n), without its query string. */
+size_t path_len(const char *t, size_t n);
+/* Non-zero when the query string of t[0..n) has name=..., and that value is
+   `want` (or anything, for want == NULL). */
+int query_has(const char *t, size_t n, const char *name, const char *want);
+/* Route from the path; *shape is the error format for it, which for unknown
+   paths follows the API prefix so a misrouted client can still parse it.
+   *gstream is set for Gemini's streamGenerateContent, *model for Gemini. */
+enum route route_of(const char *t, size_t n, enum route *shape,
+                    const char **model, size_t *mlen, int *gstream);
 
 /* respond.c */
 void respond_start(struct conn *c, const struct request *rq);

@@ -27,6 +27,7 @@ local tide = {
   -- HTTP
   request = core.request,
   stream = core.stream,
+  http_limits = core.http_limits,
 
   -- retries and rate limits
   retry = core.retry,
@@ -107,6 +108,13 @@ tide.adapters = {chat = require "tide.adapters.chat", json = require "tide.adapt
 -- aggregation helpers; tide.critics is the founding example's panel.
 tide.fanout = require "tide.patterns.fanout"
 tide.critics = require "tide.patterns.critics"
+
+-- ---- evaluation ----------------------------------------------------------------
+
+--- tide.Evaluate{devset, metric, ...}: a program over a dataset, scored; tide.dataset
+-- loads JSONL, CSV and Lua tables as Examples.
+tide.Evaluate = require("tide.evaluate").new
+tide.dataset = require "tide.dataset"
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)

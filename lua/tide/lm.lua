@@ -13,7 +13,9 @@ local tide_core = require "tide.core"
 local providers = require "tide.providers"
 local cache_mod = require "tide.cache"
 local history = require "tide.history"
+local settings = require "tide.settings"
 local sse = require "tide.sse"
+local redact = require "tide.redact"
 
 local M = {}
 
@@ -63,6 +65,7 @@ function M.new(model, opts)
   check_number(opts, "timeout", 0)
   check_number(opts, "max_cost", 0)
   check_number(opts, "deadline", 0)
+  check_number(opts, "max_body", 1)
   local self = setmetatable({
     model = model,
     provider = cfg.provider,
@@ -75,6 +78,7 @@ function M.new(model, opts)
     },
     num_retries = opts.num_retries or 3,
     timeout = opts.timeout or 600,
+    max_body = opts.max_body and math.floor(opts.max_body),   -- nil: the engine's 64 MiB
     cache = opts.cache ~= false,
     rollout_id = opts.rollout_id,
     price = opts.price,            -- {input = $ per 1M tokens, output = $ per 1M tokens}
@@ -186,6 +190,10 @@ local function record(self, norm, started, result, err)
     entry.cost = result.cost
     history.account(self.usage, result.usage, result.cost, result.cached)
     history.account(history.usage, result.usage, result.cost, result.cached)
+    -- a task's context may collect the usage of the calls made inside it (and its
+    -- children): tide.Evaluate counts each example's tokens this way
+    local sink = settings.get("usage_sink")
+    if sink then history.account(sink, result.usage, result.cost, result.cached) end
   else
     entry.error = {kind = err.kind, message = err.message}
   end
@@ -230,14 +238,16 @@ end
 local function send(self, norm, timeout)
   local p = private[self]
   if p.transport then return p.transport(norm) end
-  local built = p.provider.build(p.cfg, norm)
   timeout = timeout or self.timeout
   local attempts = 0
+  local built
   local result = tide_core.retry(retry_opts(self, p), function()
     attempts = attempts + 1
     local _ <close> = admit(p, norm)
+    -- built once admitted: a call queued at the gate holds no request body
+    built = built or p.provider.build(p.cfg, norm)
     local ok, r = pcall(tide_core.request, {url = built.url, method = "POST", headers = built.headers,
-      body = built.body, timeout = timeout})
+      body = built.body, timeout = timeout, max_body = self.max_body})
     if not ok then error(lm_transport_error(self, r), 0) end
     if r.status >= 200 and r.status < 300 then
       return p.provider.parse(r.status, r.headers, r.body)
@@ -248,6 +258,13 @@ local function send(self, norm, timeout)
   end)
   result.attempts = attempts
   return result
+end
+
+--- Waits for the in-flight task of a shared request → ok, result (or error).
+local function await_shared(t)
+  local okw, ok, result = pcall(t.wait, t)
+  if not okw then return false, ok end   -- this waiter (or the task) was cancelled
+  return ok, result
 end
 
 --- lm:call(req) → {text, finish_reason, usage = {input, output, total}, model, raw,
@@ -274,7 +291,7 @@ function LM:call(req)
     end
     local pending = p.inflight[key]
     if pending then   -- the same request is in flight: share its answer
-      local ok, shared_result = pcall(pending.wait, pending)
+      local ok, shared_result = await_shared(pending)
       if ok then
         local result = {text = shared_result.text, texts = shared_result.texts,
           finish_reason = shared_result.finish_reason, model = shared_result.model, usage = {input = 0, output = 0, total = 0}, cached = true,
@@ -288,15 +305,20 @@ function LM:call(req)
   end
   local ok, result
   if cache then
-    local t = tide_core.spawn(send, self, norm, timeout)
+    -- The shared task never fails: it returns pcall's results, so its outcome is
+    -- never "an error nobody took" when its waiters are cancelled as it fails.
+    local t = tide_core.spawn(function() return pcall(send, self, norm, timeout) end)
     p.inflight[key] = t
-    ok, result = pcall(t.wait, t)
+    ok, result = await_shared(t)
     if p.inflight[key] == t then p.inflight[key] = nil end
   else
     ok, result = pcall(send, self, norm, timeout)
   end
   if not ok then
-    if type(result) == "table" then record(self, norm, started, nil, result) end
+    if type(result) == "table" then
+      result = redact.value(result, {p.cfg.api_key})   -- a server may quote the key back
+      record(self, norm, started, nil, result)
+    end
     error(result, 0)
   end
   result.cached = false
@@ -317,7 +339,7 @@ end
 local function open_stream(self, p, built, timeout)
   return tide_core.retry(retry_opts(self, p), function()
     local ok, s = pcall(tide_core.stream, {url = built.url, method = "POST", headers = built.headers,
-      body = built.body, timeout = timeout or self.timeout})
+      body = built.body, timeout = timeout or self.timeout, max_body = self.max_body})
     if not ok then error(lm_transport_error(self, s), 0) end
     if s.status >= 200 and s.status < 300 then return s end
     local body = {}
@@ -353,6 +375,7 @@ function LM:stream(req)
   local ok, s = pcall(open_stream, self, p, built, timeout)
   if not ok then
     if release then release:release() end
+    s = redact.value(s, {p.cfg.api_key})
     record(self, norm, started, nil, s)
     error(s, 0)
   end
@@ -376,6 +399,7 @@ function LM:stream(req)
     record(self, norm, started, result)
   end
   fail = function(err)
+    err = redact.value(err, {p.cfg.api_key})
     finished = true
     s:close()
     if release then release:release(); release = nil end
@@ -401,12 +425,14 @@ function LM:stream(req)
       if finished then return nil end
       local okr, chunk = pcall(s.read, s)
       if not okr then fail(lm_transport_error(self, chunk)) end
+      local okf, events
       if chunk == nil then
-        handle(parser:finish())
-        finish()
-      elseif handle(parser:feed(chunk)) then
-        finish()
+        okf, events = pcall(parser.finish, parser)
+      else
+        okf, events = pcall(parser.feed, parser, chunk)
       end
+      if not okf then fail(events) end   -- an event over the size cap
+      if handle(events) or chunk == nil then finish() end
     end
   end
   return next_piece, final, nil, closer

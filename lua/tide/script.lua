@@ -1,12 +1,13 @@
 --- What runnable scripts share: their command-line options and the choice of model.
 --
 --   local script = require "tide.script"
---   local opts, rest = script.options(arg, {model = true, file = true})
---   local lm = script.lm(opts.model)      -- --model, TIDE_MODEL, or the mock server
+--   local opts, rest, lm = script.setup(arg, "scripts/x.lua", {file = true})
+--   -- --model, TIDE_MODEL, or the mock server; tide.configure{lm = lm} done
 --
 -- The model comes from --model, else TIDE_MODEL; with neither, a script run by
 -- `make demo` (MOCKLLM_URL set) talks to the local mock server and says so.
 local lm_module = require "tide.lm"
+local settings = require "tide.settings"
 
 local M = {}
 
@@ -74,6 +75,20 @@ end
 function M.exit_usage(message)
   io.stderr:write(message, message:sub(-1) == "\n" and "" or "\n")
   os.exit(2)
+end
+
+--- setup(argv, script_name, known) → opts, positional args, lm: reads the options
+-- (--model and those in `known`), picks the LM and makes it the default; a usage
+-- error or a missing model ends the script with a message saying what to do.
+function M.setup(argv, script_name, known)
+  local names = {model = true}
+  for k, v in pairs(known or {}) do names[k] = v end
+  local ok, opts, rest = pcall(M.options, argv, names)
+  if not ok then M.exit_usage(script_name .. ": " .. tostring(opts)) end
+  local lm, why = M.lm(opts.model, script_name)
+  if not lm then M.exit_usage(why) end
+  settings.global.lm = lm
+  return opts, rest, lm
 end
 
 return M

@@ -5,11 +5,16 @@
 --
 -- The same N POSTs curl_floor.c sends, gathered at once with tide.map (at most C at a
 -- time with --concurrency; a bare third argument is taken as C too).  Prints one JSON
--- line in curl_floor's shape.  CPU and peak RSS are the whole process's, read from
--- /proc (no getrusage in stock Lua), at the point where curl_floor calls getrusage:
--- the batch over, its connections still open.
+-- line in curl_floor's shape: CPU over the batch, read where curl_floor reads it (the
+-- batch over, its connections still open), and the process's peak RSS.
+--
+-- --lm: through tide.LM instead of raw tide.request; the cap is then the LM's own
+-- max_parallel_requests gate, as a user would set it.
 
 local tide = require "tide"
+-- measure.lua sits beside this script
+package.path = (arg[0]:match("^(.*)/[^/]*$") or ".") .. "/?.lua;" .. package.path
+local measure = require "measure"
 
 local PROMPT_CHARS = 900   -- curl_floor.c's PROMPT_CHARS: the body comes to ~1 KB
 
@@ -42,50 +47,6 @@ end
 -- The tide binary runs this chunk as a task; stock lua5.4 runs it on the main flow.
 client = client or (tide.current() and "tide" or "tide-lua5.4")
 
--- utime and stime in /proc/self/stat are in clock ticks; ask once, before timing.
-local clk_tck = 100
-do
-  local p = io.popen("getconf CLK_TCK 2>/dev/null")
-  if p then
-    clk_tck = tonumber(p:read("l")) or 100
-    p:close()
-  end
-end
-
-local function read_file(path)
-  local f = assert(io.open(path, "r"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
---- user and system CPU seconds of this process so far.
--- /proc/self/stat has them in whole ticks (10 ms), too coarse for small runs.  The
--- kernel's own total, in ns, is in /proc/self/schedstat (per thread; tide runs on
--- one), so the tick counts only split that total, which is how getrusage reports it.
-local function cpu_times()
-  -- the command name (field 2) may hold spaces: count fields after its ')'
-  local rest = read_file("/proc/self/stat"):match("%) (.*)$")
-  local fields = {}
-  for f in rest:gmatch("%S+") do fields[#fields + 1] = f end
-  -- rest starts at field 3, so utime (14) and stime (15) are its 12th and 13th
-  local user, sys = tonumber(fields[12]) / clk_tck, tonumber(fields[13]) / clk_tck
-  local threads = tonumber(read_file("/proc/self/status"):match("Threads:%s*(%d+)"))
-  local ns = tonumber(read_file("/proc/self/schedstat"):match("^(%d+)"))
-  if threads ~= 1 or not ns then
-    return user, sys
-  end
-  local total = ns / 1e9
-  if user + sys == 0 then
-    return total, 0   -- no tick sampled yet: the kernel would call it all user time
-  end
-  return total * user / (user + sys), total * sys / (user + sys)
-end
-
-local function peak_rss_kb()
-  return tonumber(read_file("/proc/self/status"):match("VmHWM:%s*(%d+)"))
-end
-
 local body = string.format('{"model":"mock","messages":[{"role":"user","content":"%s"}]}',
                            string.rep("x", PROMPT_CHARS))
 local headers = { ["content-type"] = "application/json" }
@@ -105,8 +66,9 @@ if through_lm then
   local lm = tide.LM("openai/mock", {
     base_url = url:gsub("/chat/completions$", ""), api_key = "bench-key", cache = false,
     num_retries = 0, headers = latency_ms and {["x-mock-scenario"] = "latency=" .. latency_ms} or nil,
-    history_limit = 100,
+    history_limit = 100, max_parallel_requests = concurrency > 0 and concurrency or nil,
   })
+  concurrency = 0
   local messages = {{role = "user", content = string.rep("x", PROMPT_CHARS)}}
   post = function()
     local r = lm:call{messages = messages}
@@ -126,12 +88,10 @@ local function batch()
   return ok, wall
 end
 
+local meter = measure.start()
 local ok, wall = tide.run(batch)
 -- The engine's connections close when the process ends; collect now so the
 -- responses' memory is freed inside the measurement, as curl_floor frees its own.
 collectgarbage()
-local user, sys = cpu_times()
-io.write(string.format('{"client":"%s","n":%d,"ok":%d,"wall_s":%.6f,"cpu_user_s":%.6f,' ..
-                       '"cpu_sys_s":%.6f,"maxrss_kb":%d}\n',
-                       client, n, ok, wall, user, sys, peak_rss_kb()))
+io.write(meter:line(client, n, ok, wall))
 if ok ~= n then os.exit(1) end

@@ -6,9 +6,11 @@
  * with tide_poll — never blocking — and closes it all.  It prints how many frames
  * ran and whether the loop closed with no handle left, for the spec to check.
  *
- *   host SCRIPT.lua [--own] [--frames N]
+ *   host SCRIPT.lua [--own] [--frames N] [--handler]
  *     --own       let tide own its loop instead of using the host's
  *     --frames N  stop after N frames even if tasks are still live (default 20000)
+ *     --handler   errors of tasks nobody took go to the host's handler, which
+ *                 prints `handled: MESSAGE` on stdout
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,12 +22,20 @@
 
 #include "tide.h"
 
+static void host_error(lua_State *L, void *ud)
+{
+  int *count = (int *)ud;
+  lua_getfield(L, -1, "message");
+  printf("handled: %s\n", lua_isstring(L, -1) ? lua_tostring(L, -1) : "?");
+  (*count)++;
+}
+
 int main(int argc, char **argv)
 {
   uv_loop_t loop;
   lua_State *L;
   tide_engine *E;
-  int own = 0, max_frames = 20000, frames = 0, live, closed, i;
+  int own = 0, max_frames = 20000, frames = 0, live, closed, i, handler = 0, handled = 0;
 
   if (argc < 2) {
     fprintf(stderr, "usage: host SCRIPT.lua [--own] [--frames N]\n");
@@ -34,6 +44,8 @@ int main(int argc, char **argv)
   for (i = 2; i < argc; i++) {
     if (strcmp(argv[i], "--own") == 0)
       own = 1;
+    else if (strcmp(argv[i], "--handler") == 0)
+      handler = 1;
     else if (strcmp(argv[i], "--frames") == 0 && i + 1 < argc)
       max_frames = atoi(argv[++i]);
   }
@@ -41,6 +53,8 @@ int main(int argc, char **argv)
   L = luaL_newstate();
   luaL_openlibs(L);
   E = tide_open(L, own ? NULL : &loop);
+  if (handler)
+    tide_set_error_handler(E, host_error, &handled);
   luaL_requiref(L, "tide.core", luaopen_tide_core, 0);
   lua_pop(L, 1);
   if (luaL_dofile(L, argv[1]) != LUA_OK) {
@@ -64,5 +78,7 @@ int main(int argc, char **argv)
   uv_run(&loop, UV_RUN_DEFAULT);   /* close callbacks of handles tide closed */
   closed = uv_loop_close(&loop);
   printf("loop_closed=%s\n", closed == 0 ? "yes" : "no");
+  if (handler)
+    printf("handled=%d\n", handled);
   return 0;
 }

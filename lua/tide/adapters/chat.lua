@@ -86,7 +86,7 @@ function M.parse(sig, text)
   local values = {}
   for _, sec in ipairs(secs) do
     local f = sec.name and by_name[sec.name]
-    local absent = f and f.optional and NONE[sec.text:match("^%s*(.-)%s*$")]
+    local absent = f and f.optional and NONE[sec.text]   -- sec.text is trimmed already
     if f and values[f.name] == nil and not absent then
       local v, err = coerce.value(sec.text, f.type)
       if v == nil then

@@ -97,7 +97,19 @@ function reader_mt:number()
   return n + 0.0
 end
 
+-- Deeper is no model's answer; without a bound, a reply of 100 000 '[' overflowed
+-- Lua's stack and raised an untyped "stack overflow" (fuzz finding L1).
+local MAX_DEPTH = 256
+
 function reader_mt:value()
+  self.depth = self.depth + 1
+  if self.depth > MAX_DEPTH then bad(self, "nesting deeper than " .. MAX_DEPTH) end
+  local v = self:value_here()
+  self.depth = self.depth - 1
+  return v
+end
+
+function reader_mt:value_here()
   self:skip()
   local text, pos = self.text, self.pos
   local c = text:sub(pos, pos)
@@ -154,7 +166,7 @@ end
 --- literal(text) → the value the text spells in JSON or Python literal syntax, or
 -- nil and a message.  null / None is cjson.null.
 function M.literal(text)
-  local r = setmetatable({text = text, pos = 1}, reader_mt)
+  local r = setmetatable({text = text, pos = 1, depth = 0}, reader_mt)
   local ok, v = pcall(function()
     local v = r:value()
     r:skip()
@@ -166,45 +178,80 @@ function M.literal(text)
   error(v, 0)
 end
 
+local MAX_TRIES = 64
+
+local function is_space(b) return b == 32 or (b >= 9 and b <= 13) end
+
+-- The text inside a ``` fence that wraps the whole reply, or the reply.  By hand,
+-- not with text:gsub("^%s*```%w*%s*\n(.-)\n%s*```%s*$", "%1"): that pattern
+-- backtracks through every split of a blank run, so "```" and a few thousand blank
+-- lines took minutes (fuzz finding L4).  The same split is picked: the body starts
+-- after the last line break of the blanks that follow the opening fence, and ends
+-- at the first line break of the blanks before the closing one.
+local function unfenced(text)
+  local byte = string.byte
+  local after = text:match("^%s*```%w*()")
+  if not after then return text end
+  local start, i = nil, after
+  while i <= #text and is_space(byte(text, i)) do
+    if byte(text, i) == 10 then start = i + 1 end
+    i = i + 1
+  end
+  local e = #text
+  while e > 0 and is_space(byte(text, e)) do e = e - 1 end
+  if not start or e - 2 < start or text:sub(e - 2, e) ~= "```" then return text end
+  local k = e - 3
+  while k >= start and is_space(byte(text, k)) do k = k - 1 end
+  for j = k + 1, e - 3 do
+    if byte(text, j) == 10 then return text:sub(start, j - 1) end
+  end
+  return text
+end
+
 --- first_object(text) → the first JSON object in a reply (inside a code fence or
 -- prose), or nil and a message.
 function M.first_object(text)
-  local whole = M.literal((text:gsub("^%s*```%w*%s*\n(.-)\n%s*```%s*$", "%1")))
+  local whole = M.literal(unfenced(text))
   if type(whole) == "table" and not (next(whole) ~= nil and pyjson.is_list(whole)) then
     return whole
   end
-  local start = 1
-  while true do
-    local open = text:find("{", start, true)
-    if not open then return nil, "no JSON object in the reply" end
-    -- the balanced {...} from here, skipping braces inside strings
-    local depth, i, quote = 0, open, nil
-    local close
-    while i <= #text do
-      local c = text:sub(i, i)
-      if quote then
-        if c == "\\" then i = i + 1 elseif c == quote then quote = nil end
-      elseif c == '"' then
-        quote = c
-      elseif c == "{" then
-        depth = depth + 1
-      elseif c == "}" then
-        depth = depth - 1
-        if depth == 0 then close = i break end
-      end
-      i = i + 1
+  -- One pass pairs each '{' with its '}' (skipping braces inside strings); then the
+  -- candidates are tried in order.  Scanning anew from every '{' was quadratic: a
+  -- reply of 64 KiB of '{' took minutes (fuzz finding L2).  A candidate that is not
+  -- a literal costs a read of its text, so only the first MAX_TRIES are read.
+  local first = text:find("{", 1, true)
+  if not first then return nil, "no JSON object in the reply" end
+  local close_of, stack, quote = {}, {}, nil
+  local i, n, byte = first, #text, string.byte
+  while i <= n do
+    local c = byte(text, i)
+    if quote then
+      if c == 92 then i = i + 1 elseif c == quote then quote = nil end   -- 92: backslash
+    elseif c == 34 then                                                   -- 34: '"'
+      quote = c
+    elseif c == 123 then                                                  -- 123: '{'
+      stack[#stack + 1] = i
+    elseif c == 125 and #stack > 0 then                                   -- 125: '}'
+      close_of[stack[#stack]] = i
+      stack[#stack] = nil
     end
-    if close then
-      local v = M.literal(text:sub(open, close))
-      if type(v) == "table" then return v end
-    end
-    start = open + 1
+    i = i + 1
   end
+  local opens = {}
+  for open in pairs(close_of) do opens[#opens + 1] = open end
+  table.sort(opens)
+  for k = 1, math.min(#opens, MAX_TRIES) do
+    local v = M.literal(text:sub(opens[k], close_of[opens[k]]))
+    if type(v) == "table" then return v end
+  end
+  return nil, "no JSON object in the reply"
 end
 
 -- ---- coercion by type ------------------------------------------------------------------
 
-local function trim(s) return (s:match("^%s*(.-)%s*$")) end
+-- common.trim, not s:match("^%s*(.-)%s*$"): that pattern retries `%s*$` at every
+-- byte, so a field of a few kilobytes of blanks took seconds (fuzz finding L3).
+local trim = require("tide.adapters.common").trim
 
 local BOOLS = {
   ["true"] = true, ["t"] = true, ["yes"] = true, ["y"] = true, ["on"] = true, ["1"] = true,

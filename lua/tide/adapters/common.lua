@@ -12,7 +12,18 @@ local pyjson = require "tide.adapters.pyjson"
 
 local M = {}
 
-local function trim(s) return (s:match("^%s*(.-)%s*$")) end
+-- %s's bytes: space, \t, \n, \v, \f, \r.
+local SPACE = {[32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true}
+
+-- Not s:match("^%s*(.-)%s*$"): its lazy `.-` retries `%s*$` at every byte, some
+-- 20 ns each, and every prompt is trimmed a few times (30 µs per call in all).
+local function trim(s)
+  local i = s:find("%S")
+  if i == nil then return "" end
+  local j, byte = #s, string.byte
+  while SPACE[byte(s, j)] do j = j - 1 end
+  return s:sub(i, j)
+end
 M.trim = trim
 
 -- DSPy gives a field with no description the placeholder "${name}".
@@ -159,8 +170,23 @@ function M.task_description(sig)
          table.concat(parts, "\n" .. string.rep(" ", 8))
 end
 
+-- adapter → signature → {instructions, text}: the system message is the same for
+-- every call of a predictor, so a fan-out formats it once (signatures are values;
+-- the instructions are compared in case a caller rewrote them in place).
+local system_cache = setmetatable({}, {__mode = "k"})
+
 function M.system_message(adapter, sig)
-  return M.field_description(sig) .. "\n" .. adapter.structure(sig) .. "\n" .. M.task_description(sig)
+  local by_sig = system_cache[adapter]
+  if not by_sig then
+    by_sig = setmetatable({}, {__mode = "k"})
+    system_cache[adapter] = by_sig
+  end
+  local hit = by_sig[sig]
+  if hit and hit.instructions == sig.instructions then return hit.text end
+  local text = M.field_description(sig) .. "\n" .. adapter.structure(sig) .. "\n" ..
+    M.task_description(sig)
+  by_sig[sig] = {instructions = sig.instructions, text = text}
+  return text
 end
 
 -- ---- user turns and demos ----------------------------------------------------------------------

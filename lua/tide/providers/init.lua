@@ -53,6 +53,21 @@ end
 --- resolve(model_string, opts) → provider module, cfg
 -- cfg = {provider, model, base_url, api_key (or nil), headers}.  opts: api_key,
 -- base_url, headers, env (a getenv function, for specs).  Misuse raises.
+--- The environment variables any provider reads its key from, sorted.
+function M.key_variables()
+  local seen, names = {}, {}
+  for _, spec in pairs(PROVIDERS) do
+    for _, name in ipairs(spec.keys) do
+      if not seen[name] then
+        seen[name] = true
+        names[#names + 1] = name
+      end
+    end
+  end
+  table.sort(names)
+  return names
+end
+
 function M.resolve(model_string, opts)
   opts = opts or {}
   if type(model_string) ~= "string" then

@@ -1,0 +1,243 @@
+--- `tide eval`: an evaluation from the command line, resumable and shardable.
+--
+--   tide eval PROGRAM.lua --data drafts.jsonl --out results.jsonl [--concurrency 32]
+--   tide eval PROGRAM.lua --data drafts.jsonl --out part-2.jsonl --shard 2/4
+--   tide eval --merge results.jsonl part-*.jsonl
+--
+-- PROGRAM.lua returns the program and the metric (`return program, metric`), or a
+-- table {program = , metric = , inputs = {...}, failure_score = , max_errors = }.  It
+-- is called with one argument, {model = "provider/model" | nil, lm = tide.LM | nil};
+-- when --model or TIDE_MODEL names a model (or the command runs under
+-- scripts/with_mockllm), that LM is already configured.
+-- main returns the exit status: 0 done, 1 failed or stopped early, 2 bad usage,
+-- 130 cancelled (Ctrl-C); an interrupted run is resumed by running it again.
+local tide = require "tide"
+local script = require "tide.script"
+local evaluate = require "tide.evaluate"
+local dataset = require "tide.dataset"
+local results = require "tide.results"
+local report = require "tide.eval_report"
+
+local M = {}
+
+M.usage = [[
+usage: tide eval PROGRAM.lua --data FILE --out FILE [options]
+       tide eval --merge OUT IN...
+
+PROGRAM.lua returns the program and the metric: `return program, metric`, or a table
+{program = ..., metric = ..., inputs = {"field", ...}}.
+
+  --data FILE         the dataset: .jsonl (one JSON object a line) or .csv (header row)
+  --out FILE          per-example results, .jsonl or .csv, written as examples finish;
+                      when FILE exists the run resumes: its finished rows are kept
+  --inputs A,B        the dataset's input fields (default: the program's `inputs`,
+                      else every field)
+  --concurrency N     examples running at once (default 16)
+  --model M           the LM, e.g. openai/gpt-4o-mini (default: $TIDE_MODEL)
+  --shard K/N         run only the K-th of N slices of the dataset (K from 1)
+  --max-errors N      stop after N examples failed
+  --failure-score X   the score of a failed example (default 0)
+  --overwrite         start over instead of resuming --out
+  --progress MODE     bar, lines or none (default: bar on a terminal, else lines)
+  --interval S        seconds between progress lines (default 10)
+  --rows N            also print the first N rows at the end
+  --merge OUT IN...   combine the results of shards into OUT, in dataset order
+  -h, --help          this text
+]]
+
+local function say(fmt, ...)
+  io.stderr:write("tide eval: ", string.format(fmt, ...), "\n")
+  io.stderr:flush()
+end
+
+local function usage_error(fmt, ...)
+  say(fmt, ...)
+  io.stderr:write("(tide eval --help for the options)\n")
+  return 2
+end
+
+local VALUED = {data = true, out = true, inputs = true, concurrency = true, model = true,
+  shard = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
+  interval = true, rows = true}
+local FLAGS = {overwrite = true, help = true}
+
+--- argv → options (a table keyed by option name, positional ones in `args`), or nil
+-- and a message.
+local function parse(argv)
+  local o = {args = {}}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w-]+)$")
+    if a == "-h" then name = "help" end
+    if name == "merge" then
+      o.merge = true
+    elseif name and VALUED[name] then
+      local v = inline
+      if v == nil then
+        i = i + 1
+        v = argv[i]
+      end
+      if v == nil then return nil, "--" .. name .. " needs a value" end
+      o[name] = v
+    elseif name and FLAGS[name] then
+      o[name] = true
+    elseif a:sub(1, 1) == "-" and a ~= "-" then
+      return nil, "unknown option '" .. a .. "'"
+    else
+      o.args[#o.args + 1] = a
+    end
+    i = i + 1
+  end
+  return o
+end
+
+local function integer_option(o, name, min)
+  local v = o[name]
+  if v == nil then return nil end
+  local n = math.tointeger(tonumber(v))
+  if not n or n < min then return nil, string.format("--%s must be an integer >= %d, got '%s'", name, min, v) end
+  return n
+end
+
+-- ---- merge -----------------------------------------------------------------------
+
+local function merge(out, inputs)
+  local rows, size, missing = results.merge(inputs, function(msg) say("%s", msg) end)
+  results.rewrite(out, rows)
+  local s = evaluate.summarise(rows, 0)
+  local result = {score = s.mean, rows = rows, total = size or #rows, done = s.done,
+    errors = s.errors, error_kinds = s.error_kinds, resumed = 0, usage = s.usage, cost = s.cost,
+    save_as = out}
+  io.stdout:write(report.summary(result, 0))
+  if #missing > 0 then
+    local shown = {}
+    for i = 1, math.min(10, #missing) do shown[i] = tostring(missing[i]) end
+    say("%d of %d rows are missing (%s%s): merge every shard", #missing, size,
+      table.concat(shown, ", "), #missing > 10 and ", ..." or "")
+    return 1
+  end
+  return 0
+end
+
+-- ---- a run -------------------------------------------------------------------------
+
+--- PROGRAM.lua's returns → program, and a table of its settings.
+local function load_program(path, cli)
+  local chunk, err = loadfile(path)
+  if not chunk then return nil, err end
+  local ok, a, b = pcall(chunk, cli)
+  if not ok then return nil, tostring(a) end
+  local spec
+  if type(a) == "table" and getmetatable(a) == nil and a.program ~= nil then
+    spec = a
+  else
+    spec = {program = a, metric = b}
+  end
+  if spec.program == nil or spec.metric == nil then
+    return nil, path .. " must return the program and the metric " ..
+      "(return program, metric; or return {program = ..., metric = ...})"
+  end
+  return spec
+end
+
+local function run(o)
+  local program_path = o.args[1]
+  if not program_path then return usage_error("which PROGRAM.lua? (tide eval PROGRAM.lua --data FILE --out FILE)") end
+  if #o.args > 1 then return usage_error("unexpected argument '%s'", o.args[2]) end
+  if not o.data then return usage_error("--data FILE is required") end
+  if not o.out then return usage_error("--out FILE is required") end
+  local concurrency, e1 = integer_option(o, "concurrency", 1)
+  local max_errors, e2 = integer_option(o, "max-errors", 1)
+  local rows_shown, e3 = integer_option(o, "rows", 0)
+  if e1 or e2 or e3 then return usage_error("%s", e1 or e2 or e3) end
+  if o.shard then
+    local k, err = evaluate.parse_shard(o.shard)
+    if not k then return usage_error("--%s", err) end
+  end
+  local progress_mode = o.progress
+  if progress_mode ~= nil and progress_mode ~= "bar" and progress_mode ~= "lines" and progress_mode ~= "none" then
+    return usage_error("--progress must be bar, lines or none")
+  end
+  local interval = o.interval and tonumber(o.interval)
+  if o.interval and (not interval or interval < 0) then return usage_error("--interval must be seconds >= 0") end
+  local failure_score = o["failure-score"] and tonumber(o["failure-score"])
+  if o["failure-score"] and not failure_score then return usage_error("--failure-score must be a number") end
+
+  -- --model, else TIDE_MODEL, else the mock server under scripts/with_mockllm;
+  -- with none of them the program may make its own LM.
+  local cli = {}
+  local lm, why = script.lm(o.model, "eval " .. program_path)
+  if lm then
+    tide.configure{lm = lm}
+    cli.lm, cli.model = lm, lm.model
+  elseif o.model or (os.getenv("TIDE_MODEL") or "") ~= "" then
+    say("%s", why)
+    return 1
+  end
+  local spec, err = load_program(program_path, cli)
+  if not spec then say("%s", err) return 1 end
+
+  local inputs = spec.inputs
+  if o.inputs then
+    inputs = {}
+    for name in o.inputs:gmatch("[^,%s]+") do inputs[#inputs + 1] = name end
+  end
+  local ok, devset = pcall(dataset.load, o.data, {inputs = inputs})
+  if not ok then say("%s", tostring(devset)) return 1 end
+
+  local ok_e, result = pcall(tide.Evaluate, {
+    devset = devset,
+    metric = spec.metric,
+    program = spec.program,
+    concurrency = concurrency or spec.concurrency,
+    max_errors = max_errors or spec.max_errors,
+    failure_score = failure_score or spec.failure_score,
+    save_as = o.out,
+    resume = not o.overwrite,
+    shard = o.shard,
+    display_progress = progress_mode == nil or (progress_mode ~= "none" and progress_mode),
+    progress_interval = interval,
+    display_table = rows_shown or true,
+  })
+  if not ok_e then
+    if tide.is_error(result, "cancelled") then
+      local r = result.result
+      say("cancelled; %d finished rows are in %s: run the same command again to resume",
+        r and r.done or 0, o.out)
+      return 130
+    end
+    say("%s", tostring(result))
+    return 1
+  end
+  if result.stopped == "max_errors" then
+    say("stopped after %d failed examples (--max-errors %d); the finished rows are in %s",
+      result.errors, max_errors or spec.max_errors, o.out)
+    return 1
+  end
+  return 0
+end
+
+--- tide eval args... → the exit status.
+function M.main(...)
+  local argv = table.pack(...)
+  local list = {}
+  for i = 1, argv.n do list[i] = tostring(argv[i]) end
+  local o, err = parse(list)
+  if not o then return usage_error("%s", err) end
+  if o.help then
+    io.stdout:write(M.usage)
+    return 0
+  end
+  if o.merge then
+    if #o.args < 2 then return usage_error("--merge needs OUT and at least one IN file") end
+    local ins = {table.unpack(o.args, 2)}
+    local ok, status = pcall(merge, o.args[1], ins)
+    if not ok then say("%s", tostring(status)) return 1 end
+    return status
+  end
+  return run(o)
+end
+
+return M

@@ -1,0 +1,89 @@
+--- The text an evaluation prints at the end: a summary block, and optionally the
+-- first rows as a table.  Pure formatting: it takes a result and returns a string.
+local cjson = require "cjson"
+
+local M = {}
+
+local function short(v, width)
+  local s
+  if type(v) == "table" then
+    local ok, text = pcall(cjson.encode, v)
+    s = ok and text or tostring(v)
+  else
+    s = tostring(v)
+  end
+  s = s:gsub("%s+", " ")
+  if #s > width then s = s:sub(1, width - 3) .. "..." end
+  return s
+end
+
+local function kinds(error_kinds)
+  local list = {}
+  for kind, n in pairs(error_kinds or {}) do list[#list + 1] = {kind, n} end
+  table.sort(list, function(a, b)
+    if a[2] ~= b[2] then return a[2] > b[2] end
+    return a[1] < b[1]
+  end)
+  local parts = {}
+  for i, kn in ipairs(list) do parts[i] = kn[1] .. " " .. kn[2] end
+  return table.concat(parts, ", ")
+end
+
+local function score_text(v)
+  if v == nil then return "-" end
+  if math.type(v) == "integer" then return tostring(v) end
+  return string.format("%.3f", v)
+end
+
+--- The first n rows as a fixed-width table: index, score, latency, outputs or error.
+function M.rows(result, n)
+  local out = {string.format("%6s  %7s  %7s  %s\n", "#", "score", "latency", "outputs / error")}
+  for i = 1, math.min(n, #result.rows) do
+    local row = result.rows[i]
+    local what = row.error and ("error " .. row.error.kind .. ": " .. row.error.message) or row.outputs
+    out[#out + 1] = string.format("%6d  %7s  %6.2fs  %s\n", row.index, score_text(row.score),
+      row.latency or 0, short(what, 72))
+  end
+  if #result.rows > n then
+    out[#out + 1] = string.format("%6s  (%d more rows%s)\n", "...", #result.rows - n,
+      result.save_as and " in " .. result.save_as or "")
+  end
+  return table.concat(out)
+end
+
+--- The summary block (and the first `n` rows when n > 0).
+function M.summary(result, n)
+  local lines = {}
+  local function add(label, fmt, ...)
+    lines[#lines + 1] = string.format("  %-11s " .. fmt .. "\n", label, ...)
+  end
+  lines[1] = "Evaluation\n"
+  local of = tostring(result.total)
+  if result.shard then
+    of = string.format("%d (shard %d/%d of %d)", result.total, result.shard[1], result.shard[2],
+      result.dataset_size)
+  end
+  add("examples", "%s", of)
+  add("done", "%d%s", result.done, result.resumed > 0 and
+    string.format(" (%d from the results file)", result.resumed) or "")
+  add("errors", "%d%s", result.errors, result.errors > 0 and " (" .. kinds(result.error_kinds) .. ")" or "")
+  add("mean score", "%s", score_text(result.score))
+  local u = result.usage
+  add("tokens", "%d in, %d out; %d calls, %d from the cache", u.input, u.output, u.calls, u.cache_hits)
+  if result.cost and result.cost > 0 then add("cost", "$%.4f", result.cost) end
+  if result.wall_time then
+    local rate = result.wall_time > 0 and result.ran / result.wall_time or 0
+    add("wall time", "%.2f s (%.1f examples/s)", result.wall_time, rate)
+  end
+  if result.stopped then
+    local why = {max_errors = "max_errors reached: the rest did not run",
+                 cancelled = "cancelled: the rest did not run"}
+    add("stopped", "%s", why[result.stopped] or result.stopped)
+  end
+  if result.save_as then add("results", "%s", result.save_as) end
+  local text = table.concat(lines)
+  if n and n > 0 then text = text .. M.rows(result, n) end
+  return text
+end
+
+return M

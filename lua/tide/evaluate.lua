@@ -1,0 +1,393 @@
+--- tide.Evaluate: a program over a dataset, each output scored by a metric.
+--
+--   local evaluate = tide.Evaluate{devset = devset, metric = metric, concurrency = 32,
+--                                  save_as = "results.jsonl"}
+--   local r = evaluate(program)          -- or tide.Evaluate{..., program = program}
+--   print(r.score, r.done, r.errors, r.usage.total, r.wall_time)
+--
+-- Each example runs as its own task (program(example:inputs()), then
+-- metric(example, prediction)) with at most `concurrency` running; the LM's own gate
+-- bounds the requests under that.  A failing example is a row with its error and
+-- `failure_score`.  Rows are appended to `save_as` (JSONL or CSV) and flushed as they
+-- finish.  The run stops early, keeping every finished row, at `max_errors` failures
+-- (the result says stopped = "max_errors") or when the task running it is cancelled
+-- (Ctrl-C in the tide binary): then the summary is still printed and the `cancelled`
+-- error is raised again, carrying the partial result in `err.result`.
+local core = require "tide.core"
+local settings = require "tide.settings"
+local prediction = require "tide.prediction"
+local dataset = require "tide.dataset"
+local results = require "tide.results"
+local progress = require "tide.progress"
+local report = require "tide.eval_report"
+
+local M = {}
+
+local Evaluate = {}
+Evaluate.__index = Evaluate
+Evaluate.__name = "tide.Evaluate"
+
+local function fail(msg)
+  error("tide.Evaluate: " .. msg, 3)
+end
+
+local function callable(v)
+  if type(v) == "function" then return true end
+  local mt = getmetatable(v)
+  return mt ~= nil and type(mt) == "table" and mt.__call ~= nil
+end
+
+--- "K/N" or {K, N} → K, N (K counts from 1); nil → nil.
+local function parse_shard(shard)
+  if shard == nil then return nil end
+  local k, n
+  if type(shard) == "string" then
+    k, n = shard:match("^(%d+)/(%d+)$")
+    k, n = tonumber(k), tonumber(n)
+  elseif type(shard) == "table" then
+    k, n = math.tointeger(shard[1]), math.tointeger(shard[2])
+  end
+  if not k or not n or n < 1 or k < 1 or k > n then
+    return nil, "shard must be 'K/N' with 1 <= K <= N (the K-th of N slices), got " ..
+      tostring(type(shard) == "table" and table.concat(shard, "/") or shard)
+  end
+  return k, n
+end
+M.parse_shard = parse_shard
+
+--- The dataset indices of the K-th of N contiguous slices of `size` rows; the slices'
+-- sizes differ by at most one.
+function M.shard_range(size, k, n)
+  return (k - 1) * size // n + 1, k * size // n
+end
+
+local DISPLAY = {[true] = true, [false] = true, bar = true, lines = true, none = true}
+
+local function check(opts)
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'Evaluate' (table expected, got " .. type(opts) .. ")", 3)
+  end
+  if type(opts.devset) ~= "table" then fail("devset must be a list of examples") end
+  if not callable(opts.metric) then fail("metric must be a function(example, prediction)") end
+  if opts.program ~= nil and not callable(opts.program) then fail("program must be callable") end
+  local c = opts.concurrency
+  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
+    fail("concurrency must be an integer >= 1")
+  end
+  local m = opts.max_errors
+  if m ~= nil and (math.type(m) ~= "integer" or m < 1) then
+    fail("max_errors must be an integer >= 1 (nil: no limit)")
+  end
+  if opts.failure_score ~= nil and type(opts.failure_score) ~= "number" then
+    fail("failure_score must be a number")
+  end
+  if opts.save_as ~= nil and (type(opts.save_as) ~= "string" or opts.save_as == "") then
+    fail("save_as must be a file path (.jsonl or .csv)")
+  end
+  if opts.resume and not opts.save_as then fail("resume needs save_as (the results to resume)") end
+  if not DISPLAY[opts.display_progress == nil and true or opts.display_progress] then
+    fail("display_progress must be true, false, 'bar' or 'lines'")
+  end
+  local every = opts.progress_interval
+  if every ~= nil and (type(every) ~= "number" or every < 0) then
+    fail("progress_interval must be a number of seconds >= 0")
+  end
+  local t = opts.display_table
+  if t ~= nil and type(t) ~= "boolean" and math.type(t) ~= "integer" then
+    fail("display_table must be a boolean or a number of rows to show")
+  end
+  local k, err = parse_shard(opts.shard)
+  if opts.shard ~= nil and not k then fail(err) end
+end
+
+--- The devset as Examples with declared inputs (plain tables: every field an input).
+local function examples(devset)
+  local list = {}
+  for i, ex in ipairs(devset) do
+    if type(ex) ~= "table" then fail(string.format("devset[%d] is a %s, not an example", i, type(ex))) end
+    if getmetatable(ex) == prediction.Example then
+      if not ex:input_names() then
+        fail(string.format("devset[%d] has no declared inputs: call with_inputs(...) on it", i))
+      end
+      list[i] = ex
+    else
+      list[i] = dataset.from_table({ex})[1]
+    end
+  end
+  return list
+end
+
+--- tide.Evaluate{devset, metric, program?, concurrency = 16, max_errors, failure_score = 0,
+-- display_progress = true | false | "bar" | "lines", progress_interval = 10,
+-- display_table = true | false | n, save_as, resume, shard = "K/N", secrets = {strings},
+-- output = a file-like {write} for the progress and the table (default stderr, stdout),
+-- label = "eval" (the progress lines' prefix)}
+function M.new(opts)
+  check(opts)
+  local self = setmetatable({}, Evaluate)
+  for k, v in pairs(opts) do self[k] = v end
+  self.devset = examples(opts.devset)
+  if opts.program ~= nil then
+    local program = opts.program
+    self.program = nil
+    return self:run(program)
+  end
+  return self
+end
+
+function Evaluate:__call(program, overrides)
+  return self:run(program, overrides)
+end
+
+local function new_usage()
+  return {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0}
+end
+
+local function error_row(e)
+  if type(e) == "table" then
+    -- cause (a transport error's own kind) and status say more in a results file
+    local cause = type(e.cause) == "string" and e.cause or nil
+    local status = math.type(e.status) == "integer" and e.status or nil
+    return {kind = tostring(e.kind or "lua"), message = tostring(e.message or e), cause = cause,
+            status = status}
+  end
+  return {kind = "lua", message = tostring(e)}
+end
+
+--- A metric's answer as a number: booleans count 1 and 0.
+local function as_score(v)
+  if v == true then return 1 end
+  if v == false then return 0 end
+  if type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge then return v end
+  error(core.error{kind = "metric", message = "the metric returned " .. tostring(v) ..
+    " (a number or a boolean expected)"}, 0)
+end
+
+--- Runs one example as a task whose calls are counted in `usage`; returns the row.
+local function run_example(self, program, item, dataset_size)
+  local ex = item.example
+  local usage = new_usage()
+  local started = core.now()
+  -- The task returns its failure rather than raising it: were the run cancelled just
+  -- as the example failed, a raised error would be left with nobody to take it.
+  local ok, pred, score = settings.with({usage_sink = usage}, pcall, function()
+    local p = program(ex:inputs())
+    local ok_m, s = pcall(self.metric, ex, p)
+    if not ok_m then
+      if core.is_error(s) then error(s, 0) end
+      error(core.error{kind = "metric", message = tostring(s)}, 0)
+    end
+    return p, as_score(s)
+  end)
+  if not ok and core.is_error(pred, "cancelled") then error(pred, 0) end
+  local cost = usage.cost
+  usage.cost = nil
+  local row = {
+    index = item.index,
+    id = item.id,
+    inputs = results.plain(ex:inputs()),
+    latency = core.now() - started,
+    usage = usage,
+    cost = cost,
+    cached = usage.calls > 0 and usage.cache_hits == usage.calls,
+    dataset_size = dataset_size,
+  }
+  if ok then
+    row.outputs = results.plain(pred)
+    row.score = score
+  else
+    row.error = error_row(pred)
+    row.score = self.failure_score or 0
+  end
+  return row
+end
+
+--- Rows already in the results file that this run keeps (finished without error, and
+-- of this dataset); the others run again.  The file is rewritten to hold just those.
+local function resume_rows(self, items)
+  local old, dropped = results.read(self.save_as)
+  if not old then return {}, {} end
+  local by_index = {}
+  for _, item in ipairs(items) do by_index[item.index] = item end
+  local keep, seen = {}, {}
+  for _, row in ipairs(old) do
+    local item = by_index[row.index]
+    if not item then
+      error(string.format("tide.Evaluate: %s holds row %d, which is not in this run's examples: "
+        .. "resume with the same dataset and shard, or write to a new file", self.save_as, row.index), 0)
+    end
+    if row.id ~= item.id then
+      error(string.format("tide.Evaluate: %s holds a different example at row %d (another dataset?): "
+        .. "write to a new file", self.save_as, row.index), 0)
+    end
+    if row.error == nil and not seen[row.index] then
+      keep[#keep + 1] = row
+      seen[row.index] = true
+    end
+  end
+  if #keep ~= #old or dropped > 0 then results.rewrite(self.save_as, keep) end
+  return keep, seen
+end
+
+local function summarise(rows, failure_score)
+  local s = {done = #rows, errors = 0, score_sum = 0, usage = new_usage(), cost = 0,
+    error_kinds = {}}
+  for _, row in ipairs(rows) do
+    s.score_sum = s.score_sum + (row.score or failure_score)
+    if row.error then
+      s.errors = s.errors + 1
+      s.error_kinds[row.error.kind] = (s.error_kinds[row.error.kind] or 0) + 1
+    end
+    local u = row.usage or {}
+    for _, k in ipairs{"input", "output", "total", "calls", "cache_hits"} do
+      s.usage[k] = s.usage[k] + (u[k] or 0)
+    end
+    s.cost = s.cost + (row.cost or 0)
+  end
+  s.usage.cost = nil
+  s.mean = s.done > 0 and s.score_sum / s.done or nil
+  return s
+end
+
+local function progress_mode(v)
+  if v == nil or v == true then return progress.detect() end
+  if v == false then return "none" end
+  return v
+end
+
+--- evaluate(program [, overrides]) → the result (see the top of this file).
+function Evaluate:run(program, overrides)
+  if not callable(program) then
+    error("bad argument #1 to 'Evaluate' run (callable program expected, got " ..
+      type(program) .. ")", 2)
+  end
+  local opts = self
+  if overrides then
+    opts = setmetatable({}, {__index = self})
+    for k, v in pairs(overrides) do opts[k] = v end
+    check(setmetatable({devset = self.devset, metric = self.metric}, {__index = opts}))
+  end
+  local failure_score = opts.failure_score or 0
+  local redact = results.redactor(opts.secrets)
+  local size = #self.devset
+  local first, last = 1, size
+  local shard_k, shard_n = parse_shard(opts.shard)
+  if shard_k then first, last = M.shard_range(size, shard_k, shard_n) end
+  local items = {}
+  for i = first, last do
+    local ex = self.devset[i]
+    items[#items + 1] = {index = i, example = ex, id = results.example_id(ex)}
+  end
+
+  local rows, finished = {}, {}
+  if opts.save_as and opts.resume then rows, finished = resume_rows(opts, items) end
+  local resumed = #rows
+  local pending = {}
+  for _, item in ipairs(items) do
+    if not finished[item.index] then pending[#pending + 1] = item end
+  end
+
+  local output = opts.output
+  local function write_progress(s)
+    if output then output:write(s) else io.stderr:write(s) io.stderr:flush() end
+  end
+  local function write_table(s)
+    if output then output:write(s) else io.stdout:write(s) io.stdout:flush() end
+  end
+  local totals = summarise(rows, failure_score)
+  local bar = progress.new{total = #items, mode = progress_mode(opts.display_progress),
+    write = write_progress, interval = opts.progress_interval, start_done = resumed,
+    label = opts.label}
+
+  local writer
+  if opts.save_as then
+    writer = results.open(opts.save_as, {append = opts.resume})
+  end
+  local started = core.now()
+  local errors_this_run = 0
+  local stop_reason
+
+  local function record(row)
+    redact(row)
+    rows[#rows + 1] = row
+    if writer then writer:write(row) end
+    totals.done = totals.done + 1
+    totals.score_sum = totals.score_sum + row.score
+    if row.error then
+      totals.errors = totals.errors + 1
+      errors_this_run = errors_this_run + 1
+    end
+    bar:update{done = totals.done, errors = totals.errors, mean = totals.score_sum / totals.done}
+  end
+
+  local next_item = 0
+  local function worker()
+    while stop_reason == nil do
+      next_item = next_item + 1
+      local item = pending[next_item]
+      if item == nil then return end
+      record(run_example(opts, program, item, size))
+      if opts.max_errors and errors_this_run >= opts.max_errors and stop_reason == nil then
+        stop_reason = "max_errors"
+        -- the rest of the run is cancelled by gather; finished rows are already written
+        error(core.error{kind = "max_errors", message = string.format(
+          "stopped after %d failed examples (max_errors = %d)", errors_this_run, opts.max_errors)}, 0)
+      end
+    end
+  end
+
+  local workers = {}
+  for i = 1, math.min(opts.concurrency or 16, #pending) do workers[i] = worker end
+  local ok, err = true, nil
+  if #workers > 0 then ok, err = pcall(core.gather, workers) end
+  if writer then writer:close() end
+  if not ok then
+    if core.is_error(err, "max_errors") then
+      ok = true
+    elseif core.is_error(err, "cancelled") then
+      stop_reason = "cancelled"
+    else
+      stop_reason = "error"
+    end
+  end
+  table.sort(rows, function(a, b) return a.index < b.index end)
+  local s = summarise(rows, failure_score)
+  local result = {
+    score = s.mean,
+    rows = rows,
+    total = #items,
+    dataset_size = size,
+    done = s.done,
+    errors = s.errors,
+    error_kinds = s.error_kinds,
+    resumed = resumed,
+    stopped = stop_reason,
+    complete = stop_reason == nil and s.done == #items,
+    usage = s.usage,
+    cost = s.cost,
+    wall_time = core.now() - started,
+    ran = s.done - resumed,
+    save_as = opts.save_as,
+    shard = shard_k and {shard_k, shard_n} or nil,
+  }
+  if stop_reason ~= "error" then
+    bar:finish{done = s.done, errors = s.errors, mean = s.mean}
+    local every = opts.progress_interval
+  if every ~= nil and (type(every) ~= "number" or every < 0) then
+    fail("progress_interval must be a number of seconds >= 0")
+  end
+  local t = opts.display_table
+    if t == nil or t then
+      write_table(report.summary(result, math.type(t) == "integer" and t or 0))
+    end
+  end
+  if not ok then
+    if type(err) == "table" and stop_reason == "cancelled" then err.result = result end
+    error(err, 0)
+  end
+  return result
+end
+
+M.Evaluate = Evaluate
+M.summarise = summarise
+return M

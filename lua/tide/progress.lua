@@ -1,0 +1,111 @@
+--- Progress of a run over many items: a bar redrawn in place on a terminal, or a
+-- plain line every few seconds otherwise (a log file, CI, a Slurm job's output).
+--
+--   local p = progress.new{total = 1000, mode = progress.detect(), write = fn}
+--   p:update{done = 40, errors = 2, mean = 0.81}    -- after each item
+--   p:finish()
+--
+-- Rate and ETA count only the items this run did (`done - start_done`), so a resumed
+-- run's skipped items do not make it look faster than it is.  It never waits: it
+-- draws when told of progress, and the clock (tide.now) only throttles the drawing.
+local core = require "tide.core"
+
+local M = {}
+
+local Progress = {}
+Progress.__index = Progress
+
+--- "bar" when standard error is a terminal (and TERM is not dumb), else "lines".
+function M.detect()
+  local term = os.getenv("TERM")
+  if term == nil or term == "" or term == "dumb" then return "lines" end
+  -- stock Lua has no isatty; a shell test on the inherited descriptor answers it
+  local ok = os.execute("test -t 2")
+  return ok and "bar" or "lines"
+end
+
+local function clock(seconds)
+  if seconds == nil or seconds ~= seconds or seconds == math.huge then return "?" end
+  seconds = math.floor(seconds + 0.5)
+  if seconds >= 3600 then
+    return string.format("%d:%02d:%02d", seconds // 3600, seconds % 3600 // 60, seconds % 60)
+  end
+  return string.format("%d:%02d", seconds // 60, seconds % 60)
+end
+M.clock = clock
+
+--- progress.new{total, mode = "bar" | "lines" | "none", write = function(text),
+-- interval = seconds between lines (default 10), label = "eval", width = 24, now = fn}
+function M.new(opts)
+  local self = setmetatable({
+    total = opts.total,
+    mode = opts.mode or "lines",
+    write = opts.write or function(s) io.stderr:write(s) io.stderr:flush() end,
+    interval = opts.interval or 10,
+    label = opts.label or "eval",
+    width = opts.width or 24,
+    now = opts.now or core.now,
+    start_done = opts.start_done or 0,
+  }, Progress)
+  self.started = self.now()
+  self.last = -math.huge
+  return self
+end
+
+--- The status text: done/total, percent, running mean, errors, rate, ETA.
+function Progress:status(s)
+  local elapsed = self.now() - self.started
+  local ran = s.done - self.start_done
+  local rate = elapsed > 0 and ran / elapsed or 0
+  local parts = {}
+  if self.total then
+    parts[1] = string.format("%d/%d", s.done, self.total)
+    parts[2] = string.format("%3d%%", self.total > 0 and math.floor(100 * s.done / self.total) or 100)
+  else
+    parts[1] = string.format("%d", s.done)
+  end
+  parts[#parts + 1] = s.mean and string.format("mean %.3f", s.mean) or "mean -"
+  parts[#parts + 1] = string.format("errors %d", s.errors or 0)
+  parts[#parts + 1] = string.format("%.1f/s", rate)
+  if self.total and s.done < self.total then
+    parts[#parts + 1] = "ETA " .. (rate > 0 and clock((self.total - s.done) / rate) or "?")
+  else
+    parts[#parts + 1] = "in " .. clock(elapsed)
+  end
+  return table.concat(parts, "  ")
+end
+
+function Progress:draw(s, final)
+  self.drawn = s.done
+  if self.mode == "bar" then
+    local frac = self.total and self.total > 0 and s.done / self.total or 0
+    local fill = math.floor(frac * self.width + 0.5)
+    self.write(string.format("\r%s [%s%s] %s\27[K%s", self.label, string.rep("#", fill),
+      string.rep(".", self.width - fill), self:status(s), final and "\n" or ""))
+  else
+    self.write(string.format("%s %s\n", self.label, self:status(s)))
+  end
+end
+
+--- Told after each item; draws at most every 0.1 s (bar) or every `interval` s (lines).
+function Progress:update(s)
+  if self.mode == "none" then return end
+  local t = self.now()
+  local every = self.mode == "bar" and 0.1 or self.interval
+  if t - self.last >= every then
+    self.last = t
+    self:draw(s)
+  end
+  self.state = s
+end
+
+--- The last state drawn once more, complete (and the bar's line ended).
+function Progress:finish(s)
+  s = s or self.state
+  if self.mode == "none" or s == nil or self.finished then return end
+  self.finished = true
+  if self.mode == "lines" and self.drawn == s.done then return end   -- already the last line
+  self:draw(s, true)
+end
+
+return M

@@ -1,0 +1,251 @@
+--- The REPL's session: what an input means and how results look.
+--
+-- The `tide` binary (engine/repl.c) reads lines and hands each to session:feed,
+-- which answers "more" (the chunk is not complete: read another line), "none",
+-- "quit", or "run" with a function that the binary runs as a task — so lm calls
+-- and tide.gather work at the prompt, and Ctrl-C cancels the task.  Like lua, an
+-- input is first tried as an expression (`return <input>`), `=expr` works, and
+-- the values are printed; here they are pretty-printed.
+local tide = require "tide"
+local pretty = require "tide.pretty"
+
+local M = {}
+
+local Session = {}
+Session.__index = Session
+
+local HELP = [[
+Lua 5.4 with tide loaded: each input runs as a task, so lm("..."), tide.gather(...)
+and predictors work directly; Ctrl-C cancels the running input.
+  =expr or expr      print the value(s)
+  :help              this text
+  :history [n]       the last n LM calls (tide.inspect_history)
+  :usage             tokens and cost so far
+  :model [p/model]   show or set the default LM (tide.configure), also the global `lm`
+  :quit              leave (or Ctrl-D)
+Tab completes global names and table fields.
+]]
+
+--- repl.new{interactive = bool, write = fn, env = table} → a session.  Puts `tide`
+-- in the environment, and `lm` when TIDE_MODEL names a model.
+function M.new(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then
+    error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
+  end
+  local self = setmetatable({
+    interactive = opts.interactive and true or false,
+    write = opts.write or io.write,
+    env = opts.env or _G,
+    buffer = nil,
+  }, Session)
+  self.env.tide = self.env.tide or tide
+  local model = os.getenv("TIDE_MODEL")
+  if model and model ~= "" then self:set_model(model) end
+  self.completer = function(text) return self:complete(text) end
+  return self
+end
+
+function Session:banner()
+  self.write(string.format("tide %s (%s) — :help for help, Ctrl-D to leave\n", tide.version,
+    _VERSION))
+end
+
+function Session:prompt()
+  if not self.interactive then return "" end
+  return self.buffer and ">> " or "> "
+end
+
+--- Drops a half-typed multi-line input (Ctrl-C at the prompt).
+function Session:reset()
+  self.buffer = nil
+end
+
+--- Compiles an input: the function, or nil and "incomplete", or nil and the error.
+function Session:compile(text)
+  local src = text:gsub("^%s*=", "return ", 1)
+  local fn, experr = load("return " .. src .. "\n", "=stdin", "t", self.env)
+  if fn then return fn end
+  local err
+  fn, err = load(src, "=stdin", "t", self.env)
+  if fn then return fn end
+  -- unfinished as a statement (`for i = 1, 3 do`) or as an expression (`1 +`)
+  if err:match("<eof>$") or experr:match("<eof>$") then return nil, "incomplete" end
+  return nil, err
+end
+
+--- Prints values the way the REPL shows them: tab-separated, or one per line when
+-- one of them spans lines.
+function Session:print_values(values, first, last)
+  local parts, multi = {}, false
+  for i = first, last do
+    parts[#parts + 1] = pretty.format(values[i])
+    multi = multi or parts[#parts]:find("\n", 1, true) ~= nil
+  end
+  self.write(table.concat(parts, multi and "\n" or "\t"), "\n")
+end
+
+function Session:print_error(e)
+  if tide.is_error(e, "cancelled") then
+    self.write("cancelled\n")
+  else
+    self.write(pretty.error(e), "\n")
+  end
+end
+
+--- The task body for a compiled input: runs it, prints its values or its error.
+function Session:body(fn)
+  return function()
+    local r = table.pack(xpcall(fn, function(e)
+      if type(e) == "string" then return tide.error("lua", e) end
+      return e
+    end))
+    if not r[1] then
+      self:print_error(r[2])
+    elseif r.n > 1 then
+      self:print_values(r, 2, r.n)
+    end
+  end
+end
+
+-- ---- commands ------------------------------------------------------------------
+
+function Session:set_model(model)
+  local ok, lm = pcall(tide.LM, model)
+  if not ok then
+    self.write("cannot use ", model, ": ", pretty.error(lm), "\n")
+    return
+  end
+  tide.configure{lm = lm}
+  self.env.lm = lm
+  return lm
+end
+
+local commands = {}
+
+function commands.help(self)
+  self.write(HELP)
+end
+
+function commands.history(self, arg)
+  local n = arg == "" and 1 or math.tointeger(tonumber(arg))
+  if not n or n < 1 then
+    self.write(":history takes a number of calls, e.g. :history 3\n")
+    return
+  end
+  if tide.usage().calls == 0 then
+    self.write("no LM calls yet\n")
+    return
+  end
+  tide.inspect_history(n, self.write)
+end
+
+function commands.usage(self)
+  self.write(pretty.format(tide.usage()), "\n")
+end
+
+function commands.model(self, arg)
+  if arg == "" then
+    local lm = tide.settings.lm
+    self.write(lm and ("default LM: " .. lm.model) or "no default LM: :model provider/model",
+      "\n")
+    return
+  end
+  if self:set_model(arg) then self.write("default LM: ", arg, " (also the global `lm`)\n") end
+end
+
+--- feed(line) → "more" | "none" | "quit" | "run", function, the whole input
+function Session:feed(line)
+  if type(line) ~= "string" then
+    error("bad argument #1 to 'feed' (string expected, got " .. type(line) .. ")", 2)
+  end
+  if not self.buffer then
+    if line:match("^%s*$") then return "none" end
+    local name, arg = line:match("^%s*:(%a+)%s*(.-)%s*$")
+    if name then
+      if name == "quit" or name == "exit" or name == "q" then return "quit" end
+      local cmd = commands[name]
+      if not cmd then
+        return "run", function() self.write("unknown command :", name, " (try :help)\n") end, line
+      end
+      return "run", function() cmd(self, arg) end, line
+    end
+    self.buffer = line
+  else
+    self.buffer = self.buffer .. "\n" .. line
+  end
+  local text = self.buffer
+  local fn, err = self:compile(text)
+  if not fn and err == "incomplete" then return "more" end
+  self.buffer = nil
+  if not fn then
+    return "run", function() self.write(err, "\n") end, text
+  end
+  return "run", self:body(fn), text
+end
+
+-- ---- completion ------------------------------------------------------------------
+
+local LUA_KEYWORDS = {"and", "break", "do", "else", "elseif", "end", "false", "for",
+  "function", "goto", "if", "in", "local", "nil", "not", "or", "repeat", "return", "then",
+  "true", "until", "while"}
+
+--- The fields a value offers: its own keys and those of its __index tables (no
+-- code runs: raw reads only).  Strings offer the string library.
+local function fields_of(v, only_functions, out)
+  local seen = {}
+  for _ = 1, 8 do
+    if type(v) == "string" then v = string end
+    if type(v) ~= "table" or seen[v] then break end
+    seen[v] = true
+    for k, x in next, v do
+      if type(k) == "string" and k:match("^[%a_][%w_]*$") and
+         (not only_functions or type(x) == "function" or type(x) == "table") then
+        out[k] = true
+      end
+    end
+    local mt = getmetatable(v)
+    v = type(mt) == "table" and rawget(mt, "__index") or nil
+  end
+  return out
+end
+
+local function lookup(v, key)
+  for _ = 1, 8 do
+    if type(v) == "string" then v = string end
+    if type(v) ~= "table" then return nil end
+    local x = rawget(v, key)
+    if x ~= nil then return x end
+    local mt = getmetatable(v)
+    v = type(mt) == "table" and rawget(mt, "__index") or nil
+  end
+end
+
+--- complete(text before the cursor) → the word being completed, and the sorted
+-- names it may become: globals and keywords, or the fields after `a.b.` / `a:`.
+function Session:complete(text)
+  local path = text:match("[%a_][%w_%.:]*$") or ""
+  local head, sep, word = path:match("^(.-)([%.:])([%w_]*)$")
+  local names = {}
+  if head then
+    if head == "" or head:find(":", 1, true) then return word, {} end
+    local v = self.env
+    for part in head:gmatch("[^%.]+") do
+      v = lookup(v, part)
+      if v == nil then return word, {} end
+    end
+    fields_of(v, sep == ":", names)
+  else
+    word = path
+    fields_of(self.env, false, names)
+    for _, k in ipairs(LUA_KEYWORDS) do names[k] = true end
+  end
+  local list = {}
+  for k in pairs(names) do
+    if k:sub(1, #word) == word then list[#list + 1] = k end
+  end
+  table.sort(list)
+  return word, list
+end
+
+return M

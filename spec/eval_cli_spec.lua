@@ -1,0 +1,272 @@
+-- `tide eval` end to end: the binary, a program file, a dataset, mockllm.
+local tide = require "tide"
+local results = require "tide.results"
+local mockllm = require "support.mockllm"
+local assert_clean = require "support.clean"
+
+local TIDE = os.getenv("TIDE_BIN") or "build/tide"
+local CANARY = "sk-CANARY-eval-3d9b27"
+
+local PROGRAM = [[
+local tide = require "tide"
+local cli = ...
+assert(cli.lm, "the CLI configures the LM from --model")
+local base = os.getenv("OPENAI_BASE_URL")
+local function lm(scenario)
+  return tide.LM("openai/mock", {base_url = base, num_retries = 0,
+    headers = {["X-Mock-Scenario"] = scenario}})
+end
+local hang, fail = lm("fault=hang"), lm("status=500")
+local critic = tide.Predict("content -> score: int, approved: bool")
+local function program(inputs)
+  local which
+  if inputs.kind == "hang" and os.getenv("SPEC_HANG") then which = hang end
+  if inputs.kind == "fail" then which = fail end
+  if inputs.kind == "leak" then error("refused key " .. os.getenv("OPENAI_API_KEY")) end
+  return critic{content = inputs.content, lm = which}
+end
+return {program = program, metric = function(ex, p) return p.score >= 60 end,
+        inputs = {"content", "kind"}}
+]]
+
+local files = require "support.files"
+local write, read, count_lines = files.write, files.read, files.count_lines
+
+local function sh_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+local function indices(rows)
+  local list = {}
+  for i, row in ipairs(rows) do list[i] = row.index end
+  table.sort(list)
+  return list
+end
+
+describe("tide eval", function()
+  local server, dir, program_path
+  local n = 0
+
+  setup(function()
+    server = mockllm.start()
+    local p = io.popen("mktemp -d")
+    dir = p:read("l")
+    p:close()
+    program_path = dir .. "/program.lua"
+    write(program_path, PROGRAM)
+  end)
+  teardown(function()
+    server:stop()
+    os.execute("rm -rf " .. dir)
+  end)
+  before_each(function() server:reset() end)
+  after_each(assert_clean)
+
+  local function env(extra)
+    return string.format("env OPENAI_API_KEY=%s OPENAI_BASE_URL=%s/v1 TIDE_CACHE_DIR=%s/cache TERM=dumb %s",
+      CANARY, server.url, dir, extra or "")
+  end
+
+  --- Runs `tide eval ARGS` to the end → exit code, output (stdout and stderr).
+  local function run(args, extra_env)
+    local out = dir .. "/output.txt"
+    local cmd = string.format("%s %s eval %s >%s 2>&1", env(extra_env), TIDE, args, out)
+    local ok, _, code = os.execute(cmd)
+    return ok and 0 or code, read(out)
+  end
+
+  --- Starts `tide eval ARGS` in the background → a handle with pid, :done(), :output().
+  local function start(args, extra_env)
+    n = n + 1
+    local base = string.format("%s/bg%d", dir, n)
+    local script = string.format("%s %s eval %s >%s.out 2>&1 & echo $! >%s.pid; wait $!; echo $? >%s.rc",
+      env(extra_env), TIDE, args, base, base, base)
+    os.execute("sh -c " .. sh_quote(script) .. " >/dev/null 2>&1 &")
+    local pid
+    for _ = 1, 500 do
+      pid = tonumber(read(base .. ".pid") or "")
+      if pid then break end
+      tide.sleep(0.01)
+    end
+    assert(pid, "tide eval did not start")
+    return {
+      pid = pid,
+      rc = function() return tonumber(read(base .. ".rc") or "") end,
+      output = function() return read(base .. ".out") end,
+    }
+  end
+
+  local function wait_until(pred)
+    for _ = 1, 1000 do
+      if pred() then return true end
+      tide.sleep(0.01)
+    end
+    return false
+  end
+
+  --- A CSV dataset of `count` drafts; kinds[i] is row i's kind.
+  local function dataset(name, count, kinds)
+    local lines = {"content,kind"}
+    for i = 1, count do
+      lines[#lines + 1] = string.format('"%s draft %d, with a comma",%s', name, i, kinds[i] or "ok")
+    end
+    local path = dir .. "/" .. name .. ".csv"
+    write(path, table.concat(lines, "\n") .. "\n")
+    return path
+  end
+
+  it("prints its usage with --help", function()
+    local code, out = run("--help")
+    assert.are.equal(0, code)
+    assert.matches("tide eval PROGRAM%.lua %-%-data FILE %-%-out FILE", out)
+    assert.matches("%-%-shard K/N", out)
+    assert.matches("%-%-merge OUT IN", out)
+  end)
+
+  it("says what is wrong with its arguments", function()
+    local code, out = run(program_path .. " --out x.jsonl --model openai/mock")
+    assert.are_not.equal(0, code)
+    assert.matches("%-%-data FILE is required", out)
+    code, out = run(program_path .. " --data x.csv --out x.jsonl --shard 5/4")
+    assert.are_not.equal(0, code)
+    assert.matches("shard must be 'K/N'", out)
+    code, out = run(program_path .. " --data x.csv --out x.jsonl --frobnicate")
+    assert.are_not.equal(0, code)
+    assert.matches("unknown option '%-%-frobnicate'", out)
+  end)
+
+  it("names the file and line of a malformed dataset", function()
+    local data = dir .. "/bad.csv"
+    write(data, 'content,kind\nfine,ok\n"never closed,ok\n')
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/bad.jsonl",
+      program_path, data, dir))
+    assert.are_not.equal(0, code)
+    assert.matches("bad%.csv:3: a quoted field opened here is never closed", out)
+  end)
+
+  it("runs a program over a CSV dataset, writes the rows, never shows the key, and reruns from the cache", function()
+    local data = dataset("e2e", 8, {})
+    local out_path = dir .. "/e2e.jsonl"
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress lines --interval 0 --concurrency 3",
+      program_path, data, out_path))
+    assert.are.equal(0, code, out)
+    assert.matches("eval 8/8%s+100%%%s+mean 1%.000%s+errors 0", out)
+    assert.matches("done%s+8", out)
+    assert.matches("mean score%s+1", out)
+    local rows = results.read(out_path)
+    assert.are.same({1, 2, 3, 4, 5, 6, 7, 8}, indices(rows))
+    for _, row in ipairs(rows) do
+      assert.are.equal(string.format("e2e draft %d, with a comma", row.index), row.inputs.content)
+      assert.are.equal(1, row.score)
+    end
+    assert.are.equal(8, server:stats().requests)
+    assert.is_nil(out:find(CANARY, 1, true))
+    assert.is_nil(read(out_path):find(CANARY, 1, true))
+
+    -- the same evaluation again, started over: every call answered from the disk cache
+    server:reset()
+    code, out = run(string.format("%s --model openai/mock --data %s --out %s --overwrite --progress none",
+      program_path, data, out_path))
+    assert.are.equal(0, code, out)
+    assert.are.equal(0, server:stats().requests)
+    assert.matches("8 calls, 8 from the cache", out)
+    assert.are.equal(8, count_lines(out_path))
+
+    -- and once more without --overwrite: the results file already holds every row
+    code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
+      program_path, data, out_path))
+    assert.are.equal(0, code, out)
+    assert.matches("8 %(8 from the results file%)", out)
+    assert.are.equal(0, server:stats().requests)
+  end)
+
+  it("keeps secrets out of the results even when an error quotes them", function()
+    local data = dataset("leak", 2, {"leak"})
+    local out_path = dir .. "/leak-results.csv"
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none --rows 2",
+      program_path, data, out_path))
+    assert.are.equal(0, code, out)
+    assert.matches("refused key %[redacted%]", read(out_path))
+    assert.is_nil(read(out_path):find(CANARY, 1, true))
+    assert.is_nil(out:find(CANARY, 1, true))
+  end)
+
+  it("stops at --max-errors with a non-zero status, keeping the finished rows", function()
+    local data = dataset("maxerr", 6, {[3] = "fail", [4] = "fail"})
+    local out_path = dir .. "/maxerr-results.csv"
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none --concurrency 1 --max-errors 1",
+      program_path, data, out_path))
+    assert.are_not.equal(0, code)
+    assert.matches("stopped after 1 failed examples", out, 1, false, read(out_path))
+    assert.are.same({1, 2, 3}, indices(results.read(out_path)))
+  end)
+
+  it("resumes a run that was killed: every example present once", function()
+    local data = dataset("killed", 8, {[5] = "hang", [6] = "hang", [7] = "hang", [8] = "hang"})
+    local out_path = dir .. "/killed.jsonl"
+    local args = string.format("%s --model openai/mock --data %s --out %s --progress none --concurrency 2",
+      program_path, data, out_path)
+    local job = start(args, "SPEC_HANG=1")
+    assert.is_true(wait_until(function()
+      return count_lines(out_path) >= 4 and server:stats().in_flight >= 2
+    end), "the run did not get to the hanging examples")
+    os.execute("kill -KILL " .. job.pid)
+    assert.is_true(wait_until(function() return job.rc() ~= nil end))
+    assert.are.same({1, 2, 3, 4}, indices(results.read(out_path)))
+    server:reset()
+    local code, out = run(args)
+    assert.are.equal(0, code, out)
+    assert.matches("8 %(4 from the results file%)", out)
+    assert.are.same({1, 2, 3, 4, 5, 6, 7, 8}, indices(results.read(out_path)))
+    assert.are.equal(4, server:stats().requests)
+  end)
+
+  it("runs shards that --merge combines into the unsharded result", function()
+    local data = dataset("shards", 7, {[6] = "fail"})
+    local whole = dir .. "/shards-whole.jsonl"
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
+      program_path, data, whole))
+    assert.are.equal(0, code, out)
+    local parts = {dir .. "/shard1.jsonl", dir .. "/shard2.csv", dir .. "/shard3.jsonl"}
+    for k, part in ipairs(parts) do
+      code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none --shard %d/3",
+        program_path, data, part, k))
+      assert.are.equal(0, code, out)
+      assert.matches("shard " .. k .. "/3 of 7", out)
+    end
+    local merged = dir .. "/merged.csv"
+    code, out = run(string.format("--merge %s %s", merged, table.concat(parts, " ")))
+    assert.are.equal(0, code, out)
+    assert.matches("done%s+7", out)
+    assert.matches("errors%s+1 %(server 1%)", out)
+    local a, b = results.read(whole), results.read(merged)
+    table.sort(a, function(x, y) return x.index < y.index end)
+    assert.are.equal(#a, #b)
+    for i = 1, #a do
+      assert.are.equal(a[i].index, b[i].index)
+      assert.are.equal(a[i].id, b[i].id)
+      assert.are.equal(a[i].score, b[i].score)
+      assert.are.same(a[i].outputs, b[i].outputs)
+    end
+    code, out = run(string.format("--merge %s/partial.jsonl %s %s", dir, parts[1], parts[3]))
+    assert.are_not.equal(0, code)
+    assert.matches("2 of 7 rows are missing %(3, 4%)", out)
+  end)
+
+  it("stops cleanly on SIGINT, writing what finished and printing the summary", function()
+    local data = dataset("sigint", 6, {[4] = "hang", [5] = "hang", [6] = "hang"})
+    local out_path = dir .. "/sigint.jsonl"
+    local job = start(string.format("%s --model openai/mock --data %s --out %s --progress none --concurrency 3",
+      program_path, data, out_path), "SPEC_HANG=1")
+    assert.is_true(wait_until(function()
+      return count_lines(out_path) >= 3 and server:stats().in_flight >= 3
+    end))
+    os.execute("kill -INT " .. job.pid)
+    assert.is_true(wait_until(function() return job.rc() ~= nil end))
+    assert.are_not.equal(0, job.rc())
+    local out = job.output()
+    assert.matches("stopped%s+cancelled", out)
+    assert.matches("3 finished rows are in .-run the same command again to resume", out)
+    assert.are.same({1, 2, 3}, indices(results.read(out_path)))
+  end)
+end)

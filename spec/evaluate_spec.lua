@@ -1,0 +1,421 @@
+-- tide.Evaluate over mockllm: scores, failures, max_errors, cancellation, the cache,
+-- resuming, shards, progress lines.
+local tide = require "tide"
+local lm_mod = require "tide.lm"
+local results = require "tide.results"
+local mockllm = require "support.mockllm"
+local assert_clean = require "support.clean"
+
+local SIG = "content -> score: int, approved: bool"
+
+local files = require "support.files"
+local tmpdir, read_file, count_lines = files.tmpdir, files.read, files.count_lines
+
+--- A writer that keeps what it is given, for the output of a run.
+local function capture()
+  local parts = {}
+  return {write = function(_, s) parts[#parts + 1] = s end,
+          text = function() return table.concat(parts) end}
+end
+
+local function indices(rows)
+  local list = {}
+  for i, row in ipairs(rows) do list[i] = row.index end
+  return list
+end
+
+describe("tide.Evaluate", function()
+  local server, dir, saved_cache
+  local tag_n = 0
+
+  setup(function()
+    server = mockllm.start()
+    dir = tmpdir()
+    saved_cache = lm_mod.default_cache()
+    tide.configure{cache = {dir = dir .. "/cache"}}
+  end)
+  teardown(function()
+    server:stop()
+    lm_mod.set_default_cache(saved_cache)
+    os.execute("rm -rf " .. dir)
+  end)
+  before_each(function() server:reset() end)
+  after_each(assert_clean)
+
+  -- every spec's drafts are its own, so one spec's cache never answers another's
+  local function tag()
+    tag_n = tag_n + 1
+    return string.format("spec%d-%d", tag_n, math.random(1, 1e9))
+  end
+
+  local function lm(scenario)
+    return tide.LM("openai/mock", {api_key = "sk-test-key", base_url = server.url .. "/v1",
+      num_retries = 0, headers = scenario and {["X-Mock-Scenario"] = scenario} or nil})
+  end
+
+  --- n drafts; kinds[i] picks the LM example i goes to ("ok", "fail", "hang", "flaky").
+  local function devset(n, kinds, t)
+    local rows = {}
+    for i = 1, n do
+      rows[i] = {content = string.format("%s draft %d", t, i), kind = kinds[i] or "ok", good = true}
+    end
+    return tide.dataset.from_table(rows, {inputs = {"content", "kind"}})
+  end
+
+  local function program(lms)
+    local critic = tide.Predict(SIG)
+    return function(inputs)
+      local which = lms[inputs.kind]
+      if type(which) == "function" then which = which(inputs) end
+      return critic{content = inputs.content, lm = which}
+    end
+  end
+
+  -- mockllm scores 60..95, so every answered draft scores 1
+  local function metric(example, prediction)
+    return example.good and prediction.score >= 60
+  end
+
+  local function standard_lms()
+    return {ok = lm(), fail = lm("status=500"), hang = lm("fault=hang")}
+  end
+
+  it("scores every example, records failures with the failure score, and writes each row once", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local out = capture()
+    local r = tide.Evaluate{
+      devset = devset(10, {[2] = "fail", [5] = "fail", [9] = "fail"}, t),
+      metric = metric, program = program(standard_lms()),
+      concurrency = 4, failure_score = -1, save_as = path, output = out,
+      display_progress = false, display_table = 3,
+    }
+    assert.are.equal(10, r.done)
+    assert.are.equal(3, r.errors)
+    assert.are.equal((7 - 3) / 10, r.score)
+    assert.is_true(r.complete)
+    assert.is_nil(r.stopped)
+    assert.are.same({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, indices(r.rows))
+    for _, row in ipairs(r.rows) do
+      if row.index == 2 or row.index == 5 or row.index == 9 then
+        assert.are.equal("server", row.error.kind)
+        assert.are.equal(-1, row.score)
+        assert.is_nil(row.outputs)
+      else
+        assert.is_nil(row.error)
+        assert.are.equal(1, row.score)
+        assert.are.equal("integer", math.type(row.outputs.score))
+        assert.are.equal(1, row.usage.calls)
+        assert.is_true(row.usage.input > 0 and row.usage.output > 0)
+        assert.is_false(row.cached)
+      end
+      assert.are.equal(string.format("%s draft %d", t, row.index), row.inputs.content)
+      assert.is_number(row.latency)
+    end
+    assert.are.equal(10, server:stats().requests)
+    assert.are.equal(7, r.usage.calls)   -- the calls that were answered
+    assert.is_true(r.usage.total > 0)
+    assert.are.same({server = 3}, r.error_kinds)
+    -- the file: the same rows, one line each, nothing lost
+    local rows = results.read(path)
+    table.sort(rows, function(a, b) return a.index < b.index end)
+    assert.are.same({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, indices(rows))
+    assert.are.equal("server", rows[5].error.kind)
+    assert.are.equal(r.rows[4].outputs.score, rows[4].outputs.score)
+    assert.is_nil(read_file(path):find("sk-test-key", 1, true))
+    -- the summary table
+    local text = out.text()
+    assert.matches("done%s+10", text)
+    assert.matches("errors%s+3 %(server 3%)", text)
+    assert.matches("mean score%s+0%.400", text)
+    assert.matches("%(7 more rows in ", text)
+  end)
+
+  it("stops at max_errors, keeping every finished row in the result and the file", function()
+    local t = tide and tag()
+    local path = dir .. "/" .. t .. ".csv"
+    local kinds = {}
+    for i = 3, 20, 2 do kinds[i] = "fail" end
+    local r = tide.Evaluate{
+      devset = devset(20, kinds, t), metric = metric, program = program(standard_lms()),
+      concurrency = 1, max_errors = 2, save_as = path, display_progress = false,
+      display_table = false,
+    }
+    assert.are.equal("max_errors", r.stopped)
+    assert.is_false(r.complete)
+    assert.are.same({1, 2, 3, 4, 5}, indices(r.rows))
+    assert.are.equal(2, r.errors)
+    assert.are.same({1, 2, 3, 4, 5}, indices(results.read(path)))
+    assert.are.equal(5, server:stats().requests)
+  end)
+
+  it("with many running at once, max_errors still loses no finished row", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local kinds = {}
+    for i = 1, 40, 3 do kinds[i] = "fail" end
+    local r = tide.Evaluate{
+      devset = devset(40, kinds, t), metric = metric, program = program(standard_lms()),
+      concurrency = 8, max_errors = 3, save_as = path, display_progress = false,
+      display_table = false,
+    }
+    assert.are.equal("max_errors", r.stopped)
+    assert.is_true(r.errors >= 3)
+    local rows = results.read(path)
+    assert.are.equal(#r.rows, #rows)
+    local seen = {}
+    for _, row in ipairs(rows) do
+      assert.is_nil(seen[row.index])
+      seen[row.index] = true
+    end
+  end)
+
+  it("when its task is cancelled, stops, keeps the finished rows, prints the summary and raises cancelled", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local out = capture()
+    local lms = standard_lms()
+    local run = tide.spawn(tide.Evaluate, {
+      devset = devset(8, {[5] = "hang", [6] = "hang", [7] = "hang", [8] = "hang"}, t),
+      metric = metric, program = program(lms), concurrency = 8, save_as = path,
+      output = out, display_progress = false,
+    })
+    for _ = 1, 500 do
+      if count_lines(path) >= 4 and server:stats().in_flight >= 4 then break end
+      tide.sleep(0.01)
+    end
+    assert.are.equal(4, count_lines(path))
+    run:cancel()
+    local ok, err = pcall(run.wait, run)
+    assert.is_false(ok)
+    assert.is_true(tide.is_error(err, "cancelled"))
+    assert.are.equal("cancelled", run:status())
+    assert.are.equal("cancelled", err.result.stopped)
+    assert.are.same({1, 2, 3, 4}, indices(err.result.rows))
+    assert.are.same({1, 2, 3, 4}, indices(results.read(path)))
+    assert.matches("stopped%s+cancelled", out.text())
+    assert.matches("done%s+4", out.text())
+    -- the hanging requests were aborted, not left behind
+    local s = server:wait_for(function(st) return st.aborted >= 4 end)
+    assert.are.equal(4, s.aborted)
+  end)
+
+  it("a rerun is answered from the cache: mockllm sees no request", function()
+    local t = tag()
+    local set = devset(6, {}, t)
+    local prog = program(standard_lms())
+    local first = tide.Evaluate{devset = set, metric = metric, program = prog,
+      save_as = dir .. "/" .. t .. "-1.jsonl", display_progress = false, display_table = false}
+    assert.are.equal(6, server:stats().requests)
+    server:reset()
+    lm_mod.default_cache():clear_memory()   -- as a new process would: from the disk cache
+    local second = tide.Evaluate{devset = set, metric = metric, program = prog,
+      save_as = dir .. "/" .. t .. "-2.jsonl", display_progress = false, display_table = false}
+    assert.are.equal(0, server:stats().requests)
+    assert.are.equal(first.score, second.score)
+    for i, row in ipairs(second.rows) do
+      assert.is_true(row.cached)
+      assert.are.equal(0, row.usage.input)
+      assert.are.same(first.rows[i].outputs, row.outputs)
+    end
+    assert.are.equal(6, second.usage.cache_hits)
+  end)
+
+  it("resumes: keeps the finished rows, reruns failed and cut-short ones, each example once", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    -- a flaky example fails its first request (mockllm's fail_first, keyed per example)
+    local flaky = function(inputs)
+      return lm("fail_first=1;status=503;key=" .. inputs.content:gsub("%W", "_"))
+    end
+    local lms = {ok = lm(), flaky = flaky}
+    local set = devset(8, {[2] = "flaky", [7] = "flaky"}, t)
+    local opts = {devset = set, metric = metric, program = program(lms), save_as = path,
+      resume = true, display_progress = false, display_table = false}
+    local first = tide.Evaluate(opts)
+    assert.are.equal(2, first.errors)
+    -- the run died while writing a row: half a line at the end of the file
+    local f = assert(io.open(path, "a"))
+    f:write('{"index":9,"id":"abc","sco')
+    f:close()
+    local before = server:stats().requests   -- (a reset would forget fail_first's counts)
+    local second = tide.Evaluate(opts)
+    assert.are.equal(6, second.resumed)
+    assert.are.equal(0, second.errors)
+    assert.are.equal(8, second.done)
+    assert.are.equal(1, second.score)
+    assert.are.equal(before + 2, server:stats().requests)   -- only the two that had failed
+    local rows = results.read(path)
+    table.sort(rows, function(a, b) return a.index < b.index end)
+    assert.are.same({1, 2, 3, 4, 5, 6, 7, 8}, indices(rows))
+    for _, row in ipairs(rows) do assert.is_nil(row.error) end
+    -- a third run has nothing left to do
+    server:reset()
+    local third = tide.Evaluate(opts)
+    assert.are.equal(8, third.resumed)
+    assert.are.equal(0, server:stats().requests)
+  end)
+
+  it("will not resume into results of another dataset", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local lms = standard_lms()
+    tide.Evaluate{devset = devset(3, {}, t), metric = metric, program = program(lms),
+      save_as = path, display_progress = false, display_table = false}
+    local ok, err = pcall(tide.Evaluate, {devset = devset(3, {}, t .. "-other"), metric = metric,
+      program = program(lms), save_as = path, resume = true, display_progress = false,
+      display_table = false})
+    assert.is_false(ok)
+    assert.matches("holds a different example at row 1", tostring(err))
+  end)
+
+  it("shards and their merge equal the whole run", function()
+    local t = tag()
+    local set = devset(10, {[4] = "fail"}, t)
+    local lms = standard_lms()
+    local function run(shard, path)
+      return tide.Evaluate{devset = set, metric = metric, program = program(lms), shard = shard,
+        save_as = path, display_progress = false, display_table = false}
+    end
+    local whole = run(nil, dir .. "/" .. t .. "-whole.jsonl")
+    local paths, sizes = {}, {}
+    for k = 1, 3 do
+      paths[k] = dir .. "/" .. t .. "-part" .. k .. (k == 2 and ".csv" or ".jsonl")
+      local part = run(k .. "/3", paths[k])
+      sizes[k] = part.total
+      assert.are.same({k, 3}, part.shard)
+    end
+    assert.are.same({3, 3, 4}, sizes)
+    local merged, size, missing = results.merge(paths)
+    assert.are.equal(10, size)
+    assert.are.same({}, missing)
+    assert.are.equal(#whole.rows, #merged)
+    for i, row in ipairs(whole.rows) do
+      local m = merged[i]
+      assert.are.equal(row.index, m.index)
+      assert.are.equal(row.id, m.id)
+      assert.are.equal(row.score, m.score)
+      assert.are.same(row.inputs, m.inputs)
+      assert.are.same(row.outputs, m.outputs)
+      assert.are.equal(row.error and row.error.kind, m.error and m.error.kind)
+    end
+    local _, _, gaps = results.merge({paths[1], paths[3]})
+    assert.are.same({4, 5, 6}, gaps)
+  end)
+
+  it("prints plain progress lines when not on a terminal", function()
+    local t = tag()
+    local out = capture()
+    tide.Evaluate{devset = devset(5, {[3] = "fail"}, t), metric = metric,
+      program = program(standard_lms()), concurrency = 1, display_progress = "lines",
+      progress_interval = 0, display_table = false, output = out}
+    local lines = {}
+    for line in out.text():gmatch("[^\n]+") do lines[#lines + 1] = line end
+    assert.are.equal(5, #lines)
+    assert.matches("^eval 1/5%s+20%%%s+mean 1%.000%s+errors 0%s+[%d.]+/s%s+ETA ", lines[1])
+    assert.matches("^eval 3/5%s+60%%%s+mean 0%.667%s+errors 1", lines[3])
+    assert.matches("^eval 5/5%s+100%%%s+mean 0%.800%s+errors 1%s+[%d.]+/s%s+in %d+:%d%d$", lines[5])
+  end)
+
+  it("redacts secrets from the rows it writes", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local secret = "sk-CANARY-5e1f0a"
+    local r = tide.Evaluate{devset = devset(2, {}, t), metric = metric,
+      program = function() error("the key " .. secret .. " was refused") end,
+      save_as = path, secrets = {secret}, display_progress = false, display_table = false}
+    assert.are.equal(2, r.errors)
+    assert.are.equal("lua", r.rows[1].error.kind)
+    assert.matches("%[redacted%] was refused", r.rows[1].error.message)
+    assert.is_nil(read_file(path):find(secret, 1, true))
+  end)
+
+  it("counts a metric that fails or answers nonsense as a failed example", function()
+    local t = tag()
+    local r = tide.Evaluate{devset = devset(2, {}, t), program = program(standard_lms()),
+      metric = function(ex) if ex.content:match("1$") then error("boom") end return "yes" end,
+      display_progress = false, display_table = false}
+    assert.are.equal(2, r.errors)
+    assert.are.same({metric = 2}, r.error_kinds)
+  end)
+
+  it("makes an evaluator to call with several programs", function()
+    local t = tag()
+    local evaluate = tide.Evaluate{devset = devset(3, {}, t), metric = metric,
+      display_progress = false, display_table = false}
+    local a = evaluate(program(standard_lms()))
+    local b = evaluate(function() return {score = 10} end)
+    assert.are.equal(1, a.score)
+    assert.are.equal(0, b.score)
+  end)
+
+  it("raises at once on misuse, naming the argument", function()
+    local set = devset(1, {}, "x")
+    local function msg(opts)
+      local ok, err = pcall(tide.Evaluate, opts)
+      assert.is_false(ok)
+      return tostring(err)
+    end
+    assert.matches("bad argument #1 to 'Evaluate'", msg("x"))
+    assert.matches("devset must be a list", msg{metric = metric})
+    assert.matches("metric must be a function", msg{devset = set})
+    assert.matches("concurrency must be an integer >= 1", msg{devset = set, metric = metric, concurrency = 0})
+    assert.matches("max_errors must be an integer", msg{devset = set, metric = metric, max_errors = 1.5})
+    assert.matches("save_as must be a file path", msg{devset = set, metric = metric, save_as = 3})
+    assert.matches("resume needs save_as", msg{devset = set, metric = metric, resume = true})
+    assert.matches("shard must be 'K/N'", msg{devset = set, metric = metric, shard = "0/3"})
+    assert.matches("display_progress must be", msg{devset = set, metric = metric, display_progress = "fancy"})
+    assert.matches("devset%[1%] has no declared inputs",
+      msg{devset = {tide.Example{a = 1}}, metric = metric})
+  end)
+end)
+
+describe("progress", function()
+  local progress = require "tide.progress"
+
+  local function fake(mode, interval)
+    local t, out = 100, {}
+    local p = progress.new{total = 10, mode = mode, interval = interval,
+      write = function(s) out[#out + 1] = s end, now = function() return t end}
+    return p, out, function(dt) t = t + dt end
+  end
+
+  it("redraws a bar in place with done/total, mean, errors, rate and ETA", function()
+    local p, out, advance = fake("bar")
+    advance(2)
+    p:update{done = 4, errors = 1, mean = 0.75}
+    assert.are.equal("\reval [##########..............] 4/10   40%  mean 0.750  errors 1  2.0/s  ETA 0:03\27[K",
+      out[1])
+    advance(0.05)
+    p:update{done = 5, errors = 1, mean = 0.8}   -- within 0.1 s of the last draw: not drawn
+    assert.are.equal(1, #out)
+    advance(3)
+    p:finish{done = 10, errors = 1, mean = 0.9}
+    assert.matches("^\reval %[#+%] 10/10  100%%  mean 0%.900  errors 1  [%d.]+/s  in 0:05\27%[K\n$", out[2])
+  end)
+
+  it("writes a plain line at most every interval, and one at the end", function()
+    local p, out, advance = fake("lines", 10)
+    advance(1)
+    p:update{done = 1, errors = 0, mean = 1}
+    advance(4)
+    p:update{done = 2, errors = 0, mean = 1}
+    advance(6)
+    p:update{done = 3, errors = 0, mean = 1}
+    p:finish()
+    assert.are.same({
+      "eval 1/10   10%  mean 1.000  errors 0  1.0/s  ETA 0:09\n",
+      "eval 3/10   30%  mean 1.000  errors 0  0.3/s  ETA 0:26\n",
+    }, out)
+  end)
+
+  it("counts only this run's items in the rate (a resumed run skips the rest)", function()
+    local t = 0
+    local out = {}
+    local p = progress.new{total = 100, mode = "lines", start_done = 90,
+      write = function(s) out[#out + 1] = s end, now = function() return t end}
+    t = 5
+    p:update{done = 95, errors = 0, mean = 1}
+    assert.matches("95/100.-1%.0/s  ETA 0:05", out[1])
+  end)
+end)

@@ -24,6 +24,21 @@ describe("redact.value", function()
   end)
 end)
 
+describe("the REPL's history", function()
+  it("keeps typed lines with their keys redacted", function()
+    local repl = require "tide.repl"
+    local session = repl.new{write = function() end}
+    local action, _, text = session:feed('lm = tide.LM("openai/x", {api_key = "' .. CANARY .. '"})')
+    assert.are.equal("run", action)
+    assert.are.equal('lm = tide.LM("openai/x", {api_key = "[redacted]"})', text)
+    -- a key from the providers' variables, wherever it stands in the line
+    local env = {OPENAI_API_KEY = CANARY}
+    local source = redact.value('print("' .. CANARY .. '")', redact.known_keys(function(k)
+      return env[k] end))
+    assert.are.equal('print("[redacted]")', source)
+  end)
+end)
+
 describe("a canary key", function()
   local server, dir
   setup(function()

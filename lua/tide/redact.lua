@@ -4,6 +4,8 @@
 -- put one in its own message: redact.value replaces every occurrence of the given
 -- secrets in a string, or in the strings of a table (in place, cycles followed
 -- once), with "[redacted]".
+local providers = require "tide.providers"
+
 local M = {}
 
 M.MARK = "[redacted]"
@@ -48,6 +50,24 @@ function M.value(v, secrets)
   end
   if #usable == 0 then return v end
   return walk(v, usable, {})
+end
+
+--- known_keys([env]) → the values of the providers' key variables that are set.
+function M.known_keys(env)
+  env = env or os.getenv
+  local keys = {}
+  for _, name in ipairs(providers.key_variables()) do
+    local v = env(name)
+    if v and v ~= "" then keys[#keys + 1] = v end
+  end
+  return keys
+end
+
+--- source(text) → Lua source with the known keys and the strings given as
+-- `api_key = "..."` replaced: what a history file may keep of a typed line.
+function M.source(text)
+  text = M.value(text, M.known_keys())
+  return (text:gsub("(api_key%s*=%s*)(['\"])(.-)%2", "%1%2" .. M.MARK .. "%2"))
 end
 
 return M

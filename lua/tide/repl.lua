@@ -8,6 +8,7 @@
 -- the values are printed; here they are pretty-printed.
 local tide = require "tide"
 local pretty = require "tide.pretty"
+local redact = require "tide.redact"
 
 local M = {}
 
@@ -154,7 +155,8 @@ function commands.model(self, arg)
   if self:set_model(arg) then self.write("default LM: ", arg, " (also the global `lm`)\n") end
 end
 
---- feed(line) → "more" | "none" | "quit" | "run", function, the whole input
+--- feed(line) → "more" | "none" | "quit" | "run", function, the whole input as the
+-- history may keep it (keys redacted)
 function Session:feed(line)
   if type(line) ~= "string" then
     error("bad argument #1 to 'feed' (string expected, got " .. type(line) .. ")", 2)
@@ -168,7 +170,7 @@ function Session:feed(line)
       if not cmd then
         return "run", function() self.write("unknown command :", name, " (try :help)\n") end, line
       end
-      return "run", function() cmd(self, arg) end, line
+      return "run", function() cmd(self, arg) end, redact.source(line)
     end
     self.buffer = line
   else
@@ -179,9 +181,9 @@ function Session:feed(line)
   if not fn and err == "incomplete" then return "more" end
   self.buffer = nil
   if not fn then
-    return "run", function() self.write(err, "\n") end, text
+    return "run", function() self.write(err, "\n") end, redact.source(text)
   end
-  return "run", self:body(fn), text
+  return "run", self:body(fn), redact.source(text)
 end
 
 -- ---- completion ------------------------------------------------------------------

@@ -11,7 +11,6 @@ local cjson = require "cjson"
 local core = require "tide.core"
 local cache = require "tide.cache"
 local csv = require "tide.csv"
-local providers = require "tide.providers"
 local redact = require "tide.redact"
 
 local json = cjson.new()          -- our own settings, not the shared module's
@@ -73,12 +72,7 @@ end
 -- error text or a program's own message may quote a key; a results file must never
 -- hold one.
 function M.redactor(extra, env)
-  env = env or os.getenv
-  local secrets = {}
-  for _, name in ipairs(providers.key_variables()) do
-    local v = env(name)
-    if v then secrets[#secrets + 1] = v end
-  end
+  local secrets = redact.known_keys(env)
   for _, v in ipairs(extra or {}) do secrets[#secrets + 1] = v end
   return function(v) return redact.value(v, secrets) end
 end

@@ -49,9 +49,7 @@ describe("tide eval", function()
 
   setup(function()
     server = mockllm.start()
-    local p = io.popen("mktemp -d")
-    dir = p:read("l")
-    p:close()
+    dir = files.tmpdir()
     program_path = dir .. "/program.lua"
     write(program_path, PROGRAM)
   end)

@@ -310,9 +310,13 @@ describe("the panel scripts through the tide binary", function()
     return out, tonumber(out:match("rc=(%d+)%s*$"))
   end
 
+  -- as `make demo` runs a script: against the mock server, with a cache of its own
+  local function run_offline(args)
+    return run("TIDE_CACHE_DIR=" .. cache_dir .. " MOCKLLM_URL=" .. server.url, args)
+  end
+
   it("scripts/critics.lua runs the founding example against mockllm", function()
-    local out, rc = run("TIDE_CACHE_DIR=" .. cache_dir .. " MOCKLLM_URL=" .. server.url,
-      "scripts/critics.lua")
+    local out, rc = run_offline("scripts/critics.lua")
     assert.are.equal(0, rc, out)
     assert.matches("replies come from the local mock server", out)
     assert.matches("== function aggregation", out)
@@ -322,8 +326,7 @@ describe("the panel scripts through the tide binary", function()
   end)
 
   it("scripts/perspectives.lua fans out over the perspectives it is given", function()
-    local out, rc = run("TIDE_CACHE_DIR=" .. cache_dir .. " MOCKLLM_URL=" .. server.url,
-      "scripts/perspectives.lua security legal 'brand voice'")
+    local out, rc = run_offline("scripts/perspectives.lua security legal 'brand voice'")
     assert.are.equal(0, rc, out)
     assert.matches("security%s+%d+", out)
     assert.matches("brand voice%s+%d+", out)
@@ -331,8 +334,7 @@ describe("the panel scripts through the tide binary", function()
   end)
 
   it("scripts/fanout_only.lua prints each critic's result", function()
-    local out, rc = run("TIDE_CACHE_DIR=" .. cache_dir .. " MOCKLLM_URL=" .. server.url,
-      "scripts/fanout_only.lua")
+    local out, rc = run_offline("scripts/fanout_only.lua")
     assert.are.equal(0, rc, out)
     assert.matches("technical\tPrediction{", out)
     assert.matches("completeness\tPrediction{", out)

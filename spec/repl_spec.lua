@@ -17,13 +17,7 @@ local function tmpfile(text)
   return path
 end
 
-local function slurp(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local slurp = require("support.files").read
 
 local function shell_env(env)
   local parts = {}

@@ -135,6 +135,7 @@ for i = 1, 3 do round(-i) end              -- warm-up: pools, caches, the alloca
 collectgarbage()
 collectgarbage()
 local rss0, fds0, socks0 = rss_kib(), open_fds()
+local heap0 = collectgarbage("count")
 local samples = {}
 local next_report = tide.now() + 15
 local n = 1
@@ -145,14 +146,16 @@ while tide.now() - t0 < seconds do
     collectgarbage()
     samples[#samples + 1] = rss_kib()
     local files, sockets = open_fds()
-    io.stderr:write(string.format("  %4.0f s: %d calls, %d panels, RSS %d KiB, %d files, %d sockets\n",
-      tide.now() - t0, calls, panels, samples[#samples], files, sockets))
+    io.stderr:write(string.format(
+      "  %4.0f s: %d calls, %d panels, RSS %d KiB, Lua heap %d KiB, %d files, %d sockets\n",
+      tide.now() - t0, calls, panels, samples[#samples], collectgarbage("count"), files, sockets))
     next_report = tide.now() + 15
   end
 end
 collectgarbage()
 collectgarbage()
 local rss1, fds1, socks1 = rss_kib(), open_fds()
+local heap1 = collectgarbage("count")
 local wall = tide.now() - t0
 
 local injected_total = 0
@@ -171,8 +174,10 @@ local kinds = {}
 for k in pairs(by_kind) do kinds[#kinds + 1] = k end
 table.sort(kinds)
 for _, k in ipairs(kinds) do print(string.format("  errors of kind %-16s %d", k, by_kind[k])) end
-print(string.format("RSS after warm-up %d KiB, at the end %d KiB (%+.1f%%)", rss0, rss1,
-  (rss1 - rss0) * 100 / rss0))
+print(string.format("RSS after warm-up %d KiB, at the end %d KiB (%+.1f%%); the last minutes: %s",
+  rss0, rss1, (rss1 - rss0) * 100 / rss0, table.concat(samples, " ", math.max(1, #samples - 3))))
+print(string.format("Lua heap after a full collection: %d KiB after warm-up, %d KiB at the end",
+  heap0, heap1))
 print(string.format("open descriptors after warm-up %d (+ %d sockets), at the end %d (+ %d sockets;" ..
   " curl keeps idle connections for reuse)", fds0, socks0, fds1, socks1))
 local s = tide.stats()

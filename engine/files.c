@@ -12,6 +12,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -84,11 +85,20 @@ static int files_lwrite(lua_State *L)
   return 1;
 }
 
+/* isatty(fd) → whether the descriptor is a terminal (stock Lua cannot tell). */
+static int files_lisatty(lua_State *L)
+{
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  lua_pushboolean(L, fd >= 0 && fd <= INT32_MAX && isatty((int)fd));
+  return 1;
+}
+
 void files_open_lib(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
     {"mkdir_private", files_lmkdir},
     {"write_atomic", files_lwrite},
+    {"isatty", files_lisatty},
     {NULL, NULL}
   };
   engine_setfuncs(L, funcs);

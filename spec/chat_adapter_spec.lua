@@ -5,20 +5,10 @@ local tide = require "tide"
 local Signature = require "tide.signature"
 local chat = require "tide.adapters.chat"
 
-local function lines(t) return table.concat(t, "\n") end
-
-local function user(content) return {role = "user", content = content} end
-local function assistant(content) return {role = "assistant", content = content} end
-local function system(content) return {role = "system", content = content} end
-
-local function parse_error(sig, text)
-  local ok, err = pcall(chat.parse, sig, text)
-  assert.is_false(ok, "expected a parse error for: " .. text)
-  assert.is_true(tide.is_error(err, "parse"), tostring(err))
-  assert.are.equal("chat", err.adapter)
-  assert.are.equal(text, err.raw)
-  return err
-end
+local helpers = require "support.adapter_helpers"
+local lines, user, assistant, system = helpers.lines, helpers.user, helpers.assistant,
+  helpers.system
+local function parse_error(sig, text) return helpers.parse_error(chat, sig, text) end
 
 describe("chat adapter: messages", function()
   it("has its name", function() assert.are.equal("chat", chat.name) end)

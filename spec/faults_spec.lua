@@ -1,6 +1,5 @@
 -- The fault catalogue (spec/support/faults.lua): every fault mockllm injects, on
 -- each wire format, through each layer; each beside a healthy sibling call.
-local tide = require "tide"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 local faults = require "support.faults"

@@ -101,8 +101,8 @@ describe("a canary key", function()
     assert.matches("%[redacted%]", out)                   -- the echoed key was caught
     assert.is_nil(out:find(CANARY, 1, true), "the key is in the output:\n" .. out)
     -- every file tide wrote under the home, state and cache directories
-    local files = sh("find " .. dir .. "/home " .. dir .. "/state " .. dir .. "/cache -type f | wc -l")
-    assert.is_true(tonumber(files) >= 1, "the cache wrote nothing")
+    local written = sh("find " .. dir .. "/home " .. dir .. "/state " .. dir .. "/cache -type f | wc -l")
+    assert.is_true(tonumber(written) >= 1, "the cache wrote nothing")
     assert.are.equal("", sh("grep -rl '" .. CANARY .. "' " .. dir .. "/home " .. dir ..
       "/state " .. dir .. "/cache"))
   end)

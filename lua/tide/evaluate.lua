@@ -372,11 +372,7 @@ function Evaluate:run(program, overrides)
   }
   if stop_reason ~= "error" then
     bar:finish{done = s.done, errors = s.errors, mean = s.mean}
-    local every = opts.progress_interval
-  if every ~= nil and (type(every) ~= "number" or every < 0) then
-    fail("progress_interval must be a number of seconds >= 0")
-  end
-  local t = opts.display_table
+    local t = opts.display_table
     if t == nil or t then
       write_table(report.summary(result, math.type(t) == "integer" and t or 0))
     end

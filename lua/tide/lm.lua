@@ -294,8 +294,8 @@ function LM:call(req)
       local ok, shared_result = await_shared(pending)
       if ok then
         local result = {text = shared_result.text, texts = shared_result.texts,
-          finish_reason = shared_result.finish_reason, model = shared_result.model, usage = {input = 0, output = 0, total = 0}, cached = true,
-          cost = 0}
+          finish_reason = shared_result.finish_reason, model = shared_result.model,
+          usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0}
         record(self, norm, started, result)
         return result
       end

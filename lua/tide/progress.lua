@@ -19,9 +19,7 @@ Progress.__index = Progress
 function M.detect()
   local term = os.getenv("TERM")
   if term == nil or term == "" or term == "dumb" then return "lines" end
-  -- stock Lua has no isatty; a shell test on the inherited descriptor answers it
-  local ok = os.execute("test -t 2")
-  return ok and "bar" or "lines"
+  return core.isatty(2) and "bar" or "lines"
 end
 
 local function clock(seconds)

@@ -6,7 +6,6 @@
 -- what happened: the typed error kind, or that the call recovered, and whether the
 -- sibling kept its result.
 local tide = require "tide"
-local cjson = require "cjson"
 
 local M = {}
 
@@ -325,7 +324,7 @@ function M.restart(mockllm, format, calls)
   first:stop()
   local second = mockllm.start{port = port}
   local ok, results = pcall(run.wait, run)
-  local stats = cjson.decode(tide.request{url = second.url .. "/__stats"}.body)
+  local stats = second:stats()
   second:stop()
   if not ok then return {outcome = describe_error(results), calls = calls, answered = 0} end
   local answered, kinds = 0, {}
@@ -334,10 +333,6 @@ function M.restart(mockllm, format, calls)
   end
   return {outcome = answered == calls and "recovered" or ("lost: " .. table.concat(kinds, ",")),
           calls = calls, answered = answered, second_server_requests = stats.requests}
-end
-
-function M.stats(env)
-  return cjson.decode(tide.request{url = env.server.url .. "/__stats"}.body)
 end
 
 return M

@@ -251,6 +251,7 @@ int main(int argc, char **argv)
   S.child = spawn(&S, argv + 2);
   if (S.child < 0) {
     perror("spec_pty");
+    fclose(script);
     return 2;
   }
   while (fgets(line, sizeof line, script)) {

@@ -89,15 +89,7 @@ function M.parse(sig, text)
     local absent = f and f.optional and NONE[sec.text]   -- sec.text is trimmed already
     if f and values[f.name] == nil and not absent then
       local v, err = coerce.value(sec.text, f.type)
-      if v == nil then
-        local seen, missing = {}, {}
-        for _, g in ipairs(sig.outputs) do
-          local list = present[g.name] and seen or missing
-          list[#list + 1] = g.name
-        end
-        common.parse_error("chat", text, string.format("field `%s` must be %s: %s", f.name,
-          f.type.text, err), seen, missing, {field = f.name, value = sec.text})
-      end
+      if v == nil then common.type_error("chat", sig, text, f, sec.text, err, present) end
       values[f.name] = v
     end
   end

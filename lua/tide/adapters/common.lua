@@ -266,6 +266,18 @@ function M.parse_error(adapter_name, text, message, found, missing, extra)
   error(core.error(err), 0)
 end
 
+--- Raises the parse error for a value that is not of its field's type; `present`
+-- says which outputs the reply had (name → a non-nil value).
+function M.type_error(adapter_name, sig, text, f, value, why, present)
+  local found, missing = {}, {}
+  for _, g in ipairs(sig.outputs) do
+    local list = present[g.name] ~= nil and found or missing
+    list[#list + 1] = g.name
+  end
+  M.parse_error(adapter_name, text, string.format("field `%s` must be %s: %s", f.name,
+    f.type.text, why), found, missing, {field = f.name, value = value})
+end
+
 --- Checks that every output was read: an optional field takes its default, a missing
 -- required one raises the parse error naming what was found and what was not.
 function M.complete(adapter_name, sig, text, values)

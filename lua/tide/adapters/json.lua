@@ -61,16 +61,13 @@ end
 -- (dict, json/Any, a list of anything) have no strict schema: nil.
 local function strict_schema(t)
   local k = t.kind
-  if k == "str" then return {type = "string"}
-  elseif k == "int" then return {type = "integer"}
-  elseif k == "float" then return {type = "number"}
-  elseif k == "bool" then return {type = "boolean"}
-  elseif k == "enum" then return {type = "string", enum = t.values}
-  elseif k == "list" and t.of then
-    local items = strict_schema(t.of)
+  if k == "list" then
+    local items = t.of and strict_schema(t.of)
     return items and {type = "array", items = items}
+  elseif k == "dict" or k == "any" then
+    return nil
   end
-  return nil
+  return common.schema(t)   -- a scalar or an enum: the same schema as pydantic's
 end
 
 --- response_format(sig) → {type = "json_schema", name, schema, strict = true} for
@@ -108,15 +105,7 @@ function M.parse(sig, text)
     if raw == cjson.null and f.optional then raw = nil end   -- null: take the default
     if raw ~= nil then
       local v, err = coerce.value(raw, f.type)
-      if v == nil then
-        local found, missing = {}, {}
-        for _, g in ipairs(sig.outputs) do
-          local list = obj[g.name] ~= nil and found or missing
-          list[#list + 1] = g.name
-        end
-        common.parse_error("json", text, string.format("field `%s` must be %s: %s", f.name,
-          f.type.text, err), found, missing, {field = f.name, value = raw})
-      end
+      if v == nil then common.type_error("json", sig, text, f, raw, err, obj) end
       values[f.name] = v
     end
   end

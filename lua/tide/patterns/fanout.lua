@@ -31,7 +31,6 @@ local function field(result, name, what)
   if v == nil and name then v = result[name .. "_" .. what] end
   return v
 end
-M.field = field
 
 local function failed(result)
   return result == nil or core.is_error(result)
@@ -213,7 +212,6 @@ end
 local Panel = {}
 Panel.__index = Panel
 Panel.__name = "tide.fanout.Panel"
-M.PanelClass = Panel
 
 local POLICIES = {drop = true, fail = true}
 

@@ -129,6 +129,27 @@ describe("tide.request", function()
       assert.are.equal("connect", err.kind)
     end)
 
+    it("marks the errors a new attempt may cure retryable, and only those", function()
+      local _, refused = pcall(tide.request, {url = "http://127.0.0.1:1/"})
+      assert.is_true(refused.retryable)
+      assert.is_true(select(2, kind_of("fault=reset_body")).retryable)
+      assert.is_true(select(2, kind_of("fault=hang", {timeout = 0.1})).retryable)
+      assert.is_false(select(2, kind_of("fault=huge;size=5000000", {max_body = 100000})).retryable)
+      local _, unresolved = pcall(tide.request, {url = "http://no-such-host.invalid/"})
+      assert.is_false(unresolved.retryable)
+    end)
+
+    it("tide.retry tries a refused connection again by itself", function()
+      local attempts = 0
+      local ok, err = pcall(tide.retry, {tries = 3, base = 0.001}, function()
+        attempts = attempts + 1
+        return tide.request{url = "http://127.0.0.1:1/"}
+      end)
+      assert.is_false(ok)
+      assert.are.equal(3, attempts)
+      assert.are.equal(3, err.attempts)
+    end)
+
     it("dns: a host that does not resolve, and the URL's query never shows", function()
       local ok, err = pcall(tide.request, {url = "http://no-such-host.invalid/x?key=SECRET-CANARY"})
       assert.is_false(ok)

@@ -110,6 +110,9 @@ end
 
 -- ---- requests -------------------------------------------------------------
 
+-- The sampling options a call takes, or else the LM's own.
+local SAMPLING = {"temperature", "max_tokens", "stop", "top_p"}
+
 --- One request, normalised: messages plus the sampling options, the LM's
 -- defaults under the call's own.
 local function normalise(self, req)   -- → the request, and the call's own timeout
@@ -132,27 +135,25 @@ local function normalise(self, req)   -- → the request, and the call's own tim
       error(string.format("tide.LM: messages[%d] must be {role = string, content = string}", i), 3)
     end
   end
+  -- Only the fields that are set: an in-flight call keeps this table, and most
+  -- calls set none of the sampling options.
+  local norm = {messages = messages}
   local kw = self.kwargs
-  local function pick(field)
-    if req[field] ~= nil then return req[field] end
-    return kw[field]
+  for _, field in ipairs(SAMPLING) do
+    local v = req[field]
+    if v == nil then v = kw[field] end
+    if v ~= nil then norm[field] = v end
   end
+  if req.n ~= nil then norm.n = req.n end
+  if req.response_format ~= nil then norm.response_format = req.response_format end
   local extra = kw.extra
   if req.extra then
     extra = {}
     for k, v in pairs(kw.extra or {}) do extra[k] = v end
     for k, v in pairs(req.extra) do extra[k] = v end
   end
-  return {
-    messages = messages,
-    temperature = pick("temperature"),
-    max_tokens = pick("max_tokens"),
-    stop = pick("stop"),
-    top_p = pick("top_p"),
-    n = req.n,
-    response_format = req.response_format,
-    extra = extra,
-  }, req.timeout
+  norm.extra = extra
+  return norm, req.timeout
 end
 
 local function cache_key(self, norm, rollout_id)
@@ -186,8 +187,10 @@ local function record(self, norm, started, result, err)
     entry.response = result.text
     entry.finish_reason = result.finish_reason
     entry.usage = result.usage
-    entry.cached = result.cached
-    entry.cost = result.cost
+    -- a cache hit and a cost are marked only when there is one: an entry of a
+    -- plain call then fits a table half the size, and history keeps a thousand
+    if result.cached then entry.cached = true end
+    if result.cost and result.cost > 0 then entry.cost = result.cost end
     history.account(self.usage, result.usage, result.cost, result.cached)
     history.account(history.usage, result.usage, result.cost, result.cached)
     -- a task's context may collect the usage of the calls made inside it (and its
@@ -201,16 +204,15 @@ local function record(self, norm, started, result, err)
   history.append(history.entries, entry)
 end
 
-local transport_retryable = {connect = true, protocol = true, timeout = true}
-
---- A tide.request error → the LM's vocabulary: timeout stays timeout, the rest
--- of the transport kinds become `transport` with the cause kept.
+--- A tide.request error (it has a curl_code) → the LM's vocabulary: timeout
+-- stays timeout, the other transport kinds become `transport` with the cause
+-- kept.  Anything else (a provider's error, a cancellation) is returned as it is.
 local function lm_transport_error(self, err)
-  if not tide_core.is_error(err) or err.kind == "cancelled" then return err end
-  local kind = err.kind == "timeout" and "timeout" or "transport"
+  if not tide_core.is_error(err) or err.curl_code == nil then return err end
   return tide_core.error{
-    kind = kind, cause = err.kind, message = err.message, provider = self.provider,
-    retryable = transport_retryable[err.kind] or false, url = err.url,
+    kind = err.kind == "timeout" and "timeout" or "transport", cause = err.kind,
+    message = err.message, provider = self.provider, retryable = err.retryable,
+    url = err.url, attempts = err.attempts,
   }
 end
 
@@ -230,34 +232,57 @@ local function admit(p, norm)
   return nil
 end
 
+--- The LM's retry options, made once (and again if num_retries changes).
 local function retry_opts(self, p)
-  return {tries = self.num_retries + 1, deadline = p.deadline}
+  local tries = self.num_retries + 1
+  local opts = p.retry_opts
+  if opts == nil or opts.tries ~= tries then
+    opts = {tries = tries, deadline = p.deadline}
+    p.retry_opts = opts
+  end
+  return opts
+end
+
+--- One attempt of a call: the gate and the buckets, HTTP, the provider's reading
+-- of the answer.  `http` is the call's tide.request table; its url, headers and
+-- body are filled in once admitted (a call queued at the gate holds no request
+-- body) and kept for the retries, and it counts the attempts.  A plain function
+-- with its state in arguments: running it allocates no closure per call.
+-- Transport errors go to tide.retry as they are (marked retryable by the core)
+-- and are put in the LM's words once the retries are over.
+local function fill(http, built)
+  http.url, http.headers, http.body = built.url, built.headers, built.body
+end
+
+local function attempt(p, norm, http)
+  http.attempts = http.attempts + 1
+  local _ <close> = admit(p, norm)
+  if not http.body then fill(http, p.provider.build(p.cfg, norm)) end
+  local r = tide_core.request(http)
+  if r.status >= 200 and r.status < 300 then
+    return p.provider.parse(r.status, r.headers, r.body)
+  end
+  local err = p.provider.classify(r.status, r.headers, r.body)
+  err.provider = p.cfg.provider   -- "groq", not the wire format's "openai"
+  error(err, 0)
 end
 
 --- The request itself, retried: gate, buckets, HTTP, provider parsing.
-local function send(self, norm, timeout)
-  local p = private[self]
-  if p.transport then return p.transport(norm) end
-  timeout = timeout or self.timeout
-  local attempts = 0
-  local built
-  local result = tide_core.retry(retry_opts(self, p), function()
-    attempts = attempts + 1
-    local _ <close> = admit(p, norm)
-    -- built once admitted: a call queued at the gate holds no request body
-    built = built or p.provider.build(p.cfg, norm)
-    local ok, r = pcall(tide_core.request, {url = built.url, method = "POST", headers = built.headers,
-      body = built.body, timeout = timeout, max_body = self.max_body})
-    if not ok then error(lm_transport_error(self, r), 0) end
-    if r.status >= 200 and r.status < 300 then
-      return p.provider.parse(r.status, r.headers, r.body)
-    end
-    local err = p.provider.classify(r.status, r.headers, r.body)
-    err.provider = p.cfg.provider   -- "groq", not the wire format's "openai"
-    error(err, 0)
-  end)
-  result.attempts = attempts
-  return result
+-- → ok, result or error (pcall's results).  The frames an in-flight call keeps
+-- are this one's and the caller's: no more.
+local function send(self, p, norm, timeout)
+  if p.transport then return pcall(p.transport, norm) end
+  local http = {attempts = 0, method = "POST", timeout = timeout or self.timeout,
+                max_body = self.max_body, url = false, headers = false, body = false}
+  -- With nothing to queue behind, the body is built here rather than in
+  -- attempt(): a coroutine's stack keeps the size of the deepest point it
+  -- reached, and JSON encoding two frames further down would double the stack
+  -- every waiting call holds (2.5 KiB instead of 1.3).
+  if not (p.gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
+  local ok, result = pcall(tide_core.retry, retry_opts(self, p), attempt, p, norm, http)
+  if not ok then return false, lm_transport_error(self, result) end
+  result.attempts = http.attempts
+  return true, result
 end
 
 --- Waits for the in-flight task of a shared request → ok, result (or error).
@@ -265,6 +290,59 @@ local function await_shared(t)
   local okw, ok, result = pcall(t.wait, t)
   if not okw then return false, ok end   -- this waiter (or the task) was cancelled
   return ok, result
+end
+
+--- The end of a call: usage, cost, cache and history; raises the error of a
+-- failed one (redacted: a server may quote the key back).
+local function conclude(self, p, norm, started, ok, result, cache, key)
+  if not ok then
+    if type(result) == "table" then
+      result = redact.value(result, {p.cfg.api_key})
+      record(self, norm, started, nil, result)
+    end
+    error(result, 0)
+  end
+  result.cached = false
+  result.cost = cost_of(self, result.usage)
+  if cache then cache:put(key, result) end
+  record(self, norm, started, result)
+  return result
+end
+
+--- A served copy of an answer: no tokens spent on this call.
+local function served(answer)
+  return {text = answer.text, texts = answer.texts, finish_reason = answer.finish_reason,
+    model = answer.model, usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0}
+end
+
+--- A call through the cache: a hit, or the answer of the same request already in
+-- flight, or a new request that later identical calls share.
+local function call_cached(self, p, req, norm, timeout, cache, started)
+  local key = cache_key(self, norm, type(req) == "table" and req.rollout_id or self.rollout_id)
+  local hit = cache:get(key)
+  if hit then
+    local result = served(hit)
+    record(self, norm, started, result)
+    return result
+  end
+  local pending = p.inflight[key]
+  if pending then   -- the same request is in flight: share its answer
+    local ok, shared_result = await_shared(pending)
+    if ok then
+      local result = served(shared_result)
+      record(self, norm, started, result)
+      return result
+    end
+    if not (tide_core.is_error(shared_result, "cancelled")) then error(shared_result, 0) end
+    -- the first caller was cancelled, not us: make the call ourselves
+  end
+  -- The shared task never fails: it returns send's (pcall's) results, so its
+  -- outcome is never "an error nobody took" when its waiters are cancelled as it fails.
+  local t = tide_core.spawn(send, self, p, norm, timeout)
+  p.inflight[key] = t
+  local ok, result = await_shared(t)
+  if p.inflight[key] == t then p.inflight[key] = nil end
+  return conclude(self, p, norm, started, ok, result, cache, key)
 end
 
 --- lm:call(req) → {text, finish_reason, usage = {input, output, total}, model, raw,
@@ -279,53 +357,9 @@ function LM:call(req)
   local use_cache = self.cache
   if type(req) == "table" and req.cache ~= nil then use_cache = req.cache end
   local cache = use_cache and (p.cache or M.default_cache()) or nil
-  local key
-  if cache then
-    key = cache_key(self, norm, type(req) == "table" and req.rollout_id or self.rollout_id)
-    local hit = cache:get(key)
-    if hit then
-      local result = {text = hit.text, texts = hit.texts, finish_reason = hit.finish_reason,
-        model = hit.model, usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0}
-      record(self, norm, started, result)
-      return result
-    end
-    local pending = p.inflight[key]
-    if pending then   -- the same request is in flight: share its answer
-      local ok, shared_result = await_shared(pending)
-      if ok then
-        local result = {text = shared_result.text, texts = shared_result.texts,
-          finish_reason = shared_result.finish_reason, model = shared_result.model,
-          usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0}
-        record(self, norm, started, result)
-        return result
-      end
-      if not (tide_core.is_error(shared_result, "cancelled")) then error(shared_result, 0) end
-      -- the first caller was cancelled, not us: make the call ourselves
-    end
-  end
-  local ok, result
-  if cache then
-    -- The shared task never fails: it returns pcall's results, so its outcome is
-    -- never "an error nobody took" when its waiters are cancelled as it fails.
-    local t = tide_core.spawn(function() return pcall(send, self, norm, timeout) end)
-    p.inflight[key] = t
-    ok, result = await_shared(t)
-    if p.inflight[key] == t then p.inflight[key] = nil end
-  else
-    ok, result = pcall(send, self, norm, timeout)
-  end
-  if not ok then
-    if type(result) == "table" then
-      result = redact.value(result, {p.cfg.api_key})   -- a server may quote the key back
-      record(self, norm, started, nil, result)
-    end
-    error(result, 0)
-  end
-  result.cached = false
-  result.cost = cost_of(self, result.usage)
-  if cache then cache:put(key, result) end
-  record(self, norm, started, result)
-  return result
+  if cache then return call_cached(self, p, req, norm, timeout, cache, started) end
+  local ok, result = send(self, p, norm, timeout)
+  return conclude(self, p, norm, started, ok, result)
 end
 
 --- lm(prompt_or_request) → the text of the answer.
@@ -360,7 +394,8 @@ function LM:stream(req)
   local started = tide_core.now()
   local final = {}
   if p.transport then   -- DummyLM: the whole answer as one piece
-    local result = send(self, norm)
+    local ok, result = send(self, p, norm)
+    if not ok then error(result, 0) end
     local done = false
     for k, v in pairs(result) do final[k] = v end
     record(self, norm, started, result)

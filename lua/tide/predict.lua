@@ -57,49 +57,102 @@ function Predict:__tostring()
   return "tide.Predict(" .. tostring(self.signature) .. ")"
 end
 
---- Splits a call table into the signature's inputs and the call's options.
+--- Splits a call table into the signature's inputs and the call's options.  A
+-- call without options (the usual one) uses its table as the inputs, uncopied:
+-- an in-flight call keeps no second table.
+local NO_OPTIONS = {}
+
+local function is_input(sig, name)
+  for _, f in ipairs(sig.inputs) do
+    if f.name == name then return true end
+  end
+  return false
+end
+
 local function split_call(self, args)
   if type(args) ~= "table" then
     error("tide.Predict: call with a table of inputs, got " .. type(args), 3)
   end
-  local inputs, options = {}, {}
-  local is_input = {}
-  for _, f in ipairs(self.signature.inputs) do is_input[f.name] = true end
-  for k, v in pairs(args) do
-    if CALL_OPTIONS[k] and not is_input[k] then options[k] = v else inputs[k] = v end
+  local sig = self.signature
+  local inputs, options = args, NO_OPTIONS
+  for k in pairs(CALL_OPTIONS) do
+    if args[k] ~= nil and not is_input(sig, k) then
+      inputs, options = {}, {}
+      for key, v in pairs(args) do
+        if CALL_OPTIONS[key] and not is_input(sig, key) then options[key] = v else inputs[key] = v end
+      end
+      break
+    end
   end
-  for _, f in ipairs(self.signature.inputs) do
+  for _, f in ipairs(sig.inputs) do
     if inputs[f.name] == nil and not f.optional then
-      error(string.format("tide.Predict: missing input '%s' for %s", f.name,
-        tostring(self.signature)), 3)
+      error(string.format("tide.Predict: missing input '%s' for %s", f.name, tostring(sig)), 3)
     end
   end
   return inputs, options
 end
 
+--- a's fields under b's; a itself when b adds none.
 local function merged(a, b)
+  if b == nil or next(b) == nil then return a end
   local out = {}
-  for k, v in pairs(a or {}) do out[k] = v end
-  for k, v in pairs(b or {}) do out[k] = v end
+  for k, v in pairs(a) do out[k] = v end
+  for k, v in pairs(b) do out[k] = v end
   return out
+end
+
+--- The LM request for these messages with this adapter: only the options that
+-- are set, since it lives as long as the call.
+local function request(adapter, sig, messages, config)
+  local req = {messages = messages}
+  if next(config) ~= nil then
+    req.temperature, req.max_tokens = config.temperature, config.max_tokens
+    req.n, req.rollout_id = config.n, config.rollout_id
+  end
+  if adapter.response_format then req.response_format = adapter.response_format(sig) end
+  return req
+end
+
+local function texts_of(r)
+  return r.texts or {r.text}
 end
 
 --- One LM call for these messages with this adapter; returns the replies' texts.
 local function ask(lm, adapter, sig, messages, config)
-  local r = lm:call{
-    messages = messages,
-    temperature = config.temperature,
-    max_tokens = config.max_tokens,
-    n = config.n,
-    rollout_id = config.rollout_id,
-    response_format = adapter.response_format and adapter.response_format(sig) or nil,
-  }
-  return r.texts or {r.text}
+  return texts_of(lm:call(request(adapter, sig, messages, config)))
 end
 
 local function parse_all(adapter, sig, texts)
   local outputs = {}
   for i, text in ipairs(texts) do outputs[i] = adapter.parse(sig, text) end
+  return outputs
+end
+
+--- After a reply that did not parse (err): first the chosen adapter again, told
+-- what was wrong (parse_retries), then the JSON adapter as the last resort, as in
+-- DSPy.  → the outputs, or raises the last error.  Apart from the call so that an
+-- in-flight call's frame stays small.
+local function recover(self, c, err, texts)
+  local lm, adapter, sig, config, messages = c.lm, c.adapter, c.sig, c.config, c.messages
+  local ok, outputs = false, err
+  local tries = self.parse_retries
+  while not ok and core.is_error(outputs, "parse") and tries > 0 do
+    tries = tries - 1
+    local feedback = {}
+    for i, m in ipairs(messages) do feedback[i] = m end
+    feedback[#feedback + 1] = {role = "assistant", content = outputs.raw or texts[1]}
+    feedback[#feedback + 1] = {role = "user", content =
+      "Your answer could not be parsed: " .. tostring(outputs.message) ..
+      "\nAnswer again, following the format exactly."}
+    local retry_config = merged(config, {rollout_id = (config.rollout_id or 0) + tries + 1})
+    texts = ask(lm, adapter, sig, feedback, retry_config)
+    ok, outputs = pcall(parse_all, adapter, sig, texts)
+  end
+  if not ok and core.is_error(outputs, "parse") and self.fallback and adapter ~= json then
+    texts = ask(lm, json, sig, json.format(sig, c.inputs, c.demos), config)
+    ok, outputs = pcall(parse_all, json, sig, texts)
+  end
+  if not ok then error(outputs, 0) end
   return outputs
 end
 
@@ -115,29 +168,13 @@ function Predict:__call(args)
   local demos = options.demos or self.demos
   local sig = self.signature
   local messages = adapter.format(sig, inputs, demos)
-  local texts = ask(lm, adapter, sig, messages, config)
+  -- called here, not through ask(): one frame less on every in-flight call's stack
+  local texts = texts_of(lm:call(request(adapter, sig, messages, config)))
   local ok, outputs = pcall(parse_all, adapter, sig, texts)
-  -- First the chosen adapter again, told what was wrong; the JSON adapter is
-  -- the last resort, as in DSPy.
-  local tries = self.parse_retries
-  while not ok and core.is_error(outputs, "parse") and tries > 0 do
-    tries = tries - 1
-    local feedback = {}
-    for i, m in ipairs(messages) do feedback[i] = m end
-    feedback[#feedback + 1] = {role = "assistant", content = outputs.raw or texts[1]}
-    feedback[#feedback + 1] = {role = "user", content =
-      "Your answer could not be parsed: " .. tostring(outputs.message) ..
-      "\nAnswer again, following the format exactly."}
-    local retry_config = merged(config, {rollout_id = (config.rollout_id or 0) + tries + 1})
-    texts = ask(lm, adapter, sig, feedback, retry_config)
-    ok, outputs = pcall(parse_all, adapter, sig, texts)
+  if not ok then
+    outputs = recover(self, {lm = lm, adapter = adapter, sig = sig, config = config,
+      messages = messages, inputs = inputs, demos = demos}, outputs, texts)
   end
-  if not ok and core.is_error(outputs, "parse") and self.fallback and adapter ~= json then
-    messages = json.format(sig, inputs, demos)
-    texts = ask(lm, json, sig, messages, config)
-    ok, outputs = pcall(parse_all, json, sig, texts)
-  end
-  if not ok then error(outputs, 0) end
   return prediction.prediction(outputs[1], outputs)
 end
 

@@ -137,10 +137,25 @@ M.round = round
 
 -- ---- running critics -------------------------------------------------------------
 
+--- Whether every key of inputs is one of the signature's input fields.
+local function only_fields_of(sig, inputs)
+  for k in pairs(inputs) do
+    local found = false
+    for _, f in ipairs(sig.inputs) do
+      if f.name == k then found = true break end
+    end
+    if not found then return false end
+  end
+  return true
+end
+
 -- The inputs a critic receives: for a predictor, the ones its signature names;
 -- for a function, all of them.
 local function inputs_for(critic, inputs, extra)
   local sig = type(critic) == "table" and critic.signature
+  if extra == nil and sig and sig.inputs and only_fields_of(sig, inputs) then
+    return inputs   -- already what the critic takes: no copy for each waiting call
+  end
   local out = {}
   if sig and sig.inputs then
     for _, f in ipairs(sig.inputs) do out[f.name] = inputs[f.name] end
@@ -162,23 +177,22 @@ end
 -- opts.limit caps the critics running at once; opts.fail = true makes the first
 -- failure cancel the rest and raise.
 local function run(members, inputs, opts)
-  local jobs, elapsed = {}, {}
-  for i, m in ipairs(members) do
-    local name, critic, extra = m[1], m[2], m[3]
-    jobs[i] = function()
-      local t0 = core.now()
-      local ok, res = pcall(critic, inputs_for(critic, inputs, extra))
-      elapsed[name] = core.now() - t0
-      if not ok then error(res, 0) end
-      if type(res) ~= "table" then
-        error(core.error{kind = "panel", message = string.format(
-          "critic '%s' returned %s, not a table of fields", name, type(res))}, 0)
-      end
-      return res
+  local elapsed = {}
+  -- one closure for the whole panel (tide.map hands it each member), not one per critic
+  local function job(m)
+    local name, critic = m[1], m[2]
+    local t0 = core.now()
+    local ok, res = pcall(critic, inputs_for(critic, inputs, m[3]))
+    elapsed[name] = core.now() - t0
+    if not ok then error(res, 0) end
+    if type(res) ~= "table" then
+      error(core.error{kind = "panel", message = string.format(
+        "critic '%s' returned %s, not a table of fields", name, type(res))}, 0)
     end
+    return res
   end
   local t0 = core.now()
-  local out = core.gather(jobs, {limit = opts.limit, return_exceptions = not opts.fail})
+  local out = core.map(members, job, {limit = opts.limit, return_exceptions = not opts.fail})
   local wall = core.now() - t0
   local results, errors, sum = {}, {}, 0
   for i, m in ipairs(members) do

@@ -10,6 +10,7 @@ local M = {
 local NAME = M.name
 
 local API_VERSION = "2023-06-01"
+local OWN_HEADERS = {["anthropic-version"] = API_VERSION}
 local DEFAULT_MAX_TOKENS = 4096      -- the API requires max_tokens
 local JSON_INSTRUCTION = "Respond with a single JSON object."
 
@@ -56,8 +57,7 @@ function M.build(cfg, req)
                    input_schema = common.schema(rf.schema)}}
     body.tool_choice = {type = "tool", name = name}
   end
-  return common.request(cfg, req, "/v1/messages", body, "x-api-key", nil,
-    {["anthropic-version"] = API_VERSION})
+  return common.request(cfg, req, "/v1/messages", body, "x-api-key", nil, OWN_HEADERS)
 end
 
 -- Input tokens billed: cache writes and reads are counted apart from input_tokens.

@@ -153,19 +153,36 @@ end
 
 M.encode = cjson.encode
 
+-- cfg → path → {url, headers}: the same for every call of an LM, so made once.
+-- The headers table is shared by those calls and only ever read.
+local heads = setmetatable({}, {__mode = "k"})
+
+local function head(cfg, path, key_header, key_prefix, headers)
+  local by_path = heads[cfg]
+  if by_path == nil then
+    by_path = {}
+    heads[cfg] = by_path
+  end
+  local h = by_path[path]
+  if h == nil then
+    local ours = {}
+    for k, v in pairs(headers or {}) do ours[k] = v end
+    ours["Content-Type"] = "application/json"
+    if cfg.api_key then ours[key_header] = (key_prefix or "") .. cfg.api_key end
+    h = {url = cfg.base_url .. path, headers = M.headers(ours, cfg.headers)}
+    by_path[path] = h
+  end
+  return h
+end
+
 --- What tide.request sends: body (with req.extra merged in) as JSON to
 -- base_url .. path; the key, when there is one, in header key_header after
--- key_prefix; then the provider's own headers, then the caller's.
+-- key_prefix; then the provider's own headers (constant per provider), then the
+-- caller's.
 function M.request(cfg, req, path, body, key_header, key_prefix, headers)
   M.merge(body, req.extra)
-  headers = headers or {}
-  headers["Content-Type"] = "application/json"
-  if cfg.api_key then headers[key_header] = (key_prefix or "") .. cfg.api_key end
-  return {
-    url = cfg.base_url .. path,
-    headers = M.headers(headers, cfg.headers),
-    body = M.encode(body),
-  }
+  local h = head(cfg, path, key_header, key_prefix, headers)
+  return {url = h.url, headers = h.headers, body = M.encode(body)}
 end
 
 ---------------------------------------------------------------------------

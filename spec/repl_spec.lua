@@ -220,7 +220,7 @@ describe("the REPL on a terminal", function()
       [[send if x then\r]],
       "expect >> ", "ready",
       [[send   "yes" end\r]],
-      "expect > ", "ready",
+      [[expect \n> ]], "ready",
       [[send if x then return "yes" end\r]],
       "expect yes", "expect > ", "ready",
       [[send \e[A\e[A\e[A\r]],               -- up three times: "x + 1" again
@@ -248,12 +248,13 @@ describe("the REPL on a terminal", function()
     local out = pty({
       "expect > ", "ready",
       [[send "first"]], [[expect first"]],
+      -- "\n> ": a fresh prompt at the start of a line, never the tail of ">> "
       [[send \x03]],
-      "expect > ", "ready",
+      "expect ^C", [[expect \n> ]], "ready",
       [[send for i = 1, 2 do\r]],
       "expect >> ", "ready",
       [[send \x03]],
-      "expect > ", "ready",
+      "expect ^C", [[expect \n> ]], "ready",
       [[send "second"\r]],
       "expect second", "expect > ", "ready",
       [[send \x04]],

@@ -190,6 +190,38 @@ describe("tide.request", function()
     assert.are.equal(1, server:wait_for(function(s) return s.aborted == 1 end).aborted)
   end)
 
+  it("keeps its connections out of the commands the program runs", function()
+    local list = {}
+    for i = 1, 5 do list[i] = i end
+    tide.map(list, function()   -- five at once: five idle connections afterwards
+      return tide.request{url = server.url .. "/health", headers = {["X-Mock-Scenario"] = "latency=20"}}
+    end)
+    -- the inodes of this process's TCP sockets, then of the sockets a child holds
+    local tcp = {}
+    for line in io.lines("/proc/net/tcp") do
+      local inode = line:match("^%s*%d+:%s+%S+%s+%S+%s+%S+%s+%S+%s+%S+%s+%S+%s+%S+%s+%S+%s+(%d+)")
+      if inode then tcp[inode] = true end
+    end
+    local function socket_inodes(cmd)
+      local p = io.popen(cmd)
+      local found = {}
+      for inode in p:read("a"):gmatch("socket:%[(%d+)%]") do found[#found + 1] = inode end
+      p:close()
+      return found
+    end
+    local f = assert(io.open("/proc/self/stat"))
+    local pid = f:read("l"):match("^(%d+)")
+    f:close()
+    local ours = 0
+    for _, inode in ipairs(socket_inodes("ls -l /proc/" .. pid .. "/fd")) do
+      if tcp[inode] then ours = ours + 1 end
+    end
+    assert.is_true(ours >= 5, ours .. " TCP connections open here")
+    for _, inode in ipairs(socket_inodes("ls -l /proc/self/fd")) do
+      assert.is_nil(tcp[inode], "a child inherited connection " .. inode)
+    end
+  end)
+
   it("works on the main flow and inside tasks alike", function()
     local direct = tide.request{url = server.url .. "/health"}.status
     local in_task = tide.spawn(function() return tide.request{url = server.url .. "/health"}.status end):wait()

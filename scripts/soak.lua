@@ -4,15 +4,18 @@
 --
 --   make soak                                   (SOAK_SECONDS=600, SOAK_FAULT_RATE=0.05)
 --   scripts/with_mockllm build/tide scripts/soak.lua --seconds 60 --fault-rate 0.05
+--       [--panels 1000] [--seed 1] [--report-every 15]
 local tide = require "tide"
 local script = require "tide.script"
 
-local opts = script.options(arg, {seconds = true, fault_rate = true, panels = true, seed = true})
+local opts = script.options(arg, {seconds = true, fault_rate = true, panels = true, seed = true,
+                                  report_every = true})
 local base = os.getenv("MOCKLLM_URL")
 if not base then script.exit_usage("soak: run it with scripts/with_mockllm (MOCKLLM_URL)") end
 local seconds = tonumber(opts.seconds or os.getenv("SOAK_SECONDS") or 600)
 local fault_rate = tonumber(opts.fault_rate or os.getenv("SOAK_FAULT_RATE") or 0.05)
 local panels_per_round = math.tointeger(tonumber(opts.panels or 1000))
+local report_every = tonumber(opts.report_every or 15)
 math.randomseed(tonumber(opts.seed or 1))
 
 -- ---- process figures ------------------------------------------------------------------
@@ -137,7 +140,7 @@ collectgarbage()
 local rss0, fds0, socks0 = rss_kib(), open_fds()
 local heap0 = collectgarbage("count")
 local samples = {}
-local next_report = tide.now() + 15
+local next_report = tide.now() + report_every
 local n = 1
 while tide.now() - t0 < seconds do
   round(n)
@@ -147,9 +150,9 @@ while tide.now() - t0 < seconds do
     samples[#samples + 1] = rss_kib()
     local files, sockets = open_fds()
     io.stderr:write(string.format(
-      "  %4.0f s: %d calls, %d panels, RSS %d KiB, Lua heap %d KiB, %d files, %d sockets\n",
+      "  %4.0f s: %d calls, %d panels, RSS %d KiB, Lua heap %.0f KiB, %d files, %d sockets\n",
       tide.now() - t0, calls, panels, samples[#samples], collectgarbage("count"), files, sockets))
-    next_report = tide.now() + 15
+    next_report = tide.now() + report_every
   end
 end
 collectgarbage()
@@ -176,7 +179,7 @@ table.sort(kinds)
 for _, k in ipairs(kinds) do print(string.format("  errors of kind %-16s %d", k, by_kind[k])) end
 print(string.format("RSS after warm-up %d KiB, at the end %d KiB (%+.1f%%); the last minutes: %s",
   rss0, rss1, (rss1 - rss0) * 100 / rss0, table.concat(samples, " ", math.max(1, #samples - 3))))
-print(string.format("Lua heap after a full collection: %d KiB after warm-up, %d KiB at the end",
+print(string.format("Lua heap after a full collection: %.0f KiB after warm-up, %.0f KiB at the end",
   heap0, heap1))
 print(string.format("open descriptors after warm-up %d (+ %d sockets), at the end %d (+ %d sockets;" ..
   " curl keeps idle connections for reuse)", fds0, socks0, fds1, socks1))

@@ -333,6 +333,17 @@ describe("the panel scripts through the tide binary", function()
     assert.matches("3 perspectives, at most 8 at once", out)
   end)
 
+  -- (faults are the fault catalogue's business: this keeps the script itself working)
+  it("scripts/soak.lua (make soak) runs, reports as it goes and sums up", function()
+    local out, rc = run_offline("scripts/soak.lua --seconds 1 --report-every 0.2 --panels 20 " ..
+      "--fault-rate 0")
+    assert.are.equal(0, rc, out)
+    assert.matches("%d+ s: %d+ calls, %d+ panels, RSS %d+ KiB, Lua heap %d+ KiB", out)
+    assert.matches("faults injected: 0, survived: 0", out)
+    assert.matches("panels failed: 0", out)
+    assert.matches("Lua heap after a full collection: %d+ KiB after warm%-up, %d+ KiB at the end", out)
+  end)
+
   it("scripts/fanout_only.lua prints each critic's result", function()
     local out, rc = run_offline("scripts/fanout_only.lua")
     assert.are.equal(0, rc, out)

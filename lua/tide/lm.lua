@@ -243,6 +243,11 @@ local function retry_opts(self, p)
   return opts
 end
 
+--- The provider's request (url, headers, body) into the call's tide.request table.
+local function fill(http, built)
+  http.url, http.headers, http.body = built.url, built.headers, built.body
+end
+
 --- One attempt of a call: the gate and the buckets, HTTP, the provider's reading
 -- of the answer.  `http` is the call's tide.request table; its url, headers and
 -- body are filled in once admitted (a call queued at the gate holds no request
@@ -250,10 +255,6 @@ end
 -- with its state in arguments: running it allocates no closure per call.
 -- Transport errors go to tide.retry as they are (marked retryable by the core)
 -- and are put in the LM's words once the retries are over.
-local function fill(http, built)
-  http.url, http.headers, http.body = built.url, built.headers, built.body
-end
-
 local function attempt(p, norm, http)
   http.attempts = http.attempts + 1
   local _ <close> = admit(p, norm)
@@ -268,8 +269,7 @@ local function attempt(p, norm, http)
 end
 
 --- The request itself, retried: gate, buckets, HTTP, provider parsing.
--- → ok, result or error (pcall's results).  The frames an in-flight call keeps
--- are this one's and the caller's: no more.
+-- → ok, result or error (pcall's results).
 local function send(self, p, norm, timeout)
   if p.transport then return pcall(p.transport, norm) end
   local http = {attempts = 0, method = "POST", timeout = timeout or self.timeout,

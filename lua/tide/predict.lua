@@ -94,6 +94,7 @@ end
 
 --- a's fields under b's; a itself when b adds none.
 local function merged(a, b)
+  a = a or NO_OPTIONS   -- read only: never written through
   if b == nil or next(b) == nil then return a end
   local out = {}
   for k, v in pairs(a) do out[k] = v end

@@ -132,7 +132,7 @@ describe("tide.Evaluate", function()
   end)
 
   it("stops at max_errors, keeping every finished row in the result and the file", function()
-    local t = tide and tag()
+    local t = tag()
     local path = dir .. "/" .. t .. ".csv"
     local kinds = {}
     for i = 3, 20, 2 do kinds[i] = "fail" end

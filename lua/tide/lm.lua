@@ -370,11 +370,11 @@ end
 -- ---- streaming --------------------------------------------------------------
 
 --- Opens the stream (retried until the first byte), checking the HTTP status.
+-- Transport errors reach tide.retry as the core raised them, as in attempt().
 local function open_stream(self, p, built, timeout)
   return tide_core.retry(retry_opts(self, p), function()
-    local ok, s = pcall(tide_core.stream, {url = built.url, method = "POST", headers = built.headers,
-      body = built.body, timeout = timeout or self.timeout, max_body = self.max_body})
-    if not ok then error(lm_transport_error(self, s), 0) end
+    local s = tide_core.stream{url = built.url, method = "POST", headers = built.headers,
+      body = built.body, timeout = timeout or self.timeout, max_body = self.max_body}
     if s.status >= 200 and s.status < 300 then return s end
     local body = {}
     for piece in s:chunks() do body[#body + 1] = piece end
@@ -410,7 +410,7 @@ function LM:stream(req)
   local ok, s = pcall(open_stream, self, p, built, timeout)
   if not ok then
     if release then release:release() end
-    s = redact.value(s, {p.cfg.api_key})
+    s = redact.value(lm_transport_error(self, s), {p.cfg.api_key})
     record(self, norm, started, nil, s)
     error(s, 0)
   end

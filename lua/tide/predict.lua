@@ -60,21 +60,16 @@ end
 --- Splits a call table into the signature's inputs and the call's options.  A
 -- call without options (the usual one) uses its table as the inputs, uncopied:
 -- an in-flight call keeps no second table.
-local NO_OPTIONS = {}
+local EMPTY = {}   -- shared by every call that has no options or config: only ever read
 
-local function is_input(sig, name)
-  for _, f in ipairs(sig.inputs) do
-    if f.name == name then return true end
-  end
-  return false
-end
+local is_input = Signature.is_input
 
 local function split_call(self, args)
   if type(args) ~= "table" then
     error("tide.Predict: call with a table of inputs, got " .. type(args), 3)
   end
   local sig = self.signature
-  local inputs, options = args, NO_OPTIONS
+  local inputs, options = args, EMPTY
   for k in pairs(CALL_OPTIONS) do
     if args[k] ~= nil and not is_input(sig, k) then
       inputs, options = {}, {}
@@ -94,7 +89,7 @@ end
 
 --- a's fields under b's; a itself when b adds none.
 local function merged(a, b)
-  a = a or NO_OPTIONS   -- read only: never written through
+  a = a or EMPTY
   if b == nil or next(b) == nil then return a end
   local out = {}
   for k, v in pairs(a) do out[k] = v end

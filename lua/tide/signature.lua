@@ -434,6 +434,14 @@ function M.is_signature(v)
   return getmetatable(v) == Signature
 end
 
+--- Whether `name` is one of sig's input fields; sig may be any {inputs = {...}} table.
+function M.is_input(sig, name)
+  for _, f in ipairs(sig.inputs) do
+    if f.name == name then return true end
+  end
+  return false
+end
+
 -- ---- methods ---------------------------------------------------------------------------
 
 local function copy_fields(list)

@@ -19,6 +19,7 @@
 -- is raised.  A panel whose critics all fail raises a `panel` error either way.
 local core = require "tide.core"
 local prediction = require "tide.prediction"
+local Signature = require "tide.signature"
 
 local M = {}
 
@@ -140,11 +141,7 @@ M.round = round
 --- Whether every key of inputs is one of the signature's input fields.
 local function only_fields_of(sig, inputs)
   for k in pairs(inputs) do
-    local found = false
-    for _, f in ipairs(sig.inputs) do
-      if f.name == k then found = true break end
-    end
-    if not found then return false end
+    if not Signature.is_input(sig, k) then return false end
   end
   return true
 end

@@ -96,9 +96,11 @@ deps:
 	  fi; \
 	fi
 
+# SPEC=spec/lm_spec.lua runs one file (or a folder) instead of every spec.
+SPEC ?= spec
 test: deps
 	$(MAKE) all
-	$(LUA_ENV) $(BUSTED) --output=utfTerminal spec
+	$(LUA_ENV) $(BUSTED) --output=utfTerminal $(SPEC)
 
 # Sanitizers: the module is loaded by an uninstrumented lua5.4, so the ASan
 # runtime is preloaded.  LUA_USE_APICHECK turns on the Lua API's own checks in
@@ -113,7 +115,7 @@ check-run:
 	LD_PRELOAD="$(ASAN_LIB)" ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/spec/support/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	  $(LUA_ENV) $(BUSTED) --output=utfTerminal spec
+	  $(LUA_ENV) $(BUSTED) --output=utfTerminal $(SPEC)
 
 demo: all
 	MOCKLLM_ARGS="--latency-ms 300" scripts/with_mockllm $(BUILD)/tide scripts/critics.lua

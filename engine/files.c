@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -93,12 +94,28 @@ static int files_lisatty(lua_State *L)
   return 1;
 }
 
+/* term_columns(fd) → the terminal's width in columns, or nil when fd is not a
+ * terminal.  Read afresh on every call, so a resized window is seen at the next
+ * redraw without a SIGWINCH handler. */
+static int files_lterm_columns(lua_State *L)
+{
+  lua_Integer fd = luaL_checkinteger(L, 1);
+  struct winsize ws;
+  if (fd < 0 || fd > INT32_MAX || ioctl((int)fd, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushinteger(L, ws.ws_col);
+  return 1;
+}
+
 void files_open_lib(lua_State *L)
 {
   static const luaL_Reg funcs[] = {
     {"mkdir_private", files_lmkdir},
     {"write_atomic", files_lwrite},
     {"isatty", files_lisatty},
+    {"term_columns", files_lterm_columns},
     {NULL, NULL}
   };
   engine_setfuncs(L, funcs);

@@ -111,7 +111,9 @@ void conn_done(struct conn *c)
   free(c->ev_end);
   c->ev_end = NULL;
   c->nev = c->iev = 0;
-  c->stream = c->chunked = c->cut = 0;
+  c->stream = c->chunked = c->cut = c->cut_rst = c->bom = 0;
+  c->filler_left = 0;
+  c->filler_event = NULL;
   c->out_off = 0;
   c->fill_left = 0;
   c->tail_sent = 0;

@@ -24,11 +24,22 @@ enum fault {
   FAULT_MALFORMED, FAULT_EMPTY, FAULT_HTML, FAULT_ERROR_BODY, FAULT_HUGE,
   FAULT_DRIP, FAULT_HANG,
   FAULT_BLOCKED, FAULT_NO_TEXT,         /* 200 answers without usable text */
-  FAULT_STREAM_ERROR, FAULT_STREAM_DROP /* only on stream requests */
+  FAULT_STREAM_ERROR, FAULT_STREAM_DROP, /* only on stream requests */
+  FAULT_STREAM_CUT, FAULT_STREAM_RESET
 };
 
 /* error=NAME: a provider error with a fixed, real-looking body. */
 enum scripted_error { ERROR_NONE, ERROR_CONTEXT_WINDOW };
+
+/* echo_key=: an error quoting the request's credential, as written or with
+   each of its characters \u00XX-escaped in the JSON. */
+enum echo_key { ECHO_NONE, ECHO_PLAIN, ECHO_ESCAPED };
+
+/* usage=: token counts no provider should send (1e999, -1e20, 12.5, "12"). */
+enum usage_mode { USAGE_REAL, USAGE_HUGE, USAGE_NEGATIVE, USAGE_FLOAT, USAGE_STRING };
+
+/* sse_eol=: the line ending of the SSE framing; DEFAULT is the provider's. */
+enum sse_eol { EOL_DEFAULT, EOL_LF, EOL_CR, EOL_CRLF };
 
 /* One request's script: X-Mock-Scenario parsed over the server default.
    -1 (or 0 for status, NULL for reply) means "not given". */
@@ -50,6 +61,12 @@ struct scenario {
   long stream_interval_ms;    /* pause between stream events */
   int finish_length;          /* finish=length: cut by max tokens */
   enum scripted_error error;
+  enum echo_key echo_key;
+  size_t echo_pad;            /* filler bytes before the echoed key */
+  int bom;                    /* bodies and streams start with EF BB BF */
+  enum sse_eol sse_eol;
+  unsigned long long sse_filler; /* empty events before the first one */
+  enum usage_mode usage;
 };
 
 struct failent;
@@ -125,6 +142,8 @@ struct request {
   const char *body;
   size_t body_len;
   const char *auth;           /* name of the auth header it carried, or NULL */
+  const char *cred;           /* that header's credential (for echo_key only) */
+  size_t cred_len;
   uint64_t t_ns;              /* when its last byte was read */
 };
 
@@ -141,6 +160,7 @@ struct head {
   int has_clen, chunked, expect, continued;
   int keepalive;
   const char *auth;
+  size_t cred_off, cred_len;  /* the first non-empty credential's value */
 };
 
 struct conn {
@@ -186,6 +206,10 @@ struct conn {
   unsigned stream : 1;        /* the answer is a stream of events */
   unsigned chunked : 1;       /* ... framed as chunks (else ended by close) */
   unsigned cut : 1;           /* ... dropped after its last prepared event */
+  unsigned cut_rst : 1;       /* ... by RST rather than FIN */
+  unsigned bom : 1;           /* ... preceded by a byte-order mark */
+  unsigned long long filler_left; /* ... and by this many empty events */
+  const char *filler_event;   /* one of them, with the stream's line ending */
 };
 
 /* http.c */
@@ -215,6 +239,9 @@ size_t path_len(const char *t, size_t n);
 /* Non-zero when the query string of t[0..n) has name=..., and that value is
    `want` (or anything, for want == NULL). */
 int query_has(const char *t, size_t n, const char *name, const char *want);
+/* The first non-empty value of name=... in t[0..n)'s query string, still
+   URL-encoded: 1 and (*v, *vn), or 0. */
+int query_value(const char *t, size_t n, const char *name, const char **v, size_t *vn);
 /* Route from the path; *shape is the error format for it, which for unknown
    paths follows the API prefix so a misrouted client can still parse it.
    *gstream is set for Gemini's streamGenerateContent, *model for Gemini. */
@@ -230,6 +257,8 @@ int scenario_parse(struct scenario *sc, const char *text, size_t len,
                    char *err, size_t errlen);
 void scenario_init(struct scenario *sc, long default_latency);
 void scenario_free(struct scenario *sc);
+/* v[0..n) with %XX and '+' decoded, NUL-terminated; free it. */
+char *url_decode(const char *v, size_t n, size_t *outlen);
 unsigned long failtab_hit(struct failtab *t, const char *key, size_t len);
 void failtab_clear(struct failtab *t);
 

@@ -156,14 +156,44 @@ const char *reply_finish_name(enum route r, enum finish f)
   return names[row][f];
 }
 
-/* Gemini leaves zero counts out, as it does for a candidate with no text. */
-void reply_gemini_usage(struct buf *b, unsigned long long ptok, unsigned long long ctok)
+void reply_put_count(struct buf *b, enum usage_mode m, unsigned long long v)
 {
-  buf_addf(b, "\"usageMetadata\":{\"promptTokenCount\":%llu,", ptok);
-  if (ctok)
-    buf_addf(b, "\"candidatesTokenCount\":%llu,", ctok);
-  buf_addf(b, "\"totalTokenCount\":%llu}", ptok + ctok);
+  switch (m) {
+  case USAGE_HUGE: buf_adds(b, "1e999"); break;      /* valid JSON, infinite as a double */
+  case USAGE_NEGATIVE: buf_adds(b, "-1e20"); break;
+  case USAGE_FLOAT: buf_adds(b, "12.5"); break;
+  case USAGE_STRING: buf_adds(b, "\"12\""); break;
+  default: buf_addu(b, v);
+  }
 }
+
+/* Gemini leaves zero counts out, as it does for a candidate with no text. */
+void reply_gemini_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+                        unsigned long long ctok)
+{
+  buf_adds(b, "\"usageMetadata\":{\"promptTokenCount\":");
+  reply_put_count(b, m, ptok);
+  if (ctok) {
+    buf_adds(b, ",\"candidatesTokenCount\":");
+    reply_put_count(b, m, ctok);
+  }
+  buf_adds(b, ",\"totalTokenCount\":");
+  reply_put_count(b, m, ptok + ctok);
+  buf_addc(b, '}');
+}
+
+void reply_openai_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+                        unsigned long long ctok)
+{
+  buf_adds(b, "\"usage\":{\"prompt_tokens\":");
+  reply_put_count(b, m, ptok);
+  buf_adds(b, ",\"completion_tokens\":");
+  reply_put_count(b, m, ctok);
+  buf_adds(b, ",\"total_tokens\":");
+  reply_put_count(b, m, ptok + ctok);
+  buf_addc(b, '}');
+}
+
 
 void reply_ok(struct buf *b, enum route r, const struct prompt *p,
               unsigned long long id, const char *text, size_t n,
@@ -187,7 +217,11 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       buf_adds(b, "}]");
     }
     buf_addf(b, ",\"stop_reason\":\"%s\",\"stop_sequence\":null,"
-             "\"usage\":{\"input_tokens\":%llu,\"output_tokens\":%llu}}", fin, ptok, ctok);
+             "\"usage\":{\"input_tokens\":", fin);
+    reply_put_count(b, p->usage, ptok);
+    buf_adds(b, ",\"output_tokens\":");
+    reply_put_count(b, p->usage, ctok);
+    buf_adds(b, "}}");
     break;
   case ROUTE_GEMINI:
     buf_addc(b, '{');
@@ -203,7 +237,7 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       json_put_str(b, text, n);
       buf_addf(b, "}]},\"finishReason\":\"%s\",\"index\":0}],", fin);
     }
-    reply_gemini_usage(b, ptok, ctok);
+    reply_gemini_usage(b, p->usage, ptok, ctok);
     buf_adds(b, ",\"modelVersion\":");
     reply_put_model(b, p);
     buf_addc(b, '}');
@@ -219,9 +253,9 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       at = b->len + 1;
       json_put_str(b, text, f == FINISH_NO_TEXT ? 0 : n);
     }
-    buf_addf(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],"
-             "\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,"
-             "\"total_tokens\":%llu}}", fin, ptok, ctok, ptok + ctok);
+    buf_addf(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],", fin);
+    reply_openai_usage(b, p->usage, ptok, ctok);
+    buf_addc(b, '}');
     break;
   }
   if (text_at)
@@ -229,7 +263,7 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
 }
 
 /* type and code as the real API sends them for each status. */
-static void openai_error(struct buf *b, int status, const char *msg, const char *code)
+static void openai_error(struct buf *b, int status, const char *q, size_t qn, const char *code)
 {
   const char *type = "invalid_request_error";
   if (status == 429) {
@@ -241,7 +275,7 @@ static void openai_error(struct buf *b, int status, const char *msg, const char 
     type = "server_error";
   }
   buf_adds(b, "{\"error\":{\"message\":");
-  json_put_str(b, msg, strlen(msg));
+  buf_add(b, q, qn);
   buf_addf(b, ",\"type\":\"%s\",\"param\":null,\"code\":", type);
   if (code)
     buf_addf(b, "\"%s\"}}", code);
@@ -249,7 +283,7 @@ static void openai_error(struct buf *b, int status, const char *msg, const char 
     buf_adds(b, "null}}");
 }
 
-static void anthropic_error(struct buf *b, int status, const char *msg)
+static void anthropic_error(struct buf *b, int status, const char *q, size_t qn)
 {
   const char *type;
   switch (status) {
@@ -266,11 +300,11 @@ static void anthropic_error(struct buf *b, int status, const char *msg)
   default: type = status >= 500 ? "api_error" : "invalid_request_error";
   }
   buf_addf(b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", type);
-  json_put_str(b, msg, strlen(msg));
+  buf_add(b, q, qn);
   buf_adds(b, "}}");
 }
 
-static void gemini_error(struct buf *b, int status, const char *msg, long retry_after)
+static void gemini_error(struct buf *b, int status, const char *q, size_t qn, long retry_after)
 {
   const char *st;
   switch (status) {
@@ -292,7 +326,7 @@ static void gemini_error(struct buf *b, int status, const char *msg, long retry_
   default: st = status >= 500 ? "INTERNAL" : "FAILED_PRECONDITION";
   }
   buf_addf(b, "{\"error\":{\"code\":%d,\"message\":", status);
-  json_put_str(b, msg, strlen(msg));
+  buf_add(b, q, qn);
   buf_addf(b, ",\"status\":\"%s\"", st);
   if (status == 429 && retry_after >= 0)
     buf_addf(b, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\","
@@ -300,15 +334,24 @@ static void gemini_error(struct buf *b, int status, const char *msg, long retry_
   buf_adds(b, "}}");
 }
 
+void reply_error_quoted(struct buf *b, enum route r, int status, const char *q, size_t qn,
+                        long retry_after)
+{
+  if (r == ROUTE_ANTHROPIC)
+    anthropic_error(b, status, q, qn);
+  else if (r == ROUTE_GEMINI)
+    gemini_error(b, status, q, qn, retry_after);
+  else
+    openai_error(b, status, q, qn, status == 404 ? "model_not_found" : NULL);
+}
+
 void reply_error(struct buf *b, enum route r, int status, const char *msg,
                  long retry_after)
 {
-  if (r == ROUTE_ANTHROPIC)
-    anthropic_error(b, status, msg);
-  else if (r == ROUTE_GEMINI)
-    gemini_error(b, status, msg, retry_after);
-  else
-    openai_error(b, status, msg, status == 404 ? "model_not_found" : NULL);
+  struct buf q = {0};
+  json_put_str(&q, msg, strlen(msg));
+  reply_error_quoted(b, r, status, q.data, q.len, retry_after);
+  buf_free(&q);
 }
 
 void reply_context_window(struct buf *b, enum route r)
@@ -334,9 +377,13 @@ void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen
   buf_addf(&msg, "Invalid URL (%.*s %.*s)", (int)(mlen > 20 ? 20 : mlen), method,
            (int)(n > 200 ? 200 : n), path);
   buf_addc(&msg, '\0');
-  if (r == ROUTE_OPENAI)
-    openai_error(b, 404, msg.data, NULL);  /* a wrong URL has no code, unlike a wrong model */
-  else
+  if (r == ROUTE_OPENAI) {
+    struct buf q = {0};
+    json_put_str(&q, msg.data, msg.len - 1);
+    openai_error(b, 404, q.data, q.len, NULL);  /* a wrong URL has no code, unlike a wrong model */
+    buf_free(&q);
+  } else {
     reply_error(b, r, 404, msg.data, -1);
+  }
   buf_free(&msg);
 }

@@ -13,6 +13,9 @@ struct prompt {
   struct buf last_user_buf;   /* holds it when it had several parts */
   const char *model;
   size_t model_len;
+  /* Not read from the request: how the answer writes its token counts
+     (usage=). prompt_read leaves it USAGE_REAL; the caller may change it. */
+  enum usage_mode usage;
 };
 
 /* Collect the prompt of an OpenAI/Anthropic/Gemini request body.
@@ -37,6 +40,10 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
 /* Error body in route r's shape; retry_after < 0 means none. */
 void reply_error(struct buf *b, enum route r, int status, const char *msg,
                  long retry_after);
+/* The same, with the message already a JSON string literal q[0..qn), quotes
+   included (echo_key writes its own escapes). */
+void reply_error_quoted(struct buf *b, enum route r, int status, const char *q, size_t qn,
+                        long retry_after);
 /* The provider's 400 for a prompt longer than the context window. */
 void reply_context_window(struct buf *b, enum route r);
 /* 404 for a path no provider has, worded as OpenAI words it. */
@@ -46,7 +53,12 @@ void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen
 /* Shared with sse.c. */
 void reply_put_model(struct buf *b, const struct prompt *p);
 const char *reply_finish_name(enum route r, enum finish f);
-void reply_gemini_usage(struct buf *b, unsigned long long ptok, unsigned long long ctok);
+void reply_gemini_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+                        unsigned long long ctok);
+void reply_openai_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+                        unsigned long long ctok);
+/* A token count v, or the absurd value usage= asks for instead. */
+void reply_put_count(struct buf *b, enum usage_mode m, unsigned long long v);
 
 /* sse.c: a streamed answer, as the provider's sequence of events. */
 struct events {
@@ -58,7 +70,9 @@ struct events {
 enum stream_end {
   STREAM_END_NORMAL,
   STREAM_END_ERROR,           /* the provider's error event after two text deltas */
-  STREAM_END_CUT              /* nothing after two text deltas: the caller drops */
+  STREAM_END_CUT,             /* nothing after two text deltas: the caller drops */
+  STREAM_END_CLEAN            /* nothing after the first text delta, yet the body
+                                 ends as if complete (a Gemini array is closed) */
 };
 
 struct stream_opts {
@@ -71,6 +85,8 @@ void sse_reply(struct events *ev, enum route r, const struct prompt *p,
                unsigned long long id, const char *text, size_t n,
                unsigned long long ctok, enum finish f, const struct stream_opts *o);
 void events_free(struct events *ev);
+/* Rewrites the line endings of the events' framing (LF or CR LF) as eol. */
+void events_set_eol(struct events *ev, const char *eol);
 
 /* answer.c: the deterministic default reply text. */
 void answer_default(struct buf *out, const struct prompt *p, const struct json *root);

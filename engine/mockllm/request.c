@@ -57,10 +57,34 @@ static int name_is(const char *name, size_t n, const char *want)
   return strlen(want) == n && strncasecmp(name, want, n) == 0;
 }
 
+/* The static name of a header that carries credentials, or NULL. */
+static const char *auth_header(const char *name, size_t n)
+{
+  static const char *const names[] = {"authorization", "x-api-key", "x-goog-api-key", "api-key"};
+  size_t i;
+  for (i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (name_is(name, n, names[i]))
+      return names[i];
+  return NULL;
+}
+
+/* Keeps where the first non-empty credential lies, for echo_key: the header
+   value v[0..ve), without an Authorization's "Bearer " scheme. */
+static void note_credential(struct head *h, const char *p, const char *v, const char *ve,
+                            int authorization)
+{
+  if (h->cred_len > 0)
+    return;
+  if (authorization && ve - v > 7 && strncasecmp(v, "bearer ", 7) == 0)
+    for (v += 7; v < ve && (*v == ' ' || *v == '\t'); v++) {}
+  h->cred_off = (size_t)(v - p);
+  h->cred_len = (size_t)(ve - v);
+}
+
 /* Fills h from the head p[0..len). Returns NULL or a message for a 400. */
 static const char *parse_head(struct head *h, const char *p, size_t len)
 {
-  const char *end = p + len, *line = p, *eol, *lend, *sp1, *sp2;
+  const char *end = p + len, *line = p, *eol, *lend, *sp1, *sp2, *name;
   int conn_close_tok = 0, conn_keep_tok = 0;
   eol = memchr(line, '\n', (size_t)(end - line));
   lend = (eol > line && eol[-1] == '\r') ? eol - 1 : eol;
@@ -117,12 +141,11 @@ static const char *parse_head(struct head *h, const char *p, size_t len)
       conn_keep_tok |= token_in(v, (size_t)(ve - v), "keep-alive");
     } else if (name_is(line, nlen, "expect")) {
       h->expect = token_in(v, (size_t)(ve - v), "100-continue");
-    } else if (name_is(line, nlen, "authorization") || name_is(line, nlen, "x-api-key") ||
-               name_is(line, nlen, "x-goog-api-key")) {
+    } else if ((name = auth_header(line, nlen)) != NULL) {
       /* the log keeps which header came, never its value */
       if (h->auth == NULL)
-        h->auth = name_is(line, nlen, "authorization") ? "authorization"
-                : name_is(line, nlen, "x-api-key") ? "x-api-key" : "x-goog-api-key";
+        h->auth = name;
+      note_credential(h, p, v, ve, name[0] == 'a' && name[1] == 'u');
     } else if (name_is(line, nlen, "x-mock-scenario")) {
       h->has_scen = 1;
       h->scen_off = (size_t)(v - p);
@@ -297,6 +320,8 @@ int request_frame(struct head *h, const char *p, size_t n, struct request *rq,
   rq->scenario = h->has_scen ? p + h->scen_off : NULL;
   rq->scenario_len = h->scen_len;
   rq->auth = h->auth;
+  rq->cred = p + h->cred_off;
+  rq->cred_len = h->cred_len;
   rq->t_ns = 0;
   *used = skip + h->len + blen;
   memset(h, 0, sizeof *h);

@@ -4,12 +4,24 @@
 #include "reply.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 static const char html_page[] =
   "<!DOCTYPE html>\n<html><head><title>502 Bad Gateway</title></head>\n"
   "<body><h1>502 Bad Gateway</h1><p>mockllm: scripted HTML answer.</p></body></html>\n";
+
+#define BOM "\xEF\xBB\xBF"      /* UTF-8 byte-order mark, for bom=1 */
+#define BOM_LEN 3
+
+/* What echo_key answers when the request carried no credential (OpenAI's words). */
+static const char no_key_msg[] =
+  "You didn't provide an API key. You need to provide your API key in an Authorization "
+  "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).";
+static const char key_msg_head[] = "Incorrect API key provided: ";
+static const char key_msg_tail[] =
+  ". You can find your API key at https://platform.openai.com/account/api-keys.";
 
 static const char *reason(int status)
 {
@@ -136,15 +148,42 @@ static void stream_pause(struct conn *c)
   uv_timer_start(&c->timer, on_stream_timer, (uint64_t)c->ev_interval_ms, 0);
 }
 
+/* Before the first event: bom='s mark and sse_filler='s empty events, in
+   writes of at most FILL_CHUNK bytes, so a billion of them need no memory.
+   Returns 0 when there is nothing (left) to send. */
+static int stream_preamble(struct conn *c)
+{
+  size_t elen = c->filler_event ? strlen(c->filler_event) : 0, count = 0, i;
+  if (!c->bom && c->filler_left == 0)
+    return 0;
+  if (c->filler_left > 0)
+    count = c->filler_left < FILL_CHUNK / elen ? (size_t)c->filler_left : FILL_CHUNK / elen;
+  c->filler_left -= count;
+  c->out.len = 0;
+  if (c->chunked)
+    buf_addf(&c->out, "%zx\r\n", (c->bom ? BOM_LEN : 0) + count * elen);
+  if (c->bom)
+    buf_add(&c->out, BOM, BOM_LEN);
+  c->bom = 0;
+  for (i = 0; i < count; i++)
+    buf_add(&c->out, c->filler_event, elen);
+  if (c->chunked)
+    buf_adds(&c->out, "\r\n");
+  conn_send(c, c->out.data, c->out.len, stream_next);
+  return 1;
+}
+
 /* One write per event, each after the previous one is out, so a client
    sees them arrive apart even without stream_interval. */
 static void stream_next(struct conn *c)
 {
   size_t start, end;
   int last;
+  if (c->iev == 0 && stream_preamble(c))
+    return;
   if (c->iev == c->nev) {
     if (c->cut)
-      finish_close(c, 0);  /* FIN before the stream's end: a mid-stream drop */
+      finish_close(c, c->cut_rst);  /* before the stream's end: a mid-stream drop or reset */
     else
       conn_done(c);
     return;
@@ -209,6 +248,7 @@ struct answer {
   int stream;
   const char *ctype;          /* of the stream */
   struct events ev;
+  const char *filler_event;   /* sse_filler's empty event, or NULL (no SSE) */
 };
 
 /* What respond_start learnt of a provider request before answering it. */
@@ -228,12 +268,117 @@ static void answer_error(struct answer *a, int status, const char *msg, long ret
   reply_error(&a->body, a->shape, status, msg, retry_after);
 }
 
+/* The key in the message, inside its JSON string: as JSON writes it, or
+   (echo_key=escaped) every ASCII character as \u00XX; other bytes, parts of
+   UTF-8 characters, go as they are. */
+static void put_key(struct buf *q, const char *key, size_t n, enum echo_key how)
+{
+  struct buf tmp = {0};
+  size_t i;
+  if (how == ECHO_ESCAPED) {
+    for (i = 0; i < n; i++) {
+      unsigned char ch = (unsigned char)key[i];
+      if (ch < 0x80)
+        buf_addf(q, "\\u%04x", ch);
+      else
+        buf_addc(q, (char)ch);
+    }
+    return;
+  }
+  json_put_str(&tmp, key, n);
+  buf_add(q, tmp.data + 1, tmp.len - 2);  /* without its quotes */
+  buf_free(&tmp);
+}
+
+/* echo_key=: the 401 (or status=) OpenAI sends for a wrong key, quoting the
+   credential the request carried, echo_pad filler bytes ('.') after
+   "provided: ", so the key can be made to straddle a client's truncation
+   point. The only answer that ever holds a credential. */
+static void answer_echo_key(struct answer *a, const struct request *rq,
+                            const struct scenario *sc)
+{
+  struct buf q = {0};
+  const char *key = rq->cred, *v;
+  size_t n = rq->cred_len, vn, i;
+  char *decoded = NULL;
+  if (n == 0 && query_value(rq->target, rq->target_len, "key", &v, &vn)) {
+    decoded = url_decode(v, vn, &n);
+    key = decoded;
+  }
+  if (n == 0) {
+    json_put_str(&q, no_key_msg, sizeof no_key_msg - 1);
+  } else {
+    buf_addc(&q, '"');
+    buf_adds(&q, key_msg_head);
+    for (i = 0; i < sc->echo_pad; i++)
+      buf_addc(&q, '.');
+    put_key(&q, key, n, sc->echo_key);
+    buf_adds(&q, key_msg_tail);
+    buf_addc(&q, '"');
+  }
+  a->status = sc->status >= 400 ? sc->status : 401;
+  a->body.len = 0;
+  a->text_at = 0;
+  reply_error_quoted(&a->body, a->shape, a->status, q.data, q.len, sc->retry_after);
+  buf_free(&q);
+  free(decoded);
+}
+
 /* A fault that shapes the JSON body (drip, huge, truncate, ...) answers a
    stream request without streaming; these are the ones a stream carries. */
 static int streams_with(enum fault f)
 {
   return f == FAULT_NONE || f == FAULT_BLOCKED || f == FAULT_NO_TEXT ||
-         f == FAULT_STREAM_ERROR || f == FAULT_STREAM_DROP;
+         f == FAULT_STREAM_ERROR || f == FAULT_STREAM_DROP || f == FAULT_STREAM_CUT ||
+         f == FAULT_STREAM_RESET;
+}
+
+static enum stream_end stream_end_of(enum fault f)
+{
+  switch (f) {
+  case FAULT_STREAM_ERROR: return STREAM_END_ERROR;
+  case FAULT_STREAM_DROP:
+  case FAULT_STREAM_RESET: return STREAM_END_CUT;
+  case FAULT_STREAM_CUT: return STREAM_END_CLEAN;
+  default: return STREAM_END_NORMAL;
+  }
+}
+
+/* The SSE line ending sse_eol= asks for; NULL keeps the provider's own. */
+static const char *eol_text(enum sse_eol e)
+{
+  return e == EOL_LF ? "\n" : e == EOL_CR ? "\r" : e == EOL_CRLF ? "\r\n" : NULL;
+}
+
+/* One empty event ("data:" and a blank line) in the stream's line ending. */
+static const char *filler_event_for(enum sse_eol e, enum route r)
+{
+  if (e == EOL_DEFAULT)
+    e = r == ROUTE_GEMINI ? EOL_CRLF : EOL_LF;  /* as sse.c frames each provider */
+  return e == EOL_CR ? "data:\r\r" : e == EOL_CRLF ? "data:\r\n\r\n" : "data:\n\n";
+}
+
+/* A streamed answer: the events, in the scenario's framing. */
+static void answer_stream(struct answer *a, struct conn *c, const struct request *rq,
+                          enum route r, const struct scenario *sc, const struct call *k,
+                          const struct prompt *p, const struct buf *text,
+                          unsigned long long ctok, enum finish fin)
+{
+  struct stream_opts o;
+  const struct json *so = json_get(k->doc.root, "stream_options");
+  o.include_usage = r == ROUTE_OPENAI && json_get(so, "include_usage") &&
+                    json_get(so, "include_usage")->type == JSON_TRUE;
+  o.json_array = r == ROUTE_GEMINI && !query_has(rq->target, rq->target_len, "alt", "sse");
+  o.end = stream_end_of(sc->fault);
+  a->stream = 1;
+  a->ctype = o.json_array ? "application/json; charset=UTF-8" : "text/event-stream";
+  sse_reply(&a->ev, r, p, ++c->srv->next_id, text->data ? text->data : "", text->len,
+            ctok, fin, &o);
+  if (!o.json_array) {  /* sse_eol= and sse_filler= are SSE framing; an array has none */
+    if (sc->sse_eol != EOL_DEFAULT)
+      events_set_eol(&a->ev, eol_text(sc->sse_eol));
+    a->filler_event = filler_event_for(sc->sse_eol, r);
+  }
 }
 
 static void answer_provider(struct answer *a, struct conn *c, const struct request *rq,
@@ -271,18 +416,9 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
     if (sc->fault == FAULT_HUGE)
       text.len = 0;  /* the filler becomes the text */
     a->status = 200;
+    p.usage = sc->usage;
     if (k->stream && streams_with(sc->fault)) {
-      struct stream_opts o;
-      const struct json *so = json_get(k->doc.root, "stream_options");
-      o.include_usage = r == ROUTE_OPENAI && json_get(so, "include_usage") &&
-                        json_get(so, "include_usage")->type == JSON_TRUE;
-      o.json_array = r == ROUTE_GEMINI && !query_has(rq->target, rq->target_len, "alt", "sse");
-      o.end = sc->fault == FAULT_STREAM_ERROR ? STREAM_END_ERROR
-            : sc->fault == FAULT_STREAM_DROP ? STREAM_END_CUT : STREAM_END_NORMAL;
-      a->stream = 1;
-      a->ctype = o.json_array ? "application/json; charset=UTF-8" : "text/event-stream";
-      sse_reply(&a->ev, r, &p, ++c->srv->next_id, text.data ? text.data : "", text.len,
-                ctok, fin, &o);
+      answer_stream(a, c, rq, r, sc, k, &p, &text, ctok, fin);
     } else {
       reply_ok(&a->body, r, &p, ++c->srv->next_id, text.data ? text.data : "", text.len,
                ctok, fin, &a->text_at);
@@ -306,20 +442,69 @@ static void build_stream(struct conn *c, struct answer *a, const struct scenario
   c->iev = 0;
   memset(&a->ev, 0, sizeof a->ev);
   c->ev_interval_ms = sc->stream_interval_ms;
-  c->cut = sc->fault == FAULT_STREAM_DROP;
+  c->cut = sc->fault == FAULT_STREAM_DROP || sc->fault == FAULT_STREAM_RESET;
+  c->cut_rst = sc->fault == FAULT_STREAM_RESET;
+  c->bom = sc->bom != 0;
+  c->filler_left = a->filler_event ? sc->sse_filler : 0;
+  c->filler_event = a->filler_event;
+}
+
+/* bom=1: the JSON body starts with a byte-order mark (an empty one stays empty). */
+static void prepend_bom(struct answer *a)
+{
+  struct buf b = {0};
+  if (a->body.len == 0)
+    return;
+  buf_add(&b, BOM, BOM_LEN);
+  buf_add(&b, a->body.data, a->body.len);
+  buf_free(&a->body);
+  a->body = b;
+  if (a->text_at)
+    a->text_at += BOM_LEN;
+}
+
+/* fault=html: a web server's page, with status= when one is given (a wrong
+   base_url reaching a web server gets its 404 page). */
+static void build_html(struct conn *c, struct answer *a, const struct scenario *sc)
+{
+  struct buf page = {0};
+  a->status = sc->status ? sc->status : 200;
+  if (a->status == 200) {
+    buf_add(&page, html_page, sizeof html_page - 1);
+  } else {
+    buf_addf(&page, "<!DOCTYPE html>\n<html><head><title>%d %s</title></head>\n"
+             "<body><h1>%d %s</h1><p>mockllm: scripted HTML answer.</p></body></html>\n",
+             a->status, reason(a->status), a->status, reason(a->status));
+  }
+  put_head(&c->out, c, a->status, "text/html; charset=utf-8", (long long)page.len, sc);
+  buf_add(&c->out, page.data, page.len);
+  buf_free(&page);
 }
 
 /* Fills c->out with what respond_go will send for fault sc->fault. */
 static void build(struct conn *c, struct answer *a, const struct scenario *sc)
 {
   struct buf *out = &c->out, head = {0};
-  const char *body = a->body.data ? a->body.data : "";
-  size_t blen = a->body.len;
+  const char *body;
+  size_t blen;
   c->fault = sc->fault;
   if (a->stream) {
     build_stream(c, a, sc);
     return;
   }
+  if (sc->fault == FAULT_HTML) {
+    build_html(c, a, sc);
+    return;
+  }
+  if (sc->fault == FAULT_ERROR_BODY) {
+    answer_error(a, sc->status >= 400 ? sc->status : 500, "mock: error body with HTTP 200",
+                 sc->retry_after);
+    a->status = 200;
+  }
+  if (sc->bom)
+    prepend_bom(a);
+  body = a->body.data ? a->body.data : "";
+  blen = a->body.len;
   switch (sc->fault) {
   case FAULT_MALFORMED:
     blen = blen > 1 ? blen / 2 : 0;
@@ -329,18 +514,6 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
     break;
   case FAULT_EMPTY:
     blen = 0;
-    a->status = 200;
-    break;
-  case FAULT_HTML:
-    a->status = 200;
-    put_head(out, c, 200, "text/html; charset=utf-8", (long long)(sizeof html_page - 1), sc);
-    buf_add(out, html_page, sizeof html_page - 1);
-    return;
-  case FAULT_ERROR_BODY:
-    answer_error(a, sc->status >= 400 ? sc->status : 500, "mock: error body with HTTP 200",
-                 sc->retry_after);
-    body = a->body.data;
-    blen = a->body.len;
     a->status = 200;
     break;
   case FAULT_HUGE: {
@@ -479,8 +652,10 @@ void respond_start(struct conn *c, const struct request *rq)
         sc.fault = FAULT_NONE;  /* past the failures: a plain success */
         sc.status = 0;
         sc.error = ERROR_NONE;
+        sc.echo_key = ECHO_NONE;
         sc.retry_after = sc.retry_after_date = -1;
-      } else if (sc.status == 0 && sc.fault == FAULT_NONE && sc.error == ERROR_NONE) {
+      } else if (sc.status == 0 && sc.fault == FAULT_NONE && sc.error == ERROR_NONE &&
+                 sc.echo_key == ECHO_NONE) {
         sc.status = 500;
       }
     }
@@ -490,6 +665,8 @@ void respond_start(struct conn *c, const struct request *rq)
                      path_len(rq->target, rq->target_len));
     } else if (r == ROUTE_HEALTH ? !rq->is_get : !rq->is_post) {
       answer_error(&a, 405, "mock: method not allowed", -1);
+    } else if (sc.echo_key != ECHO_NONE && r != ROUTE_HEALTH) {
+      answer_echo_key(&a, rq, &sc);
     } else if (sc.error == ERROR_CONTEXT_WINDOW && r != ROUTE_HEALTH) {
       a.status = 400;
       reply_context_window(&a.body, r);

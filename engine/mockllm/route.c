@@ -11,19 +11,43 @@ size_t path_len(const char *t, size_t n)
   return q ? (size_t)(q - t) : n;
 }
 
+/* The next name=value (or bare name) of the query string after *at, which
+   starts at the '?': 1 and its bytes p[0..len), or 0 at the end. */
+static int next_param(const char *t, size_t n, size_t *at, const char **p, size_t *len)
+{
+  const char *amp;
+  if (*at >= n)
+    return 0;
+  *p = t + *at + 1;
+  amp = memchr(*p, '&', (size_t)(t + n - *p));
+  *len = amp ? (size_t)(amp - *p) : (size_t)(t + n - *p);
+  *at = (size_t)(*p + *len - t);
+  return 1;
+}
+
 /* Non-zero when the query string of t[0..n) has name=..., and that value is
    `want` (or anything, for want == NULL). */
 int query_has(const char *t, size_t n, const char *name, const char *want)
 {
-  size_t at = path_len(t, n), k = strlen(name);
-  while (at < n) {
-    const char *p = t + at + 1, *amp = memchr(p, '&', (size_t)(t + n - p));
-    size_t len = amp ? (size_t)(amp - p) : (size_t)(t + n - p);
+  size_t at = path_len(t, n), k = strlen(name), len;
+  const char *p;
+  while (next_param(t, n, &at, &p, &len))
     if (len > k && p[k] == '=' && memcmp(p, name, k) == 0 &&
         (want == NULL || (len - k - 1 == strlen(want) && memcmp(p + k + 1, want, len - k - 1) == 0)))
       return 1;
-    at = (size_t)(p + len - t);
-  }
+  return 0;
+}
+
+int query_value(const char *t, size_t n, const char *name, const char **v, size_t *vn)
+{
+  size_t at = path_len(t, n), k = strlen(name), len;
+  const char *p;
+  while (next_param(t, n, &at, &p, &len))
+    if (len > k + 1 && p[k] == '=' && memcmp(p, name, k) == 0) {
+      *v = p + k + 1;
+      *vn = len - k - 1;
+      return 1;
+    }
   return 0;
 }
 

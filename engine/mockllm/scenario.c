@@ -61,7 +61,7 @@ static int hexdigit(int ch)
   return -1;
 }
 
-static char *url_decode(const char *v, size_t n, size_t *outlen)
+char *url_decode(const char *v, size_t n, size_t *outlen)
 {
   char *out = xmalloc(n + 1), *o = out;
   size_t i;
@@ -90,7 +90,36 @@ static const struct { const char *name; enum fault f; } faults[] = {
   {"error_body", FAULT_ERROR_BODY}, {"huge", FAULT_HUGE}, {"drip", FAULT_DRIP},
   {"hang", FAULT_HANG}, {"blocked", FAULT_BLOCKED}, {"no_text", FAULT_NO_TEXT},
   {"stream_error", FAULT_STREAM_ERROR}, {"stream_drop", FAULT_STREAM_DROP},
+  {"stream_cut", FAULT_STREAM_CUT}, {"stream_reset", FAULT_STREAM_RESET},
 };
+
+/* The words of the keys whose value is one of a few names. */
+struct word { const char *name; int value; };
+
+static const struct word echo_words[] = {
+  {"0", ECHO_NONE}, {"1", ECHO_PLAIN}, {"escaped", ECHO_ESCAPED},
+};
+static const struct word usage_words[] = {
+  {"real", USAGE_REAL}, {"huge", USAGE_HUGE}, {"negative", USAGE_NEGATIVE},
+  {"float", USAGE_FLOAT}, {"string", USAGE_STRING},
+};
+static const struct word eol_words[] = {
+  {"lf", EOL_LF}, {"cr", EOL_CR}, {"crlf", EOL_CRLF},
+};
+
+/* *out = the value of the word v[0..n) in list, or -1 when it is none of them. */
+static int word_of(const struct word *list, size_t count, const char *v, size_t n, int *out)
+{
+  size_t i;
+  for (i = 0; i < count; i++)
+    if (strlen(list[i].name) == n && memcmp(v, list[i].name, n) == 0) {
+      *out = list[i].value;
+      return 0;
+    }
+  return -1;
+}
+
+#define WORD_OF(list, v, n, out) word_of(list, sizeof list / sizeof list[0], v, n, out)
 
 static int bad(char *err, size_t errlen, const char *what, const char *k, size_t n)
 {
@@ -179,6 +208,45 @@ static int set_item(struct scenario *sc, const char *k, size_t kn, const char *v
     if (parse_num(v, vn, FILL_CHUNK, &x) != 0 || x == 0)
       return bad(err, errlen, "bad byte count for", k, kn);
     sc->drip_bytes = (long)x;
+    return 0;
+  }
+  if (keyis(k, kn, "echo_key")) {
+    int w;
+    if (WORD_OF(echo_words, v, vn, &w) != 0)
+      return bad(err, errlen, "expected 0, 1 or escaped for", k, kn);
+    sc->echo_key = (enum echo_key)w;
+    return 0;
+  }
+  if (keyis(k, kn, "echo_pad")) {
+    if (parse_num(v, vn, 1ULL << 20, &x) != 0)
+      return bad(err, errlen, "bad byte count for", k, kn);
+    sc->echo_pad = (size_t)x;
+    return 0;
+  }
+  if (keyis(k, kn, "bom")) {
+    if (parse_num(v, vn, 1, &x) != 0)
+      return bad(err, errlen, "expected 0 or 1 for", k, kn);
+    sc->bom = (int)x;
+    return 0;
+  }
+  if (keyis(k, kn, "sse_eol")) {
+    int w;
+    if (WORD_OF(eol_words, v, vn, &w) != 0)
+      return bad(err, errlen, "expected cr, lf or crlf for", k, kn);
+    sc->sse_eol = (enum sse_eol)w;
+    return 0;
+  }
+  if (keyis(k, kn, "sse_filler")) {
+    if (parse_num(v, vn, 1000000000ULL, &x) != 0)
+      return bad(err, errlen, "bad count for", k, kn);
+    sc->sse_filler = x;
+    return 0;
+  }
+  if (keyis(k, kn, "usage")) {
+    int w;
+    if (WORD_OF(usage_words, v, vn, &w) != 0)
+      return bad(err, errlen, "expected huge, negative, float, string or real for", k, kn);
+    sc->usage = (enum usage_mode)w;
     return 0;
   }
   if (keyis(k, kn, "endless")) {

@@ -9,12 +9,35 @@
 
 #define PIECES 6              /* deltas a reply is cut into, at most */
 #define TEXT_DELTAS_BEFORE_FAULT 2
+#define TEXT_DELTAS_BEFORE_CLEAN_CUT 1
 
 void events_free(struct events *ev)
 {
   buf_free(&ev->data);
   free(ev->end);
   memset(ev, 0, sizeof *ev);
+}
+
+void events_set_eol(struct events *ev, const char *eol)
+{
+  struct buf out = {0};
+  size_t i, e = 0, elen = strlen(eol);
+  const char *d = ev->data.data;
+  /* Every CR LF or lone LF in an event is framing: JSON escapes its own. */
+  for (i = 0; i < ev->data.len; i++) {
+    while (e < ev->n && ev->end[e] == i)
+      ev->end[e++] = out.len;
+    if (d[i] == '\r' && i + 1 < ev->data.len && d[i + 1] == '\n')
+      continue;  /* the LF that follows writes the ending */
+    if (d[i] == '\n')
+      buf_add(&out, eol, elen);
+    else
+      buf_addc(&out, d[i]);
+  }
+  while (e < ev->n)
+    ev->end[e++] = out.len;
+  buf_free(&ev->data);
+  ev->data = out;
 }
 
 /* The event written since the previous mark ends here. */
@@ -50,8 +73,9 @@ static size_t piece_end(const char *t, size_t n, size_t at, size_t target)
 }
 
 /* Walks the text piece by piece; pieces_next returns 0 when there is none
-   left, or when a scripted fault stops the stream after its second delta
-   (which then comes before the finish, even when the text is all out). */
+   left, or when a scripted fault stops the stream after its second delta (its
+   first for a clean cut), which then comes before the finish, even when the
+   text is all out. */
 struct pieces {
   const char *text;
   size_t n, at, target;
@@ -75,7 +99,9 @@ static int pieces_next(struct pieces *ps, const char **p, size_t *len)
   size_t e;
   if (ps->at >= ps->n)
     return 0;
-  if (ps->o->end != STREAM_END_NORMAL && ps->sent == TEXT_DELTAS_BEFORE_FAULT)
+  if (ps->o->end != STREAM_END_NORMAL &&
+      ps->sent == (ps->o->end == STREAM_END_CLEAN ? TEXT_DELTAS_BEFORE_CLEAN_CUT
+                                                   : TEXT_DELTAS_BEFORE_FAULT))
     return 0;
   e = piece_end(ps->text, ps->n, ps->at, ps->target);
   *p = ps->text + ps->at;
@@ -130,7 +156,7 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
     buf_adds(b, "},\"logprobs\":null,\"finish_reason\":null}");
     openai_end(ev, o);
   }
-  if (o->end == STREAM_END_CUT)
+  if (o->end == STREAM_END_CUT || o->end == STREAM_END_CLEAN)
     return;
   if (o->end == STREAM_END_ERROR) {
     buf_adds(b, "data: {\"error\":{\"message\":\"mock stream error\",\"type\":\"server_error\","
@@ -146,8 +172,9 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
     if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT)
       ctok = 0;
     openai_begin(b, id, created, p);
-    buf_addf(b, "],\"usage\":{\"prompt_tokens\":%llu,\"completion_tokens\":%llu,"
-             "\"total_tokens\":%llu}}\n\n", ptok, ctok, ptok + ctok);
+    buf_adds(b, "],");
+    reply_openai_usage(b, p->usage, ptok, ctok);
+    buf_adds(b, "}\n\n");
     ev_mark(ev);
   }
   buf_adds(b, "data: [DONE]\n\n");
@@ -168,8 +195,12 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
   buf_addf(b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
            "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
   reply_put_model(b, p);
-  buf_addf(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-           "\"usage\":{\"input_tokens\":%llu,\"output_tokens\":1}}}\n\n", token_count(p->all.len));
+  buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
+           "\"usage\":{\"input_tokens\":");
+  reply_put_count(b, p->usage, token_count(p->all.len));
+  buf_adds(b, ",\"output_tokens\":");
+  reply_put_count(b, p->usage, 1);
+  buf_adds(b, "}}}\n\n");
   ev_mark(ev);
   if (has_text) {
     buf_adds(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
@@ -186,7 +217,7 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
     buf_adds(b, "}}\n\n");
     ev_mark(ev);
   }
-  if (o->end == STREAM_END_CUT)
+  if (o->end == STREAM_END_CUT || o->end == STREAM_END_CLEAN)
     return;
   if (o->end == STREAM_END_ERROR) {
     buf_adds(b, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
@@ -199,8 +230,10 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
     ev_mark(ev);
   }
   buf_addf(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":"
-           "{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":%llu}}\n\n",
-           reply_finish_name(ROUTE_ANTHROPIC, f), has_text ? ctok : 0);
+           "{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":",
+           reply_finish_name(ROUTE_ANTHROPIC, f));
+  reply_put_count(b, p->usage, has_text ? ctok : 0);
+  buf_adds(b, "}}\n\n");
   ev_mark(ev);
   buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
   ev_mark(ev);
@@ -241,7 +274,7 @@ static void gemini_stream(struct events *ev, const struct prompt *p,
     else
       buf_addf(b, "{\"candidates\":[{\"content\":{\"role\":\"model\"},\"finishReason\":\"%s\","
                "\"index\":0}],", fin);
-    reply_gemini_usage(b, ptok, 0);
+    reply_gemini_usage(b, p->usage, ptok, 0);
     buf_adds(b, ",\"modelVersion\":");
     reply_put_model(b, p);
     buf_addc(b, '}');
@@ -260,7 +293,7 @@ static void gemini_stream(struct events *ev, const struct prompt *p,
         buf_addf(b, ",\"finishReason\":\"%s\"", fin);
       buf_adds(b, ",\"index\":0}],");
       /* until the last event the usage counts the prompt only */
-      reply_gemini_usage(b, ptok, last ? ctok : 0);
+      reply_gemini_usage(b, p->usage, ptok, last ? ctok : 0);
       buf_adds(b, ",\"modelVersion\":");
       reply_put_model(b, p);
       buf_addc(b, '}');
@@ -272,7 +305,7 @@ static void gemini_stream(struct events *ev, const struct prompt *p,
                "\"status\":\"INTERNAL\"}}");
       gemini_close(ev, o);
     }
-    if (o->end != STREAM_END_NORMAL)
+    if (o->end != STREAM_END_NORMAL && o->end != STREAM_END_CLEAN)
       return;  /* the array stays open too: the stream ends abnormally */
   }
   if (o->json_array) {

@@ -165,7 +165,7 @@ void http_release(tide_engine *E);
 void http_open_lib(lua_State *L);                  /* request */
 void stream_open_lib(lua_State *L);                /* stream */
 void digest_open_lib(lua_State *L);                /* sha256 */
-void files_open_lib(lua_State *L);                 /* mkdir_private, write_atomic */
+void files_open_lib(lua_State *L);   /* mkdir_private, write_atomic, read_private, isatty */
 
 /* ---- error.c --------------------------------------------------------------- */
 

@@ -5,6 +5,12 @@
 -- keys or headers.  Disk entries are one small JSON file each, created 0600 in a
 -- 0700 directory and replaced atomically, holding only the answer (text, finish
 -- reason, usage, model).
+--
+-- The disk is an optimisation, never a source of failure or of foreign answers:
+-- a directory another user owns or may write is refused, entries are read only
+-- when they are regular files of the user's (never through a symlink), and any
+-- disk failure turns the disk off for this cache with one warning on stderr
+-- naming the directory; calls go on, answered from memory and the network.
 local core = require "tide.core"
 local cjson = require "cjson"
 
@@ -65,12 +71,19 @@ function M.default_dir(env)
   return home and home .. "/.cache/tide" or nil
 end
 
---- Cache.new{memory = 10000 entries, dir = path or false (no disk)}
+local function warn_stderr(message)
+  io.stderr:write("tide: ", message, "\n")
+end
+
+--- Cache.new{memory = 10000 entries, dir = path or false (no disk), warn = fn}
+-- warn(message) receives the one warning a disk failure gives (default: stderr).
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({
     capacity = opts.memory or 10000,
     dir = opts.dir,
+    warn = opts.warn or warn_stderr,
+    subdirs = {},    -- the entry folders checked (made private) so far
     map = {},
     size = 0,
     hits = 0,
@@ -125,6 +138,63 @@ local function integers(usage)
   return u
 end
 
+local function message_of(err)
+  return type(err) == "table" and tostring(err.message) or tostring(err)
+end
+
+--- Says the first disk problem of this cache on stderr (or to opts.warn), once.
+function Cache:_warn_once(text)
+  if not self.warned then
+    self.warned = true
+    self.warn(text)
+  end
+end
+
+--- Turns the disk off after a failure to create, check or write: later calls
+-- skip it quietly.
+function Cache:_disk_failed(err)
+  if self.disk_error == nil then
+    self.disk_error = err
+    self:_warn_once(string.format("the disk cache in %s is off for this run: %s", self.dir,
+      message_of(err)))
+  end
+end
+
+--- Whether the disk may be used: a directory configured, no failure so far, and
+-- the directory itself private (checked, or created 0700, on first use).
+function Cache:_disk()
+  if not self.dir or self.disk_error ~= nil then return false end
+  if not self.dir_checked then
+    local ok, err = pcall(core.mkdir_private, self.dir)
+    if not ok then
+      self:_disk_failed(err)
+      return false
+    end
+    self.dir_checked = true
+  end
+  return true
+end
+
+--- The entry of key read from the disk, or nil (absent, unreadable or refused).
+function Cache:_load(key)
+  if not self:_disk() then return nil end
+  local ok, text = pcall(core.read_private, self:_path(key))
+  if not ok then
+    -- a symlink or another user's file where an entry belongs: never served; the
+    -- next put renames a real entry over it
+    self:_warn_once(string.format("the disk cache in %s skipped an entry: %s", self.dir,
+      message_of(text)))
+    return nil
+  end
+  if text == nil then return nil end
+  local decoded, value = pcall(cjson.decode, text)
+  if decoded and type(value) == "table" and type(value.text) == "string" then
+    value.usage = integers(value.usage)
+    return value
+  end
+  return nil   -- a torn or foreign-format entry is a miss; the next put replaces it
+end
+
 --- The stored answer for key, or nil.
 function Cache:get(key)
   local node = self.map[key]
@@ -133,25 +203,34 @@ function Cache:get(key)
     self.hits = self.hits + 1
     return node.value
   end
-  if self.dir then
-    local f = io.open(self:_path(key), "r")
-    if f then
-      local text = f:read("a")
-      f:close()
-      local ok, value = pcall(cjson.decode, text)
-      if ok and type(value) == "table" and type(value.text) == "string" then
-        value.usage = integers(value.usage)
-        self:_remember(key, value)
-        self.hits = self.hits + 1
-        return value
-      end
-    end
+  local value = self:_load(key)
+  if value then
+    self:_remember(key, value)
+    self.hits = self.hits + 1
+    return value
   end
   self.misses = self.misses + 1
   return nil
 end
 
---- Stores an answer: {text, finish_reason, usage, model}.
+--- Writes an encoded entry; a failure turns the disk off (see _disk_failed).
+function Cache:_store(key, text)
+  if not self:_disk() then return end
+  local sub = self.dir .. "/" .. key:sub(1, 2)
+  local ok, err = true, nil
+  if not self.subdirs[sub] then
+    ok, err = pcall(core.mkdir_private, sub)
+    self.subdirs[sub] = ok or nil
+  end
+  if ok then ok, err = pcall(core.write_atomic, self:_path(key), text) end
+  if not ok then self:_disk_failed(err) end
+end
+
+--- Stores an answer: {text, finish_reason, usage, model}.  Never raises for the
+-- value or the disk: a cache that cannot store is a slower cache, not a failed
+-- call.  An answer JSON cannot encode (NaN or an infinite count, a function) is
+-- stored nowhere, not even in memory, so memory never serves what the disk
+-- refused; a disk failure keeps the (sound) answer in memory.
 function Cache:put(key, answer)
   local value = {
     text = answer.text,
@@ -160,16 +239,14 @@ function Cache:put(key, answer)
     usage = answer.usage,
     model = answer.model,
   }
-  self:_remember(key, value)
-  if self.dir then
-    local sub = self.dir .. "/" .. key:sub(1, 2)
-    local ok, err = core.mkdir_private(sub)
-    if ok then ok, err = core.write_atomic(self:_path(key), cjson.encode(value)) end
-    if not ok then
-      -- a cache that cannot write is a slower cache, not a failed call
-      self.write_error = err
-    end
+  local encoded, text = pcall(cjson.encode, value)
+  if not encoded then
+    self.refused = (self.refused or 0) + 1
+    return false
   end
+  self:_remember(key, value)
+  self:_store(key, text)
+  return true
 end
 
 function Cache:clear_memory()

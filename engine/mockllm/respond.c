@@ -148,6 +148,17 @@ static void stream_pause(struct conn *c)
   uv_timer_start(&c->timer, on_stream_timer, (uint64_t)c->ev_interval_ms, 0);
 }
 
+/* stream_reset waits this long after its last delta before the RST: a reset
+   that finds data still unread in the client's socket makes libcurl fail at
+   once ("select/poll returned error"), losing the deltas the scenario is
+   there to deliver. */
+#define RESET_GRACE_MS 100
+
+static void on_reset_timer(uv_timer_t *t)
+{
+  finish_close(t->data, 1);
+}
+
 /* Before the first event: bom='s mark and sse_filler='s empty events, in
    writes of at most FILL_CHUNK bytes, so a billion of them need no memory.
    Returns 0 when there is nothing (left) to send. */
@@ -182,8 +193,10 @@ static void stream_next(struct conn *c)
   if (c->iev == 0 && stream_preamble(c))
     return;
   if (c->iev == c->nev) {
-    if (c->cut)
-      finish_close(c, c->cut_rst);  /* before the stream's end: a mid-stream drop or reset */
+    if (c->cut_rst)
+      uv_timer_start(&c->timer, on_reset_timer, RESET_GRACE_MS, 0);
+    else if (c->cut)
+      finish_close(c, 0);  /* FIN before the stream's end: a mid-stream drop */
     else
       conn_done(c);
     return;

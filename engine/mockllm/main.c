@@ -3,6 +3,7 @@
 #include "mockllm.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,11 +11,55 @@
 
 static void usage(FILE *f)
 {
-  fputs("usage: mockllm [--host 127.0.0.1] [--port 0] [--latency-ms N]\n"
-        "               [--scenario 'k=v;...'] [--exit-on-stdin-eof] [--quiet] [--verbose]\n"
-        "               [--no-accept]\n"
-        "Prints 'mockllm listening on http://HOST:PORT' once ready.\n"
-        "MOCKLLM_SCENARIO in the environment is the default for --scenario.\n", f);
+  fputs("usage: mockllm [options]\n"
+        "\n"
+        "A fake LLM server for tests and benchmarks. It answers the OpenAI, Anthropic and\n"
+        "Gemini wire formats deterministically, and each request can script latency,\n"
+        "error statuses and broken transports in an X-Mock-Scenario header. Once it\n"
+        "listens it prints one line, 'mockllm listening on http://HOST:PORT'.\n"
+        "\n"
+        "options:\n"
+        "  --host ADDR            address to listen on, IPv4 or IPv6 (default 127.0.0.1)\n"
+        "  --port N               port, 0-65535; 0 (the default) picks a free one\n"
+        "  --latency-ms N         wait N ms before each answer (a scenario's latency= wins)\n"
+        "  --scenario 'k=v;...'   the scenario of every request; an X-Mock-Scenario header\n"
+        "                         is applied on top of it, key by key (default:\n"
+        "                         $MOCKLLM_SCENARIO)\n"
+        "  --no-accept            listen, but never accept a connection: the kernel's queue\n"
+        "                         fills and clients time out connecting (connect timeouts)\n"
+        "  --exit-on-stdin-eof    stop when stdin reaches EOF, so a harness holding the\n"
+        "                         pipe takes the server down with it\n"
+        "  --quiet                no notices on stderr\n"
+        "  --verbose              one line per request on stderr\n"
+        "  -h, --help             this help\n"
+        "  -V, --version          the version\n"
+        "SIGINT and SIGTERM stop it cleanly (exit status 0).\n"
+        "\n"
+        "routes: POST /v1/chat/completions (OpenAI), /v1/messages (Anthropic),\n"
+        "  /v1beta/models/MODEL:generateContent and :streamGenerateContent (Gemini);\n"
+        "  GET /health, /__stats (counters), /__log (requests); /__reset.\n"
+        "\n"
+        "scenario keys (X-Mock-Scenario: k=v;k=v), each described in\n"
+        "engine/mockllm/README.md in tide's source:\n"
+        "  latency status retry_after retry_after_date fail_first key reply finish\n"
+        "  error=context_window stream_interval size interval bytes endless\n"
+        "  fault=drop|reset_headers|reset_body|truncate|malformed|empty|html|error_body|\n"
+        "        huge|drip|hang|blocked|no_text|stream_error|stream_drop|stream_cut|\n"
+        "        stream_reset\n"
+        "  hostile: echo_key echo_pad bom sse_eol sse_filler usage\n", f);
+}
+
+/* A usage error: one line naming what is wrong, a pointer to --help, status 2. */
+static void usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  fputs("mockllm: ", stderr);
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputs(" (try 'mockllm --help')\n", stderr);
+  exit(2);
 }
 
 /* Thousands of concurrent test clients need as many descriptors. */
@@ -111,10 +156,8 @@ static const char *opt_value(int argc, char **argv, int *i, const char *name)
     return argv[*i] + n + 1;
   if (argv[*i][n] != '\0')
     return NULL;
-  if (*i + 1 >= argc) {
-    fprintf(stderr, "mockllm: %s needs a value\n", name);
-    exit(2);
-  }
+  if (*i + 1 >= argc)
+    usage_error("%s needs a value", name);
   return argv[++*i];
 }
 
@@ -122,11 +165,18 @@ static long opt_long(const char *name, const char *v, long max)
 {
   char *end;
   long x = strtol(v, &end, 10);
-  if (*v == '\0' || *end != '\0' || x < 0 || x > max) {
-    fprintf(stderr, "mockllm: bad value for %s: %s\n", name, v);
-    exit(2);
-  }
+  if (*v == '\0' || *end != '\0' || x < 0 || x > max)
+    usage_error("bad value for %s: '%s', expected a whole number from 0 to %ld", name, v, max);
   return x;
+}
+
+/* The host must be an address: a name would need a resolver mockllm does not have. */
+static void check_host(const char *host)
+{
+  struct sockaddr_in6 a6;
+  struct sockaddr_in a4;
+  if (uv_ip4_addr(host, 0, &a4) != 0 && uv_ip6_addr(host, 0, &a6) != 0)
+    usage_error("bad value for --host: '%s', expected an IPv4 or IPv6 address", host);
 }
 
 int main(int argc, char **argv)
@@ -135,11 +185,12 @@ int main(int argc, char **argv)
   uv_loop_t loop;
   const char *host = "127.0.0.1", *v;
   char addr[128], err[160];
-  int port = 0, exit_on_eof = 0, i, r;
+  int port = 0, exit_on_eof = 0, scenario_from_env, i, r;
   struct scenario check;
 
   memset(&s, 0, sizeof s);
   s.default_scenario = getenv("MOCKLLM_SCENARIO");
+  scenario_from_env = s.default_scenario != NULL;
   for (i = 1; i < argc; i++) {
     if ((v = opt_value(argc, argv, &i, "--host")) != NULL)
       host = v;
@@ -147,8 +198,10 @@ int main(int argc, char **argv)
       port = (int)opt_long("--port", v, 65535);
     else if ((v = opt_value(argc, argv, &i, "--latency-ms")) != NULL)
       s.latency_ms = opt_long("--latency-ms", v, 86400000L);
-    else if ((v = opt_value(argc, argv, &i, "--scenario")) != NULL)
+    else if ((v = opt_value(argc, argv, &i, "--scenario")) != NULL) {
       s.default_scenario = v;
+      scenario_from_env = 0;
+    }
     else if (strcmp(argv[i], "--exit-on-stdin-eof") == 0)
       exit_on_eof = 1;
     else if (strcmp(argv[i], "--quiet") == 0)
@@ -160,12 +213,16 @@ int main(int argc, char **argv)
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return 0;
+    } else if (strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0) {
+      printf("mockllm %s\n", MOCKLLM_VERSION);
+      return 0;
+    } else if (argv[i][0] == '-') {
+      usage_error("unknown option: %s", argv[i]);
     } else {
-      fprintf(stderr, "mockllm: unknown argument: %s\n", argv[i]);
-      usage(stderr);
-      return 2;
+      usage_error("unexpected argument: %s", argv[i]);
     }
   }
+  check_host(host);
   if (s.default_scenario && *s.default_scenario == '\0')
     s.default_scenario = NULL;
   if (s.default_scenario) {
@@ -173,10 +230,8 @@ int main(int argc, char **argv)
     scenario_init(&check, 0);
     r = scenario_parse(&check, s.default_scenario, strlen(s.default_scenario), err, sizeof err);
     scenario_free(&check);
-    if (r != 0) {
-      fprintf(stderr, "mockllm: --scenario: %s\n", err);
-      return 2;
-    }
+    if (r != 0)
+      usage_error("%s: %s", scenario_from_env ? "MOCKLLM_SCENARIO" : "--scenario", err);
   }
 
   signal(SIGPIPE, SIG_IGN);

@@ -8,6 +8,10 @@
 
 #include "buf.h"
 
+/* mockllm ships with tide: the same number as TIDE_VERSION in
+   engine/include/tide.h (spec/mockllm_hostile_spec.lua checks it). */
+#define MOCKLLM_VERSION "0.1.0"
+
 #define MAX_REQUEST   (8u << 20)   /* header + body; larger gets 413 */
 #define MAX_HEADER    (64u << 10)  /* larger gets 431 */
 #define READ_CHUNK    4096u        /* a connection's first read buffer */

@@ -12,6 +12,8 @@
  * it, so the long-run rate holds.  Takers are served first come, first served; only
  * the oldest waits on a timer.
  */
+#include <math.h>
+
 #include "engine.h"
 
 #define BUCKET_MT "tide.bucket"
@@ -134,7 +136,7 @@ static int bucket_ltake(lua_State *L)
   bucket *b = bucket_check(L, 1);
   lua_Number n = luaL_optnumber(L, 2, 1);
   bucket_op *w;
-  luaL_argcheck(L, n >= 0 && n == n, 2, "must be a non-negative number of tokens");
+  luaL_argcheck(L, n >= 0 && n < HUGE_VAL, 2, "must be a finite number of tokens >= 0");
   engine_check_wait(E, L, "bucket:take");
   bucket_refill(b);
   if (b->head == NULL && bucket_can_take(b, n)) {
@@ -165,7 +167,7 @@ static int bucket_lput(lua_State *L)
 {
   bucket *b = bucket_check(L, 1);
   lua_Number n = luaL_checknumber(L, 2);
-  luaL_argcheck(L, n >= 0 && n == n, 2, "must be a non-negative number of tokens");
+  luaL_argcheck(L, n >= 0 && n < HUGE_VAL, 2, "must be a finite number of tokens >= 0");
   bucket_refill(b);
   b->level += n;
   if (b->level > b->capacity)
@@ -206,8 +208,9 @@ static int bucket_lnew(lua_State *L)
   lua_Number rate = luaL_checknumber(L, 1);
   lua_Number capacity = luaL_checknumber(L, 2);
   bucket *b;
-  luaL_argcheck(L, rate > 0, 1, "must be a positive number of tokens per second");
-  luaL_argcheck(L, capacity >= 1, 2, "must be at least 1 token");
+  /* finite: an infinite rate or capacity makes the level NaN (inf * 0, inf - inf) */
+  luaL_argcheck(L, rate > 0 && rate < HUGE_VAL, 1, "must be a finite number of tokens per second > 0");
+  luaL_argcheck(L, capacity >= 1 && capacity < HUGE_VAL, 2, "must be a finite number of tokens >= 1");
   b = (bucket *)lua_newuserdatauv(L, sizeof *b, 0);
   b->E = E;
   b->rate = rate;

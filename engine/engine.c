@@ -362,6 +362,38 @@ void engine_report_error(tide_engine *E, lua_State *L)
   lua_settop(L, top);   /* whatever the handler left, and the error */
 }
 
+/* ---- checking numbers the API is given ------------------------------------ */
+
+/* [-0, +1] what the value at idx is, for an error message: a number as Lua
+ * prints it ("nan" for every NaN), else its type. */
+static const char *push_got(lua_State *L, int idx)
+{
+  if (lua_type(L, idx) == LUA_TNUMBER) {
+    lua_Number v = lua_tonumber(L, idx);
+    if (v != v)
+      return lua_pushliteral(L, "nan");
+    lua_pushvalue(L, idx);
+    return luaL_tolstring(L, -1, NULL);   /* leaves two; the caller raises */
+  }
+  return lua_pushstring(L, luaL_typename(L, idx));
+}
+
+double engine_check_seconds(lua_State *L, int idx, int arg, const char *field, int zero_ok)
+{
+  int isnum;
+  double v = (double)lua_tonumberx(L, idx, &isnum);
+  if (isnum && v <= ENGINE_MAX_SECONDS && (zero_ok ? v >= 0 : v > 0))
+    return v;   /* the comparisons are false for NaN; inf fails the maximum */
+  idx = lua_absindex(L, idx);   /* the messages say 1e9: ENGINE_MAX_SECONDS */
+  if (field)
+    lua_pushfstring(L, "field '%s' must be a number of seconds %s 0 and <= 1e9 (got %s)",
+                    field, zero_ok ? ">=" : ">", push_got(L, idx));
+  else
+    lua_pushfstring(L, "a number of seconds %s 0 and <= 1e9 expected, got %s",
+                    zero_ok ? ">=" : ">", push_got(L, idx));
+  return (double)luaL_argerror(L, arg, lua_tostring(L, -1));
+}
+
 /* ---- the engine's own Lua functions --------------------------------------- */
 
 static void engine_check_main_flow(tide_engine *E, lua_State *L, const char *fname)

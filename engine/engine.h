@@ -177,6 +177,18 @@ int error_raise(lua_State *L, const char *kind, const char *fmt, ...);
 int error_is(lua_State *L, int idx, const char *kind);
 void error_open_lib(lua_State *L);
 
+/* ---- engine.c: checking numbers the API is given ------------------------------ */
+
+/* The longest wait the API accepts, in seconds (~31 years).  Beyond it a number
+ * is a mistake (1e300, inf), and its milliseconds would overflow a C long. */
+#define ENGINE_MAX_SECONDS 1e9
+
+/* The number of seconds at L[idx], given as argument `arg` (field NULL) or as
+ * the field `field` of the table argument `arg`: a finite number from 0 (above 0
+ * unless zero_ok) to ENGINE_MAX_SECONDS.  Anything else (NaN, inf, negative,
+ * not a number) raises luaL_argerror naming it and the range.  [-0, +0, v] */
+double engine_check_seconds(lua_State *L, int idx, int arg, const char *field, int zero_ok);
+
 /* Sets every function of l into the module table on top of the stack, each with
  * the engine (the value just below the table) as its only upvalue.  [-0, +0]
  * Every *_open_lib(L) expects that same [engine, module] pair on top. */

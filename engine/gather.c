@@ -378,11 +378,10 @@ static int gather_lrace(lua_State *L)
 static int gather_ltimeout(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
-  lua_Number s = luaL_checknumber(L, 1);
+  double s = engine_check_seconds(L, 1, 1, NULL, 1);
   int top = lua_gettop(L), i;
   group *g;
   task *t;
-  luaL_argcheck(L, s >= 0, 1, "must be a non-negative number of seconds");
   luaL_argexpected(L, task_is_callable(L, 2), 2, "function");
   engine_check_wait(E, L, "tide.timeout");
   g = group_new(E, L, GROUP_RACE, 1);

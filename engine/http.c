@@ -15,6 +15,8 @@
 #include <ctype.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <limits.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -501,8 +503,8 @@ int raise_transfer_error(lua_State *L, transfer *x, const char *method, const ch
   const char *kind = error_kind(x);
   push_redacted_url(L, url);
   if (strcmp(kind, "too_large") == 0)
-    error_push(L, kind, "response larger than max_body (%d bytes) (%s %s)",
-               (int)(x->streaming ? x->max_total : x->body.max), method, lua_tostring(L, -1));
+    error_push(L, kind, "response larger than max_body (%I bytes) (%s %s)",
+               (lua_Integer)(x->streaming ? x->max_total : x->body.max), method, lua_tostring(L, -1));
   else
     error_push(L, kind, "%s (%s %s)", x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->result),
                method, lua_tostring(L, -1));
@@ -600,38 +602,63 @@ static int http_request_k(lua_State *L, int status, lua_KContext ctx)
 }
 
 /* Reads an optional number of seconds from opts; -1 when absent. */
-static double opt_seconds(lua_State *L, const char *fname, const char *field)
+static double opt_seconds(lua_State *L, const char *field)
 {
   double v = -1;
-  int t = lua_getfield(L, 1, field);
-  if (t != LUA_TNIL) {
-    int ok;
-    v = (double)lua_tonumberx(L, -1, &ok);
-    if (!ok || !(v > 0))
-      luaL_error(L, "%s: field '%s' must be a positive number of seconds", fname, field);
-  }
+  if (lua_getfield(L, 1, field) != LUA_TNIL)
+    v = engine_check_seconds(L, -1, 1, field, 0);
   lua_pop(L, 1);
   return v;
 }
 
-static int valid_header_text(const char *s)
+/* Seconds as libcurl's milliseconds, plus one so that curl never gives up
+ * before the time asked (it rounds down).  At most ENGINE_MAX_SECONDS: fits a
+ * 64-bit long; a 32-bit long is capped. */
+static long curl_ms(double seconds)
 {
-  return strpbrk(s, "\r\n") == NULL;
+  double ms = seconds * 1000.0 + 1.0;
+  return ms >= (double)LONG_MAX ? LONG_MAX : (long)ms;
+}
+
+/* opts.max_body: a whole number of bytes >= 0; the default when absent. */
+static size_t opt_max_body(lua_State *L)
+{
+  lua_Integer n = (lua_Integer)DEFAULT_MAX_BODY;
+  if (lua_getfield(L, 1, "max_body") != LUA_TNIL) {
+    int ok;
+    n = lua_tointegerx(L, -1, &ok);
+    if (!ok || n < 0)
+      luaL_argerror(L, 1, lua_pushfstring(L, "field 'max_body' must be a whole number of bytes "
+                                             ">= 0 and <= %I (got %s)", (lua_Integer)LUA_MAXINTEGER,
+                                          luaL_tolstring(L, -1, NULL)));
+  }
+  lua_pop(L, 1);
+  return (lua_Unsigned)n > (lua_Unsigned)SIZE_MAX ? SIZE_MAX : (size_t)n;
+}
+
+/* Header text curl can send: no line break (a header injected into the request)
+ * and no NUL byte (curl would cut the text there). */
+static int valid_header_text(lua_State *L, int idx)
+{
+  size_t n;
+  const char *s = lua_tolstring(L, idx, &n);
+  return strlen(s) == n && strpbrk(s, "\r\n") == NULL;
 }
 
 /* Checks opts.headers and appends them to *list.  Returns 0, or -1 out of memory. */
-static int build_headers(lua_State *L, const char *fname, struct curl_slist **list)
+static int build_headers(lua_State *L, struct curl_slist **list)
 {
   struct curl_slist *l = NULL, *n;
   if (lua_getfield(L, 1, "headers") != LUA_TNIL) {
     if (!lua_istable(L, -1))
-      luaL_error(L, "%s: field 'headers' must be a table of name = value", fname);
+      luaL_argerror(L, 1, "field 'headers' must be a table of name = value");
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       if (lua_type(L, -2) != LUA_TSTRING || !lua_isstring(L, -1))
-        luaL_error(L, "%s: headers must map names (strings) to strings", fname);
-      if (!valid_header_text(lua_tostring(L, -2)) || !valid_header_text(lua_tostring(L, -1)))
-        luaL_error(L, "%s: header '%s' contains a line break", fname, lua_tostring(L, -2));
+        luaL_argerror(L, 1, "field 'headers' must map names (strings) to strings");
+      if (!valid_header_text(L, -2) || !valid_header_text(L, -1))
+        luaL_argerror(L, 1, lua_pushfstring(L, "header '%s' contains a line break or a NUL byte",
+                                            lua_tostring(L, -2)));
       lua_pop(L, 1);
     }
     lua_pushnil(L);
@@ -656,12 +683,14 @@ static int build_headers(lua_State *L, const char *fname, struct curl_slist **li
   return 0;
 }
 
-static int valid_method(const char *m)
+static int valid_method(lua_State *L, int idx)
 {
-  if (*m == '\0')
+  size_t n, i;
+  const char *m = lua_tolstring(L, idx, &n);
+  if (n == 0)
     return 0;
-  for (; *m; m++)
-    if (!isupper((unsigned char)*m))
+  for (i = 0; i < n; i++)   /* a NUL byte is not upper-case either */
+    if (!isupper((unsigned char)m[i]))
       return 0;
   return 1;
 }
@@ -672,9 +701,8 @@ static int valid_method(const char *m)
 transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int streaming, int nuv)
 {
   const char *url, *method;
-  size_t body_len = 0;
+  size_t body_len = 0, url_len, max_body;
   double timeout, connect_timeout;
-  lua_Integer max_body = (lua_Integer)DEFAULT_MAX_BODY;
   struct curl_slist *headers = NULL;
   transfer *x;
   CURL *easy;
@@ -683,31 +711,27 @@ transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int st
   lua_settop(L, 1);
   if (lua_getfield(L, 1, "url") != LUA_TSTRING)
     luaL_argerror(L, 1, "field 'url' must be a string");
-  url = lua_tostring(L, 2);
+  url = lua_tolstring(L, 2, &url_len);
   if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
     luaL_argerror(L, 1, "field 'url' must start with http:// or https://");
+  if (strlen(url) != url_len)   /* curl would read the URL up to the NUL only */
+    luaL_argerror(L, 1, "field 'url' contains a NUL byte");
   if (lua_getfield(L, 1, "body") != LUA_TNIL && lua_type(L, 3) != LUA_TSTRING)
     luaL_argerror(L, 1, "field 'body' must be a string");
   lua_tolstring(L, 3, &body_len);
   if (lua_getfield(L, 1, "method") == LUA_TNIL) {
     lua_pop(L, 1);
     lua_pushstring(L, lua_isnil(L, 3) ? "GET" : "POST");
-  } else if (lua_type(L, 4) != LUA_TSTRING || !valid_method(lua_tostring(L, 4))) {
+  } else if (lua_type(L, 4) != LUA_TSTRING || !valid_method(L, 4)) {
     luaL_argerror(L, 1, "field 'method' must be an upper-case HTTP method");
   }
   lua_insert(L, 3);   /* 1 opts, 2 url, 3 method, 4 body */
   method = lua_tostring(L, 3);
-  timeout = opt_seconds(L, fname, "timeout");
-  connect_timeout = opt_seconds(L, fname, "connect_timeout");
-  if (lua_getfield(L, 1, "max_body") != LUA_TNIL) {
-    int ok;
-    max_body = lua_tointegerx(L, -1, &ok);
-    if (!ok || max_body < 0)
-      luaL_argerror(L, 1, "field 'max_body' must be a non-negative integer");
-  }
-  lua_pop(L, 1);
+  timeout = opt_seconds(L, "timeout");
+  connect_timeout = opt_seconds(L, "connect_timeout");
+  max_body = opt_max_body(L);
   engine_check_wait(E, L, fname);
-  if (build_headers(L, fname, &headers) != 0)
+  if (build_headers(L, &headers) != 0)
     luaL_error(L, "%s: out of memory", fname);
 
   x = (transfer *)lua_newuserdatauv(L, sizeof *x, nuv);   /* 5 */
@@ -716,8 +740,8 @@ transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int st
   luaL_setmetatable(L, streaming ? STREAM_MT : TRANSFER_MT);
   x->headers = headers;
   x->streaming = streaming;
-  x->body.max = streaming ? (size_t)-1 : (size_t)max_body;
-  x->max_total = (size_t)max_body;
+  x->body.max = streaming ? (size_t)-1 : max_body;
+  x->max_total = max_body;
   x->head.max = MAX_HEADER_BYTES;
   x->easy = easy = easy_get(E);
   if (easy == NULL) {
@@ -739,9 +763,9 @@ transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int st
   curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
   curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                   connect_timeout >= 0 ? (long)(connect_timeout * 1000) + 1 : DEFAULT_CONNECT_TIMEOUT_MS);
-  if (timeout >= 0)
-    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000) + 1);
+                   connect_timeout > 0 ? curl_ms(connect_timeout) : DEFAULT_CONNECT_TIMEOUT_MS);
+  if (timeout > 0)
+    curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, curl_ms(timeout));
   if (strncmp(url, "https://", 8) == 0)
     curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L);   /* prefer one multiplexed h2 connection */
   if (strcmp(method, "GET") == 0 && lua_isnil(L, 4)) {

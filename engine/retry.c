@@ -23,6 +23,7 @@
 #define DEFAULT_BASE 0.5
 #define DEFAULT_MAX_DELAY 30.0
 #define DEFAULT_MAX_RETRY_AFTER 300.0
+#define MAX_TRIES 1000000
 
 typedef struct retry_state {
   int tries;             /* attempts allowed in all */
@@ -51,17 +52,30 @@ static double engine_random(tide_engine *E)
   return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
-static double opt_number(lua_State *L, const char *field, double dflt, double min)
+/* opts.field, a number of seconds (0 allowed), or dflt when absent. */
+static double opt_seconds(lua_State *L, const char *field, double dflt)
 {
   double v = dflt;
-  if (lua_getfield(L, 1, field) != LUA_TNIL) {
-    int ok;
-    v = (double)lua_tonumberx(L, -1, &ok);
-    if (!ok || !(v >= min))
-      luaL_error(L, "tide.retry: opts.%s must be a number >= %f", field, min);
-  }
+  if (lua_getfield(L, 1, field) != LUA_TNIL)
+    v = engine_check_seconds(L, -1, 1, field, 1);
   lua_pop(L, 1);
   return v;
+}
+
+/* opts.tries: a whole number of attempts from 1 to MAX_TRIES, or the default. */
+static int opt_tries(lua_State *L)
+{
+  lua_Integer n = DEFAULT_TRIES;
+  if (lua_getfield(L, 1, "tries") != LUA_TNIL) {
+    int ok;
+    n = lua_tointegerx(L, -1, &ok);
+    if (!ok || n < 1 || n > MAX_TRIES)
+      luaL_argerror(L, 1, lua_pushfstring(L, "field 'tries' must be a whole number >= 1 and "
+                                             "<= %d (got %s)", MAX_TRIES,
+                                          luaL_tolstring(L, -1, NULL)));
+  }
+  lua_pop(L, 1);
+  return (int)n;
 }
 
 /* How long to wait before the next attempt after the error on top of L, or -1
@@ -161,23 +175,27 @@ static int retry_lretry(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
   retry_state *r;
-  double tries, deadline;
+  int tries;
+  double deadline, base, max_delay, max_retry_after;
   luaL_checktype(L, 1, LUA_TTABLE);
   luaL_argexpected(L, task_is_callable(L, 2), 2, "function");
   engine_check_wait(E, L, "tide.retry");
   if (lua_getfield(L, 1, "on_retry") != LUA_TNIL && !task_is_callable(L, -1))
-    luaL_error(L, "tide.retry: opts.on_retry must be a function");
+    luaL_argerror(L, 1, "field 'on_retry' must be a function");
   lua_pop(L, 1);
-  tries = opt_number(L, "tries", DEFAULT_TRIES, 1);
-  deadline = opt_number(L, "deadline", 0, 0);
+  tries = opt_tries(L);
+  deadline = opt_seconds(L, "deadline", 0);
+  base = opt_seconds(L, "base", DEFAULT_BASE);
+  max_delay = opt_seconds(L, "max_delay", DEFAULT_MAX_DELAY);
+  max_retry_after = opt_seconds(L, "max_retry_after", DEFAULT_MAX_RETRY_AFTER);
   r = (retry_state *)lua_newuserdatauv(L, sizeof *r, 0);   /* above opts, attempt, args */
   r->top = lua_gettop(L);
   r->nargs = r->top - 3;
-  r->tries = tries > 1e6 ? 1000000 : (int)tries;
+  r->tries = tries;
   r->attempt = 0;
-  r->base = opt_number(L, "base", DEFAULT_BASE, 0);
-  r->max_delay = opt_number(L, "max_delay", DEFAULT_MAX_DELAY, 0);
-  r->max_retry_after = opt_number(L, "max_retry_after", DEFAULT_MAX_RETRY_AFTER, 0);
+  r->base = base;
+  r->max_delay = max_delay;
+  r->max_retry_after = max_retry_after;
   r->deadline = deadline > 0 ? now_seconds() + deadline : 0;
   r->sleep = NULL;
   return retry_attempt(L, r);

@@ -239,9 +239,49 @@ describe("tide.request", function()
     assert.has_error(function() tide.request{url = server.url, method = "get"} end,
       "bad argument #1 to 'request' (field 'method' must be an upper-case HTTP method)")
     assert.has_error(function() tide.request{url = server.url, timeout = -1} end,
-      "tide.request: field 'timeout' must be a positive number of seconds")
+      "bad argument #1 to 'request' (field 'timeout' must be a number of seconds > 0 and <= 1e9 (got -1))")
     assert.has_error(function() tide.request{url = server.url, headers = {["X-A"] = "a\r\nX-B: b"}} end,
-      "tide.request: header 'X-A' contains a line break")
+      "bad argument #1 to 'request' (header 'X-A' contains a line break or a NUL byte)")
+  end)
+
+  -- 1e300 seconds used to reach curl as (long)(1e300 * 1000): undefined behaviour.
+  it("refuses timeouts and max_body that are not sane numbers, naming the field and range", function()
+    for _, f in ipairs{tide.request, tide.stream} do
+      for _, field in ipairs{"timeout", "connect_timeout"} do
+        for _, v in ipairs{1e300, math.huge, 0 / 0, 0, -1, 1e10, "soon"} do
+          local ok, err = pcall(f, {url = server.url .. "/health", [field] = v})
+          assert.is_false(ok, field .. " = " .. tostring(v))
+          assert.matches("field '" .. field .. "' must be a number of seconds > 0 and <= 1e9 %(got ", err)
+        end
+      end
+      for _, v in ipairs{1e300, math.huge, 0 / 0, -1, 1.5, "big"} do
+        local ok, err = pcall(f, {url = server.url .. "/health", max_body = v})
+        assert.is_false(ok, "max_body = " .. tostring(v))
+        assert.matches("field 'max_body' must be a whole number of bytes >= 0", err)
+      end
+    end
+    assert.are.equal(0, server:stats().requests)        -- none of them went out
+    local r = tide.request{url = server.url .. "/health", timeout = 1e9, connect_timeout = 1e9,
+      max_body = math.maxinteger}
+    assert.are.equal(200, r.status)                     -- the largest accepted values work
+  end)
+
+  it("refuses NUL bytes in the URL, the method and headers instead of cutting there", function()
+    local cases = {
+      {{url = server.url .. "/health\0/elsewhere"}, "field 'url' contains a NUL byte"},
+      {{url = server.url .. "/health", method = "GET\0X"}, "field 'method' must be an upper%-case"},
+      {{url = server.url .. "/health", headers = {["X-A\0B"] = "v"}}, "header 'X%-A"},
+      {{url = server.url .. "/health", headers = {["X-A"] = "v\0w"}},
+       "header 'X%-A' contains a line break or a NUL byte"},
+    }
+    for _, f in ipairs{tide.request, tide.stream} do
+      for _, case in ipairs(cases) do
+        local ok, err = pcall(f, case[1])
+        assert.is_false(ok, case[2])
+        assert.matches(case[2], err)
+      end
+    end
+    assert.are.equal(0, server:stats().requests)
   end)
 end)
 

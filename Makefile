@@ -12,8 +12,9 @@
 
 CC ?= cc
 PKGS := lua5.4 libuv libcurl
+# luarocks: README's install line (`luarocks make ... tide-*.rockspec`), which a spec runs
 DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libcurl4-openssl-dev \
-                lua-cjson lua-busted libedit-dev
+                lua-cjson lua-busted libedit-dev luarocks
 
 BUILD ?= build
 OPT ?= -O2
@@ -194,7 +195,8 @@ install: all
 	install -m 644 $(BUILD)/libtide.a $(DESTDIR)$(PREFIX)/lib/libtide.a
 	install -m 755 $(BUILD)/lib/tide/core.so $(DESTDIR)$(PREFIX)/lib/lua/5.4/tide/core.so
 	for f in $(LUA_FILES); do install -D -m 644 lua/$$f $(DESTDIR)$(PREFIX)/share/lua/5.4/$$f; done
-	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' '' \
+	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' \
+	  'luadir=$${prefix}/share/lua/5.4' 'luacdir=$${prefix}/lib/lua/5.4' '' \
 	  'Name: tide' 'Description: the tide engine: LM programs in Lua, for embedding' \
 	  'Version: $(VERSION)' 'Requires: lua5.4 libuv libcurl' \
 	  'Libs: -L$${libdir} -ltide -lm' 'Cflags: -I$${includedir}' \

@@ -63,6 +63,9 @@ line_reader *lineread_open(cli *C, int editor, const char *history_path, int com
  * LINE_INTERRUPTED when Ctrl-C was pressed (the partial line is dropped). */
 int lineread_get(line_reader *R, const char *prompt, const char **line, size_t *len);
 
+/* 1 when standard input itself has ended (not a Ctrl-D typed at the editor). */
+int lineread_at_eof(line_reader *R);
+
 /* Adds an entry to the history and saves the history file (mode 0600). */
 void lineread_add_history(line_reader *R, const char *entry);
 

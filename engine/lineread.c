@@ -317,6 +317,11 @@ void lineread_close(line_reader *R)
     reader_free(R);
 }
 
+int lineread_at_eof(line_reader *R)
+{
+  return R->eof;
+}
+
 void lineread_add_history(line_reader *R, const char *entry)
 {
   HistEvent ev;

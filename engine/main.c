@@ -23,16 +23,45 @@
 
 static const char usage_text[] =
   "usage: tide [options] [script [args...]]\n"
+  "       tide eval PROGRAM.lua --data FILE --out FILE [options]   (tide eval --help)\n"
   "  -e code        run the Lua code (as a task)\n"
   "  -i             enter the REPL after running the script (or -e code)\n"
   "  -v, --version  print the version\n"
   "  -h, --help     print this help\n"
   "  --             stop handling options\n"
   "  -              run standard input as the script\n"
-  "       tide eval PROGRAM.lua --data FILE [options]   (tide eval --help)\n"
   "The script runs as a tide task: lm calls, tide.gather and tide.sleep work at its\n"
   "top level.  `arg` holds its arguments, as in lua.  Ctrl-C cancels it.\n"
-  "With no script, tide reads Lua at a prompt (the REPL; :help there).\n";
+  "With no script, tide reads Lua at a prompt (the REPL; :help there).\n"
+  "Exit status: 0, 1 after an error, 2 for a usage error, 130 after Ctrl-C.\n"
+  "\n"
+  "Environment:\n"
+  "  TIDE_MODEL          the default LM, provider/model (openai/gpt-4o-mini): the\n"
+  "                      REPL's `lm`, tide eval's --model, the example scripts'\n"
+  "  MOCKLLM_URL         without TIDE_MODEL, the REPL and tide eval use the mockllm\n"
+  "                      there (scripts/with_mockllm CMD... sets it)\n"
+  "  TIDE_CACHE_DIR      the disk cache of LM answers (else $XDG_CACHE_HOME/tide,\n"
+  "                      else ~/.cache/tide)\n"
+  "  XDG_STATE_HOME      the REPL's history in $XDG_STATE_HOME/tide/history (else\n"
+  "                      ~/.tide_history)\n"
+  "  OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY or GOOGLE_API_KEY,\n"
+  "  OPENROUTER_API_KEY, GROQ_API_KEY\n"
+  "                      the providers' keys\n"
+  "  OPENAI_BASE_URL, ANTHROPIC_BASE_URL, GEMINI_BASE_URL\n"
+  "                      the providers' base URLs (a proxy, a local server)\n"
+  "  LUA_PATH, LUA_CPATH where require looks, as in lua\n";
+
+/* A usage error: the message (what, then 'arg' when there is one), a pointer to
+ * --help, and status 2. */
+static int usage_error(const char *progname, const char *what, const char *arg)
+{
+  if (arg)
+    fprintf(stderr, "%s: %s '%s'\n", progname, what, arg);
+  else
+    fprintf(stderr, "%s: %s\n", progname, what);
+  fprintf(stderr, "(%s --help for the options)\n", progname);
+  return 2;
+}
 
 /* Prints an error the way a person wants to read it: kind and message, then the
  * traceback of the place it was raised. */
@@ -209,8 +238,7 @@ static int tide_main(lua_State *L)
       interactive = 1;
     } else if (strcmp(a, "-e") == 0) {
       if (i + 1 >= argc) {
-        fprintf(stderr, "%s: '-e' needs an argument\n%s", progname, usage_text);
-        status = 1;
+        status = usage_error(progname, "'-e' needs an argument", NULL);
         break;
       }
       create_arg_table(L, argv, argc, i + 1);
@@ -224,8 +252,7 @@ static int tide_main(lua_State *L)
       script = i + 1 < argc ? i + 1 : 0;
       break;
     } else if (a[0] == '-' && a[1] != '\0') {
-      fprintf(stderr, "%s: unknown option '%s'\n%s", progname, a, usage_text);
-      lua_pushinteger(L, 1);
+      lua_pushinteger(L, usage_error(progname, "unknown option", a));
       return 1;
     } else {
       script = i;

@@ -48,6 +48,30 @@ static char *history_path(void)
   return NULL;
 }
 
+/* The session, for the error handler: errors of tasks nobody took go to
+ * session:task_failed, which queues them for the next prompt. */
+typedef struct repl_state {
+  cli *C;
+  int session_ref;   /* registry ref of the session */
+} repl_state;
+
+/* A tide_error_fn: runs inside a task handle's finalizer, so it only hands the
+ * error over (under pcall: it must not raise). */
+static void repl_task_error(lua_State *L, void *ud)
+{
+  repl_state *S = (repl_state *)ud;
+  int err = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, S->session_ref);
+  lua_getfield(L, -1, "task_failed");
+  lua_insert(L, -2);
+  lua_pushvalue(L, err);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+    fprintf(stderr, "%s: a task failed and nobody took its error: %s\n", S->C->progname,
+            luaL_tolstring(L, err, NULL));
+    lua_pop(L, 2);
+  }
+}
+
 /* [-0, +0] session:name(args on top...) under pcall; nres results left on the
  * stack, or none (the error printed) and returns 0. */
 static int session_call(cli *C, int session, const char *name, int nargs, int nres)
@@ -64,6 +88,22 @@ static int session_call(cli *C, int session, const char *name, int nargs, int nr
   return 1;
 }
 
+/* End of input: 1 to leave, 0 when Ctrl-D only dropped an unfinished chunk. */
+static int repl_eof(cli *C, int session, line_reader *R, int editor)
+{
+  lua_State *L = C->L;
+  int leave = 1;
+  if (editor)
+    fputc('\n', stdout);
+  lua_pushboolean(L, !editor || lineread_at_eof(R));
+  if (session_call(C, session, "eof", 1, 1)) {
+    const char *what = lua_tostring(L, -1);
+    leave = !(what && strcmp(what, "more") == 0);
+    lua_pop(L, 1);
+  }
+  return leave;
+}
+
 int repl_main(cli *C)
 {
   lua_State *L = C->L;
@@ -71,6 +111,7 @@ int repl_main(cli *C)
   int top = lua_gettop(L), session;
   char *hist = editor ? history_path() : NULL;
   line_reader *R;
+  repl_state S;
 
   lua_getglobal(L, "require");
   lua_pushliteral(L, "tide.repl");
@@ -81,6 +122,10 @@ int repl_main(cli *C)
   lua_setfield(L, -2, "interactive");
   lua_call(L, 1, 1);                         /* the session */
   session = lua_gettop(L);
+  S.C = C;
+  lua_pushvalue(L, session);
+  S.session_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  tide_set_error_handler(C->E, repl_task_error, &S);
   lua_getfield(L, session, "completer");     /* function(text) -> word, candidates */
   R = lineread_open(C, editor, hist, lua_isfunction(L, -1) ? lua_gettop(L) : 0);
   lua_pop(L, 1);
@@ -97,9 +142,9 @@ int repl_main(cli *C)
     st = lineread_get(R, lua_tostring(L, -1), &line, &len);
     lua_pop(L, 1);
     if (st == LINE_EOF) {
-      if (editor)
-        fputc('\n', stdout);
-      break;
+      if (repl_eof(C, session, R, editor))
+        break;
+      continue;
     }
     if (st == LINE_INTERRUPTED) {
       session_call(C, session, "reset", 0, 0);
@@ -128,6 +173,12 @@ int repl_main(cli *C)
     lua_pop(L, 3);                           /* "more" or "none" */
   }
   lineread_close(R);
+  /* the last errors nobody took, while the session can still print them */
+  lua_gc(L, LUA_GCCOLLECT);
+  session_call(C, session, "report_failed", 0, 0);
+  fflush(stdout);
+  tide_set_error_handler(C->E, NULL, NULL);
+  luaL_unref(L, LUA_REGISTRYINDEX, S.session_ref);
   lua_settop(L, top);
   return 0;
 }

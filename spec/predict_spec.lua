@@ -91,6 +91,61 @@ describe("Predict with a DummyLM", function()
   end)
 end)
 
+describe("Predict's misuse, blamed on the caller's line", function()
+  after_each(assert_clean)
+
+  it("names a misspelt input beside the missing one", function()
+    local p = tide.Predict("question, context -> answer", {lm = tide.DummyLM{"x"}})
+    local ok, err = pcall(function()
+      local r = p{qestion = "What is 2 + 2?", context = "arithmetic", lm = tide.DummyLM{"y"}}
+      return r
+    end)
+    assert.is_false(ok)
+    assert.matches("predict_spec%.lua:%d+: tide%.Predict: missing input 'question' %(got 'qestion'%) " ..
+      "for question, context %-> answer", err)
+    -- several unknown keys: the closest to the missing name first
+    ok, err = pcall(function() local r = p{zzz = 1, questoin = "q", context = "c"}; return r end)
+    assert.is_false(ok)
+    assert.matches("missing input 'question' %(got 'questoin', 'zzz'%)", err)
+    -- nothing unknown: the message stays short
+    ok, err = pcall(function() local r = p{context = "c"}; return r end)
+    assert.is_false(ok)
+    assert.matches("missing input 'question' for", err)
+  end)
+
+  it("blames the caller for a call without a table, without an LM, or a bad signature", function()
+    local p = tide.Predict("q -> a")
+    local ok, err = pcall(function() local r = p("text"); return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: tide%.Predict: call with a table of inputs, got string", err)
+    tide.settings.lm = nil
+    ok, err = pcall(function() local r = p{q = "x"}; return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: tide%.Predict: no LM", err)
+    ok, err = pcall(function() local r = tide.Predict(42); return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument #1 to 'Predict' %(signature or string", err)
+  end)
+
+  it("tide.run() inside a task blames the caller's line", function()
+    local ok, err = tide.spawn(function()
+      return pcall(function() local r = tide.run(); return r end)
+    end):wait()
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: tide%.run: called inside a task", err)
+    assert.matches("task:wait%(%)", err)
+  end)
+
+  it("tide.configure and tide.context blame the caller's line", function()
+    local ok, err = pcall(function() local r = tide.configure{lm = "openai/x"}; return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: tide%.configure: lm must be a tide%.LM", err)
+    ok, err = pcall(function() local r = tide.context({}, 5); return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument #2 to 'context' %(function expected, got number%)", err)
+  end)
+end)
+
 describe("Module", function()
   after_each(assert_clean)
 

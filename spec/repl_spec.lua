@@ -93,6 +93,58 @@ this is not lua
     assert.is_nil(out:find("table: 0x", 1, true))
   end)
 
+  it("prints whatever an input raised as an error, never a table address", function()
+    local code, out = pipe([[
+error({kind = "mine"})
+error({kind = "mine", message = "mine broke", status = 418})
+error(nil)
+error(42)
+error({1, 2})
+error(setmetatable({}, {__tostring = function() return "custom text" end}))
+error({message = "only a message"})
+]])
+    assert.are.equal(0, code)
+    assert.are.equal(table.concat({
+      'error (mine): {kind = "mine"}',
+      "error (mine): mine broke [status = 418]",
+      "error: nil",
+      "error: 42",
+      "error: {1, 2}",
+      "error: custom text",
+      "error: only a message", ""}, "\n"), out)
+  end)
+
+  it("prints the error of a task nobody took before the next prompt", function()
+    local code, out = pipe([[
+tide.spawn(function() error("lost at once") end) ~= nil
+"between"
+t = tide.spawn(function() tide.sleep(0.01) error("kept in a global") end); tide.sleep(0.05)
+tide.spawn(function() tide.sleep(0.01) error({kind = "mine", message = "lost later"}) end) ~= nil
+tide.sleep(0.05)
+"last"
+]])
+    assert.are.equal(0, code)
+    local lines = {}
+    for l in out:gmatch("[^\n]+") do lines[#lines + 1] = l end
+    assert.are.same({
+      "true",
+      "a task failed and nobody took its error: error (lua): stdin:1: lost at once",
+      '"between"',
+      "true",
+      "a task failed and nobody took its error: error (mine): lost later",
+      '"last"',
+    }, {lines[1], lines[2], lines[3], lines[4], lines[5], lines[6]})
+    -- a task still held by a global is not reported while it may be taken; at the
+    -- end, when the state closes, it is
+    assert.matches("kept in a global", table.concat(lines, "\n", 7))
+  end)
+
+  it("reports an unfinished chunk at the end of its input, as lua does", function()
+    local code, out = pipe("1 + 1\nfor i = 1, 2 do\n")
+    assert.are.equal(0, code)
+    assert.are.equal("2\nstdin:1: 'end' expected near <eof>\n", out)
+  end)
+
   it("pretty-prints tables nested, with ordered keys and long strings cut", function()
     local code, out = pipe([[
 {3, 2, 1, zeta = true, alpha = {beta = {1, 2}}, [10] = "ten"}
@@ -264,6 +316,23 @@ describe("the REPL on a terminal", function()
     assert.is_nil(out:find('"first"\n"first"', 1, true))   -- never run
     assert.matches('"second"\n"second"\n', out)            -- echoed, then printed once
     assert.is_nil(out:find("syntax error", 1, true))       -- the chunk was dropped
+    assert.matches("exit=0\n$", out)
+  end)
+
+  it("drops the chunk, not the session, on Ctrl-D at the continuation prompt", function()
+    local out = pty({
+      "expect > ", "ready",
+      [[send for i = 1, 2 do\r]],
+      "expect >> ", "ready",
+      [[send \x04]],
+      [[expect \n> ]], "ready",
+      [[send "still here"\r]],
+      "expect here", "expect > ", "ready",
+      [[send \x04]],
+      "wait",
+    }, {XDG_STATE_HOME = state})
+    assert.matches('"still here"\n"still here"\n', out)   -- echoed, then printed
+    assert.is_nil(out:find("expected near", 1, true))      -- dropped, not run
     assert.matches("exit=0\n$", out)
   end)
 

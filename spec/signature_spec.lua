@@ -110,6 +110,42 @@ describe("Signature", function()
     assert.has_error(function() Signature(42) end)
   end)
 
+  it("append adds an output and prepend an input with the README's two arguments", function()
+    local sig = Signature("question -> answer")
+    local more = sig:append("confidence", "float")
+    assert.are.same({"question"}, more:input_names())
+    assert.are.same({"answer", "confidence"}, more:output_names())
+    assert.are.equal("float", more.outputs[2].type.text)
+    local ctx = sig:prepend("context", "list[str]")
+    assert.are.same({"context", "question"}, ctx:input_names())
+    assert.are.same({"answer"}, ctx:output_names())
+    assert.are.equal("list[str]", ctx.inputs[1].type.text)
+    local ok, err = pcall(sig.append, sig, "x", "int", "sideways")
+    assert.is_false(ok)
+    assert.matches("signature_spec%.lua:%d+: bad argument #3 to 'append' %(\"input\" or \"output\" " ..
+      'expected, got "sideways"%)', err)
+  end)
+
+  it("lists the types beside an unknown one, with the likely one first", function()
+    local ok, err = pcall(Signature, "question -> answer: integer")
+    assert.is_false(ok)
+    assert.matches("unknown type 'integer' %(did you mean 'int'%? the types are str, int, float, " ..
+      "bool, list%[T%], dict%[str, T%], json, one of: a, b", err)
+    ok, err = pcall(Signature, "q -> a: list[strng]")
+    assert.is_false(ok)
+    assert.matches("unknown type 'strng' in type 'list%[strng%]' %(the types are str, int", err)
+  end)
+
+  it("blames the line that built a Predict from a bad signature", function()
+    local tide = require "tide"
+    local ok, err = pcall(function()
+      local p = tide.Predict("a -> b: integer")
+      return p
+    end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*signature_spec%.lua:%d+: Signature: .*unknown type 'integer'", err)
+  end)
+
   it("reports the caller's line for a bad signature", function()
     local ok, err = pcall(function()
       local sig = Signature("no arrow")

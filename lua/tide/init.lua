@@ -5,6 +5,7 @@
 -- providers, signatures, panels, evaluation) are Lua modules under tide/.
 
 local core = require "tide.core"
+local check = require "tide.check"
 
 local tide = {
   version = core.version,
@@ -58,18 +59,16 @@ tide.settings = settings.global
 
 --- tide.configure{lm = lm, adapter = tide.adapters.json, cache = false | {dir = path, memory = n}}
 function tide.configure(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'configure' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  check.type("configure", 1, opts, "table")
   if opts.lm ~= nil then
     if getmetatable(opts.lm) ~= lm.LM then
-      error("tide.configure: lm must be a tide.LM", 2)
+      check.misuse("tide.configure: lm must be a tide.LM")
     end
     settings.global.lm = opts.lm
   end
   if opts.adapter ~= nil then
     if type(opts.adapter) ~= "table" or type(opts.adapter.format) ~= "function" then
-      error("tide.configure: adapter must be tide.adapters.chat or tide.adapters.json", 2)
+      check.misuse("tide.configure: adapter must be tide.adapters.chat or tide.adapters.json")
     end
     settings.global.adapter = opts.adapter
   end
@@ -79,7 +78,7 @@ function tide.configure(opts)
     elseif type(opts.cache) == "table" then
       lm.set_default_cache(cache.new{memory = opts.cache.memory, dir = opts.cache.dir})
     else
-      error("tide.configure: cache must be false or {dir = ..., memory = ...}", 2)
+      check.misuse("tide.configure: cache must be false or {dir = ..., memory = ...}")
     end
   end
   return settings.global
@@ -131,6 +130,10 @@ end
 -- Without a function, runs the loop until no task is left.
 function tide.run(fn, ...)
   if fn == nil then
+    if core.current() then
+      check.misuse("tide.run: called inside a task; only the main flow (a host, a " ..
+        "script's top level outside tide) drives the loop; in a task, wait with task:wait()")
+    end
     return core.run_until_idle()
   end
   return core.spawn(fn, ...):wait()

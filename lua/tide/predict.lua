@@ -16,6 +16,7 @@ local chat = require "tide.adapters.chat"
 local json = require "tide.adapters.json"
 local prediction = require "tide.prediction"
 local settings = require "tide.settings"
+local check = require "tide.check"
 
 local M = {}
 
@@ -32,8 +33,7 @@ local function as_signature(sig, instructions, fname)
     if instructions then return sig:with_instructions(instructions) end
     return sig
   end
-  error(string.format("bad argument #1 to '%s' (signature or string expected, got %s)", fname,
-    type(sig)), 3)
+  check.fail(fname, 1, "signature or string expected, got " .. type(sig))
 end
 
 --- tide.Predict(signature [, opts]) — opts: lm, adapter, demos, config,
@@ -64,9 +64,58 @@ local EMPTY = {}   -- shared by every call that has no options or config: only e
 
 local is_input = Signature.is_input
 
+--- Levenshtein distance between two short names, for "did you mean".
+local function distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = {[0] = i}
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+-- sig may be any {inputs = , outputs = } table, not only a Signature
+local function has_field(sig, name)
+  for _, list in ipairs({sig.inputs, sig.outputs}) do
+    for _, f in ipairs(list) do
+      if f.name == name then return true end
+    end
+  end
+  return false
+end
+
+--- The message for a missing input: it names the keys the call had that the
+-- signature does not know, closest first ("missing input 'question' (got
+-- 'qestion')"), since a missing input is most often a misspelt one.
+local function missing_input(sig, name, args)
+  local stray = {}
+  for k in pairs(args) do
+    if type(k) == "string" and not CALL_OPTIONS[k] and not has_field(sig, k) then
+      stray[#stray + 1] = k
+    end
+  end
+  table.sort(stray, function(a, b)
+    local da, db = distance(a, name), distance(b, name)
+    if da ~= db then return da < db end
+    return a < b
+  end)
+  local got = ""
+  if #stray > 0 then
+    local shown = {}
+    for i = 1, math.min(3, #stray) do shown[i] = "'" .. stray[i] .. "'" end
+    got = string.format(" (got %s%s)", table.concat(shown, ", "), #stray > 3 and ", ..." or "")
+  end
+  return string.format("tide.Predict: missing input '%s'%s for %s", name, got, tostring(sig))
+end
+
 local function split_call(self, args)
   if type(args) ~= "table" then
-    error("tide.Predict: call with a table of inputs, got " .. type(args), 3)
+    check.misuse("tide.Predict: call with a table of inputs, got " .. type(args))
   end
   local sig = self.signature
   local inputs, options = args, EMPTY
@@ -81,7 +130,7 @@ local function split_call(self, args)
   end
   for _, f in ipairs(sig.inputs) do
     if inputs[f.name] == nil and not f.optional then
-      error(string.format("tide.Predict: missing input '%s' for %s", f.name, tostring(sig)), 3)
+      check.misuse(missing_input(sig, f.name, inputs))
     end
   end
   return inputs, options
@@ -157,7 +206,7 @@ function Predict:__call(args)
   local inputs, options = split_call(self, args)
   local lm = options.lm or self.lm or settings.get("lm")
   if lm == nil then
-    error("tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}", 2)
+    check.misuse("tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}")
   end
   local adapter = self.adapter or settings.get("adapter") or chat
   local config = merged(self.config, options.config)

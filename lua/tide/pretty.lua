@@ -5,6 +5,7 @@
 --   pretty.format(v [, opts]) → string
 --   opts: max_string (200 bytes), max_depth (5), max_items (100), width (80)
 local core = require "tide.core"
+local check = require "tide.check"
 
 local M = {}
 
@@ -113,21 +114,31 @@ end
 --- pretty.format(v [, opts]) → the text of one value.
 function M.format(v, opts)
   local o = DEFAULTS
-  if opts ~= nil then
-    if type(opts) ~= "table" then
-      error("bad argument #2 to 'format' (table expected, got " .. type(opts) .. ")", 2)
-    end
-    o = setmetatable(opts, {__index = DEFAULTS})
+  if check.type("format", 2, opts, "table", true) ~= nil then
+    o = {}   -- a copy: the caller's table keeps no metatable of ours
+    for k, default in pairs(DEFAULTS) do o[k] = opts[k] == nil and default or opts[k] end
   end
   return format_value(v, o, 0, 0, {})
 end
 
---- pretty.error(e) → "error (kind): message" for a tide error, the message of
--- anything else.
+--- pretty.error(e) → whatever was raised, reading as an error: "error (kind):
+-- message [status = ...]" for a tide error or any table with a `kind`, "error:
+-- ..." for anything else (error(nil) → "error: nil"), never a table address.
 function M.error(e)
   if core.is_error(e) then return format_error(e, DEFAULTS) end
-  if type(e) == "table" and rawget(e, "message") then return tostring(e.message) end
-  return tostring(e)
+  if type(e) ~= "table" then return "error: " .. tostring(e) end
+  local kind, message = rawget(e, "kind"), rawget(e, "message")
+  local mt = getmetatable(e)
+  if kind ~= nil and message ~= nil then return format_error(e, DEFAULTS) end
+  if type(mt) == "table" and rawget(mt, "__tostring") then
+    local s = tostring(e)
+    return kind ~= nil and string.format("error (%s): %s", tostring(kind), s) or "error: " .. s
+  end
+  if message ~= nil then return "error: " .. tostring(message) end
+  -- a table with no message: its fields are what there is to read
+  local shown = format_value(e, DEFAULTS, 0, 0, {})
+  if kind ~= nil then return string.format("error (%s): %s", tostring(kind), shown) end
+  return "error: " .. shown
 end
 
 return M

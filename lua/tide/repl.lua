@@ -5,10 +5,14 @@
 -- "quit", or "run" with a function that the binary runs as a task — so lm calls
 -- and tide.gather work at the prompt, and Ctrl-C cancels the task.  Like lua, an
 -- input is first tried as an expression (`return <input>`), `=expr` works, and
--- the values are printed; here they are pretty-printed.
+-- the values are printed; here they are pretty-printed.  The binary also hands
+-- the session the errors of tasks nobody took (task_failed), which are printed
+-- before the next prompt.
 local tide = require "tide"
 local pretty = require "tide.pretty"
 local redact = require "tide.redact"
+local script = require "tide.script"
+local check = require "tide.check"
 
 local M = {}
 
@@ -27,22 +31,33 @@ and predictors work directly; Ctrl-C cancels the running input.
 Tab completes global names and table fields.
 ]]
 
---- repl.new{interactive = bool, write = fn, env = table} → a session.  Puts `tide`
--- in the environment, and `lm` when TIDE_MODEL names a model.
-function M.new(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'new' (table expected, got " .. type(opts) .. ")", 2)
+--- The default LM the way `tide eval` picks it: TIDE_MODEL, else the mockllm at
+-- MOCKLLM_URL (under scripts/with_mockllm), else none.
+function Session:configure_from_env()
+  local model = os.getenv("TIDE_MODEL")
+  local lm, why = script.lm(nil, "")
+  if lm then
+    tide.configure{lm = lm}
+    self.env.lm = lm
+  elseif model and model ~= "" then
+    self.write("cannot use TIDE_MODEL=", model, ": ", why:match("^[^\n]*"), "\n")
   end
+end
+
+--- repl.new{interactive = bool, write = fn, env = table} → a session.  Puts `tide`
+-- in the environment, and `lm`, the default LM, when TIDE_MODEL names a model or
+-- MOCKLLM_URL a mock server.
+function M.new(opts)
+  opts = check.type("new", 1, opts, "table", true) or {}
   local self = setmetatable({
     interactive = opts.interactive and true or false,
     write = opts.write or io.write,
     env = opts.env or _G,
     buffer = nil,
+    failed = {},   -- errors of tasks nobody took, to print before the next prompt
   }, Session)
   self.env.tide = self.env.tide or tide
-  local model = os.getenv("TIDE_MODEL")
-  if model and model ~= "" then self:set_model(model) end
+  self:configure_from_env()
   self.completer = function(text) return self:complete(text) end
   return self
 end
@@ -50,16 +65,53 @@ end
 function Session:banner()
   self.write(string.format("tide %s (%s) — :help for help, Ctrl-D to leave\n", tide.version,
     _VERSION))
+  if not tide.settings.lm then
+    self.write("no LM yet: `:model provider/model` (or TIDE_MODEL=...); offline: " ..
+      "scripts/with_mockllm build/tide\n")
+  end
 end
 
+--- The prompt to show; first the errors of tasks that failed since the last one
+-- with nobody to take them.  A full collection finds the handles nobody holds
+-- any more (the engine reports an error when its task's handle is collected).
 function Session:prompt()
+  collectgarbage()
+  self:report_failed()
   if not self.interactive then return "" end
   return self.buffer and ">> " or "> "
+end
+
+--- Called by the binary (from a finalizer: it only queues) with the error of a
+-- task nobody took.
+function Session:task_failed(e)
+  self.failed[#self.failed + 1] = e
+end
+
+function Session:report_failed()
+  local failed = self.failed
+  if #failed == 0 then return end
+  self.failed = {}
+  for _, e in ipairs(failed) do
+    self.write("a task failed and nobody took its error: ", pretty.error(e), "\n")
+  end
 end
 
 --- Drops a half-typed multi-line input (Ctrl-C at the prompt).
 function Session:reset()
   self.buffer = nil
+end
+
+--- End of input (Ctrl-D) → "quit", or "more" when it dropped an unfinished chunk
+-- instead (Ctrl-D at the `>>` prompt on a terminal).  At the real end of the
+-- input an unfinished chunk is reported as Lua would: "'end' expected near <eof>".
+function Session:eof(at_end)
+  if not self.buffer then return "quit" end
+  local text = self.buffer
+  self.buffer = nil
+  if not at_end then return "more" end
+  local _, err = load(text, "=stdin", "t", self.env)
+  self.write(err or "unfinished input", "\n")
+  return "quit"
 end
 
 --- Compiles an input: the function, or nil and "incomplete", or nil and the error.
@@ -86,6 +138,8 @@ function Session:print_values(values, first, last)
   self.write(table.concat(parts, multi and "\n" or "\t"), "\n")
 end
 
+--- Prints what an input raised, always as an error: `error (kind): message` for
+-- an error object (or any table with a kind), `error: ...` for anything else.
 function Session:print_error(e)
   if tide.is_error(e, "cancelled") then
     self.write("cancelled\n")
@@ -94,13 +148,16 @@ function Session:print_error(e)
   end
 end
 
+-- A Lua error message becomes a `lua` error: it prints as `error (lua): stdin:1: ...`.
+local function as_error(e)
+  if type(e) == "string" then return tide.error("lua", e) end
+  return e
+end
+
 --- The task body for a compiled input: runs it, prints its values or its error.
 function Session:body(fn)
   return function()
-    local r = table.pack(xpcall(fn, function(e)
-      if type(e) == "string" then return tide.error("lua", e) end
-      return e
-    end))
+    local r = table.pack(xpcall(fn, as_error))
     if not r[1] then
       self:print_error(r[2])
     elseif r.n > 1 then
@@ -114,7 +171,8 @@ end
 function Session:set_model(model)
   local ok, lm = pcall(tide.LM, model)
   if not ok then
-    self.write("cannot use ", model, ": ", pretty.error(lm), "\n")
+    local why = tide.is_error(lm) and lm.message or tostring(lm)
+    self.write("cannot use ", model, ": ", why, "\n")
     return
   end
   tide.configure{lm = lm}
@@ -158,9 +216,7 @@ end
 --- feed(line) → "more" | "none" | "quit" | "run", function, the whole input as the
 -- history may keep it (keys redacted)
 function Session:feed(line)
-  if type(line) ~= "string" then
-    error("bad argument #1 to 'feed' (string expected, got " .. type(line) .. ")", 2)
-  end
+  check.type("feed", 1, line, "string")
   if not self.buffer then
     if line:match("^%s*$") then return "none" end
     local name, arg = line:match("^%s*:(%a+)%s*(.-)%s*$")

@@ -5,6 +5,7 @@
 -- parent's (the C core copies it at spawn), so parallel tasks can run under
 -- different LMs without touching each other.
 local core = require "tide.core"
+local check = require "tide.check"
 
 local M = {}
 
@@ -23,11 +24,9 @@ end
 --- Runs fn(...) as a task under `overrides` (layered over the current context)
 -- and returns its results.
 function M.with(overrides, fn, ...)
-  if type(overrides) ~= "table" then
-    error("bad argument #1 to 'context' (table expected, got " .. type(overrides) .. ")", 2)
-  end
-  if type(fn) ~= "function" then
-    error("bad argument #2 to 'context' (function expected, got " .. type(fn) .. ")", 2)
+  check.type("context", 1, overrides, "table")
+  if not check.callable(fn) then
+    check.fail("context", 2, "function expected, got " .. type(fn))
   end
   local ctx = {}
   for k, v in pairs(overrides) do ctx[k] = v end

@@ -10,16 +10,19 @@
 -- type {kind = "str" | "int" | "float" | "bool" | "list" | "dict" | "any" | "enum",
 -- of = element type (list, dict), values = {...} (enum), text = the Python-style
 -- annotation DSPy shows the model, e.g. "list[str]" or "Literal['a', 'b']"}.
+local check = require "tide.check"
+
 local M = {}
 
 -- Errors inside are raised as {sig_error = msg} and re-raised by the public entry
--- points at the caller's level, so a message points at the user's line.
+-- points at the user's line (the first frame outside the library: a Predict built
+-- from a bad signature string blames the line that called Predict).
 local function fail(msg) error({sig_error = msg}, 0) end
 
 local function guarded(fn, ...)
   local ok, res = pcall(fn, ...)
   if ok then return res end
-  if type(res) == "table" and res.sig_error then error(res.sig_error, 3) end
+  if type(res) == "table" and res.sig_error then check.misuse(res.sig_error) end
   error(res, 0)
 end
 
@@ -64,6 +67,25 @@ local NAMED = {
   list = "list", List = "list", dict = "dict", Dict = "dict",
   json = "any", any = "any", Any = "any",
 }
+
+-- Names from other languages, for the hint in "unknown type" (they are not types).
+local LIKELY = {
+  integer = "int", number = "float", double = "float", string = "str", text = "str",
+  boolean = "bool", array = "list[str]", object = "dict", map = "dict",
+}
+
+local TYPES_TEXT = "str, int, float, bool, list[T], dict[str, T], json, " ..
+  "one of: a, b (or Literal['a', 'b']), Optional[T]"
+
+-- "unknown type 'integer' (did you mean 'int'? the types are ...)"; where: the
+-- whole type's text when the name is part of it (list[integer]).
+local function unknown_type(name, text)
+  local likely = LIKELY[name] or LIKELY[name:lower()] or NAMED[name:lower()]
+  local where = ""
+  if text:match("^%s*(.-)%s*$") ~= name then where = " in type '" .. text .. "'" end
+  return string.format("unknown type '%s'%s (%sthe types are %s)", name, where,
+    likely and ("did you mean '" .. likely .. "'? ") or "", TYPES_TEXT)
+end
 
 -- A small recursive-descent reader over a type's text.
 local function type_reader(text)
@@ -136,7 +158,7 @@ local function type_reader(text)
       return r.nullable(inner)
     end
     local kind = NAMED[name]
-    if not kind then fail("unknown type '" .. name .. "'") end
+    if not kind then error({type_error = unknown_type(name, text)}, 0) end
     if r.peek() ~= "[" then return make(kind) end
     if kind == "list" then
       pos = pos + 1
@@ -452,9 +474,7 @@ end
 
 --- sig:with_instructions(s) → a copy with these instructions.
 function Signature:with_instructions(instructions)
-  if type(instructions) ~= "string" then
-    error("bad argument #1 to 'with_instructions' (string expected, got " .. type(instructions) .. ")", 2)
-  end
+  check.type("with_instructions", 1, instructions, "string")
   local sig = guarded(build, copy_fields(self.inputs), copy_fields(self.outputs), instructions)
   return sig
 end
@@ -464,7 +484,7 @@ end
 local function insert(self, first, name, spec, side, fname)
   if side ~= "input" and side ~= "output" then
     fail(string.format("bad argument #3 to '%s' (\"input\" or \"output\" expected, got %s)",
-      fname, tostring(side)))
+      fname, side == nil and "nil" or string.format("%q", tostring(side))))
   end
   local f, err = make_field(spec, fname, name)
   if not f then fail("Signature: " .. err) end
@@ -474,15 +494,19 @@ local function insert(self, first, name, spec, side, fname)
   return build(inputs, outputs, self.instructions)
 end
 
---- sig:append(name, field_or_type, "input" | "output") → a new signature
+--- sig:append(name, field_or_type [, "input" | "output"]) → a new signature with
+-- the field last; an output unless the third argument says "input" (an input is
+-- usually prepended: sig:prepend("context", "list[str]")).
 function Signature:append(name, spec, side)
-  local sig = guarded(insert, self, false, name, spec, side, "append")
+  local sig = guarded(insert, self, false, name, spec, side or "output", "append")
   return sig
 end
 
---- sig:prepend(name, field_or_type, "input" | "output") → a new signature
+--- sig:prepend(name, field_or_type [, "input" | "output"]) → a new signature with
+-- the field first; an input unless the third argument says "output" (as
+-- ChainOfThought puts `reasoning` before the other outputs).
 function Signature:prepend(name, spec, side)
-  local sig = guarded(insert, self, true, name, spec, side, "prepend")
+  local sig = guarded(insert, self, true, name, spec, side or "input", "prepend")
   return sig
 end
 

@@ -3,9 +3,9 @@
 -- on_done, inside one of the host's tide_poll calls.  Loaded by scripts/host/game.c.
 --
 -- The LM: TIDE_MODEL (with its provider's key), else the mockllm at MOCKLLM_URL.
--- With GAME_PROBE set, a probe task asks mockllm's /__stats how many requests are in
--- flight, again and again, and counts the frames at which some were: the proof that
--- frames kept coming while the critics' requests were out.
+-- Against mockllm a probe task asks its /__stats how many requests are in flight,
+-- again and again, and counts the frames at which some were: the proof that frames
+-- kept coming while the critics' requests were out (the host prints the counts).
 local tide = require "tide"
 
 local game = {verdict = nil, failed = nil, frames_in_flight = 0, peak_in_flight = 0}
@@ -18,6 +18,7 @@ if os.getenv("TIDE_MODEL") then
 elseif mock then
   lm = tide.LM("openai/mock", {api_key = "mock", base_url = mock .. "/v1", cache = false,
     headers = {["X-Mock-Scenario"] = "latency=" .. latency}})
+  game.probing = true   -- only mockllm has /__stats to ask
 else
   error("set MOCKLLM_URL (scripts/with_mockllm build/game) or TIDE_MODEL", 0)
 end
@@ -79,7 +80,7 @@ function game.start(frame_of)
       game.failed = tostring(t:error())
     end
   end)
-  if os.getenv("GAME_PROBE") and mock then tide.spawn(probe, frame_of) end
+  if game.probing then tide.spawn(probe, frame_of) end
 end
 
 --- update(frame): the game logic of one frame; true once the game can end.

@@ -39,6 +39,7 @@
 typedef struct http_socket {
   uv_poll_t poll;
   curl_socket_t fd;
+  int events;              /* what curl waits for: UV_READABLE | UV_WRITABLE */
   tide_engine *E;
   struct http_socket *prev, *next;
 } http_socket;
@@ -230,18 +231,27 @@ static void collect_finished(tide_engine *E)
   }
 }
 
+/* A socket in error (a reset, most often) is handed to curl as ready for what it
+ * waits for, not as CURL_CSELECT_ERR: curl then reads or writes, and reports the
+ * socket's own error ("Connection reset by peer", CURLE_RECV_ERROR) rather than
+ * "select/poll returned error" (CURLE_SEND_ERROR, whatever the direction).  libuv
+ * stops a poll handle that reports an error: it is started again when curl keeps
+ * the socket. */
 static void on_poll(uv_poll_t *h, int status, int events)
 {
   http_socket *s = (http_socket *)h->data;
   tide_engine *E = s->E;
   int flags = 0, running;
   if (status < 0)
-    flags = CURL_CSELECT_ERR;
+    events = s->events;
   if (events & UV_READABLE)
     flags |= CURL_CSELECT_IN;
   if (events & UV_WRITABLE)
     flags |= CURL_CSELECT_OUT;
   curl_multi_socket_action(E->multi, s->fd, flags, &running);
+  /* s stays allocated until its close callback, which runs after this one */
+  if (status < 0 && !uv_is_closing((uv_handle_t *)&s->poll) && !uv_is_active((uv_handle_t *)&s->poll))
+    uv_poll_start(&s->poll, s->events, on_poll);
   collect_finished(E);
 }
 
@@ -317,6 +327,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
     events |= UV_READABLE;
   if (what & CURL_POLL_OUT)
     events |= UV_WRITABLE;
+  s->events = events;
   uv_poll_start(&s->poll, events, on_poll);
   return 0;
 }
@@ -492,6 +503,9 @@ static const char *error_kind(const transfer *x)
     return "tls";
   case CURLE_FILESIZE_EXCEEDED:
     return "too_large";
+  case CURLE_RECV_ERROR:   /* the connection broke under a read or a write: */
+  case CURLE_SEND_ERROR:   /* reset by the peer, as curl's CLI reports it */
+    return "reset";
   default:
     return x->too_large ? "too_large" : "protocol";
   }
@@ -516,7 +530,7 @@ int raise_transfer_error(lua_State *L, transfer *x, const char *method, const ch
    * attempt; a name that does not resolve, a certificate or an oversized answer
    * will not.  tide.retry reads this flag. */
   lua_pushboolean(L, strcmp(kind, "connect") == 0 || strcmp(kind, "protocol") == 0 ||
-                     strcmp(kind, "timeout") == 0);
+                     strcmp(kind, "reset") == 0 || strcmp(kind, "timeout") == 0);
   lua_setfield(L, -2, "retryable");
   transfer_release(x);
   return lua_error(L);
@@ -796,7 +810,8 @@ transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int st
 /* tide.request{url, method, headers, body, timeout, connect_timeout, max_body}
  *   → {status, headers, body, timings}
  * HTTP statuses are answers, not errors; transport failures raise error objects
- * with kind timeout | connect | dns | tls | too_large | cancelled | protocol. */
+ * with kind timeout | connect | dns | tls | too_large | cancelled | reset (the
+ * connection broke mid-transfer) | protocol. */
 static int http_lrequest(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);

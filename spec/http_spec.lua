@@ -97,12 +97,34 @@ describe("tide.request", function()
       assert.are.equal("protocol", kind_of("fault=drop"))
     end)
 
-    it("protocol: reset in the middle of the headers", function()
-      assert.are.equal("protocol", kind_of("fault=reset_headers"))
+    it("reset: reset in the middle of the headers", function()
+      assert.are.equal("reset", kind_of("fault=reset_headers"))
     end)
 
-    it("protocol: reset in the middle of the body", function()
-      assert.are.equal("protocol", kind_of("fault=reset_body"))
+    it("reset: reset in the middle of the body", function()
+      assert.are.equal("reset", kind_of("fault=reset_body"))
+    end)
+
+    -- The reset comes while curl waits for more: libuv reports the socket in error,
+    -- which used to reach curl as "select/poll returned error" (code 55).
+    it("reset: a reset while waiting for more of a stream, as curl's CLI says it", function()
+      local body = cjson.encode{model = "m", stream = true, messages = {{role = "user", content = "hi"}}}
+      local opts = {url = server.url .. "/v1/chat/completions", body = body,
+        headers = {["X-Mock-Scenario"] = "fault=stream_reset"}}
+      local pieces = {}
+      local ok, err = pcall(function()
+        local s <close> = tide.stream(opts)
+        for piece in s:chunks() do pieces[#pieces + 1] = piece end
+      end)
+      assert.is_false(ok)
+      assert.are.equal("reset", err.kind, tostring(err))
+      assert.are.equal(56, err.curl_code)
+      assert.matches("Connection reset by peer", err.message)
+      assert.is_true(err.retryable)
+      assert.matches("data:", table.concat(pieces))   -- what came before the reset was read
+      local _, rerr = pcall(tide.request, opts)
+      assert.are.equal("reset", rerr.kind, tostring(rerr))
+      assert.are.equal(56, rerr.curl_code)
     end)
 
     it("protocol: a body shorter than its Content-Length", function()

@@ -32,9 +32,9 @@ M.FAULTS = {
   {name = "read timeout", scenario = "fault=hang", kind = "timeout", request = "timeout",
    transient = "fault=hang"},
   {name = "reset mid-headers", scenario = "fault=reset_headers", kind = "transport",
-   request = "protocol", transient = "fault=reset_headers"},
+   request = "reset", transient = "fault=reset_headers"},
   {name = "reset mid-body", scenario = "fault=reset_body", kind = "transport",
-   request = "protocol", transient = "fault=reset_body"},
+   request = "reset", transient = "fault=reset_body"},
   {name = "truncated body", scenario = "fault=truncate", kind = "transport", request = "protocol",
    transient = "fault=truncate"},
   {name = "malformed JSON", scenario = "fault=malformed", kind = "parse", request = "HTTP 200"},
@@ -72,6 +72,24 @@ M.FAULTS = {
   {name = "mid-stream error event", scenario = "fault=stream_error", stream = true,
    kind = "server"},
   {name = "mid-stream drop", scenario = "fault=stream_drop", stream = true, kind = "transport"},
+  -- Hostile servers (issue 14).  kind "ok": a fault every layer must get through with
+  -- the answer intact.  secret: the error must not hold the API key, plain or
+  -- JSON-escaped.  sane_usage: the LM's usage stays finite, non-negative whole numbers.
+  {name = "error echoing the API key", scenario = "echo_key=1", kind = "auth",
+   request = "HTTP 401", secret = true},
+  {name = "error echoing the API key, JSON-escaped", scenario = "echo_key=escaped", kind = "auth",
+   request = "HTTP 401", secret = true},
+  {name = "error echoing the API key across the 200-byte cut", scenario = "echo_key=1;echo_pad=162",
+   kind = "auth", request = "HTTP 401", secret = true},
+  {name = "JSON body after a byte-order mark", scenario = "bom=1", kind = "ok", request = "HTTP 200"},
+  {name = "token counts of 1e999", scenario = "usage=huge", kind = "ok", request = "HTTP 200",
+   sane_usage = true},
+  {name = "SSE after a byte-order mark", scenario = "bom=1", stream = true, kind = "ok"},
+  {name = "10 000 empty SSE events first", scenario = "sse_filler=10000", stream = true, kind = "ok"},
+  {name = "stream cut cleanly between events", scenario = "fault=stream_cut", stream = true,
+   kind = "transport", cause = "incomplete"},
+  {name = "reset mid-stream", scenario = "fault=stream_reset", stream = true, kind = "transport",
+   cause = "reset"},
 }
 
 M.LAYERS = {"request", "lm", "predict", "panel", "evaluate"}
@@ -124,17 +142,20 @@ local function scenario_of(fault, transient)
   return fault.scenario
 end
 
+-- Every LM of the catalogue carries this key; a "secret" fault's error must not.
+local API_KEY = "fault-catalogue-key"
+
 local function make_lm(env, fault, format, transient)
   local headers
   local sc = scenario_of(fault, transient)
   if sc then headers = {["X-Mock-Scenario"] = sc} end
-  return tide.LM(format.model, {api_key = "fault-catalogue-key", base_url = format.base(base_url(env, fault)),
+  return tide.LM(format.model, {api_key = API_KEY, base_url = format.base(base_url(env, fault)),
     cache = false, num_retries = transient and 2 or 0, timeout = 0.6, headers = headers,
     max_body = 1024 * 1024})
 end
 
 local function healthy_lm(env, format)
-  return tide.LM(format.model, {api_key = "fault-catalogue-key",
+  return tide.LM(format.model, {api_key = API_KEY,
     base_url = format.base(env.server.url), cache = false, num_retries = 0})
 end
 
@@ -156,10 +177,14 @@ function RUN.request(env, fault, format)
   return {outcome = describe_error(r), error = r}
 end
 
+-- A stream's prompt, and the whole text mockllm streams back for it.
+local STORY = "Tell me a story."
+M.STORY_REPLY = "Mock reply to: " .. STORY
+
 local function lm_call(lm, fault)
   if fault.stream then
     local text = {}
-    for piece in lm:stream("Tell me a story.") do text[#text + 1] = piece end
+    for piece in lm:stream(STORY) do text[#text + 1] = piece end
     return table.concat(text)
   end
   return lm:call{messages = {{role = "user", content = "hi " .. unique()}}}
@@ -169,7 +194,8 @@ function RUN.lm(env, fault, format, transient)
   local lm = make_lm(env, fault, format, transient)
   local ok, r = pcall(lm_call, lm, fault)
   if ok then
-    return {outcome = transient and "recovered" or "ok", attempts = type(r) == "table" and r.attempts}
+    return {outcome = transient and "recovered" or "ok", attempts = type(r) == "table" and r.attempts,
+            usage = type(r) == "table" and r.usage or nil, text = type(r) == "string" and r or nil}
   end
   return {outcome = describe_error(r), error = r}
 end
@@ -243,6 +269,7 @@ end
 --- The outcome a cell must show.
 function M.expected(fault, layer, transient)
   if layer == "request" then return fault.request end
+  if fault.kind == "ok" then return "ok" end   -- survived on every layer
   if transient then return "recovered" end
   if layer == "panel" then return "degraded (" .. fault.kind .. ")" end
   if layer == "evaluate" then return "row error (" .. fault.kind .. ")" end
@@ -304,6 +331,46 @@ function M.check(cell)
     return false, "the " .. cell.layer .. " lost a healthy critic's or example's result"
   end
   if cell.layer == "panel" and r.approved then return false, "approved over a failed critic" end
+  if cell.fault.secret and cell.layer ~= "request" and M.leaks_key(r.error) then
+    return false, "the error holds the API key"
+  end
+  if cell.fault.sane_usage and cell.layer == "lm" and not M.sane_usage(r.usage) then
+    return false, "usage not finite non-negative integers"
+  end
+  if cell.fault.stream and cell.fault.kind == "ok" and r.text ~= M.STORY_REPLY then
+    return false, "streamed " .. string.format("%q", tostring(r.text)) .. ", not the whole reply"
+  end
+  return true
+end
+
+--- Whether any string in the error (its fields, nested tables, its text) holds the
+-- catalogue's API key, as written or with its characters JSON-escaped (\u00XX).
+function M.leaks_key(e)
+  local escaped = API_KEY:gsub(".", function(c) return string.format("\\u%04x", c:byte()) end)
+  local seen = {}
+  local function leaks(v, depth)
+    if type(v) == "string" then
+      return v:find(API_KEY, 1, true) ~= nil or v:lower():find(escaped, 1, true) ~= nil
+    end
+    if type(v) ~= "table" or seen[v] or depth > 6 then return false end
+    seen[v] = true
+    for k, x in pairs(v) do
+      if leaks(k, depth + 1) or leaks(x, depth + 1) then return true end
+    end
+    return false
+  end
+  return e ~= nil and (leaks(e, 0) or leaks(tostring(e), 0))
+end
+
+--- usage = {input, output, total}: each a finite whole number, not negative.
+function M.sane_usage(u)
+  if type(u) ~= "table" then return false end
+  for _, k in ipairs{"input", "output", "total"} do
+    local v = u[k]
+    if math.type(v) == nil or v ~= v or v < 0 or v == math.huge or v ~= math.floor(v) then
+      return false
+    end
+  end
   return true
 end
 
@@ -314,7 +381,7 @@ function M.restart(mockllm, format, calls)
   calls = calls or 12
   local first = mockllm.start{latency_ms = 300}
   local port = first.port
-  local lm = tide.LM(format.model, {api_key = "fault-catalogue-key", base_url = format.base(first.url),
+  local lm = tide.LM(format.model, {api_key = API_KEY, base_url = format.base(first.url),
     cache = false, num_retries = 4})
   local list = {}
   for i = 1, calls do list[i] = "restart " .. i .. " " .. unique() end

@@ -92,10 +92,32 @@ describe("the tide binary", function()
     assert.matches("usage: tide", out)
   end)
 
+  it("lists in --help the environment it reads, and where eval's flags are", function()
+    local code, out = run("--help")
+    assert.are.equal(0, code)
+    assert.matches("tide eval PROGRAM%.lua %-%-data FILE %-%-out FILE", out)
+    assert.matches("(tide eval --help)", out, 1, true)
+    assert.matches("Exit status: 0, 1 after an error, 2 for a usage error, 130 after Ctrl-C", out, 1, true)
+    local vars = {"TIDE_MODEL", "TIDE_CACHE_DIR", "MOCKLLM_URL", "XDG_STATE_HOME"}
+    -- every key and base-URL variable the providers read (their table is the truth)
+    for _, name in ipairs(require("tide.providers").key_variables()) do vars[#vars + 1] = name end
+    local path = assert(package.searchpath("tide.providers", package.path))
+    local source = assert(require("support.files").read(path))
+    for name in source:gmatch('base_env = "([%w_]+)"') do vars[#vars + 1] = name end
+    assert.is_true(#vars >= 10)
+    for _, name in ipairs(vars) do
+      assert.truthy(out:find(name, 1, true), name .. " is not in tide --help")
+    end
+  end)
+
   it("refuses unknown options with the usage; with no arguments it is the REPL", function()
     local code, out = run("--bogus")
-    assert.are_not.equal(0, code)
+    assert.are.equal(2, code)   -- a usage error, as for tide eval
     assert.matches("unknown option '%-%-bogus'", out)
+    assert.matches("%-%-help for the options", out)
+    code, out = run("-e")
+    assert.are.equal(2, code)
+    assert.matches("'%-e' needs an argument", out)
     code, out = run("", "1 + 1\n")   -- standard input is a pipe: plain lines (spec/repl_spec.lua)
     assert.are.equal(0, code)
     assert.are.equal("2\n", out)

@@ -93,7 +93,7 @@ struct tide_engine {
   int easy_pooled, easy_pool_cap;
   int timers;              /* uv timers open for sleeps and deadlines */
   uint64_t rng;            /* retry jitter: xorshift state, seeded per engine */
-  struct transfer *transfers_live;
+  struct transfer *transfers_live;   /* holding an easy handle (a stream nobody closed, too) */
   tide_error_fn on_error;  /* errors of tasks nobody took (tide_set_error_handler) */
   void *on_error_ud;
 };

@@ -167,13 +167,6 @@ void transfer_detach(tide_engine *E, transfer *x)
     return;
   curl_multi_remove_handle(E->multi, x->easy);
   x->active = 0;
-  if (x->prev)
-    x->prev->next = x->next;
-  else
-    E->transfers_live = x->next;
-  if (x->next)
-    x->next->prev = x->prev;
-  x->prev = x->next = NULL;
   E->transfers--;
 }
 
@@ -194,12 +187,34 @@ static void easy_put(tide_engine *E, CURL *easy)
   }
 }
 
-/* Frees everything the transfer holds; safe to call twice. */
+static void transfer_hold(tide_engine *E, transfer *x)
+{
+  x->prev = NULL;
+  x->next = E->transfers_live;
+  if (x->next)
+    x->next->prev = x;
+  E->transfers_live = x;
+}
+
+static void transfer_unhold(tide_engine *E, transfer *x)
+{
+  if (x->prev)
+    x->prev->next = x->next;
+  else
+    E->transfers_live = x->next;
+  if (x->next)
+    x->next->prev = x->prev;
+  x->prev = x->next = NULL;
+}
+
+/* Frees everything the transfer holds; safe to call twice, and after the engine
+ * was released (its easy handle is gone then). */
 void transfer_release(transfer *x)
 {
   tide_engine *E = x->op.E;
   transfer_detach(E, x);
   if (x->easy) {
+    transfer_unhold(E, x);
     easy_put(E, x->easy);
     x->easy = NULL;
   }
@@ -429,8 +444,17 @@ static void timer_handle_closed(uv_handle_t *h)
 
 void http_release(tide_engine *E)
 {
-  while (E->transfers_live)
-    transfer_detach(E, E->transfers_live);
+  /* Every easy handle goes now, those of streams still open in Lua too (their
+   * userdata outlives the engine until lua_close): one still attached to the share
+   * handle would keep curl_share_cleanup from freeing it, and be cleaned up after
+   * curl_global_cleanup.  The userdata's __gc finds no handle then. */
+  while (E->transfers_live) {
+    transfer *x = E->transfers_live;
+    transfer_detach(E, x);
+    transfer_unhold(E, x);
+    curl_easy_cleanup(x->easy);
+    x->easy = NULL;
+  }
   while (E->easy_pooled > 0)
     curl_easy_cleanup(E->easy_pool[--E->easy_pooled]);
   curl_multi_cleanup(E->multi);   /* closes cached connections */
@@ -762,6 +786,7 @@ transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int st
     transfer_release(x);
     luaL_error(L, "%s: out of memory", fname);
   }
+  transfer_hold(E, x);
   curl_easy_setopt(easy, CURLOPT_URL, url);
   curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
   curl_easy_setopt(easy, CURLOPT_SHARE, E->share);
@@ -799,10 +824,6 @@ transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int st
     luaL_error(L, "%s: libcurl refused the transfer", fname);
   }
   x->active = 1;
-  x->next = E->transfers_live;
-  if (x->next)
-    x->next->prev = x;
-  E->transfers_live = x;
   E->transfers++;
   return x;
 }

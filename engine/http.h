@@ -33,7 +33,7 @@ typedef struct transfer {
   size_t received, max_total;
   CURLcode result;
   char errbuf[CURL_ERROR_SIZE];
-  struct transfer *prev, *next;
+  struct transfer *prev, *next;   /* E->transfers_live, while it holds an easy handle */
 } transfer;
 
 extern const op_class transfer_class;

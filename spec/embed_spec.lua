@@ -14,6 +14,8 @@ local function run_host(source, mode)
   os.remove(path)
   -- under `make check` a sanitizer finding makes the host exit non-zero
   assert(ok, string.format("host %s with %s:\n%s", how, tostring(code), out))
+  -- every libcurl block tide took is given back once tide and Lua are closed
+  assert(out:find("curl_blocks=0\n", 1, true), "libcurl memory left behind:\n" .. out)
   return out
 end
 
@@ -59,6 +61,35 @@ describe("a host program embedding tide", function()
     assert.matches("closed on tide_close", out)    -- tide_close unwound it
     assert.matches("loop_closed=yes", out)
   end)
+
+  -- A stream left open in Lua kept its curl handle attached to the share handle
+  -- past tide_close: curl_share_cleanup could not free the share (LSan: 2.6 KB),
+  -- and the handle itself was cleaned up after curl_global_cleanup, at lua_close.
+  for _, mode in ipairs({"host-loop", "own"}) do
+    it("tide_close releases the curl handles of streams still open in Lua (" .. mode .. ")", function()
+      local out = run_host(([[
+        local tide = require "tide.core"
+        local body = '{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+        -- one in the middle of its body, one read to the end, neither closed
+        open_stream = tide.stream{url = "URL/v1/chat/completions", body = body,
+          headers = {["X-Mock-Scenario"] = "stream_interval=2000"}}
+        read_stream = tide.stream{url = "URL/v1/chat/completions", body = body}
+        while read_stream:read() do end
+        print("statuses=" .. open_stream.status .. "," .. read_stream.status)
+        function after_close()
+          print("read after close: " .. select(2, pcall(open_stream.read, open_stream)))
+          open_stream:close()
+          read_stream:close()
+          print("closed after close")
+        end
+      ]]):gsub("URL", server.url), mode == "own" and "--own" or "")
+      assert.matches("statuses=200,200", out)
+      assert.matches("read after close: [^\n]*the engine is closed", out)
+      assert.matches("closed after close", out)
+      assert.is_nil(out:find("after_close:", 1, true), out)
+      assert.matches("loop_closed=yes", out)
+    end)
+  end
 end)
 
 describe("a host's view of tasks", function()

@@ -142,7 +142,7 @@ describe("providers.resolve", function()
     local err = raised(providers.resolve, "mistral/large", {env = env_of{}})
     assert.matches("unknown provider 'mistral' in 'mistral/large'; known: anthropic, gemini", err, 1, true)
     assert.matches("write provider/model", raised(providers.resolve, "gpt-4o", {env = env_of{}}))
-    assert.matches("must be a string", raised(providers.resolve, nil))
+    assert.matches("bad argument #1 to 'LM' (string expected, got nil)", raised(providers.resolve, nil), 1, true)
   end)
 
   it("copies opts.headers into cfg", function()

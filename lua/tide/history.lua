@@ -21,6 +21,12 @@ function M.append(list, entry, limit)
   end
 end
 
+-- An amount that may be added to a total: totals only grow, and stay finite.
+local function amount(x)
+  if type(x) == "number" and x > 0 and x < math.huge then return x end
+  return 0
+end
+
 --- Adds a call's usage and cost to a totals table.
 function M.account(totals, usage, cost, cached)
   totals.calls = totals.calls + 1
@@ -28,10 +34,10 @@ function M.account(totals, usage, cost, cached)
     totals.cache_hits = totals.cache_hits + 1
     return
   end
-  totals.input = totals.input + (usage.input or 0)
-  totals.output = totals.output + (usage.output or 0)
-  totals.total = totals.total + (usage.total or 0)
-  totals.cost = totals.cost + (cost or 0)
+  totals.input = totals.input + amount(usage.input)
+  totals.output = totals.output + amount(usage.output)
+  totals.total = totals.total + amount(usage.total)
+  totals.cost = totals.cost + amount(cost)
 end
 
 local function indent(text)

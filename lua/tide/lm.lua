@@ -16,6 +16,7 @@ local history = require "tide.history"
 local settings = require "tide.settings"
 local sse = require "tide.sse"
 local redact = require "tide.redact"
+local check = require "tide.check"
 
 local M = {}
 
@@ -40,32 +41,59 @@ function M.set_default_cache(c)
   shared.cache = c
 end
 
-local function check_number(opts, field, min)
-  local v = opts[field]
-  if v ~= nil and (type(v) ~= "number" or v < min) then
-    error(string.format("tide.LM: opts.%s must be a number >= %s", field, min), 3)
+-- The options' valid ranges.  A day bounds the times: the C side turns seconds
+-- into milliseconds in a long, and no answer is worth waiting longer.
+local MAX_SECONDS = 86400
+local OPTION_RANGES = {
+  {"timeout", {above = 0, max = MAX_SECONDS}},
+  {"deadline", {above = 0, max = MAX_SECONDS}},
+  {"num_retries", {integer = true, min = 0, max = 100}},
+  {"max_parallel_requests", {integer = true, min = 1, max = 1000000}},
+  {"rpm", {min = 0}},
+  {"tpm", {min = 0}},
+  {"max_cost", {min = 0}},
+  {"max_body", {integer = true, min = 1, max = 1 << 40}},
+  {"history_limit", {integer = true, min = 1}},
+}
+
+-- Header names whose values are credentials (lower case).
+local CREDENTIAL_HEADERS = {authorization = true, ["proxy-authorization"] = true,
+  ["api-key"] = true, ["x-api-key"] = true, ["x-goog-api-key"] = true}
+
+local function check_options(opts)
+  for _, o in ipairs(OPTION_RANGES) do
+    check.number("LM", "opts." .. o[1], opts[o[1]], o[2], true)
   end
-  return v
+  local price = check.type("LM", "opts.price", opts.price, "table", true)
+  if price then
+    check.number("LM", "opts.price.input", price.input, {min = 0}, true)
+    check.number("LM", "opts.price.output", price.output, {min = 0}, true)
+  end
+  check.type("LM", "opts.secrets", opts.secrets, "table", true)
+  for i, s in ipairs(opts.secrets or {}) do check.type("LM", "opts.secrets[" .. i .. "]", s, "string") end
+end
+
+--- What the LM must never show: its key, the credential headers' values (and
+-- the token after "Bearer ", which is what a server quotes back), and the
+-- caller's own `secrets`.
+local function secrets_of(cfg, opts)
+  local list = {cfg.api_key}
+  for name, value in pairs(cfg.headers) do
+    if CREDENTIAL_HEADERS[name:lower()] then
+      list[#list + 1] = value
+      list[#list + 1] = value:match("^%a+%s+(%S+)%s*$")
+    end
+  end
+  for _, s in ipairs(opts.secrets or {}) do list[#list + 1] = s end
+  return redact.usable(list)
 end
 
 --- tide.LM(model, opts)
 function M.new(model, opts)
-  if type(model) ~= "string" then
-    error("bad argument #1 to 'LM' (string expected, got " .. type(model) .. ")", 2)
-  end
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #2 to 'LM' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  check.type("LM", 1, model, "string")
+  opts = check.type("LM", 2, opts, "table", true) or {}
   local provider, cfg = providers.resolve(model, opts)
-  check_number(opts, "num_retries", 0)
-  check_number(opts, "max_parallel_requests", 1)
-  check_number(opts, "rpm", 0)
-  check_number(opts, "tpm", 0)
-  check_number(opts, "timeout", 0)
-  check_number(opts, "max_cost", 0)
-  check_number(opts, "deadline", 0)
-  check_number(opts, "max_body", 1)
+  check_options(opts)
   local self = setmetatable({
     model = model,
     provider = cfg.provider,
@@ -76,21 +104,22 @@ function M.new(model, opts)
       top_p = opts.top_p,
       extra = opts.extra,
     },
-    num_retries = opts.num_retries or 3,
+    num_retries = opts.num_retries and math.tointeger(opts.num_retries) or 3,
     timeout = opts.timeout or 600,
-    max_body = opts.max_body and math.floor(opts.max_body),   -- nil: the engine's 64 MiB
+    max_body = opts.max_body and math.tointeger(opts.max_body),   -- nil: the engine's 64 MiB
     cache = opts.cache ~= false,
     rollout_id = opts.rollout_id,
     price = opts.price,            -- {input = $ per 1M tokens, output = $ per 1M tokens}
     max_cost = opts.max_cost,
     history = {},
-    history_limit = opts.history_limit or history.limit,
+    history_limit = opts.history_limit and math.tointeger(opts.history_limit) or history.limit,
     usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0},
   }, LM)
-  local p = {provider = provider, cfg = cfg, inflight = {}, deadline = opts.deadline}
+  local p = {provider = provider, cfg = cfg, inflight = {}, deadline = opts.deadline,
+             secrets = secrets_of(cfg, opts)}
+  redact.register(p.secrets)
   if opts.max_parallel_requests then
-    p.gate = tide_core.semaphore(math.tointeger(opts.max_parallel_requests) or
-      math.floor(opts.max_parallel_requests))
+    p.gate = tide_core.semaphore(math.tointeger(opts.max_parallel_requests))
   end
   if opts.rpm and opts.rpm > 0 then
     p.rpm = tide_core.bucket(opts.rpm / 60, math.max(1, opts.rpm / 60))
@@ -114,12 +143,13 @@ end
 local SAMPLING = {"temperature", "max_tokens", "stop", "top_p"}
 
 --- One request, normalised: messages plus the sampling options, the LM's
--- defaults under the call's own.
-local function normalise(self, req)   -- → the request, and the call's own timeout
+-- defaults under the call's own.  fname names the method in misuse errors.
+local function normalise(self, req, fname)   -- → the request, and the call's own timeout
+  fname = fname or "call"
   if type(req) == "string" then
     req = {messages = {{role = "user", content = req}}}
   elseif type(req) ~= "table" then
-    error("tide.LM: a call takes a prompt string or a table, got " .. type(req), 3)
+    check.fail(fname, 1, "a prompt string or a table expected, got " .. type(req))
   elseif req[1] ~= nil and req.messages == nil then
     req = {messages = req}
   end
@@ -128,11 +158,11 @@ local function normalise(self, req)   -- → the request, and the call's own tim
     messages = {{role = "user", content = req.prompt}}
   end
   if type(messages) ~= "table" or #messages == 0 then
-    error("tide.LM: a call needs `messages` (a non-empty list) or `prompt`", 3)
+    check.fail(fname, 1, "a call needs `messages` (a non-empty list) or `prompt`")
   end
   for i, m in ipairs(messages) do
     if type(m) ~= "table" or type(m.role) ~= "string" or type(m.content) ~= "string" then
-      error(string.format("tide.LM: messages[%d] must be {role = string, content = string}", i), 3)
+      check.fail(fname, 1, string.format("messages[%d] must be {role = string, content = string}", i))
     end
   end
   -- Only the fields that are set: an in-flight call keeps this table, and most
@@ -144,7 +174,9 @@ local function normalise(self, req)   -- → the request, and the call's own tim
     if v == nil then v = kw[field] end
     if v ~= nil then norm[field] = v end
   end
-  if req.n ~= nil then norm.n = req.n end
+  if req.n ~= nil then
+    norm.n = math.tointeger(check.number(fname, "n", req.n, {integer = true, min = 1, max = 128}))
+  end
   if req.response_format ~= nil then norm.response_format = req.response_format end
   local extra = kw.extra
   if req.extra then
@@ -153,7 +185,7 @@ local function normalise(self, req)   -- → the request, and the call's own tim
     for k, v in pairs(req.extra) do extra[k] = v end
   end
   norm.extra = extra
-  return norm, req.timeout
+  return norm, check.number(fname, "timeout", req.timeout, {above = 0, max = MAX_SECONDS}, true)
 end
 
 local function cache_key(self, norm, rollout_id)
@@ -248,6 +280,67 @@ local function fill(http, built)
   http.url, http.headers, http.body = built.url, built.headers, built.body
 end
 
+-- ---- a wrong base_url ---------------------------------------------------------
+
+--- The URL as errors show it: without its query string.
+local function shown_url(url)
+  return (tostring(url):gsub("[?#].*$", ""))
+end
+
+-- What each wire format adds to base_url, and whether base_url itself should
+-- end in /v1: OpenAI-compatible servers answer under /v1, which base_url
+-- carries; Anthropic's and Gemini's paths start with their version.
+local function base_advice(p)
+  local base = p.cfg.base_url
+  local versioned = base:match("/v%d[%w]*$") ~= nil
+  if p.provider.name == "openai" then
+    if versioned then return "" end
+    return " (an OpenAI-compatible server's base_url usually ends in /v1, e.g. " .. base .. "/v1)"
+  end
+  if versioned then
+    return string.format(" (%s's base_url has no version: tide adds the path itself)",
+      p.provider.name)
+  end
+  return ""
+end
+
+--- An answer that is no API's (a 404 page, an HTML page under a 2xx): what a
+-- base_url pointing at the wrong server or path gets.  The error then says
+-- which URL was called and what to check.
+local function wrong_url(p, err, url, body)
+  if type(err) ~= "table" then return err end
+  local page = type(body) == "string" and body:match("^%s*<") ~= nil
+  local json = type(body) == "string" and body:match("^%s*[{%[]") ~= nil
+  local status = err.status
+  if ((status == 404 or status == 405) and not json) or (err.kind == "parse" and page) then
+    err.url = shown_url(url)
+    err.message = string.format("%s; no %s API answered at %s: check base_url%s", err.message,
+      p.provider.name, err.url, base_advice(p))
+  end
+  return err
+end
+
+-- ---- one attempt ----------------------------------------------------------------
+
+--- The error of a non-2xx answer.  The body is redacted whole before the
+-- provider cuts it into the message and err.body: a key straddling the cut,
+-- or JSON-escaped, would survive a redaction made after.
+local function classify(p, status, headers, body, url)
+  local whole = redact.text(body, p.secrets)
+  local err = p.provider.classify(status, headers, whole)
+  err.provider = p.cfg.provider   -- "groq", not the wire format's "openai"
+  return wrong_url(p, err, url, whole)
+end
+
+--- A 2xx answer the provider could not read (err: its parse error, made from
+-- the body as it came): read again from the body redacted whole, for the same
+-- reason as in classify.  → pcall's results.
+local function reread(p, r, err)
+  local whole = redact.text(r.body, p.secrets)
+  if whole == r.body then return false, err end
+  return pcall(p.provider.parse, r.status, r.headers, whole)
+end
+
 --- One attempt of a call: the gate and the buckets, HTTP, the provider's reading
 -- of the answer.  `http` is the call's tide.request table; its url, headers and
 -- body are filled in once admitted (a call queued at the gate holds no request
@@ -261,27 +354,37 @@ local function attempt(p, norm, http)
   if not http.body then fill(http, p.provider.build(p.cfg, norm)) end
   local r = tide_core.request(http)
   if r.status >= 200 and r.status < 300 then
-    return p.provider.parse(r.status, r.headers, r.body)
+    local ok, result = pcall(p.provider.parse, r.status, r.headers, r.body)
+    if not ok then ok, result = reread(p, r, result) end
+    if ok then return result end
+    error(wrong_url(p, result, http.url, r.body), 0)
   end
-  local err = p.provider.classify(r.status, r.headers, r.body)
-  err.provider = p.cfg.provider   -- "groq", not the wire format's "openai"
-  error(err, 0)
+  error(classify(p, r.status, r.headers, r.body, http.url), 0)
 end
 
 --- The request itself, retried: gate, buckets, HTTP, provider parsing.
--- → ok, result or error (pcall's results).
+-- → ok, result or error (pcall's results).  A failure is redacted here, once,
+-- before anyone sees it: identical calls in flight share this error.
 local function send(self, p, norm, timeout)
-  if p.transport then return pcall(p.transport, norm) end
-  local http = {attempts = 0, method = "POST", timeout = timeout or self.timeout,
-                max_body = self.max_body, url = false, headers = false, body = false}
-  -- With nothing to queue behind, the body is built here rather than in
-  -- attempt(): a coroutine's stack keeps the size of the deepest point it
-  -- reached, and JSON encoding two frames further down would double the stack
-  -- every waiting call holds (2.5 KiB instead of 1.3).
-  if not (p.gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
-  local ok, result = pcall(tide_core.retry, retry_opts(self, p), attempt, p, norm, http)
-  if not ok then return false, lm_transport_error(self, result) end
-  result.attempts = http.attempts
+  local ok, result
+  if p.transport then
+    ok, result = pcall(p.transport, norm)
+  else
+    local http = {attempts = 0, method = "POST", timeout = timeout or self.timeout,
+                  max_body = self.max_body, url = false, headers = false, body = false}
+    -- With nothing to queue behind, the body is built here rather than in
+    -- attempt(): a coroutine's stack keeps the size of the deepest point it
+    -- reached, and JSON encoding two frames further down would double the stack
+    -- every waiting call holds (2.5 KiB instead of 1.3).
+    if not (p.gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
+    ok, result = pcall(tide_core.retry, retry_opts(self, p), attempt, p, norm, http)
+    if ok then
+      result.attempts = http.attempts
+      return true, result
+    end
+    result = lm_transport_error(self, result)
+  end
+  if not ok then return false, redact.value(result, p.secrets) end
   return true, result
 end
 
@@ -292,16 +395,16 @@ local function await_shared(t)
   return ok, result
 end
 
+--- A failed call: recorded, then raised (send redacted it).
+local function raise_failed(self, norm, started, err)
+  if type(err) == "table" then record(self, norm, started, nil, err) end
+  error(err, 0)
+end
+
 --- The end of a call: usage, cost, cache and history; raises the error of a
--- failed one (redacted: a server may quote the key back).
+-- failed one.
 local function conclude(self, p, norm, started, ok, result, cache, key)
-  if not ok then
-    if type(result) == "table" then
-      result = redact.value(result, {p.cfg.api_key})
-      record(self, norm, started, nil, result)
-    end
-    error(result, 0)
-  end
+  if not ok then raise_failed(self, norm, started, result) end
   result.cached = false
   result.cost = cost_of(self, result.usage)
   if cache then cache:put(key, result) end
@@ -333,7 +436,9 @@ local function call_cached(self, p, req, norm, timeout, cache, started)
       record(self, norm, started, result)
       return result
     end
-    if not (tide_core.is_error(shared_result, "cancelled")) then error(shared_result, 0) end
+    if not (tide_core.is_error(shared_result, "cancelled")) then
+      raise_failed(self, norm, started, shared_result)
+    end
     -- the first caller was cancelled, not us: make the call ourselves
   end
   -- The shared task never fails: it returns send's (pcall's) results, so its
@@ -345,14 +450,55 @@ local function call_cached(self, p, req, norm, timeout, cache, started)
   return conclude(self, p, norm, started, ok, result, cache, key)
 end
 
+--- The result of n samples made as n calls: the first answer, with every
+-- text in `texts` and the usage and cost of all of them.
+local function merged(results)
+  local first = results[1]
+  local all = {text = first.text, texts = {}, finish_reason = first.finish_reason,
+    model = first.model, raw = first.raw, cached = true, cost = 0, attempts = 0,
+    usage = {input = 0, output = 0, total = 0}}
+  local u = all.usage
+  for i, r in ipairs(results) do
+    all.texts[i] = r.text
+    u.input, u.output = u.input + r.usage.input, u.output + r.usage.output
+    u.total, u.note = u.total + r.usage.total, u.note or r.usage.note
+    all.cost = all.cost + (r.cost or 0)
+    all.attempts = math.max(all.attempts, r.attempts or 0)
+    all.cached = all.cached and r.cached
+  end
+  return all
+end
+
+--- n samples from a wire format that has no `n` (Anthropic's): n calls made
+-- together under the LM's gate.  The first is the call n = 1 would make; each
+-- other gets its own rollout, so that the cache and the sharing of calls in
+-- flight keep the samples apart.
+local function call_samples(self, req, n)
+  local base = req.rollout_id
+  if base == nil then base = self.rollout_id end
+  local indices = {}
+  for i = 1, n do indices[i] = i end
+  return merged(tide_core.map(indices, function(i)
+    local one = {}
+    for k, v in pairs(req) do one[k] = v end
+    one.n = nil
+    if i > 1 then one.rollout_id = string.format("%s#sample-%d", tostring(base or ""), i) end
+    return self:call(one)
+  end))
+end
+
 --- lm:call(req) → {text, finish_reason, usage = {input, output, total}, model, raw,
 -- cached, cost, attempts}.  req: a prompt string, a list of messages, or
 -- {messages | prompt, temperature, max_tokens, stop, top_p, n, response_format,
---  extra, timeout, cache = false, rollout_id}.  Raises typed errors.
+--  extra, timeout, cache = false, rollout_id}.  With n > 1, `texts` holds the n
+-- answers (made as n calls where the API has no n).  Raises typed errors.
 function LM:call(req)
   local norm, timeout = normalise(self, req)
   budget_check(self)
   local p = private[self]
+  if norm.n and norm.n > 1 and p.provider.takes_n == false then
+    return call_samples(self, req, norm.n)
+  end
   local started = tide_core.now()
   local use_cache = self.cache
   if type(req) == "table" and req.cache ~= nil then use_cache = req.cache end
@@ -379,15 +525,18 @@ local function open_stream(self, p, built, timeout)
     local body = {}
     for piece in s:chunks() do body[#body + 1] = piece end
     s:close()
-    error(p.provider.classify(s.status, s.headers, table.concat(body)), 0)
+    error(classify(p, s.status, s.headers, table.concat(body), built.url), 0)
   end)
 end
 
 --- for piece in lm:stream(req) do ... end — the answer's text as it arrives.
 -- The second value is a table filled in when the stream ends: {text,
 -- finish_reason, usage, model}.  Leaving the loop early closes the connection.
+-- A stream that stops before its provider's end marker (a finish reason,
+-- [DONE], message_stop) raises `transport` with cause `incomplete`; every
+-- error raised once the stream is open carries `partial_text`.
 function LM:stream(req)
-  local norm, timeout = normalise(self, req)
+  local norm, timeout = normalise(self, req, "stream")
   norm.stream = true
   budget_check(self)
   local p = private[self]
@@ -410,20 +559,34 @@ function LM:stream(req)
   local ok, s = pcall(open_stream, self, p, built, timeout)
   if not ok then
     if release then release:release() end
-    s = redact.value(lm_transport_error(self, s), {p.cfg.api_key})
+    s = redact.value(lm_transport_error(self, s), p.secrets)
     record(self, norm, started, nil, s)
     error(s, 0)
   end
-  local parser, state, pieces, queue = sse.new(), {}, {}, {}
-  local finished = false
-  local fail
-  local function finish()
-    if finished then return end
-    local ok_end, end_err = pcall(p.provider.stream_end, state)   -- no text at all is an error
-    if not ok_end then fail(end_err) end
+  local parser, state, pieces = sse.new(), {}, {}
+  local given = 0           -- pieces handed to the loop so far
+  local finished, failure = false, nil
+  local function close()
     finished = true
     s:close()
     if release then release:release(); release = nil end
+  end
+  -- A failure once the stream is open: recorded at once, raised once the loop
+  -- has had the pieces that came before it.  It carries all the text received.
+  local function fail(err)
+    if type(err) == "table" then err.partial_text = table.concat(pieces) end
+    err = redact.value(err, p.secrets)
+    close()
+    record(self, norm, started, nil, type(err) == "table" and err or {kind = "lua", message = tostring(err)})
+    failure = err
+  end
+  -- The end marker, or EOF: a success unless the provider finds the stream
+  -- incomplete (no end marker) or without text.
+  local function finish()
+    if finished then return end
+    local ok_end, end_err = pcall(p.provider.stream_end, state)
+    if not ok_end then return fail(end_err) end
+    close()
     local result = {
       text = table.concat(pieces), finish_reason = state.finish_reason or "stop",
       usage = state.usage or {input = 0, output = 0, total = 0}, model = state.model or p.cfg.model,
@@ -433,41 +596,44 @@ function LM:stream(req)
     for k, v in pairs(result) do final[k] = v end
     record(self, norm, started, result)
   end
-  fail = function(err)
-    err = redact.value(err, {p.cfg.api_key})
-    finished = true
-    s:close()
-    if release then release:release(); release = nil end
-    record(self, norm, started, nil, type(err) == "table" and err or {kind = "lua", message = tostring(err)})
-    error(err, 0)
-  end
-  local function handle(events)
+  local function handle(events)   -- → true at the end marker or a failure
     for _, ev in ipairs(events) do
       local okp, delta, done = pcall(p.provider.stream_event, state, ev)
-      if not okp then fail(delta) end
-      if delta and delta ~= "" then
-        pieces[#pieces + 1] = delta
-        queue[#queue + 1] = delta
-      end
+      if not okp then fail(delta); return true end
+      if delta and delta ~= "" then pieces[#pieces + 1] = delta end
       if done then return true end
     end
     return false
   end
-  local closer = setmetatable({}, {__close = function() if not finished then finish() end end})
+  local function read_more()
+    local okr, chunk = pcall(s.read, s)
+    if not okr then return fail(lm_transport_error(self, chunk)) end
+    local okf, events
+    if chunk == nil then
+      okf, events = pcall(parser.finish, parser)
+    else
+      okf, events = pcall(parser.feed, parser, chunk)
+    end
+    if not okf then return fail(events) end   -- an event over the size cap
+    if handle(events) or chunk == nil then finish() end
+  end
+  -- Leaving the loop before its end (a break, an error in its body) closes the
+  -- connection; the call is recorded as cancelled and `final` has the text received.
+  local closer = setmetatable({}, {__close = function()
+    if finished then return end
+    close()
+    final.text = table.concat(pieces)
+    record(self, norm, started, nil, {kind = "cancelled", message = "the stream was left before its end"})
+  end})
   local function next_piece()
     while true do
-      if #queue > 0 then return table.remove(queue, 1) end
-      if finished then return nil end
-      local okr, chunk = pcall(s.read, s)
-      if not okr then fail(lm_transport_error(self, chunk)) end
-      local okf, events
-      if chunk == nil then
-        okf, events = pcall(parser.finish, parser)
-      else
-        okf, events = pcall(parser.feed, parser, chunk)
+      if given < #pieces then
+        given = given + 1
+        return pieces[given]
       end
-      if not okf then fail(events) end   -- an event over the size cap
-      if handle(events) or chunk == nil then finish() end
+      if failure then error(failure, 0) end
+      if finished then return nil end
+      read_more()
     end
   end
   return next_piece, final, nil, closer

@@ -5,6 +5,7 @@ local get, str, int = common.get, common.str, common.int
 
 local M = {
   name = "anthropic",
+  takes_n = false,   -- one answer per request: lm:call{n = 3} makes three calls
   default_base_url = "https://api.anthropic.com",
 }
 local NAME = M.name
@@ -61,9 +62,11 @@ function M.build(cfg, req)
 end
 
 -- Input tokens billed: cache writes and reads are counted apart from input_tokens.
+-- nil when the usage says nothing about input (a stream's later events).
 local function input_of(u)
-  if type(get(u, "input_tokens")) ~= "number" then return nil end
-  return int(u.input_tokens) + int(u.cache_creation_input_tokens) + int(u.cache_read_input_tokens)
+  local x = get(u, "input_tokens")
+  if x == nil or type(x) == "userdata" then return nil end
+  return int(x) + int(u.cache_creation_input_tokens) + int(u.cache_read_input_tokens)
 end
 
 -- The status an error payload stands for when it has none (a stream event).
@@ -141,6 +144,7 @@ end
 function ON.message_delta(state, d)
   local reason = get(d, "delta", "stop_reason")
   if type(reason) == "string" then
+    state.complete = true   -- the answer is whole; message_stop only closes the stream
     state.finish_reason = finish_of(reason)
     if reason == "tool_use" and state.json_tool then state.finish_reason = "stop" end
     if reason == "refusal" then state.block_reason = reason end
@@ -158,15 +162,21 @@ function M.stream_event(state, ev)
   local d = errors.event(ev.data, "a Messages stream event")   -- raises `event: error`
   if d == nil then return nil, false end
   local kind = ev.event or d.type
-  if kind == "message_stop" then return nil, true end
+  if kind == "message_stop" then
+    state.complete = true
+    return nil, true
+  end
   local on = ON[kind]
   local text = on and on(state, d)
   if text then state.text_seen = true end
   return text, false
 end
 
---- stream_end(state): at the end of a stream, raises content_filter / empty
--- when no text arrived.
-M.stream_end = errors.stream_end
+--- stream_end(state): at the end of a stream, raises `transport` (cause
+-- `incomplete`) when it was cut before message_delta's stop_reason or
+-- message_stop, content_filter / empty when no text arrived.
+function M.stream_end(state)
+  errors.stream_end(state, "a stop_reason or message_stop")
+end
 
 return M

@@ -15,19 +15,39 @@ local SNIPPET_MAX = 200       -- bytes of a body quoted in an error message
 ---------------------------------------------------------------------------
 -- numbers
 
---- A JSON count as a Lua integer: lua-cjson decodes every number as a float.
--- Anything that is not a number (absent, null) counts as 0.
+-- Counts above 2^53 are not exact as floats; no answer spends that many tokens.
+local MAX_COUNT = 2^53
+
+--- A JSON token count as a Lua integer: lua-cjson decodes every number as a
+-- float.  Absent or null counts as 0.  Anything else that is not a finite,
+-- non-negative integer (1e999, NaN, -1e20, 12.5, "12") is NaN, which stays NaN
+-- through the sums a provider makes of several fields: usage() then drops it.
 function M.int(x)
-  if type(x) ~= "number" or x ~= x then return 0 end
-  return math.tointeger(x) or math.floor(x)
+  if x == nil or type(x) == "userdata" then return 0 end   -- absent, or JSON null
+  if type(x) == "number" and x >= 0 and x <= MAX_COUNT and x == math.floor(x) then
+    return math.tointeger(x)
+  end
+  return 0 / 0
 end
 
---- The normalised usage table; total defaults to input + output.
+-- What a dropped count is noted as.
+local function dropped(note, field)
+  return (note and note .. ", " or "the server's token counts that were not finite, "
+    .. "non-negative integers were counted as 0: ") .. field
+end
+
+--- The normalised usage table; total defaults to input + output.  A count the
+-- server got wrong is counted as 0 and named in usage.note: an infinite or
+-- negative count would make the cost infinite or negative (and switch max_cost
+-- off), and could not be written to the cache.
 function M.usage(input, output, total)
-  input, output = M.int(input), M.int(output)
-  local t = M.int(total)
-  if t == 0 then t = input + output end
-  return {input = input, output = output, total = t}
+  input, output, total = M.int(input), M.int(output), M.int(total)
+  local note
+  if input ~= input then input, note = 0, dropped(note, "input") end
+  if output ~= output then output, note = 0, dropped(note, "output") end
+  if total ~= total then total, note = 0, dropped(note, "total") end
+  if total == 0 then total = input + output end
+  return {input = input, output = output, total = total, note = note}
 end
 
 --- t[k1][k2]...: nil as soon as a step is not a table (absent, or JSON null,
@@ -193,9 +213,13 @@ end
 ---------------------------------------------------------------------------
 -- reading answers
 
---- The decoded JSON body, or nil when it is not JSON.
+local BOM = "\239\187\191"   -- UTF-8's byte-order mark, EF BB BF
+
+--- The decoded JSON body, or nil when it is not JSON.  A leading byte-order
+-- mark is not part of the JSON (RFC 8259 lets a reader ignore it).
 function M.decode(body)
   if type(body) ~= "string" then return nil end
+  if body:byte(1) == 0xEF and body:sub(1, 3) == BOM then body = body:sub(4) end
   local ok, v = pcall(cjson.decode, body)
   if ok then return v end
   return nil
@@ -273,9 +297,20 @@ function M.result(provider, r)
   return r
 end
 
---- The end of a stream (its end marker, or EOF for Gemini): raises what parse
--- would have raised when no text arrived.  stream_event sets state.text_seen.
-function M.stream_end(provider, state)
+--- The end of a stream (its end marker, or EOF).  A stream that never said it
+-- was complete (stream_event sets state.complete at the provider's end marker,
+-- `marker`) was cut: a `transport` error with cause `incomplete`, never a
+-- success, even when the connection closed cleanly between two events.  A
+-- complete one raises what parse would have raised when no text arrived
+-- (stream_event sets state.text_seen).
+function M.stream_end(provider, state, marker)
+  if not state.complete then
+    error(core.error{
+      kind = "transport", cause = "incomplete", provider = provider, retryable = true,
+      message = string.format("the %s stream ended before %s: the server or a proxy cut it short",
+        provider, marker),
+    }, 0)
+  end
   if state.text_seen then return end
   local finish = state.block_reason and "content_filter" or state.finish_reason or "other"
   M.require_text(provider, nil, finish, state.block_reason)
@@ -447,10 +482,11 @@ function M.errors(provider, describe)
     return raw
   end
 
-  --- stream_end(state): at the end of a stream, raises content_filter or
-  -- empty when no text arrived.
-  function R.stream_end(state)
-    M.stream_end(provider, state)
+  --- stream_end(state, marker): at the end of a stream, raises `transport`
+  -- (cause `incomplete`) when it did not reach `marker`, its end, and
+  -- content_filter or empty when no text arrived.
+  function R.stream_end(state, marker)
+    M.stream_end(provider, state, marker)
   end
 
   return R

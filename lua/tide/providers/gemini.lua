@@ -5,6 +5,7 @@ local get, str, int = common.get, common.str, common.int
 
 local M = {
   name = "gemini",
+  takes_n = true,    -- n answers in one request (candidateCount)
   default_base_url = "https://generativelanguage.googleapis.com",
 }
 local NAME = M.name
@@ -151,7 +152,8 @@ end
 
 --- stream_event(state, {event, data}) → text_delta or nil, done
 -- Every event is a whole GenerateContentResponse; there is no end marker, the
--- stream ends at EOF (done is always false).
+-- stream ends at EOF (done is always false).  It is complete once a candidate
+-- has its finishReason (usage may follow in the same event).
 function M.stream_event(state, ev)
   local d = errors.event(ev.data, "a GenerateContentResponse chunk")
   if d == nil then return nil, false end
@@ -162,6 +164,7 @@ function M.stream_event(state, ev)
   local candidate = get(d, "candidates", 1)
   local reason = str(get(candidate, "finishReason"))
   if reason then
+    state.complete = true
     state.finish_reason = finish_of(reason)
     if state.finish_reason == BLOCKED then state.block_reason = reason end
   end
@@ -170,7 +173,10 @@ function M.stream_event(state, ev)
   return text, false
 end
 
---- stream_end(state): at EOF, raises content_filter / empty when no text arrived.
-M.stream_end = errors.stream_end
+--- stream_end(state): at EOF, raises `transport` (cause `incomplete`) when no
+-- candidate had a finishReason, content_filter / empty when no text arrived.
+function M.stream_end(state)
+  errors.stream_end(state, "a candidate's finishReason")
+end
 
 return M

@@ -2,6 +2,8 @@
 --
 -- A provider module speaks one wire format (openai, anthropic, gemini); the
 -- shortcuts are OpenAI-compatible servers with their own URL and key variable.
+local check = require "tide.check"
+
 local M = {}
 
 -- module: which wire format.  keys: environment variables tried in order.
@@ -39,20 +41,66 @@ local function env_value(env, name)
   return v
 end
 
-local function api_key(spec, prefix, opts, env)
-  if opts.api_key then return opts.api_key end
-  for _, name in ipairs(spec.keys) do
-    local v = env_value(env, name)
-    if v then return v end
+-- A text sent in a request line or header: a NUL would cut it short in C, and a
+-- CR or LF would start a header of the text's choosing.
+local function header_safe(what, v)
+  if v:find("[%z\r\n]") then
+    check.fail("LM", what, "a NUL, CR or LF byte in it: it cannot go into an HTTP request")
   end
-  if spec.keyless then return nil end
-  error(string.format("tide.LM: no API key for %s: set %s or pass api_key", prefix,
-    table.concat(spec.keys, " or ")), 4)
+  return v
 end
 
---- resolve(model_string, opts) → provider module, cfg
--- cfg = {provider, model, base_url, api_key (or nil), headers}.  opts: api_key,
--- base_url, headers, env (a getenv function, for specs).  Misuse raises.
+local function api_key(spec, prefix, opts, env)
+  if opts.api_key then   -- false: none given, as nil
+    return header_safe("opts.api_key", check.type("LM", "opts.api_key", opts.api_key, "string"))
+  end
+  for _, name in ipairs(spec.keys) do
+    local v = env_value(env, name)
+    if v then return header_safe(name, v) end
+  end
+  if spec.keyless then return nil end
+  check.misuse(string.format("tide.LM: no API key for %s: set %s or pass api_key", prefix,
+    table.concat(spec.keys, " or ")))
+end
+
+--- The base URL: opts.base_url, else the SDK's variable, else the provider's
+-- own.  Only http and https are spoken; a URL without its scheme
+-- ("localhost:8000/v1") would otherwise be taken for a path.
+local function base_url(spec, prefix, opts, env)
+  local what, base = "opts.base_url", opts.base_url
+  if base == nil and env_value(env, spec.base_env) then
+    what, base = spec.base_env, env_value(env, spec.base_env)
+  end
+  base = base or spec.base
+  if base == nil then
+    check.misuse(string.format("tide.LM: %s needs base_url (the server's OpenAI-compatible "
+      .. "/v1 URL, e.g. http://localhost:8000/v1)", prefix))
+  end
+  check.type("LM", what, base, "string")
+  header_safe(what, base)
+  if not base:lower():match("^https?://[^/]") then
+    local fix = base:match("^%a[%w+.-]*://") and "" or
+      string.format(": write http://%s (or https://)", base)
+    check.fail("LM", what, string.format("'%s' is not an http:// or https:// URL%s", base, fix))
+  end
+  return (base:gsub("/+$", ""))
+end
+
+-- The caller's headers, copied; names and values must be strings that can go
+-- into a request.
+local function headers_of(opts)
+  check.type("LM", "opts.headers", opts.headers, "table", true)
+  local headers = {}
+  for k, v in pairs(opts.headers or {}) do
+    if type(k) ~= "string" or type(v) ~= "string" then
+      check.fail("LM", "opts.headers", string.format("names and values must be strings, got %s = %s",
+        type(k), type(v)))
+    end
+    headers[header_safe("opts.headers", k)] = header_safe("opts.headers['" .. k .. "']", v)
+  end
+  return headers
+end
+
 --- The environment variables any provider reads its key from, sorted.
 function M.key_variables()
   local seen, names = {}, {}
@@ -68,34 +116,32 @@ function M.key_variables()
   return names
 end
 
+--- resolve(model_string, opts) → provider module, cfg
+-- cfg = {provider, model, base_url, api_key (or nil), headers}.  opts: api_key,
+-- base_url, headers, env (a getenv function, for specs).  Misuse raises at the
+-- caller's line.
 function M.resolve(model_string, opts)
   opts = opts or {}
-  if type(model_string) ~= "string" then
-    error("tide.LM: the model must be a string like 'openai/gpt-4o-mini'", 3)
-  end
+  check.type("LM", 1, model_string, "string")
   local prefix, model = model_string:match("^([^/]+)/(.+)$")
   if not prefix then
-    error(string.format("tide.LM: model '%s' has no provider: write provider/model, "
-      .. "e.g. 'openai/%s'", model_string, model_string), 3)
+    check.fail("LM", 1, string.format("model '%s' has no provider: write provider/model, "
+      .. "e.g. 'openai/%s'", model_string, model_string))
   end
   local spec = PROVIDERS[prefix]
   if not spec then
-    error(string.format("tide.LM: unknown provider '%s' in '%s'; known: %s",
-      prefix, model_string, known()), 3)
+    check.fail("LM", 1, string.format("unknown provider '%s' in '%s'; known: %s",
+      prefix, model_string, known()))
   end
+  header_safe(1, model)
   local env = opts.env or os.getenv
-  local base = opts.base_url or env_value(env, spec.base_env) or spec.base
-  if not base then
-    error(string.format("tide.LM: %s needs base_url (the server's OpenAI-compatible /v1 URL)",
-      prefix), 3)
-  end
-  local headers = {}
-  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  local base = base_url(spec, prefix, opts, env)
+  local headers = headers_of(opts)
   local provider = require("tide.providers." .. spec.module)
   return provider, {
     provider = prefix == "google" and "gemini" or prefix,
     model = model,
-    base_url = (base:gsub("/+$", "")),
+    base_url = base,
     api_key = api_key(spec, prefix, opts, env),
     headers = headers,
   }

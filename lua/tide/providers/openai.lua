@@ -6,6 +6,7 @@ local get, str = common.get, common.str
 
 local M = {
   name = "openai",
+  takes_n = true,    -- n answers in one request
   default_base_url = "https://api.openai.com/v1",
 }
 local NAME = M.name
@@ -114,9 +115,14 @@ function M.parse(status, headers, body)
 end
 
 --- stream_event(state, {event, data}) → text_delta or nil, done
--- Text comes from choice 0; usage from the last chunk (include_usage).
+-- Text comes from choice 0; usage from the last chunk (include_usage).  The
+-- stream is complete at [DONE] or at choice 0's finish_reason: some compatible
+-- servers never send [DONE].
 function M.stream_event(state, ev)
-  if ev.data == "[DONE]" then return nil, true end
+  if ev.data == "[DONE]" then
+    state.complete = true
+    return nil, true
+  end
   local chunk = errors.event(ev.data, "a chat completion chunk")
   if chunk == nil then return nil, false end
   state.model = str(chunk.model) or state.model
@@ -127,15 +133,21 @@ function M.stream_event(state, ev)
       text = str(get(c, "delta", "content"))
       local refusal = str(get(c, "delta", "refusal"))
       if refusal then state.block_reason = (state.block_reason or "") .. refusal end
-      if type(c.finish_reason) == "string" then state.finish_reason = finish_of(c.finish_reason) end
+      if type(c.finish_reason) == "string" then
+        state.finish_reason = finish_of(c.finish_reason)
+        state.complete = true
+      end
     end
   end
   if text then state.text_seen = true end
   return text, false
 end
 
---- stream_end(state): at the end of a stream, raises content_filter / empty
--- when no text arrived.
-M.stream_end = errors.stream_end
+--- stream_end(state): at the end of a stream, raises `transport` (cause
+-- `incomplete`) when it was cut before its end, content_filter / empty when no
+-- text arrived.
+function M.stream_end(state)
+  errors.stream_end(state, "a finish_reason or data: [DONE]")
+end
 
 return M

@@ -168,6 +168,14 @@ tide.Prediction{score = 8, feedback = "fine"}
     assert.is_nil(out:find("never", 1, true))
   end)
 
+  it("says why TIDE_MODEL or :model cannot be used, without the library's file and line", function()
+    local code, out = pipe(":model nowhere\nlm == nil\n", {TIDE_MODEL = "anthropic/x", ANTHROPIC_API_KEY = ""})
+    assert.are.equal(0, code)
+    assert.are.equal("cannot use TIDE_MODEL=anthropic/x: tide.LM: no API key for anthropic: set " ..
+      "ANTHROPIC_API_KEY or pass api_key\ncannot use nowhere: bad argument #1 to 'LM' (model " ..
+      "'nowhere' has no provider: write provider/model, e.g. 'openai/nowhere')\ntrue\n", out)
+  end)
+
   it("runs a script first with -i, then reads the prompt", function()
     local script = tmpfile("greeting = 'hello from the script'\n")
     local code, out = pipe("greeting\n", nil, "-i " .. script)

@@ -31,8 +31,15 @@ and predictors work directly; Ctrl-C cancels the running input.
 Tab completes global names and table fields.
 ]]
 
---- The default LM the way `tide eval` picks it: TIDE_MODEL, else the mockllm at
--- MOCKLLM_URL (under scripts/with_mockllm), else none.
+-- Why a model cannot be used, without the library's file and line in front (at
+-- the prompt no user code made the call).
+local function reason(e)
+  local text = tide.is_error(e) and e.message or tostring(e)
+  return (text:match("^[^\n]*"):gsub("^[^:\n]+%.lua:%d+: ", ""))
+end
+
+--- The default LM the way `tide eval` picks it (tide.script.lm): TIDE_MODEL, else
+-- the mockllm at MOCKLLM_URL (under scripts/with_mockllm), else none.
 function Session:configure_from_env()
   local model = os.getenv("TIDE_MODEL")
   local lm, why = script.lm(nil, "")
@@ -40,7 +47,7 @@ function Session:configure_from_env()
     tide.configure{lm = lm}
     self.env.lm = lm
   elseif model and model ~= "" then
-    self.write("cannot use TIDE_MODEL=", model, ": ", why:match("^[^\n]*"), "\n")
+    self.write("cannot use TIDE_MODEL=", model, ": ", reason(why), "\n")
   end
 end
 
@@ -171,8 +178,7 @@ end
 function Session:set_model(model)
   local ok, lm = pcall(tide.LM, model)
   if not ok then
-    local why = tide.is_error(lm) and lm.message or tostring(lm)
-    self.write("cannot use ", model, ": ", why, "\n")
+    self.write("cannot use ", model, ": ", reason(lm), "\n")
     return
   end
   tide.configure{lm = lm}

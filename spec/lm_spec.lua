@@ -304,6 +304,63 @@ describe("tide.LM", function()
       end, "tide.LM: no API key for openai: set OPENAI_API_KEY or pass api_key")
     end)
 
+    it("refuses out-of-range options, naming the option and its range, at the caller's line", function()
+      local cases = {
+        {{timeout = 0}, "'opts.timeout'", "a number > 0 and <= 86400 expected, got 0"},
+        {{timeout = 1e300}, "'opts.timeout'", "a number > 0 and <= 86400 expected, got 1e+300"},
+        {{timeout = 0 / 0}, "'opts.timeout'", "expected, got nan"},
+        {{timeout = "5"}, "'opts.timeout'", "expected, got string"},
+        {{deadline = -1}, "'opts.deadline'", "a number > 0 and <= 86400 expected, got -1"},
+        {{num_retries = 0 / 0}, "'opts.num_retries'", "an integer >= 0 and <= 100 expected, got nan"},
+        {{num_retries = 1.5}, "'opts.num_retries'", "an integer >= 0 and <= 100 expected, got 1.5"},
+        {{num_retries = 1000}, "'opts.num_retries'", "an integer >= 0 and <= 100 expected, got 1000"},
+        {{max_parallel_requests = 0}, "'opts.max_parallel_requests'", "an integer >= 1 and <= 1000000"},
+        {{max_parallel_requests = math.huge}, "'opts.max_parallel_requests'", "got inf"},
+        {{rpm = -1}, "'opts.rpm'", "a number >= 0 expected, got -1"},
+        {{tpm = math.huge}, "'opts.tpm'", "a number >= 0 expected, got inf"},
+        {{max_cost = -0.5}, "'opts.max_cost'", "a number >= 0 expected, got -0.5"},
+        {{max_body = 1e300}, "'opts.max_body'", "an integer >= 1 and <= 1099511627776 expected, got 1e+300"},
+        {{max_body = 0}, "'opts.max_body'", "got 0"},
+        {{price = {input = -1}}, "'opts.price.input'", "a number >= 0 expected, got -1"},
+        {{base_url = "http://h/v1\0evil"}, "'opts.base_url'", "a NUL, CR or LF byte in it"},
+        {{headers = {["X-Team"] = "a\0b"}}, "'opts.headers['X-Team']'", "a NUL, CR or LF byte in it"},
+        {{headers = {["X-Team"] = "a\r\nX-Injected: 1"}}, "'opts.headers['X-Team']'", "a NUL, CR or LF"},
+        {{api_key = "sk-\0"}, "'opts.api_key'", "a NUL, CR or LF byte in it"},
+      }
+      for _, case in ipairs(cases) do
+        local opts = case[1]
+        if opts.api_key == nil then opts.api_key = "k" end
+        if opts.base_url == nil then opts.base_url = "http://127.0.0.1:9/v1" end
+        local line = debug.getinfo(1, "l").currentline + 1
+        local _, err = pcall(tide.LM, "openai/x", opts)
+        local want = string.format("spec/lm_spec.lua:%d: bad argument %s to 'LM' (", line, case[2])
+        assert.are.equal(want, err:sub(1, #want))
+        assert.matches(case[3], err, 1, true)
+      end
+      -- the limits themselves are valid
+      local lm = tide.LM("openai/x", {api_key = "k", timeout = 86400, num_retries = 100, max_body = 1 << 40,
+        max_parallel_requests = 1, rpm = 0, deadline = 0.5, max_cost = 0})
+      assert.are.equal(100, lm.num_retries)
+      assert.are.equal("integer", math.type(lm.num_retries))
+    end)
+
+    it("blames the caller's line for a bad call", function()
+      local lm = lm_for(PROVIDERS[1])
+      local line = debug.getinfo(1, "l").currentline + 1
+      local _, err = pcall(lm.call, lm, {prompt = "x", timeout = -1})
+      assert.are.equal(string.format("spec/lm_spec.lua:%d: bad argument 'timeout' to 'call' "
+        .. "(a number > 0 and <= 86400 expected, got -1)", line), err)
+      line = debug.getinfo(1, "l").currentline + 1
+      _, err = pcall(lm, 42)
+      assert.are.equal(string.format("spec/lm_spec.lua:%d: bad argument #1 to 'call' "
+        .. "(a prompt string or a table expected, got number)", line), err)
+      line = debug.getinfo(1, "l").currentline + 1
+      _, err = pcall(tide.LM, "openai/x", {env = function() return nil end})
+      assert.are.equal(string.format("spec/lm_spec.lua:%d: tide.LM: no API key for openai: set "
+        .. "OPENAI_API_KEY or pass api_key", line), err)
+      assert.are.equal(0, server:stats().requests)
+    end)
+
     it("raises at once on bad arguments", function()
       assert.has_error(function() tide.LM(42) end, "bad argument #1 to 'LM' (string expected, got number)")
       assert.has_error(function() tide.LM("openai/x", {api_key = "k", num_retries = -1}) end)

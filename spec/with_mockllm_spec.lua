@@ -26,7 +26,9 @@ end
 
 -- The environment of a run: no model of the caller's, a private cache and state.
 local function env_prefix(env)
-  local parts = {"env -u TIDE_MODEL -u MOCKLLM_URL -u OPENAI_API_KEY -u OPENAI_BASE_URL"}
+  -- (and no preloaded sanitizer runtime for bash under `make check`: the binaries
+  -- it runs are instrumented themselves)
+  local parts = {"env -u TIDE_MODEL -u MOCKLLM_URL -u OPENAI_API_KEY -u OPENAI_BASE_URL -u LD_PRELOAD"}
   local keys = {}
   for k in pairs(env) do keys[#keys + 1] = k end
   table.sort(keys)

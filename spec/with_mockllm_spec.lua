@@ -115,6 +115,29 @@ print(os.getenv("MOCKLLM_URL"), r.text, r.cached, stats:match('"requests":(%d+)'
     assert.matches(url .. "\tMock reply to: the same question\ttrue\t0\n", out2, 1, true)
   end)
 
+  it("reruns the README's offline evaluation from the cache: every row cached", function()
+    local env = {TIDE_CACHE_DIR = cache, MOCKLLM_PORT = tostring(free_port())}
+    local out = cache .. "/critics.jsonl"
+    local cmd = string.format("%s eval scripts/eval_critics.lua --data scripts/data/drafts.jsonl " ..
+      "--out %s --overwrite --progress none", TIDE, out)
+    local cjson = require "cjson"
+    local function rows()
+      local list = {}
+      for line in (files.read(out) or ""):gmatch("[^\n]+") do list[#list + 1] = cjson.decode(line) end
+      return list
+    end
+    local code, text = run(cmd, env)
+    assert.are.equal(0, code, text)
+    local first = rows()
+    assert.is_true(#first > 0)
+    for _, r in ipairs(first) do assert.is_false(r.cached) end
+    code, text = run(cmd, env)
+    assert.are.equal(0, code, text)
+    local second = rows()
+    assert.are.equal(#first, #second)
+    for _, r in ipairs(second) do assert.is_true(r.cached, cjson.encode(r)) end
+  end)
+
   it("takes another port when the usual one is taken, and still runs", function()
     local busy = mockllm.start()
     local script = tmpfile([[

@@ -1,6 +1,7 @@
 -- Datasets: JSONL, CSV and Lua tables into Examples, and clear errors for bad rows.
 local tide = require "tide"
 local csv = require "tide.csv"
+local cjson = require "cjson"
 
 local dirs = {}
 
@@ -81,10 +82,53 @@ describe("dataset.jsonl", function()
 
   it("raises at once on misuse, naming the argument", function()
     assert.matches("bad argument #1 to 'dataset.jsonl'", error_of(tide.dataset.jsonl, 42))
-    assert.matches("opts.inputs must be a non%-empty list", error_of(tide.dataset.jsonl, "x.jsonl", {inputs = "q"}))
-    assert.matches("opts.inputs%[2%] must be a string", error_of(tide.dataset.jsonl, "x.jsonl", {inputs = {"q", 3}}))
-    assert.matches("cannot open", error_of(tide.dataset.jsonl, "/nonexistent/x.jsonl"))
-    assert.matches("cannot tell the format", error_of(tide.dataset.each, "data.txt"))
+    assert.matches("bad argument 'opts.inputs' to 'dataset.jsonl' %(a non%-empty list of field names expected, got string%)",
+      error_of(tide.dataset.jsonl, "x.jsonl", {inputs = "q"}))
+    assert.matches("bad argument 'opts.inputs%[2%]' to 'dataset.jsonl' %(string expected, got number%)",
+      error_of(tide.dataset.jsonl, "x.jsonl", {inputs = {"q", 3}}))
+    assert.matches("bad argument 'opts.format' to 'dataset.each' %(\"jsonl\" or \"csv\" expected, got xml%)",
+      error_of(tide.dataset.each, "x.jsonl", {format = "xml"}))
+  end)
+
+  it("blames the caller's line for misuse", function()
+    local line
+    local ok, err = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local list = tide.dataset.from_table({{q = 1}, {a = 2}}, {inputs = {"q"}})
+      return list
+    end)
+    assert.is_false(ok)
+    assert.matches("^spec/dataset_spec%.lua:" .. line .. ": dataset%.from_table: row 2: missing input 'q'", err)
+    ok, err = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local iter = tide.dataset.each("data.txt")
+      return iter
+    end)
+    assert.is_false(ok)
+    assert.matches("^spec/dataset_spec%.lua:" .. line .. ": dataset%.each: cannot tell the format", err)
+  end)
+
+  it("names a file it cannot open once, and says how to give a format", function()
+    local msg = error_of(tide.dataset.jsonl, "/nonexistent/x.jsonl")
+    assert.are.equal("cannot open /nonexistent/x.jsonl: No such file or directory", msg)
+    msg = error_of(tide.dataset.each, "data.txt")
+    assert.matches("cannot tell the format of 'data%.txt': name it %.jsonl or %.csv, or pass " ..
+      "opts%.format = \"jsonl\" | \"csv\" %(tide eval: %-%-format jsonl|csv%)", msg)
+    local path = file("data.txt", '{"q": "1"}\n')
+    assert.are.equal("1", tide.dataset.load(path, {format = "jsonl"})[1].q)
+  end)
+
+  it("reads JSON's null as an absent field, and names the row's fields beside a missing input", function()
+    local path = file("d.jsonl", '{"q": "x", "a": null}\n{"qestion": "y", "q": null}\n')
+    local msg = error_of(tide.dataset.jsonl, path, {inputs = {"q"}})
+    assert.matches("d%.jsonl:2: missing input 'q' %(the row's fields: qestion%)", msg)
+    local ex = tide.dataset.jsonl(file("d.jsonl", '{"q": "x", "a": null}\n'))[1]
+    assert.are.same({"q"}, ex:input_names())
+    assert.is_nil(rawget(ex, "a"))
+    ex = tide.dataset.from_table({{q = "x", a = cjson.null}})[1]
+    assert.are.same({"q"}, ex:input_names())
+    assert.is_nil(rawget(ex, "a"))
+    assert.are.same({}, setmetatable(ex:labels(), nil))
   end)
 end)
 

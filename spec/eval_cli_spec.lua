@@ -60,15 +60,18 @@ describe("tide eval", function()
   before_each(function() server:reset() end)
   after_each(assert_clean)
 
+  -- TIDE_MODEL and MOCKLLM_URL unset: the LM is the one each command names (or none)
   local function env(extra)
-    return string.format("env OPENAI_API_KEY=%s OPENAI_BASE_URL=%s/v1 TIDE_CACHE_DIR=%s/cache TERM=dumb %s",
+    return string.format("env -u TIDE_MODEL -u MOCKLLM_URL OPENAI_API_KEY=%s OPENAI_BASE_URL=%s/v1 TIDE_CACHE_DIR=%s/cache TERM=dumb %s",
       CANARY, server.url, dir, extra or "")
   end
 
-  --- Runs `tide eval ARGS` to the end → exit code, output (stdout and stderr).
-  local function run(args, extra_env)
+  --- Runs `tide eval ARGS` to the end (in directory cwd when given) → exit code,
+  -- output (stdout and stderr).
+  local function run(args, extra_env, cwd)
     local out = dir .. "/output.txt"
     local cmd = string.format("%s %s eval %s >%s 2>&1", env(extra_env), TIDE, args, out)
+    if cwd then cmd = string.format("cd %s && PWD=%s %s", sh_quote(cwd), sh_quote(cwd), cmd) end
     local ok, _, code = os.execute(cmd)
     return ok and 0 or code, read(out)
   end
@@ -113,24 +116,186 @@ describe("tide eval", function()
     return path
   end
 
-  it("prints its usage with --help", function()
+  it("prints its usage with --help: --data and --out required, every flag, the LM and exit statuses", function()
     local code, out = run("--help")
     assert.are.equal(0, code)
     assert.matches("tide eval PROGRAM%.lua %-%-data FILE %-%-out FILE", out)
-    assert.matches("%-%-shard K/N", out)
-    assert.matches("%-%-merge OUT IN", out)
+    assert.matches("Required:\n  %-%-data FILE [^\n]*\n  %-%-out FILE ", out)
+    for _, flag in ipairs{"--format F", "--inputs A,B", "--concurrency N", "--model M", "--shard K/N",
+        "--max-errors N", "--failure-score X", "--overwrite", "--progress MODE", "--interval S",
+        "--rows N", "--merge OUT IN...", "-h, --help"} do
+      assert.truthy(out:find("\n  " .. flag .. " ", 1, true), flag)
+    end
+    assert.matches("TIDE_MODEL", out)
+    assert.matches("MOCKLLM_URL", out)
+    assert.matches("2 a usage error", out)
   end)
 
-  it("says what is wrong with its arguments", function()
+  it("says what is wrong with its arguments, with status 2", function()
     local code, out = run(program_path .. " --out x.jsonl --model openai/mock")
-    assert.are_not.equal(0, code)
+    assert.are.equal(2, code)
     assert.matches("%-%-data FILE is required", out)
     code, out = run(program_path .. " --data x.csv --out x.jsonl --shard 5/4")
-    assert.are_not.equal(0, code)
+    assert.are.equal(2, code)
     assert.matches("shard must be 'K/N'", out)
     code, out = run(program_path .. " --data x.csv --out x.jsonl --frobnicate")
-    assert.are_not.equal(0, code)
+    assert.are.equal(2, code)
     assert.matches("unknown option '%-%-frobnicate'", out)
+    code, out = run("--merge " .. dir .. "/only-out.jsonl")
+    assert.are.equal(2, code)
+    assert.matches("%-%-merge needs OUT and at least one IN", out)
+  end)
+
+  it("refuses --out that is neither .jsonl nor .csv, before running anything", function()
+    local data = dataset("txt", 2, {})
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/o.txt", program_path,
+      data, dir))
+    assert.are.equal(2, code)
+    assert.matches("%-%-out FILE must end in %.jsonl or %.csv, got '[^']*o%.txt'", out)
+    assert.is_nil(read(dir .. "/o.txt"))
+    assert.are.equal(0, server:stats().requests)
+  end)
+
+  it("reads a dataset whose name does not say its format with --format, and asks for it otherwise", function()
+    local data = dir .. "/drafts.data"
+    write(data, '{"content": "fmt draft 1", "kind": "ok"}\n{"content": "fmt draft 2", "kind": "ok"}\n')
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/fmt.jsonl --progress none",
+      program_path, data, dir))
+    assert.are.equal(2, code)
+    assert.matches("cannot tell the format of [^\n]*drafts%.data from its name: pass %-%-format jsonl or %-%-format csv", out)
+    code, out = run(string.format("%s --model openai/mock --data %s --format jsonl --out %s/fmt.jsonl --progress none",
+      program_path, data, dir))
+    assert.are.equal(0, code, out)
+    assert.are.equal(2, #results.read(dir .. "/fmt.jsonl"))
+    code, out = run(string.format("%s --model openai/mock --data %s --format xml --out %s/fmt.jsonl",
+      program_path, data, dir))
+    assert.are.equal(2, code)
+    assert.matches("%-%-format must be jsonl or csv, got 'xml'", out)
+  end)
+
+  it("names a dataset it cannot open once, and fails on an empty one", function()
+    local missing = dir .. "/missing.jsonl"
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/m.jsonl", program_path,
+      missing, dir))
+    assert.are.equal(1, code)
+    assert.are.equal("tide eval: cannot open " .. missing .. ": No such file or directory\n", out)
+    local empty = dir .. "/empty.jsonl"
+    write(empty, "\n\n")
+    code, out = run(string.format("%s --model openai/mock --data %s --out %s/e.jsonl", program_path,
+      empty, dir))
+    assert.are.equal(1, code)
+    assert.matches("empty%.jsonl holds no examples: nothing to evaluate", out)
+    assert.is_nil(read(dir .. "/e.jsonl"))
+    write(dir .. "/empty.csv", "content,kind\n")
+    code, out = run(string.format("%s --model openai/mock --data %s/empty.csv --out %s/e.jsonl", program_path,
+      dir, dir))
+    assert.are.equal(1, code)
+    assert.matches("empty%.csv holds no examples", out)
+  end)
+
+  it("refuses to start without an LM, saying how to give one", function()
+    local bare = dir .. "/bare.lua"
+    write(bare, [[
+local tide = require "tide"
+local qa = tide.Predict("content -> score: int")
+return qa, function(ex, p) return p.score > 0 end
+]])
+    local data = dataset("nolm", 2, {})
+    local out_path = dir .. "/nolm.jsonl"
+    local code, out = run(string.format("%s --data %s --out %s", bare, data, out_path))
+    assert.are.equal(2, code)
+    assert.matches("no LM: ", out)
+    assert.matches("%-%-model provider/model", out)
+    assert.matches("tide%.configure{lm = tide%.LM%(", out)
+    assert.matches("scripts/with_mockllm build/tide eval ", out)
+    assert.is_nil(read(out_path))
+
+    -- a program that configures its own LM, or makes one, needs none from the command line
+    for i, line in ipairs{
+      "tide.configure{lm = tide.LM('openai/mock', {base_url = os.getenv('OPENAI_BASE_URL')})}",
+      "local mine = tide.LM('openai/mock', {base_url = os.getenv('OPENAI_BASE_URL')})\n" ..
+        "local inner = qa; qa = function(inputs) return inner{content = inputs.content, lm = mine} end",
+    } do
+      local own = string.format("%s/own%d.lua", dir, i)
+      write(own, "local tide = require 'tide'\nlocal qa = tide.Predict('content -> score: int')\n" ..
+        line .. "\nreturn qa, function(ex, p) return p.score > 0 end\n")
+      server:reset()
+      code, out = run(string.format("%s --data %s --out %s/own%d.jsonl --progress none --overwrite",
+        own, data, dir, i))
+      assert.are.equal(0, code, out)
+      assert.matches("mean score%s+1", out)
+    end
+  end)
+
+  it("exits 1 when every example failed, quoting the first errors in full", function()
+    local long = dir .. "/long.lua"
+    write(long, [[
+local tide = require "tide"
+local fail = tide.LM("openai/mock", {base_url = os.getenv("OPENAI_BASE_URL"), num_retries = 0,
+  headers = {["X-Mock-Scenario"] = "status=500"}})
+local critic = tide.Predict("content -> score: int")
+return function(inputs)
+  if inputs.kind == "fail" then return critic{content = inputs.content, lm = fail} end
+  error(string.rep("context ", 15) .. "the useful words at the end, key " .. os.getenv("OPENAI_API_KEY"), 0)
+end, function(ex, p) return true end
+]])
+    local data = dataset("allfail", 3, {[2] = "fail"})
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/allfail.jsonl --progress none",
+      long, data, dir))
+    assert.are.equal(1, code)
+    assert.matches("errors%s+3 %(lua 2, server 1%)", out)
+    assert.truthy(out:find("\n    [2 rows] lua: " .. string.rep("context ", 15) ..
+      "the useful words at the end, key [redacted]\n", 1, true), out)
+    assert.matches("\n    server: [^\n]*500", out)
+    assert.matches("tide eval: every example failed; the first error: lua: context .- the useful words at the end", out)
+    assert.is_nil(out:find(CANARY, 1, true))
+    -- one example that works is a result, not a failure of the run
+    data = dataset("onefine", 3, {[2] = "fail", [3] = "ok"})
+    code, out = run(string.format("%s --model openai/mock --data %s --out %s/onefine.jsonl --progress none",
+      program_path, data, dir))
+    assert.are.equal(0, code, out)
+    assert.matches("errors%s+1 %(server 1%)", out)
+  end)
+
+  it("writes CSV results with a column per input, output and label field", function()
+    local data = dir .. "/labelled.csv"
+    write(data, 'content,kind,expected\n"csv draft 1, with a comma",ok,approve\ncsv draft 2,ok,"85"\n')
+    local out_path = dir .. "/labelled-results.csv"
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
+      program_path, data, out_path))
+    assert.are.equal(0, code, out)
+    local text = read(out_path)
+    assert.are.equal("index,id,score,error_kind,error,input.content,input.kind,output.approved," ..
+      "output.score,label.expected,latency,cached,calls,input_tokens,output_tokens,cost,dataset_size",
+      text:match("^[^\n]*"))
+    assert.matches('\n1,%x+,1,,,"csv draft 1, with a comma",ok,%a+,%d+,approve,', text)
+    assert.matches('\n2,%x+,1,,,csv draft 2,ok,%a+,%d+,85,', text)
+    local rows = results.read(out_path)
+    assert.are.same({expected = "approve"}, rows[1].labels)
+    assert.are.equal("integer", math.type(rows[1].outputs.score))
+  end)
+
+  it("--merge refuses to write over one of its inputs, however the path is spelt", function()
+    local data = dataset("mergeself", 2, {})
+    local part = dir .. "/mergeself.jsonl"
+    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
+      program_path, data, part))
+    assert.are.equal(0, code, out)
+    local before = read(part)
+    local sub = dir .. "/sub"
+    os.execute("mkdir -p " .. sub)
+    for _, spelling in ipairs{part, dir .. "/./mergeself.jsonl", sub .. "/../mergeself.jsonl"} do
+      code, out = run(string.format("--merge %s %s/other.jsonl %s", spelling, dir, part))
+      assert.are.equal(2, code, spelling)
+      assert.matches("%-%-merge would overwrite its input [^\n]*mergeself%.jsonl: write OUT to a new file", out)
+      assert.are.equal(before, read(part))
+    end
+    -- a relative OUT against an absolute IN: the same file seen from the working directory
+    code, out = run(string.format("--merge mergeself.jsonl %s", part), nil, dir)
+    assert.are.equal(2, code, out)
+    code, out = run(string.format("--merge %s/merged.txt %s", dir, part))
+    assert.are.equal(2, code)
+    assert.matches("%-%-merge OUT must end in %.jsonl or %.csv", out)
   end)
 
   it("names the file and line of a malformed dataset", function()

@@ -3,6 +3,8 @@
 local tide = require "tide"
 local lm_mod = require "tide.lm"
 local results = require "tide.results"
+local csv = require "tide.csv"
+local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 
@@ -349,6 +351,157 @@ describe("tide.Evaluate", function()
     assert.are.equal(0, b.score)
   end)
 
+  it("makes a program that returns nil or nothing a row error, never a score", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local scored = 0
+    local r = tide.Evaluate{devset = devset(3, {}, t), save_as = path,
+      program = function(inputs)
+        if inputs.content:match("1$") then return nil end
+        if inputs.content:match("2$") then return end
+        return cjson.null
+      end,
+      metric = function() scored = scored + 1 return true end,
+      display_progress = false, display_table = false}
+    assert.are.equal(0, scored)
+    assert.are.equal(3, r.errors)
+    assert.are.equal(0, r.score)
+    assert.are.same({program = 3}, r.error_kinds)
+    for _, row in ipairs(r.rows) do
+      assert.matches("^program returned nil", row.error.message)
+      assert.is_nil(row.outputs)
+    end
+    assert.is_nil(read_file(path):find("userdata", 1, true))
+  end)
+
+  it("never lets JSON's null into outputs: a null field is absent, a null in a list stays null", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local out = capture()
+    local r = tide.Evaluate{devset = devset(1, {}, t), save_as = path, output = out,
+      program = function() return cjson.decode('{"answer": null, "score": 70, "tags": ["a", null, "b"]}') end,
+      metric = function(_, p) return p.score == 70 end,
+      display_progress = false, display_table = 1}
+    assert.are.equal(1, r.score)
+    local outputs = r.rows[1].outputs
+    assert.is_nil(outputs.answer)
+    assert.are.equal(70, outputs.score)
+    assert.are.equal(cjson.null, outputs.tags[2])
+    assert.are.same({score = 70, tags = {"a", nil, "b"}}, results.read(path)[1].outputs)
+    assert.is_nil(read_file(path):find("userdata", 1, true))
+    assert.is_nil(out.text():find("userdata", 1, true))
+  end)
+
+  it("keeps each example's labels beside its inputs and outputs, in JSONL and CSV alike", function()
+    local t = tag()
+    local rows = {}
+    for i = 1, 3 do
+      rows[i] = {content = string.format("%s draft %d", t, i), expected = i * 10,
+        note = i == 2 and "85" or "plain, with a comma", tags = {"x", "y"}}
+    end
+    local set = tide.dataset.from_table(rows, {inputs = {"content"}})
+    local critic = tide.Predict(SIG)
+    local prog = function(inputs) return critic{content = inputs.content, lm = lm()} end
+    local function run(path)
+      return tide.Evaluate{devset = set, metric = function(_, p) return p.score >= 60 end,
+        program = prog, save_as = path, display_progress = false, display_table = false}
+    end
+    local jsonl, csv_path = dir .. "/" .. t .. ".jsonl", dir .. "/" .. t .. ".csv"
+    local r = run(jsonl)
+    assert.are.equal(1, run(csv_path).score)
+    assert.are.same({expected = 20, note = "85", tags = {"x", "y"}}, r.rows[2].labels)
+    -- one column per field, a nested value as JSON
+    local header = read_file(csv_path):match("^[^\n]*")
+    assert.are.equal("index,id,score,error_kind,error,input.content,output.approved,output.score," ..
+      "label.expected,label.note,label.tags,latency,cached,calls,input_tokens,output_tokens,cost," ..
+      "dataset_size", header)
+    assert.matches(',"%[""x"",""y""%]",', read_file(csv_path))
+    local a, b = results.read(jsonl), results.read(csv_path)
+    table.sort(a, function(x, y) return x.index < y.index end)
+    table.sort(b, function(x, y) return x.index < y.index end)
+    for i = 1, 3 do
+      assert.are.same(r.rows[i].labels, a[i].labels)
+      assert.are.same(a[i].inputs, b[i].inputs)
+      assert.are.same(a[i].outputs, b[i].outputs)
+      assert.are.equal("integer", math.type(b[i].outputs.score))
+    end
+    assert.are.same(a[1].labels, b[1].labels)
+    -- CSV has no types: JSONL keeps the string "85", CSV reads it back as JSON
+    assert.are.equal("85", a[2].labels.note)
+    assert.are.equal(85, b[2].labels.note)
+  end)
+
+  it("widens a CSV file's header when a later row brings a new output field", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".csv"
+    local r = tide.Evaluate{devset = devset(3, {}, t), save_as = path, concurrency = 1,
+      program = function(inputs)
+        if inputs.content:match("1$") then return {answer = "yes"} end
+        return {answer = "no", reason = "too short"}
+      end,
+      metric = function(_, p) return p.answer == "yes" end,
+      display_progress = false, display_table = false}
+    assert.are.equal(3, r.done)
+    local text = read_file(path)
+    assert.matches("^index,id,score,error_kind,error,input.content,input.kind,output.answer,output.reason,label.good,", text)
+    assert.are.equal(4, count_lines(path))
+    local rows = results.read(path)
+    assert.are.same({answer = "yes"}, rows[1].outputs)
+    assert.are.same({answer = "no", reason = "too short"}, rows[3].outputs)
+  end)
+
+  it("resumes into a CSV results file of the older layout (inputs and outputs as JSON)", function()
+    local t = tag()
+    local set = devset(4, {}, t)
+    local prog = program(standard_lms())
+    local first = tide.Evaluate{devset = set, metric = metric, program = prog,
+      display_progress = false, display_table = false}
+    -- rows 1-3 as the older writer laid them out
+    local old = {"index,id,score,error_kind,error,latency,cached,calls,input_tokens,output_tokens," ..
+      "cost,inputs,outputs,dataset_size\n"}
+    for i = 1, 3 do
+      local row = first.rows[i]
+      old[#old + 1] = csv.encode_row{row.index, row.id, row.score, "", "", "0.010", "false", 1, 5, 5,
+        0, cjson.encode(row.inputs), cjson.encode(row.outputs), 4}
+    end
+    local path = dir .. "/" .. t .. ".csv"
+    files.write(path, table.concat(old))
+    local rows = results.read(path)
+    assert.are.same(first.rows[2].outputs, rows[2].outputs)
+    assert.are.same(first.rows[2].inputs, rows[2].inputs)
+    local second = tide.Evaluate{devset = set, metric = metric, program = prog, save_as = path,
+      resume = true, display_progress = false, display_table = false}
+    assert.are.equal(3, second.resumed)
+    assert.are.equal(1, second.ran)
+    rows = results.read(path)
+    assert.are.same({1, 2, 3, 4}, indices(rows))
+    assert.matches("^index,id,score,error_kind,error,input%.content,input%.kind,", read_file(path))
+    for i = 1, 4 do
+      assert.are.same(first.rows[i].inputs, rows[i].inputs)
+      assert.are.same(first.rows[i].outputs, rows[i].outputs)
+    end
+    assert.are.same({good = true}, rows[4].labels)
+  end)
+
+  it("quotes the first distinct errors in full in the summary", function()
+    local t = tag()
+    local out = capture()
+    local tail = "the useful words at the end of a long message"
+    local long = string.rep("context ", 20) .. tail
+    local r = tide.Evaluate{devset = devset(5, {[2] = "fail"}, t), output = out,
+      program = function(inputs)
+        if inputs.kind == "fail" then return program(standard_lms())(inputs) end
+        if inputs.content:match("[13]$") then error(long, 0) end
+        return {score = 70}
+      end,
+      metric = metric, display_progress = false, display_table = 5}
+    assert.are.equal(3, r.errors)
+    local text = out.text()
+    assert.matches("errors%s+3 %(lua 2, server 1%)\n", text)
+    assert.truthy(text:find("    [2 rows] lua: " .. long .. "\n", 1, true))
+    assert.matches("\n    server: [^\n]*500", text)
+  end)
+
   it("raises at once on misuse, naming the argument", function()
     local set = devset(1, {}, "x")
     local function msg(opts)
@@ -356,27 +509,65 @@ describe("tide.Evaluate", function()
       assert.is_false(ok)
       return tostring(err)
     end
-    assert.matches("bad argument #1 to 'Evaluate'", msg("x"))
-    assert.matches("devset must be a list", msg{metric = metric})
-    assert.matches("metric must be a function", msg{devset = set})
-    assert.matches("concurrency must be an integer >= 1", msg{devset = set, metric = metric, concurrency = 0})
-    assert.matches("max_errors must be an integer", msg{devset = set, metric = metric, max_errors = 1.5})
-    assert.matches("save_as must be a file path", msg{devset = set, metric = metric, save_as = 3})
+    assert.matches("bad argument #1 to 'Evaluate' %(table expected, got string%)", msg("x"))
+    assert.matches("bad argument 'devset' to 'Evaluate' %(a list of examples expected", msg{metric = metric})
+    assert.matches("bad argument 'metric' to 'Evaluate' %(a function%(example, prediction%) expected, got nil%)",
+      msg{devset = set})
+    assert.matches("bad argument 'concurrency' to 'Evaluate' %(an integer >= 1 expected, got 0%)",
+      msg{devset = set, metric = metric, concurrency = 0})
+    assert.matches("bad argument 'max_errors' to 'Evaluate' %(an integer >= 1 expected, got 1%.5%)",
+      msg{devset = set, metric = metric, max_errors = 1.5})
+    assert.matches("'save_as' to 'Evaluate' %(a file path ending in %.jsonl or %.csv expected, got number",
+      msg{devset = set, metric = metric, save_as = 3})
     assert.matches("resume needs save_as", msg{devset = set, metric = metric, resume = true})
     assert.matches("shard must be 'K/N'", msg{devset = set, metric = metric, shard = "0/3"})
-    assert.matches("display_progress must be", msg{devset = set, metric = metric, display_progress = "fancy"})
+    assert.matches("'display_progress' to 'Evaluate'", msg{devset = set, metric = metric, display_progress = "fancy"})
     assert.matches("devset%[1%] has no declared inputs",
       msg{devset = {tide.Example{a = 1}}, metric = metric})
+  end)
+
+  it("blames the caller's line for misuse, however deep the check", function()
+    local set = devset(1, {}, "x")
+    local line
+    local ok, err = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local e = tide.Evaluate{devset = set, metric = 5}
+      return e
+    end)
+    assert.is_false(ok)
+    assert.are.equal("spec/evaluate_spec.lua:" .. line .. ": bad argument 'metric' to 'Evaluate' " ..
+      "(a function(example, prediction) expected, got number)", err)
+    local evaluate = tide.Evaluate{devset = set, metric = metric, display_progress = false,
+      display_table = false}
+    ok, err = pcall(function()
+      line = debug.getinfo(1, "l").currentline + 1
+      local r = evaluate("not a program")
+      return r
+    end)
+    assert.is_false(ok)
+    assert.matches("^spec/evaluate_spec%.lua:" .. line .. ": bad argument #1 to 'Evaluate'", err)
+  end)
+
+  it("refuses an empty devset and a results file that is neither .jsonl nor .csv", function()
+    local ok, err = pcall(tide.Evaluate, {devset = {}, metric = metric, program = function() end})
+    assert.is_false(ok)
+    assert.matches("the devset is empty", err)
+    local path = dir .. "/results.txt"
+    ok, err = pcall(tide.Evaluate, {devset = devset(1, {}, "x"), metric = metric, save_as = path})
+    assert.is_false(ok)
+    assert.matches("'save_as' to 'Evaluate' %(a file path ending in %.jsonl or %.csv expected, got \"[^\"]*results%.txt\"%)", err)
+    assert.is_nil(io.open(path))
   end)
 end)
 
 describe("progress", function()
   local progress = require "tide.progress"
 
-  local function fake(mode, interval)
+  local function fake(mode, interval, columns)
     local t, out = 100, {}
     local p = progress.new{total = 10, mode = mode, interval = interval,
-      write = function(s) out[#out + 1] = s end, now = function() return t end}
+      write = function(s) out[#out + 1] = s end, now = function() return t end,
+      columns = columns or function() return 200 end}
     return p, out, function(dt) t = t + dt end
   end
 
@@ -392,6 +583,33 @@ describe("progress", function()
     advance(3)
     p:finish{done = 10, errors = 1, mean = 0.9}
     assert.matches("^\reval %[#+%] 10/10  100%%  mean 0%.900  errors 1  [%d.]+/s  in 0:05\27%[K\n$", out[2])
+  end)
+
+  it("fits the bar to the terminal's width, read again at every redraw", function()
+    local width = 68
+    local p, out, advance = fake("bar", nil, function() return width end)
+    local function visible(i) return (out[i]:gsub("^\r", ""):gsub("\27%[K\n?$", "")) end
+    advance(2)
+    p:update{done = 4, errors = 1, mean = 0.75}
+    assert.are.equal("eval [####......] 4/10   40%  mean 0.750  errors 1  2.0/s  ETA 0:03", visible(1))
+    assert.is_true(#visible(1) <= width - 1)
+    width = 45                         -- the window shrank: no bar, the rate goes first
+    advance(1)
+    p:update{done = 5, errors = 1, mean = 0.8}
+    assert.are.equal("eval 5/10  mean 0.800  errors 1  ETA 0:03", visible(2))
+    width = 20
+    advance(1)
+    p:update{done = 6, errors = 1, mean = 0.8}
+    assert.are.equal("eval 6/10  errors 1", visible(3))
+    width = 8
+    advance(1)
+    p:finish{done = 10, errors = 1, mean = 0.9}
+    assert.are.equal("eval 10", visible(4))
+    assert.matches("\n$", out[4])
+    width = 200                        -- wide again: the bar is back, at its full width
+    local q, out2 = fake("bar", nil, function() return width end)
+    q:update{done = 5, errors = 0, mean = 1}
+    assert.matches("^\reval %[############............%] 5/10", out2[1])
   end)
 
   it("writes a plain line at most every interval, and one at the end", function()

@@ -8,8 +8,10 @@
 -- Every example has its input keys declared (ex:inputs(), ex:labels() work), and a
 -- bad row raises at once with the file and line: "drafts.jsonl:7: invalid JSON: ...".
 -- Without opts.inputs every field of a row is an input.  Reading is streaming: `each`
--- holds one row at a time; the list loaders keep only the examples.
+-- holds one row at a time; the list loaders keep only the examples.  JSON's null is
+-- an absent field (a null input is a missing one).
 local cjson = require "cjson"
+local check = require "tide.check"
 local csv = require "tide.csv"
 local prediction = require "tide.prediction"
 
@@ -28,26 +30,43 @@ local function normalise(v)
   return v
 end
 
+local FORMATS = {jsonl = true, csv = true}
+
 local function check_opts(opts, fname)
   if opts == nil then return {} end
-  if type(opts) ~= "table" then
-    error(string.format("bad argument #2 to '%s' (table expected, got %s)", fname, type(opts)), 3)
-  end
+  check.type(fname, 2, opts, "table")
   if opts.inputs ~= nil then
     if type(opts.inputs) ~= "table" or #opts.inputs == 0 then
-      error(string.format("%s: opts.inputs must be a non-empty list of field names", fname), 3)
+      check.fail(fname, "opts.inputs", "a non-empty list of field names expected, got " ..
+        (type(opts.inputs) == "table" and "an empty table" or type(opts.inputs)))
     end
     for i, name in ipairs(opts.inputs) do
       if type(name) ~= "string" then
-        error(string.format("%s: opts.inputs[%d] must be a string, got %s", fname, i, type(name)), 3)
+        check.fail(fname, string.format("opts.inputs[%d]", i), "string expected, got " .. type(name))
       end
     end
+  end
+  if opts.format ~= nil and not FORMATS[opts.format] then
+    check.fail(fname, "opts.format", "\"jsonl\" or \"csv\" expected, got " .. tostring(opts.format))
   end
   return opts
 end
 
+--- The row's field names, sorted, for a message.
+local function field_list(fields)
+  local names = {}
+  for k in pairs(fields) do names[#names + 1] = tostring(k) end
+  table.sort(names)
+  return #names > 0 and table.concat(names, ", ") or "none"
+end
+
 --- fields → an Example with the declared inputs; where names the row in errors.
 local function to_example(fields, inputs, where)
+  local present = {}
+  for k, v in pairs(fields) do
+    if v ~= cjson.null then present[k] = v end
+  end
+  fields = present
   local names = inputs
   if not names then
     names = {}
@@ -58,18 +77,17 @@ local function to_example(fields, inputs, where)
   end
   for _, name in ipairs(names) do
     if fields[name] == nil then
-      error(string.format("%s: missing input '%s'", where, name), 0)
+      error(string.format("%s: missing input '%s' (the row's fields: %s)", where, name,
+        field_list(fields)), 0)
     end
   end
   return prediction.example(fields):with_inputs(table.unpack(names))
 end
 
 local function open(path, fname)
-  if type(path) ~= "string" then
-    error(string.format("bad argument #1 to '%s' (file path expected, got %s)", fname, type(path)), 3)
-  end
+  if type(path) ~= "string" then check.fail(fname, 1, "file path expected, got " .. type(path)) end
   local f, err = io.open(path, "r")
-  if not f then error(string.format("%s: cannot open %s", fname, err), 0) end
+  if not f then error("cannot open " .. err, 0) end   -- err starts with the path
   return f
 end
 
@@ -162,8 +180,8 @@ function M.each(path, opts)
   local format = opts.format or (type(path) == "string" and format_of(path))
   if format == "csv" then return csv_rows(path, opts) end
   if format == "jsonl" then return jsonl_rows(path, opts) end
-  error(string.format("dataset.each: cannot tell the format of '%s': name it .jsonl or .csv, "
-    .. "or pass opts.format", tostring(path)), 2)
+  check.misuse(string.format("dataset.each: cannot tell the format of '%s': name it .jsonl or "
+    .. ".csv, or pass opts.format = \"jsonl\" | \"csv\" (tide eval: --format jsonl|csv)", tostring(path)))
 end
 
 local function collect(iter)
@@ -192,19 +210,18 @@ end
 -- Examples); a row without a declared input raises naming its index.
 function M.from_table(rows, opts)
   if type(rows) ~= "table" then
-    error("bad argument #1 to 'dataset.from_table' (list of tables expected, got " ..
-      type(rows) .. ")", 2)
+    check.fail("dataset.from_table", 1, "list of tables expected, got " .. type(rows))
   end
   opts = check_opts(opts, "dataset.from_table")
   local list = {}
   for i, row in ipairs(rows) do
     if type(row) ~= "table" then
-      error(string.format("dataset.from_table: row %d is a %s, not a table", i, type(row)), 2)
+      check.fail("dataset.from_table", 1, string.format("row %d is a %s, not a table", i, type(row)))
     end
     local inputs = opts.inputs
     if not inputs and getmetatable(row) == prediction.Example then inputs = row:input_names() end
     local ok, ex = pcall(to_example, row, inputs, "dataset.from_table: row " .. i)
-    if not ok then error(ex, 2) end
+    if not ok then check.misuse(ex) end
     list[i] = ex
   end
   return list

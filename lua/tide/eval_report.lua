@@ -1,6 +1,9 @@
 --- The text an evaluation prints at the end: a summary block, and optionally the
--- first rows as a table.  Pure formatting: it takes a result and returns a string.
+-- first rows as a table.  Pure formatting: it takes a result and returns a string,
+-- with the known keys redacted (rows are redacted as they are recorded; this also
+-- covers rows read from files written elsewhere).
 local cjson = require "cjson"
+local redact = require "tide.redact"
 
 local M = {}
 
@@ -27,6 +30,45 @@ local function kinds(error_kinds)
   local parts = {}
   for i, kn in ipairs(list) do parts[i] = kn[1] .. " " .. kn[2] end
   return table.concat(parts, ", ")
+end
+
+-- The summary shows this many distinct error messages, each whole up to this size.
+local SHOWN_ERRORS = 3
+local MAX_MESSAGE = 4000
+
+--- The first `n` distinct errors (kind and message) in row order, with their counts.
+local function distinct_errors(rows, n)
+  local list, by_text = {}, {}
+  for _, row in ipairs(rows) do
+    local e = row.error
+    if e then
+      local text = tostring(e.kind) .. ": " .. tostring(e.message)
+      local entry = by_text[text]
+      if entry then
+        entry.count = entry.count + 1
+      elseif #list < n then
+        entry = {text = text, count = 1}
+        by_text[text] = entry
+        list[#list + 1] = entry
+      end
+    end
+  end
+  return list
+end
+
+--- The lines that quote the first distinct errors in full (a long one is cut at
+-- MAX_MESSAGE bytes; continuation lines indented).
+local function error_lines(rows)
+  local out = {}
+  for _, e in ipairs(distinct_errors(rows, SHOWN_ERRORS)) do
+    local text = e.text
+    if #text > MAX_MESSAGE then
+      text = text:sub(1, MAX_MESSAGE) .. string.format("... (%d more bytes)", #text - MAX_MESSAGE)
+    end
+    text = text:gsub("\n", "\n      ")
+    out[#out + 1] = string.format("    %s%s\n", e.count > 1 and string.format("[%d rows] ", e.count) or "", text)
+  end
+  return table.concat(out)
 end
 
 local function score_text(v)
@@ -67,6 +109,7 @@ function M.summary(result, n)
   add("done", "%d%s", result.done, result.resumed > 0 and
     string.format(" (%d from the results file)", result.resumed) or "")
   add("errors", "%d%s", result.errors, result.errors > 0 and " (" .. kinds(result.error_kinds) .. ")" or "")
+  if result.errors > 0 then lines[#lines + 1] = error_lines(result.rows) end
   add("mean score", "%s", score_text(result.score))
   local u = result.usage
   add("tokens", "%d in, %d out; %d calls, %d from the cache", u.input, u.output, u.calls, u.cache_hits)
@@ -83,7 +126,7 @@ function M.summary(result, n)
   if result.save_as then add("results", "%s", result.save_as) end
   local text = table.concat(lines)
   if n and n > 0 then text = text .. M.rows(result, n) end
-  return text
+  return (redact.value(text, redact.known_keys()))
 end
 
 return M

@@ -13,7 +13,9 @@
 -- (the result says stopped = "max_errors") or when the task running it is cancelled
 -- (Ctrl-C in the tide binary): then the summary is still printed and the `cancelled`
 -- error is raised again, carrying the partial result in `err.result`.
+local cjson = require "cjson"
 local core = require "tide.core"
+local check = require "tide.check"
 local settings = require "tide.settings"
 local prediction = require "tide.prediction"
 local dataset = require "tide.dataset"
@@ -27,14 +29,9 @@ local Evaluate = {}
 Evaluate.__index = Evaluate
 Evaluate.__name = "tide.Evaluate"
 
-local function fail(msg)
-  error("tide.Evaluate: " .. msg, 3)
-end
-
-local function callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return mt ~= nil and type(mt) == "table" and mt.__call ~= nil
+--- Misuse of an option: raised at the caller's line, naming the option.
+local function fail(option, msg)
+  check.fail("Evaluate", option, msg)
 end
 
 --- "K/N" or {K, N} → K, N (K counts from 1); nil → nil.
@@ -63,51 +60,48 @@ end
 
 local DISPLAY = {[true] = true, [false] = true, bar = true, lines = true, none = true}
 
-local function check(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'Evaluate' (table expected, got " .. type(opts) .. ")", 3)
+local function check_opts(opts)
+  check.type("Evaluate", 1, opts, "table")
+  if type(opts.devset) ~= "table" then
+    fail("devset", "a list of examples expected, got " .. type(opts.devset))
   end
-  if type(opts.devset) ~= "table" then fail("devset must be a list of examples") end
-  if not callable(opts.metric) then fail("metric must be a function(example, prediction)") end
-  if opts.program ~= nil and not callable(opts.program) then fail("program must be callable") end
-  local c = opts.concurrency
-  if c ~= nil and (math.type(c) ~= "integer" or c < 1) then
-    fail("concurrency must be an integer >= 1")
+  if not check.callable(opts.metric) then
+    fail("metric", "a function(example, prediction) expected, got " .. type(opts.metric))
   end
-  local m = opts.max_errors
-  if m ~= nil and (math.type(m) ~= "integer" or m < 1) then
-    fail("max_errors must be an integer >= 1 (nil: no limit)")
+  if opts.program ~= nil and not check.callable(opts.program) then
+    fail("program", "a function(inputs) expected, got " .. type(opts.program))
   end
-  if opts.failure_score ~= nil and type(opts.failure_score) ~= "number" then
-    fail("failure_score must be a number")
+  check.number("Evaluate", "concurrency", opts.concurrency, {min = 1, integer = true}, true)
+  check.number("Evaluate", "max_errors", opts.max_errors, {min = 1, integer = true}, true)
+  check.number("Evaluate", "failure_score", opts.failure_score, {}, true)
+  local save_as = opts.save_as
+  if save_as ~= nil and (type(save_as) ~= "string" or not results.format_of(save_as)) then
+    fail("save_as", "a file path ending in .jsonl or .csv expected, got " ..
+      (type(save_as) == "string" and string.format("%q", save_as) or type(save_as)))
   end
-  if opts.save_as ~= nil and (type(opts.save_as) ~= "string" or opts.save_as == "") then
-    fail("save_as must be a file path (.jsonl or .csv)")
-  end
-  if opts.resume and not opts.save_as then fail("resume needs save_as (the results to resume)") end
+  if opts.resume and not save_as then fail("resume", "resume needs save_as (the results to resume)") end
   if not DISPLAY[opts.display_progress == nil and true or opts.display_progress] then
-    fail("display_progress must be true, false, 'bar' or 'lines'")
+    fail("display_progress", "true, false, 'bar', 'lines' or 'none' expected, got " ..
+      tostring(opts.display_progress))
   end
-  local every = opts.progress_interval
-  if every ~= nil and (type(every) ~= "number" or every < 0) then
-    fail("progress_interval must be a number of seconds >= 0")
-  end
+  check.number("Evaluate", "progress_interval", opts.progress_interval, {min = 0}, true)
   local t = opts.display_table
   if t ~= nil and type(t) ~= "boolean" and math.type(t) ~= "integer" then
-    fail("display_table must be a boolean or a number of rows to show")
+    fail("display_table", "a boolean or a number of rows to show expected, got " .. type(t))
   end
   local k, err = parse_shard(opts.shard)
-  if opts.shard ~= nil and not k then fail(err) end
+  if opts.shard ~= nil and not k then fail("shard", err) end
 end
 
 --- The devset as Examples with declared inputs (plain tables: every field an input).
 local function examples(devset)
+  if devset[1] == nil then fail("devset", "the devset is empty: there is nothing to evaluate") end
   local list = {}
   for i, ex in ipairs(devset) do
-    if type(ex) ~= "table" then fail(string.format("devset[%d] is a %s, not an example", i, type(ex))) end
+    if type(ex) ~= "table" then fail("devset", string.format("devset[%d] is a %s, not an example", i, type(ex))) end
     if getmetatable(ex) == prediction.Example then
       if not ex:input_names() then
-        fail(string.format("devset[%d] has no declared inputs: call with_inputs(...) on it", i))
+        fail("devset", string.format("devset[%d] has no declared inputs: call with_inputs(...) on it", i))
       end
       list[i] = ex
     else
@@ -123,7 +117,7 @@ end
 -- output = a file-like {write} for the progress and the table (default stderr, stdout),
 -- label = "eval" (the progress lines' prefix)}
 function M.new(opts)
-  check(opts)
+  check_opts(opts)
   local self = setmetatable({}, Evaluate)
   for k, v in pairs(opts) do self[k] = v end
   self.devset = examples(opts.devset)
@@ -172,6 +166,11 @@ local function run_example(self, program, item, dataset_size)
   -- as the example failed, a raised error would be left with nobody to take it.
   local ok, pred, score = settings.with({usage_sink = usage}, pcall, function()
     local p = program(ex:inputs())
+    -- nothing to score: the metric would crash on nil, or score it
+    if p == nil or p == cjson.null then
+      error(core.error{kind = "program", message = "program returned nil: it must return " ..
+        "its outputs (a prediction, a table or a value)"}, 0)
+    end
     local ok_m, s = pcall(self.metric, ex, p)
     if not ok_m then
       if core.is_error(s) then error(s, 0) end
@@ -186,6 +185,7 @@ local function run_example(self, program, item, dataset_size)
     index = item.index,
     id = item.id,
     inputs = results.plain(ex:inputs()),
+    labels = results.plain(ex:labels()),
     latency = core.now() - started,
     usage = usage,
     cost = cost,
@@ -257,15 +257,14 @@ end
 
 --- evaluate(program [, overrides]) → the result (see the top of this file).
 function Evaluate:run(program, overrides)
-  if not callable(program) then
-    error("bad argument #1 to 'Evaluate' run (callable program expected, got " ..
-      type(program) .. ")", 2)
+  if not check.callable(program) then
+    check.fail("Evaluate", 1, "a program (a function of the inputs) expected, got " .. type(program))
   end
   local opts = self
   if overrides then
     opts = setmetatable({}, {__index = self})
     for k, v in pairs(overrides) do opts[k] = v end
-    check(setmetatable({devset = self.devset, metric = self.metric}, {__index = opts}))
+    check_opts(setmetatable({devset = self.devset, metric = self.metric}, {__index = opts}))
   end
   local failure_score = opts.failure_score or 0
   local redact = results.redactor(opts.secrets)
@@ -301,7 +300,11 @@ function Evaluate:run(program, overrides)
 
   local writer
   if opts.save_as then
-    writer = results.open(opts.save_as, {append = opts.resume})
+    local columns = {}
+    for _, item in ipairs(items) do
+      results.add_columns(columns, item.example:inputs(), item.example:labels())
+    end
+    writer = results.open(opts.save_as, {append = opts.resume, columns = columns})
   end
   local started = core.now()
   local errors_this_run = 0

@@ -8,6 +8,9 @@
 -- Rate and ETA count only the items this run did (`done - start_done`), so a resumed
 -- run's skipped items do not make it look faster than it is.  It never waits: it
 -- draws when told of progress, and the clock (tide.now) only throttles the drawing.
+-- The bar fits the terminal: its width is read again at every redraw, so a resized
+-- window (SIGWINCH) is followed from the next one; a line that would wrap would leave
+-- a trail of copies on the screen, as "\r" only returns to the start of the last row.
 local core = require "tide.core"
 
 local M = {}
@@ -32,8 +35,15 @@ local function clock(seconds)
 end
 M.clock = clock
 
+-- The width assumed when standard error's terminal does not say (COLUMNS, else 80).
+local function stderr_columns()
+  return core.term_columns(2) or math.tointeger(tonumber(os.getenv("COLUMNS") or "")) or 80
+end
+
 --- progress.new{total, mode = "bar" | "lines" | "none", write = function(text),
--- interval = seconds between lines (default 10), label = "eval", width = 24, now = fn}
+-- interval = seconds between lines (default 10), label = "eval", width = 24 (the
+-- bar's most), columns = function() → the terminal's width (default: standard
+-- error's), now = fn}
 function M.new(opts)
   local self = setmetatable({
     total = opts.total,
@@ -42,6 +52,7 @@ function M.new(opts)
     interval = opts.interval or 10,
     label = opts.label or "eval",
     width = opts.width or 24,
+    columns = opts.columns or stderr_columns,
     now = opts.now or core.now,
     start_done = opts.start_done or 0,
   }, Progress)
@@ -50,8 +61,8 @@ function M.new(opts)
   return self
 end
 
---- The status text: done/total, percent, running mean, errors, rate, ETA.
-function Progress:status(s)
+--- The status parts: done/total, percent, running mean, errors, rate, ETA.
+function Progress:parts(s)
   local elapsed = self.now() - self.started
   local ran = s.done - self.start_done
   local rate = elapsed > 0 and ran / elapsed or 0
@@ -70,16 +81,56 @@ function Progress:status(s)
   else
     parts[#parts + 1] = "in " .. clock(elapsed)
   end
-  return table.concat(parts, "  ")
+  return parts
+end
+
+--- The status text: done/total, percent, running mean, errors, rate, ETA.
+function Progress:status(s)
+  return table.concat(self:parts(s), "  ")
+end
+
+-- The narrowest bar worth drawing; below it the bar goes and the text stays.
+local MIN_BAR = 5
+-- What goes first when the text does not fit either: the rate, then the percentage
+-- (the count says it), then the ETA; done, mean and errors stay longest.
+local DROP_ORDER = {"rate", "percent", "eta", "mean", "errors"}
+
+--- The bar's line for a terminal `columns` wide: it never reaches the last column
+-- (where a terminal may wrap).
+function Progress:bar_line(s, columns)
+  local room = math.max(columns - 1, 1)
+  local parts = self:parts(s)
+  local status = table.concat(parts, "  ")
+  local frame = #self.label + 4   -- "label [" .. "] "
+  local fill_room = math.min(self.width, room - frame - #status)
+  if fill_room >= MIN_BAR then
+    local frac = self.total and self.total > 0 and s.done / self.total or 0
+    local fill = math.floor(frac * fill_room + 0.5)
+    return string.format("%s [%s%s] %s", self.label, string.rep("#", fill),
+      string.rep(".", fill_room - fill), status)
+  end
+  local named = {}
+  local keys = self.total and {"count", "percent", "mean", "errors", "rate", "eta"} or
+    {"count", "mean", "errors", "rate", "eta"}
+  for i, key in ipairs(keys) do named[key] = parts[i] end
+  local function text()
+    local kept = {}
+    for _, key in ipairs(keys) do kept[#kept + 1] = named[key] end
+    return self.label .. " " .. table.concat(kept, "  ")
+  end
+  local line = text()
+  for _, key in ipairs(DROP_ORDER) do
+    if #line <= room then break end
+    named[key] = nil
+    line = text()
+  end
+  return line:sub(1, room)
 end
 
 function Progress:draw(s, final)
   self.drawn = s.done
   if self.mode == "bar" then
-    local frac = self.total and self.total > 0 and s.done / self.total or 0
-    local fill = math.floor(frac * self.width + 0.5)
-    self.write(string.format("\r%s [%s%s] %s\27[K%s", self.label, string.rep("#", fill),
-      string.rep(".", self.width - fill), self:status(s), final and "\n" or ""))
+    self.write(string.format("\r%s\27[K%s", self:bar_line(s, self.columns()), final and "\n" or ""))
   else
     self.write(string.format("%s %s\n", self.label, self:status(s)))
   end

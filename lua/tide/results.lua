@@ -1,12 +1,21 @@
 --- Per-example result files: one row per finished example, appended and flushed as
 -- it finishes, in JSONL or CSV; read back for resuming a run and merging shards.
 --
--- A row: {index, id, inputs, outputs, score, error = {kind, message} | nil, latency,
--- cached, usage = {input, output, total, calls, cache_hits}, cost, dataset_size}.
--- `index` is the example's place in the whole dataset (1-based) and `id` a digest of
--- its fields, so a resumed run can tell its own rows from another dataset's.
--- In CSV, inputs and outputs are JSON texts in one column each (the only lossless
--- way to keep any program's outputs in a fixed set of columns).
+-- A row: {index, id, inputs, outputs, labels, score, error = {kind, message} | nil,
+-- latency, cached, usage = {input, output, total, calls, cache_hits}, cost,
+-- dataset_size}.  `index` is the example's place in the whole dataset (1-based) and
+-- `id` a digest of its fields, so a resumed run can tell its own rows from another
+-- dataset's; `labels` are the example's other (gold) fields.
+--
+-- In CSV each field has its own column: `input.NAME`, `output.NAME`, `label.NAME`
+-- (`output` alone when a program returns a single value or a list).  A cell holds a
+-- string as it is and anything else as JSON (numbers, booleans, nested tables), as a
+-- spreadsheet expects.  CSV has no types, so a cell reads back as JSON when it parses
+-- as JSON ("85" → 85, "true" → true), else as a string, and an empty cell as absent:
+-- JSONL is the format that keeps every value's type.  A new field seen mid-run widens
+-- the header: the file is rewritten once with the new column.  Files of the older layout (all the
+-- inputs and outputs as JSON in two columns) are still read, and converted when a
+-- run appends to them.
 local cjson = require "cjson"
 local core = require "tide.core"
 local cache = require "tide.cache"
@@ -18,12 +27,15 @@ json.encode_sparse_array(true)
 
 local M = {}
 
-M.CSV_COLUMNS = {"index", "id", "score", "error_kind", "error", "latency", "cached", "calls",
-  "input_tokens", "output_tokens", "cost", "inputs", "outputs", "dataset_size"}
-
---- The format of a results path: "csv" for .csv, else "jsonl".
+-- The columns before and after the fields'.
+local HEAD = {"index", "id", "score", "error_kind", "error"}
+local TAIL = {"latency", "cached", "calls", "input_tokens", "output_tokens", "cost", "dataset_size"}
+--- The format of a results path: "jsonl" or "csv" by its extension, nil for others.
 function M.format_of(path)
-  return path:lower():match("%.csv$") and "csv" or "jsonl"
+  local ext = path:lower():match("%.(%w+)$")
+  if ext == "csv" then return "csv" end
+  if ext == "jsonl" then return "jsonl" end
+  return nil
 end
 
 --- A stable short digest of an example's fields.
@@ -35,6 +47,8 @@ end
 
 -- ---- values any program returns, made JSON-safe --------------------------------------
 
+-- JSON's null (cjson.null) counts as absent: in a table the key is dropped, alone it
+-- is nil; never the text "userdata: (nil)".
 local function plain(v, seen, depth)
   local t = type(v)
   if t == "string" or t == "boolean" then return v end
@@ -42,7 +56,8 @@ local function plain(v, seen, depth)
     if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
     return v
   end
-  if t ~= "table" then return v == nil and cjson.null or tostring(v) end
+  if v == nil or v == cjson.null then return nil end
+  if t ~= "table" then return tostring(v) end
   if seen[v] or depth > 20 then return "<cycle>" end
   seen[v] = true
   local out = {}
@@ -52,7 +67,11 @@ local function plain(v, seen, depth)
     if math.type(k) ~= "integer" or k < 1 or k > n then is_list = false break end
   end
   if is_list then
-    for i = 1, n do out[i] = plain(v[i], seen, depth + 1) end
+    for i = 1, n do
+      local x = plain(v[i], seen, depth + 1)
+      if x == nil then x = cjson.null end   -- a list keeps its places
+      out[i] = x
+    end
   else
     for k, x in pairs(v) do out[tostring(k)] = plain(x, seen, depth + 1) end
   end
@@ -60,7 +79,8 @@ local function plain(v, seen, depth)
   return out
 end
 
---- Any Lua value (a Prediction, a table, a number...) as a JSON-safe value.
+--- Any Lua value (a Prediction, a table, a number...) as a JSON-safe value; nil and
+-- JSON's null give nil.
 function M.plain(v)
   return plain(v, {}, 0)
 end
@@ -77,26 +97,110 @@ function M.redactor(extra, env)
   return function(v) return redact.value(v, secrets) end
 end
 
--- ---- encoding -------------------------------------------------------------------------
+-- ---- CSV cells and columns -------------------------------------------------------------
 
-local function csv_fields(row)
-  local u = row.usage or {}
-  local err = row.error
-  return {
-    row.index, row.id, row.score, err and err.kind or "", err and err.message or "",
-    row.latency and string.format("%.3f", row.latency) or "", tostring(row.cached == true),
-    u.calls or 0, u.input or 0, u.output or 0, row.cost or 0,
-    json.encode(row.inputs or {}), json.encode(row.outputs == nil and cjson.null or row.outputs),
-    row.dataset_size or "",
-  }
+local function normalise(v)
+  if v == cjson.null then return nil end
+  if math.type(v) == "float" then return math.tointeger(v) or v end
+  if type(v) == "table" then
+    for k, x in pairs(v) do v[k] = normalise(x) end
+  end
+  return v
 end
 
-local JSON_KEYS = {"index", "id", "score", "error", "inputs", "outputs", "latency", "cached",
-  "usage", "cost", "dataset_size"}
+--- A value as a CSV cell: a string as it is, anything else as JSON.
+local function cell(v)
+  if v == nil or v == cjson.null then return "" end
+  if type(v) == "string" then return v end
+  return json.encode(v)
+end
 
---- A row as one line of the format, with its newline.
-function M.encode(row, format)
-  if format == "csv" then return csv.encode_row(csv_fields(row), #M.CSV_COLUMNS) end
+local function uncell(s)
+  if s == nil or s == "" then return nil end
+  local ok, v = pcall(json.decode, s)
+  if ok then return normalise(v) end
+  return s
+end
+
+--- Whether outputs are named fields (one column each) rather than one value.
+local function is_fields(v)
+  return type(v) == "table" and rawlen(v) == 0
+end
+
+local function add_fields(set, prefix, t, value)
+  if type(t) ~= "table" then return end
+  for k, v in pairs(t) do set[prefix .. "." .. tostring(k)] = value(v) end
+end
+
+local function always(_) return true end
+
+--- add_columns(set, inputs, labels): adds the columns these fields need to `set`
+-- (the dataset's columns, known before any row, so the first header has them all).
+function M.add_columns(set, inputs, labels)
+  add_fields(set, "input", inputs, always)
+  add_fields(set, "label", labels, always)
+  return set
+end
+
+--- A row's field cells: column name → text.
+local function field_cells(row)
+  local cells = {}
+  add_fields(cells, "input", row.inputs, cell)
+  add_fields(cells, "label", row.labels, cell)
+  if is_fields(row.outputs) then
+    add_fields(cells, "output", row.outputs, cell)
+  elseif row.outputs ~= nil then
+    cells.output = cell(row.outputs)
+  end
+  return cells
+end
+
+local PREFIX_RANK = {input = 1, output = 2, label = 3}
+
+local function by_field(a, b)
+  local pa, na = a:match("^([^.]*)%.?(.*)$")
+  local pb, nb = b:match("^([^.]*)%.?(.*)$")
+  if pa ~= pb then return PREFIX_RANK[pa] < PREFIX_RANK[pb] end
+  return na < nb
+end
+
+--- The header for these field columns (a set of names): HEAD, fields, TAIL.
+local function columns_of(set)
+  local fields = {}
+  for name in pairs(set) do fields[#fields + 1] = name end
+  table.sort(fields, by_field)
+  local cols = table.move(HEAD, 1, #HEAD, 1, {})
+  table.move(fields, 1, #fields, #cols + 1, cols)
+  table.move(TAIL, 1, #TAIL, #cols + 1, cols)
+  return cols
+end
+
+local function csv_line(row, cells, columns)
+  local u = row.usage or {}
+  local err = row.error
+  local fixed = {
+    index = row.index, id = row.id, score = row.score,
+    error_kind = err and err.kind or "", error = err and err.message or "",
+    latency = row.latency and string.format("%.3f", row.latency) or "",
+    cached = tostring(row.cached == true), calls = u.calls or 0, input_tokens = u.input or 0,
+    output_tokens = u.output or 0, cost = row.cost or 0, dataset_size = row.dataset_size or "",
+  }
+  local fields = {}
+  for i, name in ipairs(columns) do
+    local v = fixed[name]
+    if v == nil then v = cells[name] or "" end
+    fields[i] = v
+  end
+  return csv.encode_row(fields, #columns)
+end
+
+-- ---- JSONL -------------------------------------------------------------------------------
+
+local JSON_KEYS = {"index", "id", "score", "error", "inputs", "outputs", "labels", "latency",
+  "cached", "usage", "cost", "dataset_size"}
+
+--- A row as one JSONL line, with its newline.
+local function json_line(row)
   -- keys in a fixed order, the ones a reader scans for first
   local parts = {}
   for _, k in ipairs(JSON_KEYS) do
@@ -113,80 +217,84 @@ local function number(s)
   return n and (math.tointeger(n) or n)
 end
 
-local function normalise(v)
-  if v == cjson.null then return nil end
-  if math.type(v) == "float" then return math.tointeger(v) or v end
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = normalise(x) end
-  end
-  return v
-end
-
+--- A CSV record → a row.  The older layout kept inputs and outputs as JSON texts in
+-- columns `inputs` and `outputs`, and no labels.
 local function decode_csv_row(header, fields)
-  local r = {}
-  for i, name in ipairs(header) do r[name] = fields[i] end
+  local r, inputs, outputs, labels = {}, {}, {}, {}
+  local by_prefix = {input = inputs, output = outputs, label = labels}
+  for i, name in ipairs(header) do
+    local prefix, field = name:match("^(%a+)%.(.+)$")
+    local t = prefix and by_prefix[prefix]
+    if t then t[field] = uncell(fields[i]) else r[name] = fields[i] end
+  end
   local row = {
     index = number(r.index), id = r.id, score = number(r.score),
     latency = number(r.latency), cached = r.cached == "true", cost = number(r.cost),
     usage = {calls = number(r.calls) or 0, input = number(r.input_tokens) or 0,
              output = number(r.output_tokens) or 0},
     dataset_size = number(r.dataset_size),
+    inputs = inputs, labels = labels,
   }
   row.usage.total = row.usage.input + row.usage.output
   if r.error_kind and r.error_kind ~= "" then row.error = {kind = r.error_kind, message = r.error} end
-  local ok, inputs = pcall(json.decode, r.inputs or "{}")
-  row.inputs = ok and normalise(inputs) or {}
-  local ok2, outputs = pcall(json.decode, r.outputs or "null")
-  if ok2 then row.outputs = normalise(outputs) else row.outputs = r.outputs end
+  if not row.error then
+    if r.output ~= nil and r.output ~= "" then row.outputs = uncell(r.output) else row.outputs = outputs end
+  end
+  if r.inputs ~= nil then   -- the older layout
+    local ok, v = pcall(json.decode, r.inputs)
+    row.inputs = ok and type(v) == "table" and normalise(v) or {}
+    local ok2, out = pcall(json.decode, r.outputs or "null")
+    if ok2 then row.outputs = normalise(out) else row.outputs = r.outputs end
+    row.labels = nil
+  end
   return row
 end
 
 -- ---- reading -----------------------------------------------------------------------------
 
---- results.read(path) → rows (in file order), or nil when there is no such file.
--- A last line cut short (the run died while writing it) is dropped and counted in
--- the second value; a bad row anywhere else raises naming its line.
-function M.read(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local text = f:read("a")
-  f:close()
-  local rows, dropped = {}, 0
-  local format = M.format_of(path)
-  if format == "csv" then
-    local pos = 1
-    local function next_line()
-      if pos > #text then return nil end
-      local nl = text:find("\n", pos, true)
-      local line
-      if nl then line, pos = text:sub(pos, nl - 1), nl + 1
-      else line, pos = text:sub(pos), #text + 1 end
-      return line
-    end
-    local records = csv.records(next_line)
-    local ok, header = pcall(records)
-    if not ok then error(path .. ":" .. header, 0) end
-    if not header then return rows, 0 end
-    while true do
-      local okr, fields, line = pcall(records)
-      if not okr then
-        -- a quoted field left open can only be the tail of a row cut short
-        if fields:find("never closed", 1, true) then dropped = dropped + 1 break end
-        error(path .. ":" .. fields, 0)
-      end
-      if not fields then break end
-      if #fields ~= #header or number(fields[1]) == nil then
-        if pos > #text and text:sub(-1) ~= "\n" then dropped = dropped + 1 break end
-        error(string.format("%s:%d: not a result row", path, line), 0)
-      end
-      rows[#rows + 1] = decode_csv_row(header, fields)
-    end
-    if #rows > 0 and text:sub(-1) ~= "\n" and dropped == 0 then   -- last row unterminated
-      rows[#rows] = nil
-      dropped = 1
-    end
-    return rows, dropped
+--- An iterator of (fields, line) over the CSV records of a text.
+local function text_records(text)
+  local pos = 1
+  local function next_line()
+    if pos > #text then return nil end
+    local nl = text:find("\n", pos, true)
+    local line
+    if nl then line, pos = text:sub(pos, nl - 1), nl + 1
+    else line, pos = text:sub(pos), #text + 1 end
+    return line
   end
+  return csv.records(next_line), function() return pos > #text end
+end
+
+local function read_csv(path, text)
+  local rows, dropped = {}, 0
+  local records, at_end = text_records(text)
+  local ok, header = pcall(records)
+  if not ok then error(path .. ":" .. header, 0) end
+  if not header then return rows, 0 end
+  while true do
+    local okr, fields, line = pcall(records)
+    if not okr then
+      -- a quoted field left open can only be the tail of a row cut short
+      if fields:find("never closed", 1, true) then dropped = dropped + 1 break end
+      error(path .. ":" .. fields, 0)
+    end
+    if not fields then break end
+    if #fields ~= #header or number(fields[1]) == nil then
+      if at_end() and text:sub(-1) ~= "\n" then dropped = dropped + 1 break end
+      error(string.format("%s:%d: not a result row", path, line), 0)
+    end
+    rows[#rows + 1] = decode_csv_row(header, fields)
+  end
+  if #rows > 0 and text:sub(-1) ~= "\n" and dropped == 0 then   -- last row unterminated
+    rows[#rows] = nil
+    dropped = 1
+  end
+  return rows, dropped
+end
+
+local function read_jsonl(path, text)
+  local rows, dropped = {}, 0
   local lineno = 0
   local pos = 1
   while pos <= #text do
@@ -204,6 +312,19 @@ function M.read(path)
     end
   end
   return rows, dropped
+end
+
+--- results.read(path) → rows (in file order), or nil when there is no such file.
+-- A last line cut short (the run died while writing it) is dropped and counted in
+-- the second value; a bad row anywhere else raises naming its line.  A file that is
+-- not .csv is read as JSONL.
+function M.read(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local text = f:read("a")
+  f:close()
+  if M.format_of(path) == "csv" then return read_csv(path, text) end
+  return read_jsonl(path, text)
 end
 
 --- results.merge(paths, warn) → the rows of several result files (the shards of one
@@ -243,27 +364,151 @@ end
 
 -- ---- writing -------------------------------------------------------------------------------
 
+--- A set of the field columns in a header, or nil when the header is of the older
+-- layout (or not a results header at all).
+local function field_set(header)
+  local set = {}
+  for _, name in ipairs(header) do
+    if name == "inputs" then return nil end
+    local prefix = name:match("^(%a+)%.") or (name == "output" and "output")
+    if prefix then
+      if not PREFIX_RANK[prefix] then return nil end
+      set[name] = true
+    end
+  end
+  return set
+end
+
+local function union(a, b)
+  local set = {}
+  for k in pairs(a or {}) do set[k] = true end
+  for k in pairs(b or {}) do set[k] = true end
+  return set
+end
+
+--- The CSV text of rows under one header (their columns and `hint`'s), and the header.
+local function csv_text(rows, hint)
+  local set = union(hint)
+  local cells = {}
+  for i, row in ipairs(rows) do
+    cells[i] = field_cells(row)
+    for name in pairs(cells[i]) do set[name] = true end
+  end
+  local columns = columns_of(set)
+  local out = {csv.encode_row(columns)}
+  for i, row in ipairs(rows) do out[i + 1] = csv_line(row, cells[i], columns) end
+  return table.concat(out), columns
+end
+
+local function write_file(path, text)
+  local ok, err = core.write_atomic(path, text)
+  if not ok then error("tide.Evaluate: " .. err, 0) end
+end
+
+--- Replaces a results file by these rows (atomically: the old file or the new one,
+-- never a mix), as a resumed run does to drop failed and cut-short rows.  `hint`: a
+-- set of CSV columns to have even if no row fills them.  → the CSV header.
+function M.rewrite(path, rows, format, hint)
+  format = format or M.format_of(path) or "jsonl"
+  if format == "csv" then
+    local text, columns = csv_text(rows, hint)
+    write_file(path, text)
+    return columns
+  end
+  local out = {}
+  for i, row in ipairs(rows) do out[i] = json_line(row) end
+  write_file(path, table.concat(out))
+end
+
+--- encode(row, format) → the row as the format's text: a JSONL line, or a CSV header
+-- and record.
+function M.encode(row, format)
+  if format == "csv" then return (csv_text({row})) end
+  return json_line(row)
+end
+
 local Writer = {}
 Writer.__index = Writer
 
---- results.open(path, {append = bool, format = "jsonl" | "csv"}) → a writer.
--- With append the existing rows stay; a CSV header is written when the file is new
--- or empty.
+--- The header of the CSV file at path, or nil when it is missing or empty.
+local function header_of(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local ok, header = pcall(csv.records(f:lines()))
+  f:close()
+  if not ok then error(path .. ":" .. header, 0) end
+  return header
+end
+
+local function set_of(list)
+  local set = {}
+  for _, name in ipairs(list) do set[name] = true end
+  return set
+end
+
+--- Opens (or reopens after a rewrite) the file for appending, or anew.
+function Writer:open_file(mode)
+  local f, err = io.open(self.path, mode)
+  if not f then error("tide.Evaluate: cannot write results: " .. err, 0) end
+  self.file = f
+end
+
+--- The columns of a CSV file being appended to; one of the older layout is rewritten
+-- in this one first.
+function Writer:adopt_header()
+  local header = header_of(self.path)
+  if header == nil then return end
+  if field_set(header) == nil then
+    header = M.rewrite(self.path, M.read(self.path), "csv", self.hint)
+  end
+  self.columns, self.colset = header, set_of(header)
+end
+
+--- results.open(path, {append = bool, format = "jsonl" | "csv", columns = set}) → a
+-- writer.  With append the existing rows stay.  A CSV header is written with the
+-- first row, holding `columns` (add_columns: the dataset's fields) and the row's.
 function M.open(path, opts)
   opts = opts or {}
-  local format = opts.format or M.format_of(path)
-  local f, err = io.open(path, opts.append and "a" or "w")
-  if not f then error("tide.Evaluate: cannot write results: " .. err, 0) end
-  if format == "csv" and f:seek("end") == 0 then
-    f:write(csv.encode_row(M.CSV_COLUMNS))
-    f:flush()
+  local self = setmetatable({format = opts.format or M.format_of(path) or "jsonl", path = path,
+    rows = 0, hint = opts.columns}, Writer)
+  if self.format == "csv" and opts.append then self:adopt_header() end
+  self:open_file(opts.append and "a" or "w")
+  return self
+end
+
+--- A row with a field the header lacks: the file is rewritten with the new column.
+function Writer:widen(row)
+  self.file:close()
+  self.file = nil
+  local rows = M.read(self.path) or {}
+  rows[#rows + 1] = row
+  local columns = M.rewrite(self.path, rows, "csv", self.hint)
+  self.columns, self.colset = columns, set_of(columns)
+  self:open_file("a")
+end
+
+--- The text a row adds to the file ("" when it widened the file instead).
+function Writer:text(row)
+  if self.format ~= "csv" then return json_line(row) end
+  local cells = field_cells(row)
+  if self.columns == nil then
+    local text, columns = csv_text({row}, self.hint)
+    self.columns, self.colset = columns, set_of(columns)
+    return text
   end
-  return setmetatable({file = f, format = format, path = path, rows = 0}, Writer)
+  for name in pairs(cells) do
+    if not self.colset[name] then
+      self:widen(row)
+      return ""
+    end
+  end
+  return csv_line(row, cells, self.columns)
 end
 
 --- Writes one row and flushes it, so a run that dies loses nothing it finished.
 function Writer:write(row)
-  local ok, err = self.file:write(M.encode(row, self.format))
+  local text = self:text(row)
+  local ok, err = self.file:write(text)
   if ok then ok, err = self.file:flush() end
   if not ok then error("tide.Evaluate: cannot write " .. self.path .. ": " .. tostring(err), 0) end
   self.rows = self.rows + 1
@@ -276,16 +521,5 @@ function Writer:close()
   end
 end
 Writer.__close = Writer.close
-
---- Replaces a results file by these rows (atomically: the old file or the new one,
--- never a mix), as a resumed run does to drop failed and cut-short rows.
-function M.rewrite(path, rows, format)
-  format = format or M.format_of(path)
-  local out = {}
-  if format == "csv" then out[1] = csv.encode_row(M.CSV_COLUMNS) end
-  for _, row in ipairs(rows) do out[#out + 1] = M.encode(row, format) end
-  local ok, err = core.write_atomic(path, table.concat(out))
-  if not ok then error("tide.Evaluate: " .. err, 0) end
-end
 
 return M

@@ -8,11 +8,15 @@
 -- table {program = , metric = , inputs = {...}, failure_score = , max_errors = }.  It
 -- is called with one argument, {model = "provider/model" | nil, lm = tide.LM | nil};
 -- when --model or TIDE_MODEL names a model (or the command runs under
--- scripts/with_mockllm), that LM is already configured.
--- main returns the exit status: 0 done, 1 failed or stopped early, 2 bad usage,
--- 130 cancelled (Ctrl-C); an interrupted run is resumed by running it again.
+-- scripts/with_mockllm), that LM is already configured.  Otherwise PROGRAM.lua must
+-- bring its own (tide.configure{lm = ...}, or a tide.LM it makes as it loads), or
+-- the run does not start: every example would fail the same way.
+-- main returns the exit status: 0 done, 1 failed (every example failed, or the run
+-- stopped early), 2 bad usage (no LM among them), 130 cancelled (Ctrl-C); an
+-- interrupted run is resumed by running it again.
 local tide = require "tide"
 local script = require "tide.script"
+local settings = require "tide.settings"
 local evaluate = require "tide.evaluate"
 local dataset = require "tide.dataset"
 local results = require "tide.results"
@@ -27,9 +31,12 @@ usage: tide eval PROGRAM.lua --data FILE --out FILE [options]
 PROGRAM.lua returns the program and the metric: `return program, metric`, or a table
 {program = ..., metric = ..., inputs = {"field", ...}}.
 
+Required:
   --data FILE         the dataset: .jsonl (one JSON object a line) or .csv (header row)
   --out FILE          per-example results, .jsonl or .csv, written as examples finish;
                       when FILE exists the run resumes: its finished rows are kept
+Options:
+  --format F          the dataset's format, jsonl or csv, when its name does not say
   --inputs A,B        the dataset's input fields (default: the program's `inputs`,
                       else every field)
   --concurrency N     examples running at once (default 16)
@@ -41,8 +48,17 @@ PROGRAM.lua returns the program and the metric: `return program, metric`, or a t
   --progress MODE     bar, lines or none (default: bar on a terminal, else lines)
   --interval S        seconds between progress lines (default 10)
   --rows N            also print the first N rows at the end
-  --merge OUT IN...   combine the results of shards into OUT, in dataset order
+  --merge OUT IN...   combine the results of shards into OUT (.jsonl or .csv, not one
+                      of the INs), in dataset order
   -h, --help          this text
+
+The LM: --model, else $TIDE_MODEL, else the mock server at $MOCKLLM_URL (set by
+scripts/with_mockllm), else the one PROGRAM.lua configures; with none, tide eval
+does not start.  Keys come from the provider's variable (OPENAI_API_KEY,
+ANTHROPIC_API_KEY, GEMINI_API_KEY, ...); answers are cached in $TIDE_CACHE_DIR.
+
+Exit status: 0 done, 1 every example failed or the run stopped early (or could not
+run), 2 a usage error, 130 cancelled (Ctrl-C; run the same command to resume).
 ]]
 
 local function say(fmt, ...)
@@ -56,7 +72,7 @@ local function usage_error(fmt, ...)
   return 2
 end
 
-local VALUED = {data = true, out = true, inputs = true, concurrency = true, model = true,
+local VALUED = {data = true, out = true, format = true, inputs = true, concurrency = true, model = true,
   shard = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
   interval = true, rows = true}
 local FLAGS = {overwrite = true, help = true}
@@ -103,6 +119,38 @@ end
 
 -- ---- merge -----------------------------------------------------------------------
 
+--- The absolute form of a path with "." and ".." resolved (by its text: symbolic links
+-- are not followed), to tell two spellings of one file apart.
+local function real_path(path)
+  if path:sub(1, 1) ~= "/" then
+    local cwd = os.getenv("PWD")
+    if cwd and cwd:sub(1, 1) == "/" then path = cwd .. "/" .. path end
+  end
+  local parts = {}
+  for part in path:gmatch("[^/]+") do
+    if part == ".." then
+      parts[#parts] = nil
+    elseif part ~= "." then
+      parts[#parts + 1] = part
+    end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
+--- Why OUT and INs cannot be merged, or nil.
+local function merge_problem(out, inputs)
+  if not results.format_of(out) then
+    return string.format("--merge OUT must end in .jsonl or .csv, got '%s'", out)
+  end
+  local real_out = real_path(out)
+  for _, path in ipairs(inputs) do
+    if real_path(path) == real_out then
+      return string.format("--merge would overwrite its input %s: write OUT to a new file", path)
+    end
+  end
+  return nil
+end
+
 local function merge(out, inputs)
   local rows, size, missing = results.merge(inputs, function(msg) say("%s", msg) end)
   results.rewrite(out, rows)
@@ -123,11 +171,33 @@ end
 
 -- ---- a run -------------------------------------------------------------------------
 
---- PROGRAM.lua's returns → program, and a table of its settings.
+-- The constructors of LMs a program may call as it loads.
+local LM_MAKERS = {"LM", "DummyLM"}
+
+--- Runs fn(...) → whether it made an LM, then pcall's results.  (A program that makes
+-- its own LMs needs none from the command line.)
+local function watching_lms(fn, ...)
+  local made = false
+  local saved = {}
+  for _, name in ipairs(LM_MAKERS) do
+    local make = tide[name]
+    saved[name] = make
+    tide[name] = function(...)
+      made = true
+      return make(...)
+    end
+  end
+  local packed = table.pack(pcall(fn, ...))
+  for name, make in pairs(saved) do tide[name] = make end
+  return made, table.unpack(packed, 1, packed.n)
+end
+
+--- PROGRAM.lua's returns → program, and a table of its settings (`made_lm`: it made
+-- a tide.LM as it loaded).
 local function load_program(path, cli)
   local chunk, err = loadfile(path)
   if not chunk then return nil, err end
-  local ok, a, b = pcall(chunk, cli)
+  local made_lm, ok, a, b = watching_lms(chunk, cli)
   if not ok then return nil, tostring(a) end
   local spec
   if type(a) == "table" and getmetatable(a) == nil and a.program ~= nil then
@@ -139,7 +209,34 @@ local function load_program(path, cli)
     return nil, path .. " must return the program and the metric " ..
       "(return program, metric; or return {program = ..., metric = ...})"
   end
+  spec.made_lm = made_lm
   return spec
+end
+
+local function no_lm(program_path)
+  return "no LM: the examples have no model to call. Pass --model provider/model (or set " ..
+    "TIDE_MODEL) with the provider's key, e.g.\n" ..
+    "  OPENAI_API_KEY=... tide eval " .. program_path .. " --model openai/gpt-4o-mini ...\n" ..
+    "or configure one in " .. program_path .. ": tide.configure{lm = tide.LM(\"openai/gpt-4o-mini\")}\n" ..
+    "or, offline against the mock server: scripts/with_mockllm build/tide eval " .. program_path .. " ..."
+end
+
+--- The dataset's examples, or nil and a message (and the exit status).
+local function load_dataset(o, inputs)
+  local ok, devset = pcall(dataset.load, o.data, {inputs = inputs, format = o.format})
+  if not ok then return nil, tostring(devset), 1 end
+  if #devset == 0 then
+    return nil, string.format("%s holds no examples: nothing to evaluate", o.data), 1
+  end
+  return devset
+end
+
+--- The first distinct failure, for the message of a run in which every example failed.
+local function first_error(result)
+  for _, row in ipairs(result.rows) do
+    if row.error then return row.error.kind .. ": " .. row.error.message end
+  end
+  return "?"
 end
 
 local function run(o)
@@ -148,6 +245,16 @@ local function run(o)
   if #o.args > 1 then return usage_error("unexpected argument '%s'", o.args[2]) end
   if not o.data then return usage_error("--data FILE is required") end
   if not o.out then return usage_error("--out FILE is required") end
+  if not results.format_of(o.out) then
+    return usage_error("--out FILE must end in .jsonl or .csv, got '%s'", o.out)
+  end
+  if o.format ~= nil and o.format ~= "jsonl" and o.format ~= "csv" then
+    return usage_error("--format must be jsonl or csv, got '%s'", o.format)
+  end
+  if o.format == nil and not dataset.format_of(o.data) then
+    return usage_error("cannot tell the format of %s from its name: pass --format jsonl or --format csv",
+      o.data)
+  end
   local concurrency, e1 = integer_option(o, "concurrency", 1)
   local max_errors, e2 = integer_option(o, "max-errors", 1)
   local rows_shown, e3 = integer_option(o, "rows", 0)
@@ -173,19 +280,21 @@ local function run(o)
     tide.configure{lm = lm}
     cli.lm, cli.model = lm, lm.model
   elseif o.model or (os.getenv("TIDE_MODEL") or "") ~= "" then
-    say("%s", why)
-    return 1
+    return usage_error("%s", why)
   end
   local spec, err = load_program(program_path, cli)
   if not spec then say("%s", err) return 1 end
+  if not lm and settings.global.lm == nil and not spec.made_lm then
+    return usage_error("%s", no_lm(program_path))
+  end
 
   local inputs = spec.inputs
   if o.inputs then
     inputs = {}
     for name in o.inputs:gmatch("[^,%s]+") do inputs[#inputs + 1] = name end
   end
-  local ok, devset = pcall(dataset.load, o.data, {inputs = inputs})
-  if not ok then say("%s", tostring(devset)) return 1 end
+  local devset, data_err, status = load_dataset(o, inputs)
+  if not devset then say("%s", data_err) return status end
 
   local ok_e, result = pcall(tide.Evaluate, {
     devset = devset,
@@ -216,6 +325,11 @@ local function run(o)
       result.errors, max_errors or spec.max_errors, o.out)
     return 1
   end
+  if result.done > 0 and result.errors == result.done then
+    say("every example failed; the first error: %s",
+      results.redactor()(first_error(result)))
+    return 1
+  end
   return 0
 end
 
@@ -233,6 +347,8 @@ function M.main(...)
   if o.merge then
     if #o.args < 2 then return usage_error("--merge needs OUT and at least one IN file") end
     local ins = {table.unpack(o.args, 2)}
+    local problem = merge_problem(o.args[1], ins)
+    if problem then return usage_error("%s", problem) end
     local ok, status = pcall(merge, o.args[1], ins)
     if not ok then say("%s", tostring(status)) return 1 end
     return status

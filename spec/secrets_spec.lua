@@ -24,6 +24,65 @@ describe("redact.value", function()
   end)
 end)
 
+describe("redact.value on JSON text", function()
+  local KEY = "sk-abcdef1234"
+  local function esc(s) return (s:gsub(".", function(c) return string.format("\\u%04X", c:byte()) end)) end
+
+  it("finds a key written \\u00XX-escaped, wholly or in part, and \\/", function()
+    local body = '{"error":{"message":"bad key ' .. esc(KEY) .. '"}}'
+    assert.are.equal('{"error":{"message":"bad key [redacted]"}}', redact.value(body, {KEY}))
+    local half = '{"m":"' .. KEY:sub(1, 4) .. esc(KEY:sub(5)) .. '"}'
+    assert.are.equal('{"m":"[redacted]"}', redact.value(half, {KEY}))
+    assert.are.equal('{"m":"[redacted]"}', redact.value('{"m":"a\\/b-secret-1"}', {"a/b-secret-1"}))
+    local t = {body = body}
+    redact.value(t, {KEY})
+    assert.are.equal('{"error":{"message":"bad key [redacted]"}}', t.body)
+  end)
+
+  it("leaves a text without the key as it is, escapes and all", function()
+    local body = '{"m":"\\u003chtml\\u003e \\\\u0073k"}'
+    assert.are.equal(body, redact.value(body, {KEY}))
+    -- an escaped backslash is not the start of an escape: \\u0073 is "\\" then "u0073"
+    local tricky = '{"m":"sk-abcdef12\\\\u0033\\\\u0034"}'
+    assert.are.equal(tricky, redact.value(tricky, {KEY}))
+  end)
+end)
+
+describe("redact.source", function()
+  -- Each line, redacted, and still Lua that compiles.
+  local cases = {
+    {'k = "sk-proj-abcdefghijklmnop"', 'k = "[redacted]"'},
+    {'t["api_key"] = "hunter2-secret-value"', 't["api_key"] = "[redacted]"'},
+    {"t['X-Api-Key'] = 'abcdefgh1234'", "t['X-Api-Key'] = '[redacted]'"},
+    {'lm = tide.LM("anthropic/c", {api_key = [[sk-ant-api03-xyzxyzxyzxyz]]})',
+     'lm = tide.LM("anthropic/c", {api_key = "[redacted]"})'},
+    {'k = [==[AIzaSyA-1234567890abcdefghijklmno]==]', 'k = "[redacted]"'},
+    {'k = "sk-" .. "proj-" .. "abcdef123456"', 'k = "[redacted]" .. "[redacted]" .. "[redacted]"'},
+    {'k = os.getenv("X") or ("AIza" .. "SyBBBBBBBBBBBB")', 'k = os.getenv("X") or ("[redacted]" .. "[redacted]")'},
+    {'h = {Authorization = "Bearer abcdefghijkl"}', 'h = {Authorization = "[redacted]"}'},
+    {'x = "\\115k-escaped-key-123456"', 'x = "[redacted]"'},
+    {'if k == "sk-abcdefghijklmnopq" then end', 'if k == "[redacted]" then end'},
+    {'f() -- sk-a-key-in-a-comment-xyz', 'f() -- [redacted]'},
+    -- what is not a key stays
+    {'print("sk-learn", "hello", \'world\', [[long]])', 'print("sk-learn", "hello", \'world\', [[long]])'},
+    {'api = "https://api.openai.com/v1" .. path', 'api = "https://api.openai.com/v1" .. path'},
+  }
+  for _, case in ipairs(cases) do
+    it("redacts " .. case[1], function()
+      local out = redact.source(case[1])
+      assert.are.equal(case[2], out)
+      assert.is_not_nil(load(out), "no longer Lua: " .. out)
+    end)
+  end
+
+  it("redacts the secrets of the LMs made so far (a header's key), wherever they stand", function()
+    local key = "team-token-" .. tostring(math.random(1e6, 9e6))
+    require("tide").LM("openai_compatible/m", {base_url = "http://127.0.0.1:9/v1",
+      headers = {["api-key"] = key}, env = function() return nil end})
+    assert.are.equal('print("the key is [redacted]")', redact.source('print("the key is ' .. key .. '")'))
+  end)
+end)
+
 describe("the REPL's history", function()
   it("keeps typed lines with their keys redacted", function()
     local repl = require "tide.repl"

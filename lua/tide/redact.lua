@@ -193,10 +193,10 @@ local function short_end(src, i, quote)
 end
 
 -- The string literals of a Lua source, in order: {start, first, last, after,
--- text}: the literal runs from start to after - 1, its contents from first to
--- last.  Comments are skipped.
+-- text, long}: the literal runs from start to after - 1, its contents from
+-- first to last.  And the comments, as {start = i, after = j}.
 local function literals(src)
-  local out, pos, n = {}, 1, #src
+  local out, comments, pos, n = {}, {}, 1, #src
   while pos <= n do
     local i = src:find("[\"'%[%-]", pos)
     if not i then break end
@@ -207,6 +207,7 @@ local function literals(src)
     elseif c == "-" then   -- a comment: long, or to the end of the line
       local _, e = src:find(eq and ("]" .. eq .. "]") or "\n", i + 2, true)
       pos = (e or n) + 1
+      comments[#comments + 1] = {start = i, after = pos}
     elseif c == "[" and not eq then
       pos = i + 1
     elseif c == "[" then
@@ -214,7 +215,7 @@ local function literals(src)
       local s, e = src:find("]" .. eq .. "]", first, true)
       local last = (s or n + 1) - 1
       out[#out + 1] = {start = i, first = first, last = last, after = (e or n) + 1,
-                       text = src:sub(first, last)}
+                       text = src:sub(first, last), long = true}
       pos = (e or n) + 1
     else
       local e, closed = short_end(src, i, c)
@@ -224,7 +225,7 @@ local function literals(src)
       pos = e + 1
     end
   end
-  return out
+  return out, comments
 end
 
 -- The name a literal is given to (`name = "..."`, `["name"] = "..."`), or nil.
@@ -264,15 +265,33 @@ end
 -- concatenation of literals one of which starts like a key.
 function M.source(text)
   text = M.value(text, M.known_keys())
-  local lits = literals(text)
+  local lits, comments = literals(text)
   local hide = secret_literals(text, lits)
-  local out, pos = {}, 1
+  -- the pieces to replace, in order: hidden literals, and key-shaped words in comments
+  local cuts = {}
   for i, lit in ipairs(lits) do
-    if hide[i] then
-      out[#out + 1] = text:sub(pos, lit.first - 1)
-      out[#out + 1] = M.MARK
-      pos = lit.last + 1
+    if hide[i] and lit.long then   -- [[...]] becomes "[redacted]": its brackets would end it
+      cuts[#cuts + 1] = {lit.start, lit.after - 1, '"' .. M.MARK .. '"'}
+    elseif hide[i] then
+      cuts[#cuts + 1] = {lit.first, lit.last, M.MARK}
     end
+  end
+  for _, c in ipairs(comments) do
+    local from = c.start
+    while true do
+      local i, j = text:find("[%w_][%w_%-]*", from)
+      if not i or i >= c.after then break end
+      j = math.min(j, c.after - 1)
+      if key_shaped(text:sub(i, j)) then cuts[#cuts + 1] = {i, j, M.MARK} end
+      from = j + 1
+    end
+  end
+  table.sort(cuts, function(a, b) return a[1] < b[1] end)
+  local out, pos = {}, 1
+  for _, cut in ipairs(cuts) do
+    out[#out + 1] = text:sub(pos, cut[1] - 1)
+    out[#out + 1] = cut[3]
+    pos = cut[2] + 1
   end
   out[#out + 1] = text:sub(pos)
   return table.concat(out)

@@ -334,18 +334,27 @@ int tide_run(tide_engine *E)
 
 /* ---- errors nobody took ---------------------------------------------------- */
 
-/* The default handler: one line with the message, then the traceback, on stderr. */
+/* The default handler: one line with the message, then the traceback, on stderr,
+ * and the error a <close> handler raised meanwhile, if any. */
 static void engine_print_error(lua_State *L, void *ud)
 {
-  const char *msg, *tb;
+  const char *msg, *tb, *cmsg;
   (void)ud;
   lua_getfield(L, -1, "message");
   lua_getfield(L, -2, "traceback");
-  msg = lua_isstring(L, -2) ? lua_tostring(L, -2) : "(an error object)";
-  tb = lua_isstring(L, -1) ? lua_tostring(L, -1) : "";
+  lua_getfield(L, -3, "close_error");
+  if (lua_istable(L, -1))
+    lua_getfield(L, -1, "message");
+  else
+    lua_pushvalue(L, -1);
+  msg = lua_isstring(L, -4) ? lua_tostring(L, -4) : "(an error object)";
+  tb = lua_isstring(L, -3) ? lua_tostring(L, -3) : "";
+  cmsg = lua_isstring(L, -1) ? lua_tostring(L, -1) : NULL;
   fprintf(stderr, "tide: a task failed and nobody took its error: %s\n%s\n", msg, tb);
+  if (cmsg)
+    fprintf(stderr, "tide: and a <close> handler failed as it unwound: %s\n", cmsg);
   fflush(stderr);
-  lua_pop(L, 2);
+  lua_pop(L, 4);
 }
 
 void tide_set_error_handler(tide_engine *E, tide_error_fn fn, void *ud)

@@ -55,6 +55,8 @@ struct task {
   unsigned char cancelled; /* cancellation requested: every wait raises from now on */
   unsigned char queued;    /* in the ready queue */
   unsigned char observed;  /* someone took its error (wait, result, gather) */
+  unsigned char taken;     /* its error object itself was handed out (not just dropped
+                            * by a gather): a close_error on it was seen */
   int nargs;               /* arguments waiting on co's stack for the first resume */
   int nres;                /* results on co's stack once done */
   op *op;                  /* what it waits for, or NULL */

@@ -213,8 +213,18 @@ static int group_k(lua_State *L, int status, lua_KContext ctx)
   (void)status;
   group_release(E, L, g);
   op_check(&g->op, L);
-  if (g->timed_out)
-    return error_raise(L, "timeout", "timed out after %f s", g->seconds);
+  if (g->timed_out) {
+    /* the function's cancellation error goes no further: the error a <close>
+     * handler raised as it unwound goes on the timeout error instead */
+    error_push(L, "timeout", "timed out after %f s", g->seconds);
+    lua_getiuservalue(L, gidx, UV_OUTCOME);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "close_error");
+      lua_setfield(L, -3, "close_error");   /* nil when there is none: no field */
+    }
+    lua_pop(L, 1);
+    return lua_error(L);
+  }
   if (g->mode == GROUP_RACE) {
     if (g->winner)
       return task_push_results(L, g->winner, 0);

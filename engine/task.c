@@ -174,32 +174,73 @@ static void task_store_error(tide_engine *E, lua_State *L, task *t, int with_tra
   (void)E;
 }
 
-/* Closes the coroutine's pending to-be-closed variables and lets it go. */
-static void task_close_thread(lua_State *L, task *t)
+/* Closes the coroutine's pending to-be-closed variables and lets it go.  A
+ * coroutine that failed still has them: lua_resume leaves them for this, with
+ * its error (the value at L[raised], as raised) on top of its stack, which its
+ * <close> handlers receive.  When a handler raises, that new error ends up on
+ * top instead: it is moved to L and 1 returned; else 0, nothing pushed.
+ * raised is 0 for a coroutine that never ran.  [-0, +(0|1)] */
+static int task_close_thread(lua_State *L, task *t, int raised)
 {
+  int status, failed = 0;
+  luaL_checkstack(L, 4, "tide scheduler");
 #if LUA_VERSION_RELEASE_NUM >= 50406
-  lua_closethread(t->co, L);
+  status = lua_closethread(t->co, L);
 #else
-  lua_resetthread(t->co);
+  status = lua_resetthread(t->co);
 #endif
+  if (status != LUA_OK) {   /* the task's own error still, or a handler's */
+    lua_xmove(t->co, L, 1);
+    failed = raised == 0 || !lua_rawequal(L, -1, raised);
+    if (!failed)
+      lua_pop(L, 1);
+  }
   task_push_handle(L, t);
   lua_pushnil(L);
   lua_setiuservalue(L, -2, UV_THREAD);
   lua_pop(L, 1);
   t->co = NULL;
+  return failed;
+}
+
+/* [-1, +0] keeps the error a <close> handler raised while the task unwound as
+ * the task's error's `close_error` (a tide error: strings are wrapped as kind
+ * "lua").  Only the task's own error objects get the field, never a table the
+ * task raised as it was. */
+static void task_keep_close_error(tide_engine *E, lua_State *L, task *t)
+{
+  int cerr = lua_gettop(L);
+  if (!error_is(L, cerr, NULL) && !lua_istable(L, cerr)) {
+    error_push(L, "lua", "%s", luaL_tolstring(L, cerr, NULL));
+    lua_replace(L, cerr);
+    lua_pop(L, 1);
+  }
+  task_push_handle(L, t);
+  lua_getiuservalue(L, -1, UV_ERROR);
+  if (error_is(L, -1, NULL)) {
+    lua_pushvalue(L, cerr);
+    lua_setfield(L, -2, "close_error");
+  }
+  lua_settop(L, cerr - 1);
+  (void)E;
 }
 
 static void task_fail(tide_engine *E, lua_State *L, task *t)
 {
-  int cancelled;
-  luaL_checkstack(L, 6, "tide scheduler");
+  int cancelled, raised;
+  luaL_checkstack(L, 8, "tide scheduler");
+  lua_pushvalue(t->co, -1);   /* one copy stays for the <close> handlers */
   lua_xmove(t->co, L, 1);
+  raised = lua_gettop(L);     /* the error as raised, to tell a handler's from it */
+  lua_pushvalue(L, raised);
   task_store_error(E, L, t, 1);
   task_push_handle(L, t);
   lua_getiuservalue(L, -1, UV_ERROR);
   cancelled = t->cancelled && error_is(L, -1, "cancelled");
   lua_pop(L, 2);
-  task_close_thread(L, t);
+  if (task_close_thread(L, t, raised))
+    task_keep_close_error(E, L, t);
+  lua_pop(L, 1);              /* raised */
   task_finish(E, L, t, cancelled ? TASK_CANCELLED : TASK_FAILED);
 }
 
@@ -213,7 +254,8 @@ void task_resume(tide_engine *E, lua_State *L, task *t)
       luaL_checkstack(L, 4, "tide scheduler");
       error_push(L, "cancelled", "task cancelled before it started");
       task_store_error(E, L, t, 0);
-      task_close_thread(L, t);
+      if (task_close_thread(L, t, 0))   /* nothing to close: never happens */
+        lua_pop(L, 1);
       task_finish(E, L, t, TASK_CANCELLED);
       return;
     }
@@ -283,7 +325,7 @@ int task_push_results(lua_State *L, task *t, int first_only)
  * anchored (called while it finishes). */
 void task_push_error(lua_State *L, task *t)
 {
-  t->observed = 1;
+  t->observed = t->taken = 1;
   task_push_handle(L, t);
   lua_getiuservalue(L, -1, UV_ERROR);
   lua_remove(L, -2);
@@ -294,7 +336,7 @@ static int task_outcome(lua_State *L, int idx, task *t)
 {
   if (t->status == TASK_DONE)
     return task_push_results(L, t, 0);
-  t->observed = 1;
+  t->observed = t->taken = 1;
   lua_getiuservalue(L, idx, UV_ERROR);
   return lua_error(L);
 }
@@ -393,7 +435,7 @@ static int on_done_fire(lua_State *L)
 {
   task *t = task_check(L, 1);
   if (t->status != TASK_DONE)
-    t->observed = 1;   /* the callback is handed the failure */
+    t->observed = t->taken = 1;   /* the callback is handed the failure */
   lua_settop(L, 2);
   lua_pushvalue(L, 1);
   lua_callk(L, 1, 0, 0, on_done_end);
@@ -464,7 +506,7 @@ static int task_lerror(lua_State *L)
 {
   task *t = task_check(L, 1);
   if (t->status == TASK_FAILED || t->status == TASK_CANCELLED) {
-    t->observed = 1;
+    t->observed = t->taken = 1;
     lua_getiuservalue(L, 1, UV_ERROR);
   } else {
     lua_pushnil(L);
@@ -490,17 +532,27 @@ static int task_ltostring(lua_State *L)
 }
 
 /* An error nobody took would vanish silently: when the handle goes, it goes to
- * the engine's error handler (by default a line on stderr).  The engine's memory
- * outlives every task handle, even during lua_close (it was created first, so it
- * is finalized last). */
+ * the engine's error handler (by default a line on stderr).  So does the error a
+ * <close> handler raised as the task unwound (its error's close_error) when
+ * nobody was handed that error object: a cancelled task's, or a gather member's
+ * the gather dropped.  The engine's memory outlives every task handle, even
+ * during lua_close (it was created first, so it is finalized last). */
 static int task_lgc(lua_State *L)
 {
   task *t = (task *)lua_touserdata(L, 1);
-  if (t->status != TASK_FAILED || t->observed)
+  if (t->status != TASK_FAILED && t->status != TASK_CANCELLED)
     return 0;
-  t->observed = 1;
+  lua_settop(L, 1);
   lua_getiuservalue(L, 1, UV_ERROR);
-  engine_report_error(t->E, L);
+  if (t->status == TASK_FAILED && !t->observed) {
+    t->observed = t->taken = 1;
+    engine_report_error(t->E, L);   /* with its close_error, if any */
+    return 0;
+  }
+  if (!t->taken && lua_istable(L, 2) && lua_getfield(L, 2, "close_error") != LUA_TNIL) {
+    t->taken = 1;
+    engine_report_error(t->E, L);
+  }
   return 0;
 }
 

@@ -150,6 +150,59 @@ describe("errors nobody took, in a host", function()
     assert.is_nil(out:find("nobody took its error", 1, true))   -- not the default printer
     assert.matches("loop_closed=yes", out)
   end)
+
+  it("include the error a <close> handler raised as a cancelled task unwound", function()
+    local out = run_host([[
+      local tide = require "tide.core"
+      local function breaks(what)
+        return setmetatable({}, {__close = function() error("close failed " .. what) end})
+      end
+      local cancelled = tide.spawn(function()
+        local _ <close> = breaks("on cancel")
+        tide.sleep(10)
+      end)
+      local waited = tide.spawn(function()
+        local _ <close> = breaks("but somebody waited")
+        tide.sleep(10)
+      end)
+      tide.spawn(function()
+        tide.sleep(0.001)
+        cancelled:cancel()
+        waited:cancel()
+        local _, err = pcall(waited.wait, waited)
+        print("the waiter saw: " .. err.kind .. ", " .. err.close_error.message)
+        -- tide.timeout's caller is handed it on the timeout error
+        local _, terr = pcall(tide.timeout, 0.05, function()
+          local _ <close> = breaks("in a timed-out function")
+          tide.sleep(10)
+        end)
+        print("the timeout's caller saw: " .. terr.kind .. ", " .. terr.close_error.message)
+        -- a gather's failure cancels the siblings: nobody is handed their errors
+        pcall(tide.gather, function() tide.sleep(0.001) error("first") end, function()
+          local _ <close> = breaks("in a cancelled sibling")
+          tide.sleep(10)
+        end)
+      end)
+    ]], "--own --handler")
+    assert.matches("the waiter saw: cancelled, [^\n]*close failed but somebody waited", out)
+    assert.matches("the timeout's caller saw: timeout, [^\n]*close failed in a timed%-out function", out)
+    assert.matches("handled: [^\n]*close failed on cancel", out)
+    assert.matches("handled: [^\n]*close failed in a cancelled sibling", out)
+    assert.matches("handled=2", out)   -- not the ones a caller was handed
+  end)
+
+  it("print a failed task's close_error with it, by default", function()
+    local out = run_host([[
+      local tide = require "tide.core"
+      tide.spawn(function()
+        local _ <close> = setmetatable({}, {__close = function() error("the handler broke too") end})
+        tide.sleep(0.001)
+        error("the body broke")
+      end)
+    ]], "--own")
+    assert.matches("nobody took its error: [^\n]*the body broke", out)
+    assert.matches("a <close> handler failed as it unwound: [^\n]*the handler broke too", out)
+  end)
 end)
 
 describe("the example game host (scripts/host/game.c)", function()

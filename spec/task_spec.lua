@@ -59,6 +59,59 @@ describe("tasks", function()
     assert.is_false(t:cancel())
   end)
 
+  -- The handler runs as lua_resume's error unwinds the coroutine, after the task
+  -- failed: its error used to be dropped, and the task reported only `cancelled`.
+  it("an error a <close> handler raises while the task is cancelled is kept as close_error", function()
+    local seen
+    local t = tide.spawn(function()
+      local _ <close> = setmetatable({}, {__close = function(_, e)
+        seen = e
+        error("the handler broke")
+      end})
+      tide.sleep(10)
+    end)
+    tide.sleep(0.01)
+    t:cancel()
+    local ok, err = pcall(t.wait, t)
+    assert.is_false(ok)
+    assert.are.equal("cancelled", err.kind)          -- still a cancellation
+    assert.are.equal("cancelled", t:status())
+    assert.is_true(tide.is_error(seen, "cancelled"))  -- the handler was given it
+    assert.is_true(tide.is_error(err.close_error, "lua"))
+    assert.matches("task_spec.lua:%d+: the handler broke", err.close_error.message)
+  end)
+
+  it("a failed task keeps its own error, with the <close> handler's beside it", function()
+    local t = tide.spawn(function()
+      local _ <close> = setmetatable({}, {__close = function() error({kind = "mine", message = "table"}) end})
+      tide.sleep(0)
+      error("the body broke")
+    end)
+    local ok, err = pcall(t.wait, t)
+    assert.is_false(ok)
+    assert.matches("the body broke", err.message)
+    assert.are.same({kind = "mine", message = "table"}, err.close_error)   -- kept as raised
+  end)
+
+  it("a <close> handler that passes the error on, or succeeds, adds no close_error", function()
+    local t1 = tide.spawn(function()
+      local _ <close> = setmetatable({}, {__close = function(_, e) error(e, 0) end})
+      tide.sleep(10)
+    end)
+    local t2 = tide.spawn(function()
+      local _ <close> = setmetatable({}, {__close = function() end})
+      tide.sleep(10)
+    end)
+    tide.sleep(0.01)
+    t1:cancel()
+    t2:cancel()
+    for _, t in ipairs{t1, t2} do
+      local _, err = pcall(t.wait, t)
+      assert.are.equal("cancelled", err.kind)
+      assert.is_nil(err.close_error)
+    end
+  end)
+
   it("a task cancelled before it starts never runs", function()
     local ran = false
     local t = tide.spawn(function() ran = true end)

@@ -162,6 +162,29 @@ describe("common helpers", function()
     assert_usage(common.usage(3.0, 4.0), 3, 4, 7)
   end)
 
+  it("drops counts that are not finite, non-negative integers, and says so", function()
+    for _, bad in ipairs{1 / 0, -1 / 0, 0 / 0, -1e20, -1, 12.5, "12", true, 2^60} do
+      local n = common.int(bad)
+      assert.is_true(n ~= n, tostring(bad))   -- NaN: it stays NaN through a sum
+      local u = common.usage(bad, 4.0, bad)
+      assert.are.equal(0, u.input, tostring(bad))
+      assert.are.equal(4, u.total)
+      assert.are.equal("integer", math.type(u.input))
+      assert.matches("counted as 0: input, total", u.note, 1, true)
+    end
+    assert.is_nil(common.usage(3.0, 4.0).note)
+    assert.are.equal(0, common.int(-0.0))
+  end)
+
+  it("reads a JSON body after a UTF-8 byte-order mark", function()
+    assert.are.same({a = 1}, common.decode("\239\187\191{\"a\":1}"))
+    assert.is_nil(common.decode("\239\187{\"a\":1}"))   -- half a mark is not one
+    local r = openai.parse(200, {}, "\239\187\191" .. cjson.encode{
+      choices = {{message = {content = "hi"}, finish_reason = "stop"}},
+      usage = {prompt_tokens = 1, completion_tokens = 2}})
+    assert.are.equal("hi", r.text)
+  end)
+
   it("parses HTTP dates in GMT whatever the local zone", function()
     assert.are.equal(784111777, common.http_date("Sun, 06 Nov 1994 08:49:37 GMT"))
     assert.are.equal(784111777, common.http_date("Sunday, 06-Nov-94 08:49:37 GMT"))

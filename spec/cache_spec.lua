@@ -211,6 +211,24 @@ describe("an LM whose cache directory is shared", function()
     server:stop()
     sh("rm -rf '" .. dir .. "'")
   end)
+  before_each(function() server:reset() end)
+
+  -- "prompt_tokens": 1e999 decodes as inf, which cjson cannot encode: the cache
+  -- writer used to raise "Cannot serialise number" out of a successful call.
+  it("answers a call whose usage JSON cannot hold, and writes only valid entries", function()
+    local c, warnings = new_cache(dir .. "/huge")
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = server.url .. "/v1", api_key = "k",
+      num_retries = 0, cache = c, headers = {["X-Mock-Scenario"] = "usage=huge"}})
+    for _ = 1, 2 do
+      local ok, r = pcall(lm.call, lm, "how many tokens?")
+      assert.is_true(ok, tostring(r))
+      assert.matches("how many tokens", r.text)
+    end
+    for _, path in ipairs(json_files(dir .. "/huge")) do
+      assert.is_true(pcall(cjson.decode, files.read(path)), path)
+    end
+    assert.are.same({}, warnings)
+  end)
 
   it("answers every call, warns once on stderr naming the directory, writes nothing there", function()
     local shared = dir .. "/shared"

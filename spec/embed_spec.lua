@@ -172,7 +172,7 @@ describe("errors nobody took, in a host", function()
         local _, err = pcall(waited.wait, waited)
         print("the waiter saw: " .. err.kind .. ", " .. err.close_error.message)
         -- tide.timeout's caller is handed it on the timeout error
-        local _, terr = pcall(tide.timeout, 0.05, function()
+        local _, terr = pcall(tide.timeout, 0.3, function()
           local _ <close> = breaks("in a timed-out function")
           tide.sleep(10)
         end)

@@ -230,6 +230,19 @@ describe("tide.LM against hostile servers", function()
       end
     end
 
+    for _, p in ipairs(PROVIDERS) do
+      it(p.name .. ": a stream's absurd counts are dropped the same way", function()
+        local lm = lm_for(p, "usage=huge", {price = {input = 1, output = 1}})
+        local it, final = lm:stream("stream absurd counts")
+        for _ in it do end
+        assert.are.equal(0, final.usage.input)
+        assert.are.equal(0, final.usage.total)
+        assert.matches("counted as 0: input, output", final.usage.note, 1, true)
+        assert.are.equal(0, final.cost)
+        assert.are.equal(0, lm.usage.cost)
+      end)
+    end
+
     it("keeps max_cost working when a server reports negative counts", function()
       local p = PROVIDERS[1]
       local lm = lm_for(p, nil, {price = {input = 1e6, output = 1e6}, max_cost = 1})

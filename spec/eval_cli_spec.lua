@@ -5,6 +5,7 @@ local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 
 local TIDE = os.getenv("TIDE_BIN") or "build/tide"
+local PTY = os.getenv("SPEC_PTY_BIN") or "build/spec_pty"
 local CANARY = "sk-CANARY-eval-3d9b27"
 
 local PROGRAM = [[
@@ -273,6 +274,35 @@ end, function(ex, p) return true end
     local rows = results.read(out_path)
     assert.are.same({expected = "approve"}, rows[1].labels)
     assert.are.equal("integer", math.type(rows[1].outputs.score))
+  end)
+
+  it("fits its progress bar to the terminal, following a resize at the next redraw", function()
+    local resizing = dir .. "/resizing.lua"
+    -- the second example narrows the window (stty on the terminal tide runs on)
+    write(resizing, [[
+local draft = 0
+return function(inputs)
+  draft = draft + 1
+  if draft == 2 then assert(os.execute("stty cols 30")) end
+  return {score = 70}
+end, function() return true end
+]])
+    local data = dataset("resize", 3, {})
+    local script = dir .. "/pty-script"
+    write(script, "wait\n")
+    local cmd = string.format("stty cols 60; exec %s %s eval %s --model openai/mock --data %s " ..
+      "--out %s/resize.jsonl --progress bar --concurrency 1", env("TERM=xterm"), TIDE, resizing, data, dir)
+    local p = io.popen(string.format("%s %s sh -c %s 2>&1", PTY, script, sh_quote(cmd)))
+    local out = p:read("a")
+    p:close()
+    assert.matches("exit=0", out)
+    local bars = {}
+    for line in out:gmatch("\r(eval[^\r\27]*)\27%[K") do bars[#bars + 1] = line end
+    assert.is_true(#bars >= 2, out)
+    assert.is_true(#bars[1] <= 59 and #bars[1] > 29, bars[1])   -- drawn at 60 columns
+    assert.matches("^eval .*1/3 ", bars[1])
+    assert.is_true(#bars[#bars] <= 29, bars[#bars])               -- and at 30 after the resize
+    assert.matches("^eval 3/3", bars[#bars])
   end)
 
   it("--merge refuses to write over one of its inputs, however the path is spelt", function()

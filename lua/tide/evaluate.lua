@@ -300,9 +300,12 @@ function Evaluate:run(program, overrides)
 
   local writer
   if opts.save_as then
-    local columns = {}
-    for _, item in ipairs(items) do
-      results.add_columns(columns, item.example:inputs(), item.example:labels())
+    local columns   -- a CSV header names the dataset's fields from the first row on
+    if results.format_of(opts.save_as) == "csv" then
+      columns = {}
+      for _, item in ipairs(items) do
+        results.add_columns(columns, item.example:inputs(), item.example:labels())
+      end
     end
     writer = results.open(opts.save_as, {append = opts.resume, columns = columns})
   end

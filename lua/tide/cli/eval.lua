@@ -221,17 +221,15 @@ local function no_lm(program_path)
     "or, offline against the mock server: scripts/with_mockllm build/tide eval " .. program_path .. " ..."
 end
 
---- The dataset's examples, or nil and a message (and the exit status).
+--- The dataset's examples (at least one), or nil and a message.
 local function load_dataset(o, inputs)
   local ok, devset = pcall(dataset.load, o.data, {inputs = inputs, format = o.format})
-  if not ok then return nil, tostring(devset), 1 end
-  if #devset == 0 then
-    return nil, string.format("%s holds no examples: nothing to evaluate", o.data), 1
-  end
+  if not ok then return nil, tostring(devset) end
+  if #devset == 0 then return nil, string.format("%s holds no examples: nothing to evaluate", o.data) end
   return devset
 end
 
---- The first distinct failure, for the message of a run in which every example failed.
+--- The first row's error, for the message of a run in which every example failed.
 local function first_error(result)
   for _, row in ipairs(result.rows) do
     if row.error then return row.error.kind .. ": " .. row.error.message end
@@ -293,8 +291,8 @@ local function run(o)
     inputs = {}
     for name in o.inputs:gmatch("[^,%s]+") do inputs[#inputs + 1] = name end
   end
-  local devset, data_err, status = load_dataset(o, inputs)
-  if not devset then say("%s", data_err) return status end
+  local devset, data_err = load_dataset(o, inputs)
+  if not devset then say("%s", data_err) return 1 end
 
   local ok_e, result = pcall(tide.Evaluate, {
     devset = devset,

@@ -170,7 +170,7 @@ static int load_failed(lua_State *L, const char *progname)
   return 1;
 }
 
-/* `tide NAME args...` for a subcommand runs require("tide.cli.NAME").main(args...). */
+/* `tide NAME args...` for a subcommand runs require("tide.NAME.cli").main(args...). */
 static const char *const subcommands[] = {"eval", NULL};
 
 static int is_subcommand(const char *a)
@@ -188,7 +188,7 @@ static int run_subcommand(cli *C, char **argv, int argc)
   const char *progname = C->progname;
   static const char loader[] =
     "local name = ...\n"
-    "return require('tide.cli.' .. name).main(select(2, ...))\n";
+    "return require('tide.' .. name .. '.cli').main(select(2, ...))\n";
   int n;
   create_arg_table(L, argv, argc, 1);
   if (luaL_loadbuffer(L, loader, sizeof loader - 1, "=(subcommand)") != LUA_OK)

@@ -1,6 +1,6 @@
 -- Datasets: JSONL, CSV and Lua tables into Examples, and clear errors for bad rows.
 local tide = require "tide"
-local csv = require "tide.csv"
+local csv = require "tide.eval.csv"
 local cjson = require "cjson"
 
 local dirs = {}

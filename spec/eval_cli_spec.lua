@@ -1,6 +1,6 @@
 -- `tide eval` end to end: the binary, a program file, a dataset, mockllm.
 local tide = require "tide"
-local results = require "tide.results"
+local results = require "tide.eval.results"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 

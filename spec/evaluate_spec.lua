@@ -2,8 +2,8 @@
 -- resuming, shards, progress lines.
 local tide = require "tide"
 local lm_mod = require "tide.lm"
-local results = require "tide.results"
-local csv = require "tide.csv"
+local results = require "tide.eval.results"
+local csv = require "tide.eval.csv"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
@@ -561,7 +561,7 @@ describe("tide.Evaluate", function()
 end)
 
 describe("progress", function()
-  local progress = require "tide.progress"
+  local progress = require "tide.eval.progress"
 
   local function fake(mode, interval, columns)
     local t, out = 100, {}

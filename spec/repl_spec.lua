@@ -3,7 +3,7 @@
 local tide = require "tide"
 local mockllm = require "support.mockllm"
 local repl = require "tide.repl"
-local pretty = require "tide.pretty"
+local pretty = require "tide.repl.pretty"
 local assert_clean = require "support.clean"
 
 local TIDE = os.getenv("TIDE_BIN") or "build/tide"

@@ -105,15 +105,15 @@ tide.adapters = {chat = require "tide.adapters.chat", json = require "tide.adapt
 
 --- Critics in parallel and their verdict: tide.fanout.Panel, .Perspectives and the
 -- aggregation helpers; tide.critics is the founding example's panel.
-tide.fanout = require "tide.patterns.fanout"
-tide.critics = require "tide.patterns.critics"
+tide.fanout = require "tide.fanout"
+tide.critics = require "tide.critics"
 
 -- ---- evaluation ----------------------------------------------------------------
 
 --- tide.Evaluate{devset, metric, ...}: a program over a dataset, scored; tide.dataset
 -- loads JSONL, CSV and Lua tables as Examples.
-tide.Evaluate = require("tide.evaluate").new
-tide.dataset = require "tide.dataset"
+tide.Evaluate = require("tide.eval.evaluate").new
+tide.dataset = require "tide.eval.dataset"
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)

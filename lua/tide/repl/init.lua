@@ -9,7 +9,7 @@
 -- the session the errors of tasks nobody took (task_failed), which are printed
 -- before the next prompt.
 local tide = require "tide"
-local pretty = require "tide.pretty"
+local pretty = require "tide.repl.pretty"
 local redact = require "tide.redact"
 local script = require "tide.script"
 local check = require "tide.check"

@@ -19,7 +19,7 @@
 local cjson = require "cjson"
 local core = require "tide.core"
 local cache = require "tide.cache"
-local csv = require "tide.csv"
+local csv = require "tide.eval.csv"
 local redact = require "tide.redact"
 
 local json = cjson.new()          -- our own settings, not the shared module's

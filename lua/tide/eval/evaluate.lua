@@ -18,10 +18,10 @@ local core = require "tide.core"
 local check = require "tide.check"
 local settings = require "tide.settings"
 local prediction = require "tide.prediction"
-local dataset = require "tide.dataset"
-local results = require "tide.results"
-local progress = require "tide.progress"
-local report = require "tide.eval_report"
+local dataset = require "tide.eval.dataset"
+local results = require "tide.eval.results"
+local progress = require "tide.eval.progress"
+local report = require "tide.eval.report"
 
 local M = {}
 

@@ -1,13 +1,13 @@
 --- The founding example's critics: technical, style and completeness critics of a
 -- draft, and an LM aggregator over their nine values.
 --
---   local critics = require "tide.patterns.critics"   -- also tide.fanout.critics
+--   local critics = require "tide.critics"   -- also tide.fanout.critics
 --   local panel = critics.panel()                      -- function aggregation
 --   local panel_lm = critics.panel{aggregate = "lm"}   -- the aggregator signature
 --   local r = panel{content = draft, context = "B2B SaaS outreach", requirements = "..."}
 local Signature = require "tide.signature"
 local predict = require "tide.predict"
-local fanout = require "tide.patterns.fanout"
+local fanout = require "tide.fanout"
 
 local M = {}
 

@@ -17,10 +17,10 @@
 local tide = require "tide"
 local script = require "tide.script"
 local settings = require "tide.settings"
-local evaluate = require "tide.evaluate"
-local dataset = require "tide.dataset"
-local results = require "tide.results"
-local report = require "tide.eval_report"
+local evaluate = require "tide.eval.evaluate"
+local dataset = require "tide.eval.dataset"
+local results = require "tide.eval.results"
+local report = require "tide.eval.report"
 
 local M = {}
 

@@ -12,7 +12,7 @@
 -- an absent field (a null input is a missing one).
 local cjson = require "cjson"
 local check = require "tide.check"
-local csv = require "tide.csv"
+local csv = require "tide.eval.csv"
 local prediction = require "tide.prediction"
 
 local M = {}

@@ -170,11 +170,27 @@ void transfer_detach(tide_engine *E, transfer *x)
   E->transfers--;
 }
 
+/* A handle for a new transfer, its receive buffer set to RECEIVE_BUFFER_BYTES.
+ * libcurl (7.88) refuses CURLOPT_BUFFERSIZE on a handle that still holds a
+ * receive buffer — one whose transfer failed before connecting (a name that did
+ * not resolve) keeps its 4 KiB buffer across curl_easy_reset — and would then
+ * read up to its 16 KiB default into that buffer: a heap overflow.  Such a
+ * handle is dropped, not reused. */
 static CURL *easy_get(tide_engine *E)
 {
-  if (E->easy_pooled > 0)
-    return E->easy_pool[--E->easy_pooled];
-  return curl_easy_init();
+  CURL *easy;
+  while (E->easy_pooled > 0) {
+    easy = E->easy_pool[--E->easy_pooled];
+    if (curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES) == CURLE_OK)
+      return easy;
+    curl_easy_cleanup(easy);
+  }
+  easy = curl_easy_init();
+  if (easy && curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES) != CURLE_OK) {
+    curl_easy_cleanup(easy);
+    easy = NULL;
+  }
+  return easy;
 }
 
 static void easy_put(tide_engine *E, CURL *easy)
@@ -791,7 +807,6 @@ transfer *transfer_start(tide_engine *E, lua_State *L, const char *fname, int st
   curl_easy_setopt(easy, CURLOPT_PRIVATE, (char *)x);
   curl_easy_setopt(easy, CURLOPT_SHARE, E->share);
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, RECEIVE_BUFFER_BYTES);
   curl_easy_setopt(easy, CURLOPT_SOCKOPTFUNCTION, on_sockopt);
   curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, x->errbuf);

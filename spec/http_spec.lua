@@ -242,6 +242,20 @@ describe("tide.request", function()
     end
   end)
 
+  -- A transfer that failed before connecting left its 4 KiB receive buffer in the
+  -- pooled handle; libcurl then refused the buffer size on reuse and read up to
+  -- 16 KiB into it (a heap overflow, which `make check` and valgrind report).
+  it("reuses no handle whose receive buffer libcurl would overrun", function()
+    for _ = 1, 3 do
+      local ok, err = pcall(tide.request, {url = "http://no-such-host.invalid/"})
+      assert.is_false(ok)
+      assert.are.equal("dns", err.kind)
+    end
+    local function big() return chat("fault=huge;size=300000").body end
+    local a, b, c = tide.gather(big, big, big)   -- the three handles the failures left
+    for _, body in ipairs{a, b, c} do assert.are.equal(300000, #body) end
+  end)
+
   it("works on the main flow and inside tasks alike", function()
     local direct = tide.request{url = server.url .. "/health"}.status
     local in_task = tide.spawn(function() return tide.request{url = server.url .. "/health"}.status end):wait()

@@ -5,20 +5,16 @@ local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
+local wire = require "support.routes"
 
 local BOM = "\xEF\xBB\xBF"
 local KEY = "sk-canary-0123456789abcdef"
-local PROMPT = "tell me a story about a small robot who learns to paint"
-
-local routes = {
-  openai = {path = "/v1/chat/completions", auth = {Authorization = "Bearer " .. KEY},
-    body = {model = "gpt-mock", messages = {{role = "user", content = PROMPT}}}},
-  anthropic = {path = "/v1/messages", auth = {["x-api-key"] = KEY},
-    body = {model = "claude-mock", max_tokens = 64, messages = {{role = "user", content = PROMPT}}}},
-  gemini = {path = "/v1beta/models/gemini-mock:generateContent", auth = {["x-goog-api-key"] = KEY},
-    stream_path = "/v1beta/models/gemini-mock:streamGenerateContent?alt=sse",
-    array_path = "/v1beta/models/gemini-mock:streamGenerateContent",
-    body = {contents = {{role = "user", parts = {{text = PROMPT}}}}}},
+local routes = wire.routes
+-- each provider's way of sending the key, for the scenarios that echo it
+local AUTH = {
+  openai = {Authorization = "Bearer " .. KEY},
+  anthropic = {["x-api-key"] = KEY},
+  gemini = {["x-goog-api-key"] = KEY},
 }
 local NAMES = {"openai", "anthropic", "gemini"}
 
@@ -86,16 +82,16 @@ describe("mockllm hostile scenarios", function()
 
     it("answers 401 quoting the credential of each header, in each provider's error shape", function()
       for _, name in ipairs(NAMES) do
-        local r = post(name, {scenario = "echo_key=1", headers = routes[name].auth})
+        local r = post(name, {scenario = "echo_key=1", headers = AUTH[name]})
         assert.are.equal(401, r.status, name)
         assert.are.equal("application/json", r.headers["content-type"])
         assert.are.equal(message_for(KEY), error_message(r.body), name)
       end
-      local oa = cjson.decode(post("openai", {scenario = "echo_key=1", headers = routes.openai.auth}).body)
+      local oa = cjson.decode(post("openai", {scenario = "echo_key=1", headers = AUTH.openai}).body)
       assert.are.same({"invalid_request_error", "invalid_api_key"}, {oa.error.type, oa.error.code})
-      local an = cjson.decode(post("anthropic", {scenario = "echo_key=1", headers = routes.anthropic.auth}).body)
+      local an = cjson.decode(post("anthropic", {scenario = "echo_key=1", headers = AUTH.anthropic}).body)
       assert.are.equal("authentication_error", an.error.type)
-      local ge = cjson.decode(post("gemini", {scenario = "echo_key=1", headers = routes.gemini.auth}).body)
+      local ge = cjson.decode(post("gemini", {scenario = "echo_key=1", headers = AUTH.gemini}).body)
       assert.are.equal("UNAUTHENTICATED", ge.error.status)
       -- Azure's api-key header, and a Gemini key in the query string (URL-decoded)
       local az = post("openai", {scenario = "echo_key=1", headers = {["api-key"] = "azure-" .. KEY}})
@@ -106,7 +102,7 @@ describe("mockllm hostile scenarios", function()
     end)
 
     it("honours status=, and says so when the request carried no key", function()
-      local r = post("anthropic", {scenario = "echo_key=1;status=403", headers = routes.anthropic.auth})
+      local r = post("anthropic", {scenario = "echo_key=1;status=403", headers = AUTH.anthropic})
       assert.are.equal(403, r.status)
       assert.are.equal("permission_error", cjson.decode(r.body).error.type)
       assert.are.equal(message_for(KEY), error_message(r.body))
@@ -121,40 +117,40 @@ describe("mockllm hostile scenarios", function()
 
     it("echo_pad puts N filler bytes before the key, at a known offset of the body", function()
       for _, pad in ipairs{0, 150, 1975} do
-        local r = post("openai", {scenario = "echo_key=1;echo_pad=" .. pad, headers = routes.openai.auth})
+        local r = post("openai", {scenario = "echo_key=1;echo_pad=" .. pad, headers = AUTH.openai})
         assert.are.equal(message_for(KEY, pad), error_message(r.body))
         assert.are.equal(50 + pad, (r.body:find(KEY, 1, true)))        -- byte 49 + N, from 0
         assert.are.equal(29 + pad, (error_message(r.body):find(KEY, 1, true)))
       end
       -- so a key can straddle a 200-byte cut of the message: its first 10 bytes in
-      local r = post("openai", {scenario = "echo_key=1;echo_pad=162", headers = routes.openai.auth})
+      local r = post("openai", {scenario = "echo_key=1;echo_pad=162", headers = AUTH.openai})
       local cut = error_message(r.body):sub(1, 200)
       assert.are.equal("sk-canary-", cut:sub(-10))
       assert.is_nil(cut:find(KEY, 1, true))
     end)
 
     it("echo_key=escaped writes each character of the key \\u00XX-escaped", function()
-      local r = post("openai", {scenario = "echo_key=escaped", headers = routes.openai.auth})
+      local r = post("openai", {scenario = "echo_key=escaped", headers = AUTH.openai})
       assert.are.equal(401, r.status)
       assert.is_nil(r.body:find(KEY, 1, true))           -- not in the raw bytes
       local escaped = KEY:gsub(".", function(c) return string.format("\\u%04x", c:byte()) end)
       assert.is_truthy(r.body:find(escaped, 1, true))
       assert.are.equal(message_for(KEY), error_message(r.body))   -- but the JSON means it
-      local g = post("gemini", {scenario = "echo_key=escaped;echo_pad=3", headers = routes.gemini.auth})
+      local g = post("gemini", {scenario = "echo_key=escaped;echo_pad=3", headers = AUTH.gemini})
       assert.is_truthy(g.body:find("provided: ..." .. escaped, 1, true))
     end)
 
     it("ends with fail_first, never reaches the log, and refuses bad values", function()
       local sc = "echo_key=1;fail_first=1;key=echo"
-      assert.are.equal(401, post("openai", {scenario = sc, headers = routes.openai.auth}).status)
-      assert.are.equal(200, post("openai", {scenario = sc, headers = routes.openai.auth}).status)
+      assert.are.equal(401, post("openai", {scenario = sc, headers = AUTH.openai}).status)
+      assert.are.equal(200, post("openai", {scenario = sc, headers = AUTH.openai}).status)
       local log = tide.request{url = server.url .. "/__log"}.body
       assert.is_nil(log:find("canary", 1, true))
       assert.are.same({"authorization", "authorization"},
         {cjson.decode(log).requests[1].auth, cjson.decode(log).requests[2].auth})
       -- without echo_key no answer holds the key, whatever else goes wrong
       for _, s in ipairs{"status=401", "status=500", "fault=error_body", "error=context_window"} do
-        local r = post("openai", {scenario = s, headers = routes.openai.auth})
+        local r = post("openai", {scenario = s, headers = AUTH.openai})
         assert.is_nil(r.body:find("canary", 1, true), s)
       end
       for _, bad in ipairs{"echo_key=2", "echo_key=yes", "echo_pad=x", "echo_pad=2m"} do
@@ -408,82 +404,5 @@ describe("mockllm hostile scenarios", function()
       -- no BOM on HTML: it is not JSON
       assert.are.equal("<!DOCTYPE", post("openai", {scenario = "status=404;fault=html;bom=1"}).body:sub(1, 9))
     end)
-  end)
-end)
-
-describe("mockllm's command line", function()
-  local BIN = os.getenv("MOCKLLM_BIN") or "build/mockllm"
-
-  --- Runs mockllm with args (stdin from /dev/null, so a server that does start stops
-  -- at once) → stdout, stderr, exit status.
-  local function run(args, env)
-    local err = os.tmpname()
-    local p = assert(io.popen(string.format("%s %s --exit-on-stdin-eof %s </dev/null 2>%s",
-      env or "", BIN, args, err)))
-    local out = p:read("a")
-    local _, _, status = p:close()
-    local f = assert(io.open(err))
-    local errtext = f:read("a")
-    f:close()
-    os.remove(err)
-    return out, errtext, status
-  end
-
-  it("--help explains every flag and lists every scenario key of the README", function()
-    local out, err, status = run("--help")
-    assert.are.same({0, ""}, {status, err})
-    for _, flag in ipairs{"--host", "--port", "--latency-ms", "--scenario", "--no-accept",
-                          "--exit-on-stdin-eof", "--quiet", "--verbose", "--help", "--version",
-                          "MOCKLLM_SCENARIO", "engine/mockllm/README.md"} do
-      assert.is_truthy(out:find(flag, 1, true), flag)
-    end
-    assert.matches("%-%-no%-accept +[^\n]*never accept", out)
-    -- every key and fault in the README's X-Mock-Scenario table shows in the help
-    local readme = assert(io.open("engine/mockllm/README.md")):read("a")
-    local table_text = readme:match("## X%-Mock%-Scenario(.-)\n%- Error bodies")
-    local keys = 0
-    for cell in table_text:gmatch("\n| `([^`]+)` |") do
-      local key, value = cell:match("^%.*;?([%w_]+)=([%w_]*)")
-      if key then
-        keys = keys + 1
-        assert.is_truthy(out:find(key, 1, true), key)
-        if key == "fault" or key == "error" then assert.is_truthy(out:find(value, 1, true), value) end
-      end
-    end
-    assert.is_true(keys >= 30, keys .. " keys")
-    assert.are.equal(out, (run("-h")))
-  end)
-
-  it("--version prints tide's version", function()
-    local out, _, status = run("--version")
-    local tide_h = assert(io.open("engine/include/tide.h")):read("a")
-    local version = tide_h:match('#define TIDE_VERSION "([^"]+)"')
-    assert.are.same({0, "mockllm " .. version .. "\n"}, {status, out})
-    assert.are.equal(out, (run("-V")))
-  end)
-
-  it("usage errors exit 2 with one line that names the problem and points to --help", function()
-    local cases = {
-      {"--bogus", "unknown option: %-%-bogus"},
-      {"extra", "unexpected argument: extra"},
-      {"--port", "%-%-port needs a value"},
-      {"--port abc", "bad value for %-%-port: 'abc'"},
-      {"--port=70000", "bad value for %-%-port: '70000'"},
-      {"--latency-ms -5", "bad value for %-%-latency%-ms: '%-5'"},
-      {"--host nowhere", "bad value for %-%-host: 'nowhere'"},
-      {"--scenario 'fault=nope'", "%-%-scenario: .*unknown fault 'nope'"},
-      {"", "MOCKLLM_SCENARIO: .*'bom'", "MOCKLLM_SCENARIO='bom=7'"},
-    }
-    for _, c in ipairs(cases) do
-      local out, err, status = run(c[1], c[3])
-      assert.are.equal(2, status, c[1])
-      assert.are.equal("", out, c[1])                 -- it never started listening
-      assert.matches("^mockllm: " .. c[2] .. ".*%(try 'mockllm %-%-help'%)\n$", err, nil, c[1])
-      assert.are.equal(1, select(2, err:gsub("\n", "")), c[1])   -- one line
-    end
-    -- a good command line starts, and stops at stdin's EOF with status 0
-    local out, _, status = run("--port 0 --scenario 'usage=huge;bom=1' --quiet")
-    assert.are.equal(0, status)
-    assert.matches("^mockllm listening on http://127%.0%.0%.1:%d+\n$", out)
   end)
 end)

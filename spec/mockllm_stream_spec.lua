@@ -1,33 +1,11 @@
+-- mockllm's streams, checked on the bytes it puts on the wire: each provider's event
+-- sequence, stream faults, pacing and a client that leaves.
 local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
-
--- One request per provider, the same prompt for all three.
-local PROMPT = "tell me a story about a small robot who learns to paint"
-local routes = {
-  openai = {path = "/v1/chat/completions",
-    body = {model = "gpt-mock", messages = {{role = "user", content = PROMPT}}}},
-  anthropic = {path = "/v1/messages",
-    body = {model = "claude-mock", max_tokens = 64, messages = {{role = "user", content = PROMPT}}}},
-  gemini = {path = "/v1beta/models/gemini-mock:generateContent",
-    stream_path = "/v1beta/models/gemini-mock:streamGenerateContent?alt=sse",
-    body = {contents = {{role = "user", parts = {{text = PROMPT}}}}}},
-}
-
---- The events of an SSE body, each {event = name or nil, data = text}; CRLF and LF alike.
-local function sse_events(body)
-  local list = {}
-  for block in (body:gsub("\r\n", "\n")):gmatch("(.-)\n\n") do
-    local ev = {}
-    for line in block:gmatch("[^\n]+") do
-      local k, v = line:match("^(%a+): ?(.*)$")
-      if k == "event" then ev.event = v elseif k == "data" then ev.data = v end
-    end
-    list[#list + 1] = ev
-  end
-  return list
-end
+local wire = require "support.routes"
+local routes, sse_events = wire.routes, wire.sse_events
 
 describe("mockllm streams", function()
   local server
@@ -36,25 +14,8 @@ describe("mockllm streams", function()
   before_each(function() server:reset() end)
   after_each(assert_clean)
 
-  local function post(name, opts)
-    opts = opts or {}
-    local route = routes[name]
-    local body = {}
-    for k, v in pairs(route.body) do body[k] = v end
-    for k, v in pairs(opts.fields or {}) do body[k] = v end
-    local headers = {["Content-Type"] = "application/json", ["X-Mock-Scenario"] = opts.scenario}
-    for k, v in pairs(opts.headers or {}) do headers[k] = v end
-    return tide.request{url = server.url .. (opts.stream_path and route.stream_path or route.path),
-      body = cjson.encode(body), headers = headers, timeout = opts.timeout or 10}
-  end
-
-  -- the text of the same request answered without a stream
-  local function plain_text(name)
-    local r = cjson.decode(post(name).body)
-    if name == "openai" then return r.choices[1].message.content, r.usage.completion_tokens end
-    if name == "anthropic" then return r.content[1].text, r.usage.output_tokens end
-    return r.candidates[1].content.parts[1].text, r.usageMetadata.candidatesTokenCount
-  end
+  local function post(name, opts) return wire.post(server, name, opts) end
+  local function plain_text(name) return wire.plain_text(server, name) end
 
   it("OpenAI: a role chunk, text deltas, a finish chunk, usage, then [DONE]", function()
     local r = post("openai", {fields = {stream = true, stream_options = {include_usage = true}}})
@@ -211,34 +172,6 @@ describe("mockllm streams", function()
     assert.are.same({1, 0}, {s.aborted, s.in_flight})
   end)
 
-  it("blocked, no_text and finish=length answer 200 in each provider's shape", function()
-    local oa = cjson.decode(post("openai", {scenario = "fault=blocked"}).body).choices[1]
-    assert.are.equal("content_filter", oa.finish_reason)
-    assert.are.equal(cjson.null, oa.message.content)
-    assert.are.equal(cjson.null, oa.message.refusal)
-    local an = cjson.decode(post("anthropic", {scenario = "fault=blocked"}).body)
-    assert.are.same({"refusal", {}}, {an.stop_reason, an.content})
-    local ge = cjson.decode(post("gemini", {scenario = "fault=blocked"}).body)
-    assert.are.equal("SAFETY", ge.promptFeedback.blockReason)
-    assert.is_nil(ge.candidates)
-    assert.is_number(ge.usageMetadata.promptTokenCount)
-
-    oa = cjson.decode(post("openai", {scenario = "fault=no_text"}).body).choices[1]
-    assert.are.same({"length", ""}, {oa.finish_reason, oa.message.content})
-    an = cjson.decode(post("anthropic", {scenario = "fault=no_text"}).body)
-    assert.are.same({"max_tokens", {}}, {an.stop_reason, an.content})
-    ge = cjson.decode(post("gemini", {scenario = "fault=no_text"}).body)
-    assert.are.same({content = {role = "model"}, finishReason = "MAX_TOKENS", index = 0}, ge.candidates[1])
-
-    oa = cjson.decode(post("openai", {scenario = "finish=length"}).body).choices[1]
-    assert.are.same({"length", (plain_text("openai"))}, {oa.finish_reason, oa.message.content})
-    an = cjson.decode(post("anthropic", {scenario = "finish=length"}).body)
-    assert.are.equal("max_tokens", an.stop_reason)
-    ge = cjson.decode(post("gemini", {scenario = "finish=length"}).body)
-    assert.are.equal("MAX_TOKENS", ge.candidates[1].finishReason)
-    assert.is_string(ge.candidates[1].content.parts[1].text)
-  end)
-
   it("blocked streams end with the blocked finish and no text", function()
     local oa = sse_events(post("openai", {fields = {stream = true}, scenario = "fault=blocked"}).body)
     assert.are.equal("content_filter", cjson.decode(oa[#oa - 1].data).choices[1].finish_reason)
@@ -246,110 +179,5 @@ describe("mockllm streams", function()
     assert.are.equal("refusal", cjson.decode(an[#an - 1].data).delta.stop_reason)
     local ge = sse_events(post("gemini", {stream_path = true, scenario = "fault=blocked"}).body)
     assert.are.same({1, "SAFETY"}, {#ge, cjson.decode(ge[1].data).promptFeedback.blockReason})
-  end)
-
-  it("error=context_window answers each provider's 400", function()
-    local r = post("openai", {scenario = "error=context_window"})
-    assert.are.equal(400, r.status)
-    local e = cjson.decode(r.body).error
-    assert.are.same({"invalid_request_error", "messages", "context_length_exceeded"}, {e.type, e.param, e.code})
-    assert.matches("maximum context length is 128000 tokens", e.message)
-    r = post("anthropic", {scenario = "error=context_window"})
-    assert.are.equal(400, r.status)
-    assert.are.same({type = "error", error = {type = "invalid_request_error",
-      message = "prompt is too long: 210000 tokens > 200000 maximum"}}, cjson.decode(r.body))
-    r = post("gemini", {scenario = "error=context_window"})
-    assert.are.equal(400, r.status)
-    e = cjson.decode(r.body).error
-    assert.are.same({400, "INVALID_ARGUMENT"}, {e.code, e.status})
-    assert.matches("exceeds the maximum number of tokens allowed %(1048576%)", e.message)
-  end)
-
-  it("error statuses carry each provider's error kind", function()
-    local kinds = {
-      [401] = {"invalid_api_key", "authentication_error", "UNAUTHENTICATED"},
-      [403] = {cjson.null, "permission_error", "PERMISSION_DENIED"},
-      [404] = {"model_not_found", "not_found_error", "NOT_FOUND"},
-      [408] = {cjson.null, "timeout_error", "DEADLINE_EXCEEDED"},
-      [409] = {cjson.null, "conflict_error", "ABORTED"},
-      [429] = {"rate_limit_exceeded", "rate_limit_error", "RESOURCE_EXHAUSTED"},
-      [500] = {cjson.null, "api_error", "INTERNAL"},
-      [502] = {cjson.null, "api_error", "UNAVAILABLE"},
-      [503] = {cjson.null, "api_error", "UNAVAILABLE"},
-      [504] = {cjson.null, "timeout_error", "DEADLINE_EXCEEDED"},
-      [529] = {cjson.null, "overloaded_error", "UNAVAILABLE"},
-    }
-    for status, want in pairs(kinds) do
-      local sc = "status=" .. status
-      local oa = post("openai", {scenario = sc})
-      local an = post("anthropic", {scenario = sc})
-      local ge = post("gemini", {scenario = sc})
-      assert.are.same({status, status, status}, {oa.status, an.status, ge.status})
-      local oe, ae, ge_ = cjson.decode(oa.body).error, cjson.decode(an.body), cjson.decode(ge.body).error
-      assert.are.same(want, {oe.code, ae.error.type, ge_.status}, sc)
-      assert.are.equal(status >= 500 and "server_error" or status == 429 and "requests"
-        or "invalid_request_error", oe.type, sc)
-      assert.are.equal("error", ae.type)
-      assert.are.equal(status, ge_.code)
-    end
-  end)
-end)
-
-describe("mockllm's request log", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
-
-  local function chat(scenario, headers)
-    headers = headers or {}
-    headers["X-Mock-Scenario"] = scenario
-    return tide.request{url = server.url .. "/v1/chat/completions", headers = headers,
-      body = cjson.encode{model = "gpt-log", messages = {{role = "user", content = "hi"}}}}
-  end
-
-  it("records each request in order with its key, status, model and auth header name", function()
-    local sc = "fail_first=2;key=abc;status=429;retry_after=1"
-    for _ = 1, 3 do chat(sc, {Authorization = "Bearer sk-CANARY"}) end
-    server:stats()                          -- control routes are not logged
-    local r = tide.request{url = server.url .. "/__log"}
-    assert.are.equal(200, r.status)
-    assert.is_nil(r.body:find("CANARY", 1, true))   -- never a key's value
-    local log = cjson.decode(r.body).requests
-    assert.are.equal(3, #log)
-    for i, e in ipairs(log) do
-      assert.are.equal(i, e.seq)
-      assert.are.same({"openai", "/v1/chat/completions", "abc", "gpt-log", false, "authorization"},
-        {e.route, e.path, e.key, e.model, e.stream, e.auth})
-    end
-    assert.are.same({429, 429, 200}, {log[1].status, log[2].status, log[3].status})
-    -- timestamps in arrival order (their gaps are the machine's, not asserted)
-    assert.is_number(log[1].t)
-    assert.is_true(log[1].t <= log[2].t and log[2].t <= log[3].t)
-  end)
-
-  it("names x-api-key, x-goog-api-key and a key in the query, never their values", function()
-    tide.request{url = server.url .. "/v1/messages", headers = {["x-api-key"] = "sk-ant-CANARY"},
-      body = cjson.encode{model = "claude-log", stream = true, messages = {{role = "user", content = "hi"}}}}
-    tide.request{url = server.url .. "/v1beta/models/gem-log:streamGenerateContent?alt=sse",
-      headers = {["x-goog-api-key"] = "AIza-CANARY"},
-      body = cjson.encode{contents = {{role = "user", parts = {{text = "hi"}}}}}}
-    tide.request{url = server.url .. "/v1beta/models/gem-log:generateContent?key=AIza-CANARY",
-      body = cjson.encode{contents = {{role = "user", parts = {{text = "hi"}}}}}}
-    assert.is_false(pcall(chat, "fault=drop;key=dropped"))
-    local body = tide.request{url = server.url .. "/__log"}.body
-    assert.is_nil(body:find("CANARY", 1, true))
-    local log = cjson.decode(body).requests
-    assert.are.same({"anthropic", "claude-log", true, "x-api-key"},
-      {log[1].route, log[1].model, log[1].stream, log[1].auth})
-    assert.are.same({"gemini", "/v1beta/models/gem-log:streamGenerateContent", "gem-log", true, "x-goog-api-key"},
-      {log[2].route, log[2].path, log[2].model, log[2].stream, log[2].auth})
-    assert.are.same({"/v1beta/models/gem-log:generateContent", false, "?key"},
-      {log[3].path, log[3].stream, log[3].auth})
-    assert.are.same({"dropped", cjson.null, cjson.null}, {log[4].key, log[4].status, log[4].auth})
-    for i = 2, #log do assert.is_true(log[i].t >= log[i - 1].t) end
-    server:reset()
-    assert.are.same({}, server:get_json("/__log").requests)
   end)
 end)

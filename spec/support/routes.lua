@@ -1,0 +1,57 @@
+--- One request per provider to mockllm, the same prompt for all three, for the specs
+-- that check the bytes mockllm answers (mockllm_stream_spec, mockllm_replies_spec,
+-- mockllm_hostile_spec).
+local tide = require "tide"
+local cjson = require "cjson"
+
+local M = {}
+
+M.PROMPT = "tell me a story about a small robot who learns to paint"
+M.routes = {
+  openai = {path = "/v1/chat/completions",
+    body = {model = "gpt-mock", messages = {{role = "user", content = M.PROMPT}}}},
+  anthropic = {path = "/v1/messages",
+    body = {model = "claude-mock", max_tokens = 64, messages = {{role = "user", content = M.PROMPT}}}},
+  gemini = {path = "/v1beta/models/gemini-mock:generateContent",
+    stream_path = "/v1beta/models/gemini-mock:streamGenerateContent?alt=sse",
+    array_path = "/v1beta/models/gemini-mock:streamGenerateContent",   -- a JSON array, no SSE
+    body = {contents = {{role = "user", parts = {{text = M.PROMPT}}}}}},
+}
+
+--- Posts a provider's request to server.  opts: fields (added to the body),
+-- scenario (X-Mock-Scenario), headers, stream_path (Gemini's ?alt=sse path), timeout.
+function M.post(server, name, opts)
+  opts = opts or {}
+  local route = M.routes[name]
+  local body = {}
+  for k, v in pairs(route.body) do body[k] = v end
+  for k, v in pairs(opts.fields or {}) do body[k] = v end
+  local headers = {["Content-Type"] = "application/json", ["X-Mock-Scenario"] = opts.scenario}
+  for k, v in pairs(opts.headers or {}) do headers[k] = v end
+  return tide.request{url = server.url .. (opts.stream_path and route.stream_path or route.path),
+    body = cjson.encode(body), headers = headers, timeout = opts.timeout or 10}
+end
+
+--- The text of the same request answered without a stream, and its output token count.
+function M.plain_text(server, name)
+  local r = cjson.decode(M.post(server, name).body)
+  if name == "openai" then return r.choices[1].message.content, r.usage.completion_tokens end
+  if name == "anthropic" then return r.content[1].text, r.usage.output_tokens end
+  return r.candidates[1].content.parts[1].text, r.usageMetadata.candidatesTokenCount
+end
+
+--- The events of an SSE body, each {event = name or nil, data = text}; CRLF and LF alike.
+function M.sse_events(body)
+  local list = {}
+  for block in (body:gsub("\r\n", "\n")):gmatch("(.-)\n\n") do
+    local ev = {}
+    for line in block:gmatch("[^\n]+") do
+      local k, v = line:match("^(%a+): ?(.*)$")
+      if k == "event" then ev.event = v elseif k == "data" then ev.data = v end
+    end
+    list[#list + 1] = ev
+  end
+  return list
+end
+
+return M

@@ -1,5 +1,7 @@
 -- mockllm's answers that are not streams, in each provider's shape: blocked and empty
--- answers, context overflows and the error body of every status.
+-- answers, context overflows, the error body of every status, and its wire formats
+-- (Anthropic messages, Gemini generateContent, DSPy's chat format).
+local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
@@ -87,5 +89,76 @@ describe("mockllm's replies", function()
       assert.are.equal("error", ae.type)
       assert.are.equal(status, ge_.code)
     end
+  end)
+end)
+
+describe("mockllm's wire formats", function()
+  local server
+  setup(function() server = mockllm.start() end)
+  teardown(function() server:stop() end)
+  after_each(assert_clean)
+
+  local function post(path, body, scenario)
+    local r = tide.request{url = server.url .. path, body = cjson.encode(body),
+      headers = {["content-type"] = "application/json", ["X-Mock-Scenario"] = scenario}}
+    return r.status, cjson.decode(r.body), r
+  end
+
+  it("speaks Anthropic messages, with its error shapes", function()
+    local status, body = post("/v1/messages", {model = "claude-mock", max_tokens = 10,
+      system = "be brief", messages = {{role = "user", content = "hello"}}})
+    assert.are.equal(200, status)
+    assert.are.equal("message", body.type)
+    assert.are.equal("text", body.content[1].type)
+    assert.is_number(body.usage.input_tokens)
+    local s529, err = post("/v1/messages", {model = "m", messages = {}}, "status=529")
+    assert.are.equal(529, s529)
+    assert.are.equal("overloaded_error", err.error.type)
+  end)
+
+  it("speaks Gemini generateContent, with RetryInfo on 429", function()
+    local status, body = post("/v1beta/models/gemini-mock:generateContent",
+      {contents = {{role = "user", parts = {{text = "hello"}}}}})
+    assert.are.equal(200, status)
+    assert.are.equal("STOP", body.candidates[1].finishReason)
+    assert.is_number(body.usageMetadata.totalTokenCount)
+    local s429, err = post("/v1beta/models/gemini-mock:generateContent", {contents = {}},
+      "status=429;retry_after=3")
+    assert.are.equal(429, s429)
+    assert.are.equal("RESOURCE_EXHAUSTED", err.error.status)
+    assert.are.equal("3s", err.error.details[1].retryDelay)
+  end)
+
+  it("answers DSPy's chat format with every output field, typed", function()
+    local system = table.concat({
+      "Your input fields are:",
+      "1. `content` (str): the draft",
+      "Your output fields are:",
+      "1. `technical_score` (int): 0-100",
+      "2. `technical_feedback` (str): what to fix",
+      "3. `technical_approved` (bool): ok?",
+      "All interactions will be structured in the following way, with the appropriate values filled in.",
+      "", "[[ ## content ## ]]", "{content}", "", "[[ ## technical_score ## ]]", "{technical_score}",
+    }, "\n")
+    local status, body = post("/v1/chat/completions", {model = "m", messages = {
+      {role = "system", content = system},
+      {role = "user", content = "[[ ## content ## ]]\nA draft.\n\nRespond with the corresponding output fields."},
+    }})
+    assert.are.equal(200, status)
+    local text = body.choices[1].message.content
+    local score = text:match("%[%[ ## technical_score ## %]%]\n(%d+)")
+    assert.is_not_nil(score)
+    assert.is_true(tonumber(score) >= 0 and tonumber(score) <= 100)
+    assert.matches("%[%[ ## technical_feedback ## %]%]\n%S", text)
+    assert.matches("%[%[ ## technical_approved ## %]%]\n(%a+)", text)
+    local approved = text:match("%[%[ ## technical_approved ## %]%]\n(%a+)")
+    assert.is_true(approved == "True" or approved == "False")
+    assert.matches("%[%[ ## completed ## %]%]", text)
+    -- deterministic: the same prompt, the same answer
+    local _, again = post("/v1/chat/completions", {model = "m", messages = {
+      {role = "system", content = system},
+      {role = "user", content = "[[ ## content ## ]]\nA draft.\n\nRespond with the corresponding output fields."},
+    }})
+    assert.are.equal(text, again.choices[1].message.content)
   end)
 end)

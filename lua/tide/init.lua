@@ -34,9 +34,10 @@ local tide = {
   retry = core.retry,
   bucket = core.bucket,
 
-  -- errors
+  -- errors (tide.errors: every kind tide raises)
   error = core.error,
   is_error = core.is_error,
+  errors = require "tide.errors",
 
   -- driving the loop (hosts, scripts under plain lua5.4)
   poll = core.poll,

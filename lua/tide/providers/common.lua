@@ -385,9 +385,10 @@ local RETRYABLE = {rate_limit = true, server = true, timeout = true}
 --- The error kind of a non-2xx status.
 function M.kind_for_status(status)
   local kind = KIND_BY_STATUS[status]
-  if kind then return kind end
-  if type(status) == "number" and status >= 500 then return "server" end
-  return "bad_request"
+  if kind == nil then
+    kind = (type(status) == "number" and status >= 500) and "server" or "bad_request"
+  end
+  return kind
 end
 
 -- Phrases providers and OpenAI-compatible servers use when the prompt does not

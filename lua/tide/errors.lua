@@ -1,0 +1,99 @@
+--- tide.errors: every `kind` of error object tide raises, what it means and
+-- whether trying again may help.
+--
+--   local ok, err = pcall(lm.call, lm, "hi")
+--   if not ok and tide.errors.retryable(err) then ... end
+--   for _, name in ipairs(tide.errors.names()) do print(name, tide.errors.kinds[name].meaning) end
+--
+-- An error object (tide.error{kind = ..., message = ...}) may carry its own
+-- `retryable`: that flag, set where the error is made, is what tide.retry reads.
+-- The catalogue's `retryable` is the kind's usual answer; "varies" means only the
+-- error's own flag can tell (a `parse` error of invalid JSON may be a cut
+-- transfer, one of well-formed JSON of the wrong shape will not improve).
+-- spec/errors_spec.lua reads the C and Lua sources and fails when they raise a
+-- kind that is not listed here, or when a listed kind is raised nowhere.
+local M = {}
+
+M.kinds = {
+  -- the core: tasks and the scheduler
+  cancelled = {retryable = false, from = "core",
+    meaning = "the task or call was cancelled: task:cancel(), a race's loser, a timeout's " ..
+      "victim, Ctrl-C in the REPL, a stream left before its end"},
+  deadlock = {retryable = false, from = "core",
+    meaning = "the main flow or every task waits for something no task or I/O can complete"},
+  timeout = {retryable = true, from = "core, HTTP, LM",
+    meaning = "tide.timeout's time ran out, a request exceeded its `timeout`, or a server " ..
+      "answered 408"},
+  lua = {retryable = false, from = "core",
+    meaning = "a plain Lua error (a string or another value) raised in a task, wrapped " ..
+      "with its traceback"},
+  io = {retryable = false, from = "core",
+    meaning = "a file operation of the disk cache failed (`path` says which file)"},
+
+  -- HTTP transfers (tide.request, tide.stream); an LM call reports these as
+  -- `transport` with the kind below as its `cause`
+  dns = {retryable = false, from = "HTTP", meaning = "the host name did not resolve"},
+  connect = {retryable = true, from = "HTTP", meaning = "the connection was refused or failed"},
+  tls = {retryable = false, from = "HTTP",
+    meaning = "the TLS handshake or the server's certificate failed"},
+  reset = {retryable = true, from = "HTTP",
+    meaning = "the connection broke during a read or a write"},
+  protocol = {retryable = true, from = "HTTP",
+    meaning = "the server broke HTTP (or closed the stream before its headers)"},
+  too_large = {retryable = false, from = "HTTP, SSE",
+    meaning = "a response passed max_body, or a stream event passed max_event"},
+
+  -- LM calls (tide.LM): transport and the provider's answer
+  transport = {retryable = "varies", from = "LM",
+    causes = {"dns", "connect", "tls", "reset", "protocol", "too_large", "incomplete"},
+    meaning = "the call's HTTP failed after its retries; `cause` is the transfer's kind " ..
+      "(dns, connect, tls, reset, protocol, too_large) or `incomplete`: a stream cut " ..
+      "before its end marker"},
+  auth = {retryable = false, from = "LM", meaning = "the key was refused (401, 403)"},
+  not_found = {retryable = false, from = "LM", meaning = "no such model or path (404)"},
+  rate_limit = {retryable = true, from = "LM",
+    meaning = "too many requests (429); `retry_after` when the server said how long " ..
+      "(a spent quota is not retryable)"},
+  server = {retryable = true, from = "LM", meaning = "the server failed (5xx, 409, 529)"},
+  bad_request = {retryable = false, from = "LM",
+    meaning = "the server refused the request (another 4xx); a DummyLM with no answer left"},
+  context_window = {retryable = false, from = "LM",
+    meaning = "the prompt does not fit the model's context"},
+  content_filter = {retryable = false, from = "LM",
+    meaning = "the provider blocked the prompt or the answer and gave no text"},
+  empty = {retryable = false, from = "LM", meaning = "a 2xx answer with no text in it"},
+  budget = {retryable = false, from = "LM", meaning = "the LM has spent its max_cost"},
+  parse = {retryable = "varies", from = "LM, adapters",
+    meaning = "an answer that is not what its format says: a provider body that is not its " ..
+      "JSON, or a reply without the signature's fields (`raw`, `found`, `missing`)"},
+
+  -- programs built on predictors
+  panel = {retryable = false, from = "tide.fanout",
+    meaning = "a critic or aggregator returned something other than a table of fields, " ..
+      "or every critic failed (`errors` holds each one's)"},
+  metric = {retryable = false, from = "tide.Evaluate",
+    meaning = "the metric raised or returned something other than a number or boolean"},
+  program = {retryable = false, from = "tide.Evaluate", meaning = "the program returned nil"},
+  max_errors = {retryable = false, from = "tide.Evaluate",
+    meaning = "more examples failed than max_errors allows: the run stopped"},
+}
+
+--- names() → every kind, sorted.
+function M.names()
+  local out = {}
+  for name in pairs(M.kinds) do out[#out + 1] = name end
+  table.sort(out)
+  return out
+end
+
+--- retryable(err) → whether trying again may help: the error's own flag when it
+-- has one, else its kind's usual answer (false for a kind not listed, or a
+-- value that is not an error object).
+function M.retryable(err)
+  if type(err) ~= "table" then return false end
+  if type(err.retryable) == "boolean" then return err.retryable end
+  local entry = M.kinds[err.kind]
+  return entry ~= nil and entry.retryable == true
+end
+
+return M

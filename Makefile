@@ -1,13 +1,17 @@
 # tide — build, test, sanitizer run, benchmarks.
 #
 #   make          the tide binary, the Lua module, the static library, mockllm (build/)
-#   make deps     installs the Debian packages that are missing (apt-get as root)
-#   make test     deps + build + the busted specs
+#   make deps     installs the Debian packages that are missing (apt-get as root); silent
+#                 when none is
+#   make test     deps + build + the specs' helper programs (spec-bins) + the busted specs
+#                 (plain `busted` after `make spec-bins` runs them too: .busted)
+#   make lint     luacheck over the Lua (.luacheckrc), cppcheck over the C
 #   make check    the same specs against an ASan + UBSan + LSan build (build-check/)
 #   make fuzz     libFuzzer + Lua fuzz harnesses, FUZZ_SECONDS each (build-fuzz/; clang)
 #   make valgrind the engine's and the binary's specs under memcheck (build-valgrind/)
 #   make install  PREFIX=...: the binary, module, Lua library, tide.h, libtide.a, tide.pc
 #   make demo     a gather example against mockllm
+#   make faults   the fault catalogue into build/faults.md (faults-doc: into docs/ too)
 #   make bench    tide beside the C floor and Python/Node peers (BENCH_QUICK=1: short)
 
 CC ?= cc
@@ -40,12 +44,19 @@ LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
           TIDE_BIN="$(CURDIR)/$(BUILD)/tide" MOCKLLM_BIN="$(CURDIR)/$(BUILD)/mockllm" \
           SPEC_HOST_BIN="$(CURDIR)/$(BUILD)/spec_host" SPEC_PTY_BIN="$(CURDIR)/$(BUILD)/spec_pty" \
           GAME_BIN="$(CURDIR)/$(BUILD)/game"
-BUSTED = lua5.4 $$(command -v busted)
+# busted under lua5.4 (--ignore-lua: .busted's lua switch would re-run it without the
+# quoting of --filter-out), with this BUILD's module before .busted's build/lib.
+BUSTED_ARGS = --ignore-lua --cpath="$(CURDIR)/$(BUILD)/lib/?.so"
+BUSTED = lua5.4 $$(command -v busted) $(BUSTED_ARGS)
 
-.PHONY: all deps test check demo bench faults soak clean
+.PHONY: all spec-bins deps test check check-run lint demo faults faults-doc soak bench fuzz \
+        valgrind valgrind-run install rock rock-install clean
 
-all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm $(BUILD)/spec_host \
-     $(BUILD)/spec_pty $(BUILD)/game
+all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm
+
+# The programs only the specs run: a C host, a pseudo-terminal driver, the example game host.
+SPEC_BINS := $(BUILD)/spec_host $(BUILD)/spec_pty $(BUILD)/game
+spec-bins: $(SPEC_BINS)
 
 $(BUILD)/obj/%.o: engine/%.c $(HEADERS)
 	@mkdir -p $(dir $@)
@@ -100,7 +111,7 @@ deps:
 # SPEC=spec/lm_spec.lua runs one file (or a folder) instead of every spec.
 SPEC ?= spec
 test: deps
-	$(MAKE) all
+	$(MAKE) all spec-bins
 	$(LUA_ENV) $(BUSTED) --output=utfTerminal $(SPEC)
 
 # Sanitizers: the module is loaded by an uninstrumented lua5.4, so the ASan
@@ -109,7 +120,8 @@ test: deps
 ASAN_LIB = $(shell $(CC) -print-file-name=libasan.so)
 check: deps
 	$(MAKE) BUILD=build-check OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DLUA_USE_APICHECK" all
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined -DLUA_USE_APICHECK" \
+	  all spec-bins
 	$(MAKE) BUILD=build-check check-run
 
 check-run:
@@ -121,11 +133,24 @@ check-run:
 demo: all
 	MOCKLLM_ARGS="--latency-ms 300" scripts/with_mockllm $(BUILD)/tide scripts/critics.lua
 
-# The fault catalogue: every injected fault x layer, as a table (docs/faults.md).
+# The fault catalogue: every injected fault x layer, as a table in $(BUILD)/faults.md;
+# faults-doc regenerates docs/faults.md from it, on purpose, not on every run.
 faults: all
 	$(LUA_ENV) lua5.4 scripts/faults.lua > $(BUILD)/faults.md || { cat $(BUILD)/faults.md; exit 1; }
 	cat $(BUILD)/faults.md
+
+faults-doc: faults
 	cp $(BUILD)/faults.md docs/faults.md
+
+# Lint: luacheck (settings and the deliberate exceptions in .luacheckrc) and cppcheck at
+# the levels that are quiet on sound code (style would fight -Wdeclaration-after-statement).
+LINT_DEB_PACKAGES := lua-check cppcheck
+CPPCHECK = cppcheck -q --std=c99 --enable=warning,portability,performance --inline-suppr \
+           --error-exitcode=1 -Iengine/include
+lint:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(LINT_DEB_PACKAGES)"
+	luacheck -q --no-color lua spec scripts fuzz
+	$(CPPCHECK) engine
 
 # The soak: panels against mockllm with injected faults (SOAK_SECONDS, SOAK_FAULT_RATE).
 SOAK_SECONDS ?= 600
@@ -152,14 +177,14 @@ fuzz: deps
 # LM calls) and the tide binary's, against a plain -O1 build in build-valgrind/.
 # Other child processes (mockllm, the shell) are not traced; spec/support/valgrind.supp
 # says why each entry exists.
-VALGRIND_SPECS := spec/task_spec.lua spec/gather_spec.lua spec/http_spec.lua \
+VALGRIND_SPECS := spec/task_spec.lua spec/gather_spec.lua spec/sync_spec.lua spec/http_spec.lua \
                   spec/stream_spec.lua spec/embed_spec.lua spec/lm_spec.lua
 VALGRIND = valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite \
            --error-exitcode=1 --trace-children=no --num-callers=30 \
            --suppressions=$(CURDIR)/spec/support/valgrind.supp
 valgrind: deps
 	$(MAKE) deps DEB_PACKAGES=valgrind
-	$(MAKE) BUILD=build-valgrind OPT=-O1 all
+	$(MAKE) BUILD=build-valgrind OPT=-O1 all spec-bins
 	$(MAKE) BUILD=build-valgrind valgrind-run
 
 # Three specs count on wall-clock time (ticks within 50 ms, 1 000 requests overlapping in
@@ -171,15 +196,13 @@ VALGRIND_SKIP := --filter-out="runs the loop until done, and other tasks make pr
 # Then the tide binary's specs, each run of the binary under memcheck with its own
 # log: the binary's output stays the spec's, and any log with text fails the target.
 valgrind-run:
-	$(LUA_ENV) $(VALGRIND) lua5.4 $$(command -v busted) --output=utfTerminal \
+	$(LUA_ENV) $(VALGRIND) lua5.4 $$(command -v busted) $(BUSTED_ARGS) --output=utfTerminal \
 	  $(VALGRIND_SKIP) $(VALGRIND_SPECS)
 	rm -rf $(BUILD)/vg && mkdir -p $(BUILD)/vg
 	$(LUA_ENV) TIDE_BIN="$(VALGRIND) -q --log-file=$(CURDIR)/$(BUILD)/vg/tide.%p.log \
 	  $(CURDIR)/$(BUILD)/tide" $(BUSTED) --output=utfTerminal spec/binary_spec.lua
 	@if find $(BUILD)/vg -type f -size +0 | grep -q .; then cat $(BUILD)/vg/*; exit 1; fi
 	@echo "valgrind: no memcheck error, no definite leak"
-
-.PHONY: fuzz valgrind valgrind-run
 
 # make install PREFIX=/opt/tide: the binary, the Lua module and library (where lua5.4
 # looks under that prefix), the header, the static library and tide.pc for hosts.
@@ -207,8 +230,6 @@ rock: $(BUILD)/lib/tide/core.so
 rock-install: rock
 	install -D -m 755 $(BUILD)/lib/tide/core.so $(INST_LIBDIR)/tide/core.so
 	for f in $(LUA_FILES); do install -D -m 644 lua/$$f $(INST_LUADIR)/$$f; done
-
-.PHONY: install rock rock-install
 
 clean:
 	rm -rf build build-check build-fuzz build-valgrind

@@ -160,10 +160,13 @@ describe("anthropic provider", function()
     it("concatenates text deltas, takes input from message_start and output from message_delta", function()
       local text, state, done = stream(anthropic, {
         START,
-        ev("content_block_start", {type = "content_block_start", index = 0, content_block = {type = "text", text = ""}}),
+        ev("content_block_start", {type = "content_block_start", index = 0,
+                                   content_block = {type = "text", text = ""}}),
         ev("ping", {type = "ping"}),
-        ev("content_block_delta", {type = "content_block_delta", index = 0, delta = {type = "text_delta", text = "Hello"}}),
-        ev("content_block_delta", {type = "content_block_delta", index = 0, delta = {type = "text_delta", text = " there"}}),
+        ev("content_block_delta", {type = "content_block_delta", index = 0,
+                                   delta = {type = "text_delta", text = "Hello"}}),
+        ev("content_block_delta", {type = "content_block_delta", index = 0,
+                                   delta = {type = "text_delta", text = " there"}}),
         ev("content_block_stop", {type = "content_block_stop", index = 0}),
         ev("message_delta", {type = "message_delta", delta = {stop_reason = "max_tokens", stop_sequence = cjson.null},
                              usage = {output_tokens = 15}}),
@@ -181,9 +184,12 @@ describe("anthropic provider", function()
         START,
         ev("content_block_start", {type = "content_block_start", index = 0,
           content_block = {type = "tool_use", id = "toolu_1", name = "grade", input = {}}}),
-        ev("content_block_delta", {type = "content_block_delta", index = 0, delta = {type = "input_json_delta", partial_json = ""}}),
-        ev("content_block_delta", {type = "content_block_delta", index = 0, delta = {type = "input_json_delta", partial_json = '{"score": '}}),
-        ev("content_block_delta", {type = "content_block_delta", index = 0, delta = {type = "input_json_delta", partial_json = '87}'}}),
+        ev("content_block_delta", {type = "content_block_delta", index = 0,
+                                   delta = {type = "input_json_delta", partial_json = ""}}),
+        ev("content_block_delta", {type = "content_block_delta", index = 0,
+                                   delta = {type = "input_json_delta", partial_json = '{"score": '}}),
+        ev("content_block_delta", {type = "content_block_delta", index = 0,
+                                   delta = {type = "input_json_delta", partial_json = '87}'}}),
         ev("message_delta", {type = "message_delta", delta = {stop_reason = "tool_use"}, usage = {output_tokens = 9}}),
         ev("message_stop", {type = "message_stop"}),
       })
@@ -199,7 +205,8 @@ describe("anthropic provider", function()
       assert.are.equal(529, err.status)
       assert.matches("Overloaded (stream error event from anthropic)", err.message, 1, true)
       -- the event name may be missing: the data's type says it too
-      err = raised(anthropic.stream_event, {}, {data = [[{"type":"error","error":{"type":"rate_limit_error","message":"x"}}]]})
+      err = raised(anthropic.stream_event, {},
+        {data = [[{"type":"error","error":{"type":"rate_limit_error","message":"x"}}]]})
       assert.is_true(tide.is_error(err, "rate_limit"))
       assert.is_true(tide.is_error(raised(anthropic.stream_event, {}, {event = "message_start", data = "{"}), "parse"))
     end)

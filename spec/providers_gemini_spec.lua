@@ -12,7 +12,8 @@ describe("gemini provider", function()
   describe("build", function()
     it("posts to generateContent with the key in a header, never in the URL", function()
       local r = gemini.build(cfg, request())
-      assert.are.equal("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", r.url)
+      assert.are.equal("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent",
+        r.url)
       assert.are.equal("sk-test", r.headers["x-goog-api-key"])
       assert.is_nil(r.url:find("sk-test", 1, true))
       assert.is_nil(r.url:find("key=", 1, true))
@@ -41,7 +42,8 @@ describe("gemini provider", function()
                        candidateCount = 2, responseMimeType = "application/json"}, b.generationConfig)
       local schema = {type = "object", properties = {colour = {type = "string", enum = {"red", "teal"}}}}
       b = cjson.decode(gemini.build(cfg, request{response_format = {type = "json_schema", name = "c", schema = schema},
-        extra = {generationConfig = {thinkingConfig = {thinkingBudget = 0}}, safetySettings = {{category = "HARM_CATEGORY_HARASSMENT", threshold = "BLOCK_NONE"}}}}).body)
+        extra = {generationConfig = {thinkingConfig = {thinkingBudget = 0}},
+                 safetySettings = {{category = "HARM_CATEGORY_HARASSMENT", threshold = "BLOCK_NONE"}}}}).body)
       assert.are.same({responseMimeType = "application/json", responseJsonSchema = schema,
                        thinkingConfig = {thinkingBudget = 0}}, b.generationConfig)
       assert.are.equal("BLOCK_NONE", b.safetySettings[1].threshold)
@@ -126,7 +128,8 @@ describe("gemini provider", function()
       local details = {
         {["@type"] = "type.googleapis.com/google.rpc.QuotaFailure",
          violations = {{quotaMetric = "generativelanguage.googleapis.com/generate_content_free_tier_requests"}}},
-        {["@type"] = "type.googleapis.com/google.rpc.Help", links = {{description = "quota", url = "https://ai.google.dev"}}},
+        {["@type"] = "type.googleapis.com/google.rpc.Help",
+         links = {{description = "quota", url = "https://ai.google.dev"}}},
         {["@type"] = "type.googleapis.com/google.rpc.RetryInfo", retryDelay = "38s"},
       }
       local err = gemini.classify(429, {}, body(429, "RESOURCE_EXHAUSTED", "You exceeded your current quota", details))
@@ -135,7 +138,8 @@ describe("gemini provider", function()
       details[3].retryDelay = "0.250s"
       assert.are.equal(0.25, gemini.classify(429, {}, body(429, "RESOURCE_EXHAUSTED", "q", details)).retry_after)
       -- a header wins over the body
-      assert.are.equal(4, gemini.classify(429, {["retry-after"] = "4"}, body(429, "RESOURCE_EXHAUSTED", "q", details)).retry_after)
+      assert.are.equal(4, gemini.classify(429, {["retry-after"] = "4"},
+        body(429, "RESOURCE_EXHAUSTED", "q", details)).retry_after)
     end)
 
     it("copes with bodies that are not Google's", function()
@@ -148,8 +152,10 @@ describe("gemini provider", function()
     end)
 
     it("knows an invalid key and an input over the context", function()
-      local err = gemini.classify(400, {}, body(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.",
-        {{["@type"] = "type.googleapis.com/google.rpc.ErrorInfo", reason = "API_KEY_INVALID", domain = "googleapis.com"}}))
+      local err = gemini.classify(400, {}, body(400, "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        {{["@type"] = "type.googleapis.com/google.rpc.ErrorInfo", reason = "API_KEY_INVALID",
+          domain = "googleapis.com"}}))
       assert.is_true(tide.is_error(err, "auth"))
       err = gemini.classify(400, {}, body(400, "INVALID_ARGUMENT",
         "The input token count (1200000) exceeds the maximum number of tokens allowed (1048576)."))
@@ -162,8 +168,9 @@ describe("gemini provider", function()
       return {data = cjson.encode(t)}
     end
     local function part(text, finish, usage)
-      return chunk{candidates = {{content = {parts = {{text = text}}, role = "model"}, finishReason = finish, index = 0}},
-                   usageMetadata = usage, modelVersion = "gemini-2.5-flash"}
+      return chunk{
+        candidates = {{content = {parts = {{text = text}}, role = "model"}, finishReason = finish, index = 0}},
+        usageMetadata = usage, modelVersion = "gemini-2.5-flash"}
     end
 
     it("concatenates parts and keeps the last usage and finish; never says done", function()
@@ -181,7 +188,8 @@ describe("gemini provider", function()
     end)
 
     it("raises error events, blocked prompts and malformed chunks", function()
-      local err = raised(gemini.stream_event, {}, chunk{error = {code = 503, message = "The model is overloaded.", status = "UNAVAILABLE"}})
+      local err = raised(gemini.stream_event, {},
+        chunk{error = {code = 503, message = "The model is overloaded.", status = "UNAVAILABLE"}})
       assert.is_true(tide.is_error(err, "server"))
       assert.are.equal(503, err.status)
       assert.is_true(err.retryable)

@@ -7,7 +7,8 @@ local raised, request, cfg_for = support.raised, support.request, support.cfg_fo
 local assert_usage, stream = support.assert_usage, support.stream
 
 describe("openai provider", function()
-  local cfg = cfg_for("openai/gpt-4o-mini", {headers = {["X-Extra"] = "1", ["content-type"] = "application/json; charset=utf-8"}})
+  local cfg = cfg_for("openai/gpt-4o-mini",
+    {headers = {["X-Extra"] = "1", ["content-type"] = "application/json; charset=utf-8"}})
 
   describe("build", function()
     it("posts to /chat/completions with a bearer key, extra headers last", function()
@@ -204,7 +205,8 @@ describe("openai provider", function()
       err = openai.classify(400, {}, cjson.encode{object = "error", message = "This model's maximum "
         .. "context length is 4096 tokens. However, you requested 5000 tokens.", type = "BadRequestError", code = 400})
       assert.is_true(tide.is_error(err, "context_window"))
-      err = openai.classify(429, {}, body("You exceeded your current quota", "insufficient_quota", "insufficient_quota"))
+      err = openai.classify(429, {},
+        body("You exceeded your current quota", "insufficient_quota", "insufficient_quota"))
       assert.is_true(tide.is_error(err, "rate_limit"))
       assert.is_false(err.retryable)
     end)
@@ -233,7 +235,8 @@ describe("openai provider", function()
         chunk({content = "Hel"}),
         chunk({content = "lo"}),
         chunk({}, "stop"),
-        {data = [[{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14}}]]},
+        {data = [[{"id":"chatcmpl-9","object":"chat.completion.chunk","created":1,"model":"gpt-4o-mini-2024-07-18",]]
+          .. [["choices":[],"usage":{"prompt_tokens":12,"completion_tokens":2,"total_tokens":14}}]]},
         {data = "[DONE]"},
       })
       assert.is_true(done)
@@ -250,7 +253,8 @@ describe("openai provider", function()
       assert.is_true(tide.is_error(err, "server"))
       assert.is_true(err.retryable)
       assert.matches("stream error event from openai", err.message, 1, true)
-      err = raised(openai.stream_event, {}, {data = [[{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}]]})
+      err = raised(openai.stream_event, {},
+        {data = [[{"error":{"message":"slow down","type":"requests","code":"rate_limit_exceeded"}}]]})
       assert.is_true(tide.is_error(err, "rate_limit"))
       assert.is_true(tide.is_error(raised(openai.stream_event, {}, {data = "{not json"}), "parse"))
       -- compatible servers: no code at all, or the status as a number
@@ -262,7 +266,8 @@ describe("openai provider", function()
     end)
 
     it("stream_end raises empty or content_filter when no text came", function()
-      local _, state = stream(openai, {chunk({role = "assistant", content = ""}), chunk({}, "length"), {data = "[DONE]"}})
+      local _, state = stream(openai,
+        {chunk({role = "assistant", content = ""}), chunk({}, "length"), {data = "[DONE]"}})
       local err = raised(openai.stream_end, state)
       assert.is_true(tide.is_error(err, "empty"))
       assert.are.equal("length", err.finish_reason)

@@ -28,16 +28,19 @@ WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wmissin
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS_NOLUA = $(shell pkg-config --libs libuv libcurl 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-BASE_CFLAGS = -std=gnu99 -fPIC $(OPT) -g $(WARN) -Iengine -Iengine/include $(PKG_CFLAGS)
+BASE_CFLAGS = -std=gnu99 -fPIC $(OPT) -g $(WARN) -Iengine/include $(PKG_CFLAGS)
 SAN ?=
 ALL_CFLAGS = $(BASE_CFLAGS) $(SAN) $(CFLAGS)
 
-CORE_SRC := engine/engine.c engine/task.c engine/gather.c engine/timer.c engine/sync.c \
-            engine/http.c engine/error.c engine/retry.c \
-            engine/bucket.c engine/stream.c engine/digest.c engine/files.c
-CORE_OBJ := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(CORE_SRC))
+# engine/core: libtide (what tide.h and luaopen_tide_core need); engine/cli: the tide
+# binary, on tide.h alone; engine/mockllm: the mock server, a program of its own.
+CORE_SRC := $(sort $(wildcard engine/core/*.c))
+CORE_OBJ := $(patsubst engine/core/%.c,$(BUILD)/obj/core/%.o,$(CORE_SRC))
+CORE_HEADERS := $(wildcard engine/core/*.h) engine/include/tide.h
+CLI_SRC := $(sort $(wildcard engine/cli/*.c))
+CLI_OBJ := $(patsubst engine/cli/%.c,$(BUILD)/obj/cli/%.o,$(CLI_SRC))
+CLI_HEADERS := engine/cli/cli.h engine/include/tide.h
 MOCK_SRC := $(wildcard engine/mockllm/*.c)
-HEADERS := engine/engine.h engine/http.h engine/include/tide.h engine/cli.h
 
 LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/?.lua;;" \
           LUA_CPATH="$(CURDIR)/$(BUILD)/lib/?.so;;" \
@@ -58,9 +61,13 @@ all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm
 SPEC_BINS := $(BUILD)/spec_host $(BUILD)/spec_pty $(BUILD)/game
 spec-bins: $(SPEC_BINS)
 
-$(BUILD)/obj/%.o: engine/%.c $(HEADERS)
+$(BUILD)/obj/core/%.o: engine/core/%.c $(CORE_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Iengine/core -c $< -o $@
+
+$(BUILD)/obj/cli/%.o: engine/cli/%.c $(CLI_HEADERS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Iengine/cli -c $< -o $@
 
 $(BUILD)/libtide.a: $(CORE_OBJ)
 	$(AR) rcs $@ $^
@@ -72,8 +79,6 @@ $(BUILD)/lib/tide/core.so: $(CORE_OBJ)
 
 # -Wl,-E exports the Lua API to C modules the binary loads (lua-cjson, ...).
 # The REPL's line editing (libedit) is the binary's alone, not the library's.
-CLI_OBJ := $(patsubst engine/%.c,$(BUILD)/obj/%.o,engine/main.c engine/interrupt.c \
-             engine/lineread.c engine/repl.c)
 $(BUILD)/tide: $(CLI_OBJ) $(BUILD)/libtide.a
 	$(CC) $(SAN) -Wl,-E -o $@ $^ $(PKG_LIBS) $(shell pkg-config --libs libedit 2>/dev/null) -lm
 

@@ -7,7 +7,7 @@ FUZZ_SAN := -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined 
             -fno-omit-frame-pointer
 FUZZ_WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes \
              -Wdeclaration-after-statement
-FUZZ_CFLAGS = -std=gnu99 -O1 -g $(FUZZ_WARN) $(FUZZ_SAN) -Iengine -Iengine/include \
+FUZZ_CFLAGS = -std=gnu99 -O1 -g $(FUZZ_WARN) $(FUZZ_SAN) -Iengine/core -Iengine/include \
               -Iengine/mockllm -Ifuzz/harness \
               $(shell pkg-config --cflags lua5.4 libuv libcurl)
 M := engine/mockllm
@@ -24,7 +24,7 @@ LIBS_engine_headers := $(shell pkg-config --libs lua5.4 libuv libcurl) -lm
 all: $(addprefix $(FB)/,$(HARNESSES))
 
 .SECONDEXPANSION:
-$(FB)/%: fuzz/harness/%.c fuzz/harness/check.h $$(SRC_$$*) $(wildcard $(M)/*.h engine/*.h)
+$(FB)/%: fuzz/harness/%.c fuzz/harness/check.h $$(SRC_$$*) $(wildcard $(M)/*.h engine/core/*.h engine/include/*.h)
 	@mkdir -p $(FB)
 	$(CLANG) $(FUZZ_CFLAGS) -o $@ $< $(SRC_$*) $(LIBS_$*)
 

@@ -1,5 +1,5 @@
 /* engine_headers: the one parser in tide's engine that reads network bytes
-   itself. libcurl frames the response; push_headers (engine/http.c) turns the
+   itself. libcurl frames the response; push_headers (engine/core/http.c) turns the
    raw header block it collected into the Lua table that providers read
    Retry-After, content-type and the rate-limit headers from.
 

@@ -1,13 +1,14 @@
 --- The founding example's critics: technical, style and completeness critics of a
 -- draft, and an LM aggregator over their nine values.
 --
---   local critics = require "tide.critics"   -- also tide.fanout.critics
+--   local critics = require "tide.critics"   -- the table tide.critics
 --   local panel = critics.panel()                      -- function aggregation
 --   local panel_lm = critics.panel{aggregate = "lm"}   -- the aggregator signature
 --   local r = panel{content = draft, context = "B2B SaaS outreach", requirements = "..."}
 local Signature = require "tide.signature"
 local predict = require "tide.predict"
 local fanout = require "tide.fanout"
+local check = require "tide.check"
 
 local M = {}
 
@@ -71,10 +72,7 @@ M.labels = {technical = "Technical", completeness = "Missing", style = "Style"}
 --- critics.panel{lm, aggregate = "function" | "lm" | false, weights, on_failure,
 -- limit} → the founding example's Panel.
 function M.panel(opts)
-  opts = opts or {}
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'panel' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  opts = check.type("panel", 1, opts, "table", true) or {}
   local popts = {lm = opts.lm}
   local aggregate = opts.aggregate
   if aggregate == "lm" then aggregate = predict.new(M.aggregator, popts) end

@@ -20,6 +20,7 @@
 local core = require "tide.core"
 local prediction = require "tide.prediction"
 local Signature = require "tide.signature"
+local check = require "tide.check"
 
 local M = {}
 
@@ -57,18 +58,20 @@ end
 
 -- ---- aggregation helpers -------------------------------------------------------
 
+local function results_arg(fname, results)
+  if type(results) ~= "table" then
+    check.fail(fname, 1, "table of results expected, got " .. type(results))
+  end
+end
+
 --- weighted_score(results, weights) → the weighted mean of the critics' scores, the
 -- weights of failed critics dropped and the rest renormalised; nil when no critic
 -- has a score.  Without weights every critic counts the same; a critic missing from
 -- `weights` counts 0.
 function M.weighted_score(results, weights)
-  if type(results) ~= "table" then
-    error("bad argument #1 to 'weighted_score' (table of results expected, got " ..
-      type(results) .. ")", 2)
-  end
+  results_arg("weighted_score", results)
   if weights ~= nil and type(weights) ~= "table" then
-    error("bad argument #2 to 'weighted_score' (table of weights expected, got " ..
-      type(weights) .. ")", 2)
+    check.fail("weighted_score", 2, "table of weights expected, got " .. type(weights))
   end
   local sum, total = 0, 0
   for name, result in pairs(results) do
@@ -76,7 +79,7 @@ function M.weighted_score(results, weights)
     if type(score) == "number" then
       local w = weights and (weights[name] or 0) or 1
       if type(w) ~= "number" or w < 0 then
-        error(string.format("weighted_score: weight of '%s' must be a number >= 0", name), 2)
+        check.fail("weighted_score", 2, string.format("the weight of '%s' must be a number >= 0", name))
       end
       sum = sum + score * w
       total = total + w
@@ -89,10 +92,7 @@ end
 --- all_approve(results) → true only when there is at least one critic, none failed
 -- and every one approved.
 function M.all_approve(results)
-  if type(results) ~= "table" then
-    error("bad argument #1 to 'all_approve' (table of results expected, got " ..
-      type(results) .. ")", 2)
-  end
+  results_arg("all_approve", results)
   local any = false
   for name, result in pairs(results) do
     if failed(result) or field(result, name, "approved") ~= true then return false end
@@ -110,10 +110,7 @@ end
 -- did not approve (or failed), one "Label: feedback" line each, in priority order
 -- (critics not listed come after, by name); "All criteria passed!" when none.
 function M.prioritized_feedback(results, priority, labels)
-  if type(results) ~= "table" then
-    error("bad argument #1 to 'prioritized_feedback' (table of results expected, got " ..
-      type(results) .. ")", 2)
-  end
+  results_arg("prioritized_feedback", results)
   local lines = {}
   for _, name in ipairs(ordered_names(results, priority)) do
     local result = results[name]
@@ -161,12 +158,6 @@ local function inputs_for(critic, inputs, extra)
   end
   for k, v in pairs(extra or {}) do out[k] = v end
   return out
-end
-
-local function is_callable(v)
-  if type(v) == "function" then return true end
-  local mt = getmetatable(v)
-  return type(mt) == "table" and mt.__call ~= nil
 end
 
 --- run(members, inputs, opts) → results (name → result or error object), errors
@@ -228,23 +219,23 @@ local POLICIES = {drop = true, fail = true}
 
 local function check_critics(critics)
   if type(critics) ~= "table" then
-    error("tide.fanout.Panel: critics must be a list of {name, critic} pairs", 3)
+    check.misuse("tide.fanout.Panel: critics must be a list of {name, critic} pairs")
   end
   local list, seen = {}, {}
   for i, pair in ipairs(critics) do
-    if type(pair) ~= "table" or type(pair[1]) ~= "string" or not is_callable(pair[2]) then
-      error(string.format(
-        "tide.fanout.Panel: critics[%d] must be {name, predictor or function}", i), 3)
+    if type(pair) ~= "table" or type(pair[1]) ~= "string" or not check.callable(pair[2]) then
+      check.misuse(string.format(
+        "tide.fanout.Panel: critics[%d] must be {name, predictor or function}", i))
     end
     if seen[pair[1]] then
-      error(string.format("tide.fanout.Panel: two critics are named '%s'", pair[1]), 3)
+      check.misuse(string.format("tide.fanout.Panel: two critics are named '%s'", pair[1]))
     end
     seen[pair[1]] = true
     list[i] = {pair[1], pair[2]}
   end
   if next(critics) ~= nil and #list == 0 then
-    error("tide.fanout.Panel: critics must be a list of {name, critic} pairs, not a map " ..
-      "(the list keeps their order)", 3)
+    check.misuse("tide.fanout.Panel: critics must be a list of {name, critic} pairs, not a " ..
+      "map (the list keeps their order)")
   end
   return list
 end
@@ -254,24 +245,22 @@ end
 -- aggregation) | function(results, inputs, panel) → fields, on_failure = "drop" |
 -- "fail", limit}
 function M.Panel(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'Panel' (table expected, got " .. type(opts) .. ")", 2)
-  end
+  check.type("Panel", 1, opts, "table")
   local on_failure = opts.on_failure or "drop"
   if not POLICIES[on_failure] then
-    error("tide.fanout.Panel: on_failure must be \"drop\" or \"fail\", got " ..
-      tostring(on_failure), 2)
+    check.misuse("tide.fanout.Panel: on_failure must be \"drop\" or \"fail\", got " ..
+      tostring(on_failure))
   end
   local aggregate = opts.aggregate
   if aggregate == nil then aggregate = "function" end
-  if not (aggregate == "function" or aggregate == false or is_callable(aggregate)) then
-    error("tide.fanout.Panel: aggregate must be \"function\", false, a predictor or a function", 2)
+  if not (aggregate == "function" or aggregate == false or check.callable(aggregate)) then
+    check.misuse("tide.fanout.Panel: aggregate must be \"function\", false, a predictor or a function")
   end
   if opts.weights ~= nil and type(opts.weights) ~= "table" then
-    error("tide.fanout.Panel: weights must be a table of name = weight", 2)
+    check.misuse("tide.fanout.Panel: weights must be a table of name = weight")
   end
   if opts.limit ~= nil and (math.type(opts.limit) ~= "integer" or opts.limit < 1) then
-    error("tide.fanout.Panel: limit must be a positive integer", 2)
+    check.misuse("tide.fanout.Panel: limit must be a positive integer")
   end
   return setmetatable({
     critics = check_critics(opts.critics),
@@ -368,7 +357,7 @@ end
 -- errors, timings}
 function Panel:__call(inputs)
   if type(inputs) ~= "table" then
-    error("bad argument #1 to panel (table of inputs expected, got " .. type(inputs) .. ")", 2)
+    check.fail("panel", 1, "table of inputs expected, got " .. type(inputs))
   end
   return judge(self, self.critics, inputs)
 end
@@ -407,11 +396,9 @@ Perspectives.__name = "tide.fanout.Perspectives"
 -- one critic run once per perspective of each call's list.
 --   review{content = draft, perspectives = {"security", "legal", "tone"}}
 function M.Perspectives(opts)
-  if type(opts) ~= "table" then
-    error("bad argument #1 to 'Perspectives' (table expected, got " .. type(opts) .. ")", 2)
-  end
-  if not is_callable(opts.critic) then
-    error("tide.fanout.Perspectives: critic must be a predictor or a function", 2)
+  check.type("Perspectives", 1, opts, "table")
+  if not check.callable(opts.critic) then
+    check.misuse("tide.fanout.Perspectives: critic must be a predictor or a function")
   end
   local panel = M.Panel{critics = {}, weights = opts.weights, priority = opts.priority,
     labels = opts.labels, aggregate = opts.aggregate, on_failure = opts.on_failure,
@@ -422,17 +409,16 @@ end
 
 function Perspectives:__call(inputs)
   if type(inputs) ~= "table" then
-    error("bad argument #1 to perspectives (table of inputs expected, got " ..
-      type(inputs) .. ")", 2)
+    check.fail("perspectives", 1, "table of inputs expected, got " .. type(inputs))
   end
   local list = inputs.perspectives
   if type(list) ~= "table" then
-    error("perspectives: the call needs perspectives = {\"name\", ...}", 2)
+    check.misuse("perspectives: the call needs perspectives = {\"name\", ...}")
   end
   local members, seen = {}, {}
   for i, p in ipairs(list) do
     if type(p) ~= "string" then
-      error(string.format("perspectives: perspectives[%d] must be a string", i), 2)
+      check.misuse(string.format("perspectives: perspectives[%d] must be a string", i))
     end
     if not seen[p] then
       seen[p] = true

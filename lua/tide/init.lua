@@ -59,19 +59,23 @@ local settings = require "tide.settings"
 tide.settings = settings.global
 
 --- tide.configure{lm = lm, adapter = tide.adapters.json, cache = false | {dir = path, memory = n}}
+-- lm = false and adapter = false unset them: calls then need their own LM, and
+-- use the chat adapter.
 function tide.configure(opts)
   check.type("configure", 1, opts, "table")
   if opts.lm ~= nil then
-    if getmetatable(opts.lm) ~= lm.LM then
-      check.misuse("tide.configure: lm must be a tide.LM")
+    if opts.lm ~= false and getmetatable(opts.lm) ~= lm.LM then
+      check.misuse("tide.configure: lm must be a tide.LM, or false to unset it")
     end
-    settings.global.lm = opts.lm
+    settings.global.lm = opts.lm or nil
   end
   if opts.adapter ~= nil then
-    if type(opts.adapter) ~= "table" or type(opts.adapter.format) ~= "function" then
-      check.misuse("tide.configure: adapter must be tide.adapters.chat or tide.adapters.json")
+    if opts.adapter ~= false and
+        (type(opts.adapter) ~= "table" or type(opts.adapter.call) ~= "function") then
+      check.misuse("tide.configure: adapter must be tide.adapters.chat or tide.adapters.json, " ..
+        "or false to unset it")
     end
-    settings.global.adapter = opts.adapter
+    settings.global.adapter = opts.adapter or nil
   end
   if opts.cache ~= nil then
     if opts.cache == false then

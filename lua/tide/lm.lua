@@ -185,6 +185,9 @@ local function normalise(self, req, fname)   -- → the request, and the call's 
     for k, v in pairs(req.extra) do extra[k] = v end
   end
   norm.extra = extra
+  -- here, in the caller's task: build runs later, in the task that makes the request
+  local provider_check = private[self].provider.check
+  if provider_check then provider_check(norm) end
   return norm, check.number(fname, "timeout", req.timeout, {above = 0, max = MAX_SECONDS}, true)
 end
 
@@ -663,18 +666,18 @@ end
 -- usage like a real one.  answers: a list (used in order), a table keyed by text
 -- found in the last user message, or a function(messages, request) → text.
 function M.dummy(answers, opts)
-  local kind = type(answers)
-  if kind ~= "table" and kind ~= "function" then
-    error("bad argument #1 to 'DummyLM' (table or function expected, got " .. kind .. ")", 2)
+  local answer_fn = check.callable(answers)
+  if not answer_fn and type(answers) ~= "table" then
+    check.fail("DummyLM", 1, "table or function expected, got " .. type(answers))
   end
-  opts = opts or {}
+  opts = check.type("DummyLM", 2, opts, "table", true) or {}
   local self = M.new("openai_compatible/dummy", {base_url = "http://dummy.invalid",
     cache = opts.cache or false, price = opts.price, max_cost = opts.max_cost})
   self.model = "dummy"
   local used = 0
   private[self].transport = function(norm)
     local text
-    if kind == "function" then
+    if answer_fn then
       text = answers(norm.messages, norm)
     elseif #answers > 0 then
       used = used + 1

@@ -11,6 +11,7 @@
 -- There is one forward: predictors inside it run in parallel when it uses
 -- tide.gather, with no separate async version.
 local predict = require "tide.predict"
+local check = require "tide.check"
 
 local M = {}
 
@@ -61,11 +62,12 @@ end
 --- tide.Module{init = fn, forward = fn, ...} → a class: calling it makes an
 -- instance (init runs with the arguments); calling an instance runs forward.
 function M.new(def)
-  if type(def) ~= "table" then
-    error("bad argument #1 to 'Module' (table expected, got " .. type(def) .. ")", 2)
+  check.type("Module", 1, def, "table")
+  if not check.callable(def.forward) then
+    check.fail("Module", 1, "the definition needs a forward function, got " .. type(def.forward))
   end
-  if type(def.forward) ~= "function" then
-    error("tide.Module: the definition needs a forward function", 2)
+  if def.init ~= nil and not check.callable(def.init) then
+    check.fail("Module", 1, "init must be a function, got " .. type(def.init))
   end
   local class = {}
   for k, v in pairs(Base) do class[k] = v end

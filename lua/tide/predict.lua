@@ -2,18 +2,18 @@
 -- from inputs to typed outputs.
 --
 --   local critic = tide.Predict("content, context -> score: int, feedback, approved: bool")
---   local r = critic{content = draft, context = "B2B outreach"}
+--   local r = critic({content = draft, context = "B2B outreach"}, {lm = lm})
 --   print(r.score + 1, r.feedback, r.approved)
 --
--- A call table holds the inputs, plus optionally `lm`, `config` ({temperature, n,
--- rollout_id, max_tokens}) and `demos` (few-shot examples) unless the signature
--- has inputs of those names.  A reply that does not parse can be retried with
--- the error fed back (parse_retries), then falls back to the JSON adapter once,
--- as DSPy does.
-local core = require "tide.core"
+-- A call takes the inputs, then the options apart: lm, config ({temperature, n,
+-- rollout_id, max_tokens}), demos (few-shot examples), adapter, parse_retries,
+-- fallback.  DSPy's one-table form, critic{content = ..., lm = lm, config = ...},
+-- works too: there `lm`, `config` and `demos` are options unless the signature
+-- has inputs of those names.  The adapter makes the call (format, LM, parse) and
+-- decides what a reply that does not parse gets: asked again (parse_retries),
+-- then the chat adapter falls back to the JSON adapter once, as DSPy's does.
 local Signature = require "tide.signature"
 local chat = require "tide.adapters.chat"
-local json = require "tide.adapters.json"
 local prediction = require "tide.prediction"
 local settings = require "tide.settings"
 local check = require "tide.check"
@@ -25,7 +25,11 @@ Predict.__index = Predict
 Predict.__name = "tide.Predict"
 M.Predict = Predict
 
+-- The options of the one-table form (DSPy's), and of p(inputs, opts).
 local CALL_OPTIONS = {lm = true, config = true, demos = true}
+local OPTIONS = {lm = "table", config = "table", demos = "table", adapter = "table",
+                 parse_retries = "number", fallback = "boolean"}
+local OPTION_NAMES = "adapter, config, demos, fallback, lm, parse_retries"
 
 local function as_signature(sig, instructions, fname)
   if type(sig) == "string" then return Signature.new(sig, instructions) end
@@ -36,11 +40,21 @@ local function as_signature(sig, instructions, fname)
   check.fail(fname, 1, "signature or string expected, got " .. type(sig))
 end
 
+--- An adapter is a table with call(lm, sig, inputs, opts) (tide.adapters.chat, .json).
+local function check_adapter(fname, arg, adapter)
+  if adapter ~= nil and (type(adapter) ~= "table" or type(adapter.call) ~= "function") then
+    check.fail(fname, arg, "an adapter (tide.adapters.chat or .json) expected, got " .. type(adapter))
+  end
+end
+
 --- tide.Predict(signature [, opts]) — opts: lm, adapter, demos, config,
--- fallback (true: retry a failed chat parse with the JSON adapter), parse_retries (0).
+-- parse_retries (0: how often a reply that does not parse is asked again), fallback
+-- (false: not the adapter's fallback after that; the chat adapter's is the JSON adapter).
 function M.new(sig, opts)
-  opts = opts or {}
   if type(opts) == "string" then opts = {instructions = opts} end
+  opts = check.type("Predict", 2, opts, "table", true) or {}
+  check.number("Predict", "opts.parse_retries", opts.parse_retries, {integer = true, min = 0}, true)
+  check_adapter("Predict", "opts.adapter", opts.adapter)
   local self = setmetatable({
     signature = as_signature(sig, opts.instructions, "Predict"),
     lm = opts.lm,
@@ -57,9 +71,9 @@ function Predict:__tostring()
   return "tide.Predict(" .. tostring(self.signature) .. ")"
 end
 
---- Splits a call table into the signature's inputs and the call's options.  A
--- call without options (the usual one) uses its table as the inputs, uncopied:
--- an in-flight call keeps no second table.
+--- Splits a call into the signature's inputs and the call's options.  A call
+-- without options (the usual one) uses its table as the inputs, uncopied: an
+-- in-flight call keeps no second table.
 local EMPTY = {}   -- shared by every call that has no options or config: only ever read
 
 local is_input = Signature.is_input
@@ -113,20 +127,46 @@ local function missing_input(sig, name, args)
   return string.format("tide.Predict: missing input '%s'%s for %s", name, got, tostring(sig))
 end
 
-local function split_call(self, args)
+--- The options of p(inputs, opts), checked.
+local function checked_options(opts)
+  check.type("predictor", 2, opts, "table")
+  for k, v in pairs(opts) do
+    local want = OPTIONS[k]
+    if want == nil then
+      check.fail("predictor", 2, string.format("unknown option '%s'; the options are %s",
+        tostring(k), OPTION_NAMES))
+    end
+    check.type("predictor", "opts." .. k, v, want)
+  end
+  check.number("predictor", "opts.parse_retries", opts.parse_retries, {integer = true, min = 0}, true)
+  check_adapter("predictor", "opts.adapter", opts.adapter)
+  return opts
+end
+
+--- DSPy's form: the options (lm, config, demos) among the inputs.
+local function split_table(sig, args)
+  for k in pairs(CALL_OPTIONS) do
+    if args[k] ~= nil and not is_input(sig, k) then
+      local inputs, options = {}, {}
+      for key, v in pairs(args) do
+        if CALL_OPTIONS[key] and not is_input(sig, key) then options[key] = v else inputs[key] = v end
+      end
+      return inputs, options
+    end
+  end
+  return args, EMPTY
+end
+
+local function split_call(self, args, opts)
   if type(args) ~= "table" then
     check.misuse("tide.Predict: call with a table of inputs, got " .. type(args))
   end
   local sig = self.signature
-  local inputs, options = args, EMPTY
-  for k in pairs(CALL_OPTIONS) do
-    if args[k] ~= nil and not is_input(sig, k) then
-      inputs, options = {}, {}
-      for key, v in pairs(args) do
-        if CALL_OPTIONS[key] and not is_input(sig, key) then options[key] = v else inputs[key] = v end
-      end
-      break
-    end
+  local inputs, options
+  if opts == nil then
+    inputs, options = split_table(sig, args)
+  else
+    inputs, options = args, checked_options(opts)
   end
   for _, f in ipairs(sig.inputs) do
     if inputs[f.name] == nil and not f.optional then
@@ -146,81 +186,33 @@ local function merged(a, b)
   return out
 end
 
---- The LM request for these messages with this adapter: only the options that
--- are set, since it lives as long as the call.
-local function request(adapter, sig, messages, config)
-  local req = {messages = messages}
-  if next(config) ~= nil then
-    req.temperature, req.max_tokens = config.temperature, config.max_tokens
-    req.n, req.rollout_id = config.n, config.rollout_id
-  end
-  if adapter.response_format then req.response_format = adapter.response_format(sig) end
-  return req
+--- What the adapter is told for a call with options: the predictor's own
+-- demos, config, parse_retries and fallback under the call's.
+local function call_options(self, options)
+  local fallback = options.fallback
+  if fallback == nil then fallback = self.fallback end
+  return {demos = options.demos or self.demos, config = merged(self.config, options.config),
+          parse_retries = options.parse_retries or self.parse_retries, fallback = fallback}
 end
 
-local function texts_of(r)
-  return r.texts or {r.text}
+--- The call itself, once the inputs and options are known.  Apart from __call,
+-- which tail-calls it, so that a call in flight keeps only this small frame.
+local function answer(sig, lm, adapter, inputs, c)
+  local outputs = adapter.call(lm, sig, inputs, c)
+  return prediction.prediction(outputs[1], outputs)
 end
 
---- One LM call for these messages with this adapter; returns the replies' texts.
-local function ask(lm, adapter, sig, messages, config)
-  return texts_of(lm:call(request(adapter, sig, messages, config)))
-end
-
-local function parse_all(adapter, sig, texts)
-  local outputs = {}
-  for i, text in ipairs(texts) do outputs[i] = adapter.parse(sig, text) end
-  return outputs
-end
-
---- After a reply that did not parse (err): first the chosen adapter again, told
--- what was wrong (parse_retries), then the JSON adapter as the last resort, as in
--- DSPy.  → the outputs, or raises the last error.  Apart from the call so that an
--- in-flight call's frame stays small.
-local function recover(self, c, err, texts)
-  local lm, adapter, sig, config, messages = c.lm, c.adapter, c.sig, c.config, c.messages
-  local ok, outputs = false, err
-  local tries = self.parse_retries
-  while not ok and core.is_error(outputs, "parse") and tries > 0 do
-    tries = tries - 1
-    local feedback = {}
-    for i, m in ipairs(messages) do feedback[i] = m end
-    feedback[#feedback + 1] = {role = "assistant", content = outputs.raw or texts[1]}
-    feedback[#feedback + 1] = {role = "user", content =
-      "Your answer could not be parsed: " .. tostring(outputs.message) ..
-      "\nAnswer again, following the format exactly."}
-    local retry_config = merged(config, {rollout_id = (config.rollout_id or 0) + tries + 1})
-    texts = ask(lm, adapter, sig, feedback, retry_config)
-    ok, outputs = pcall(parse_all, adapter, sig, texts)
-  end
-  if not ok and core.is_error(outputs, "parse") and self.fallback and adapter ~= json then
-    texts = ask(lm, json, sig, json.format(sig, c.inputs, c.demos), config)
-    ok, outputs = pcall(parse_all, json, sig, texts)
-  end
-  if not ok then error(outputs, 0) end
-  return outputs
-end
-
---- predictor{inputs..., lm = , config = , demos = } → Prediction
-function Predict:__call(args)
-  local inputs, options = split_call(self, args)
+--- p(inputs [, opts]) or p{inputs..., lm = , config = , demos = } → Prediction
+function Predict:__call(args, opts)
+  local inputs, options = split_call(self, args, opts)
   local lm = options.lm or self.lm or settings.get("lm")
   if lm == nil then
     check.misuse("tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}")
   end
-  local adapter = self.adapter or settings.get("adapter") or chat
-  local config = merged(self.config, options.config)
-  local demos = options.demos or self.demos
-  local sig = self.signature
-  local messages = adapter.format(sig, inputs, demos)
-  -- called here, not through ask(): one frame less on every in-flight call's stack
-  local texts = texts_of(lm:call(request(adapter, sig, messages, config)))
-  local ok, outputs = pcall(parse_all, adapter, sig, texts)
-  if not ok then
-    outputs = recover(self, {lm = lm, adapter = adapter, sig = sig, config = config,
-      messages = messages, inputs = inputs, demos = demos}, outputs, texts)
-  end
-  return prediction.prediction(outputs[1], outputs)
+  local adapter = options.adapter or self.adapter or settings.get("adapter") or chat
+  -- a call without options hands the adapter the predictor: it has the fields asked for
+  return answer(self.signature, lm, adapter, inputs,
+    options == EMPTY and self or call_options(self, options))
 end
 
 --- The predictors of this module: itself.

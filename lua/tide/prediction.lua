@@ -5,6 +5,8 @@
 --
 -- Fields are the table's own keys, so `ex.question` and `pairs(ex)` work as on any
 -- table; methods come from the metatable and never show up as fields.
+local check = require "tide.check"
+
 local M = {}
 
 local Example = {}
@@ -24,9 +26,7 @@ end
 
 --- tide.Example{...} (or tide.Example(other_example)) → a new example
 function M.example(fields)
-  if type(fields) ~= "table" then
-    error("bad argument #1 to 'Example' (table expected, got " .. type(fields) .. ")", 2)
-  end
+  check.type("Example", 1, fields, "table")
   local ex = setmetatable(copy_fields(fields), Example)
   if input_keys[fields] then input_keys[ex] = input_keys[fields] end
   return ex
@@ -37,9 +37,7 @@ function Example:with_inputs(...)
   local names = {}
   for i = 1, select("#", ...) do
     local name = select(i, ...)
-    if type(name) ~= "string" then
-      error("bad argument #" .. i .. " to 'with_inputs' (string expected, got " .. type(name) .. ")", 2)
-    end
+    check.type("with_inputs", i, name, "string")
     names[name] = true
   end
   local ex = setmetatable(copy_fields(self), Example)
@@ -50,7 +48,7 @@ end
 local function require_inputs(self, what)
   local names = input_keys[self]
   if not names then
-    error("Example:" .. what .. ": call with_inputs(...) first to say which fields are inputs", 3)
+    check.misuse("Example:" .. what .. ": call with_inputs(...) first to say which fields are inputs")
   end
   return names
 end

@@ -1,9 +1,11 @@
 --- Settings: what a call uses when it does not say — the global values set by
 -- tide.configure, overridden per task by tide.context.
 --
--- A context is a table whose __index is its parent context; tasks inherit their
--- parent's (the C core copies it at spawn), so parallel tasks can run under
--- different LMs without touching each other.
+-- A task's settings are a table whose __index is its parent's; tasks inherit
+-- their parent's (the C core hands them on at spawn; core.context() reads the
+-- running task's), so parallel tasks can run under different LMs without
+-- touching each other.  A value false unsets the one beneath it:
+-- tide.context({lm = false}, fn) runs fn with no LM even when one is configured.
 local core = require "tide.core"
 local check = require "tide.check"
 
@@ -11,12 +13,15 @@ local M = {}
 
 M.global = {lm = nil, adapter = nil}
 
---- The value of `key` for the running task: its context chain, then the globals.
+local task_settings = core.context   -- the running task's table, or nil
+
+--- The value of `key` for the running task: its chain of settings, then the
+-- globals; nil when unset (false at some level).
 function M.get(key)
-  local ctx = core.context()
-  if ctx then
-    local v = ctx[key]
-    if v ~= nil then return v end
+  local own = task_settings()
+  if own then
+    local v = own[key]
+    if v ~= nil then return v or nil end
   end
   return M.global[key]
 end
@@ -28,11 +33,10 @@ function M.with(overrides, fn, ...)
   if not check.callable(fn) then
     check.fail("context", 2, "function expected, got " .. type(fn))
   end
-  local ctx = {}
-  for k, v in pairs(overrides) do ctx[k] = v end
-  local parent = core.context()
-  setmetatable(ctx, {__index = parent})
-  return core.spawn_in(ctx, fn, ...):wait()
+  local own = {}
+  for k, v in pairs(overrides) do own[k] = v end
+  setmetatable(own, {__index = task_settings()})
+  return core.spawn_in(own, fn, ...):wait()
 end
 
 return M

@@ -14,15 +14,18 @@ local check = require "tide.check"
 
 local M = {}
 
--- Errors inside are raised as {sig_error = msg} and re-raised by the public entry
--- points at the user's line (the first frame outside the library: a Predict built
--- from a bad signature string blames the line that called Predict).
+-- Errors inside are raised as {sig_error = msg} (or {bad_arg = {fname, arg,
+-- msg}}) and re-raised by the public entry points at the user's line (the first
+-- frame outside the library: a Predict built from a bad signature string blames
+-- the line that called Predict).
 local function fail(msg) error({sig_error = msg}, 0) end
+local function bad_arg(fname, arg, msg) error({bad_arg = {fname, arg, msg}}, 0) end
 
 local function guarded(fn, ...)
   local ok, res = pcall(fn, ...)
   if ok then return res end
   if type(res) == "table" and res.sig_error then check.misuse(res.sig_error) end
+  if type(res) == "table" and res.bad_arg then check.fail(table.unpack(res.bad_arg, 1, 3)) end
   error(res, 0)
 end
 
@@ -441,7 +444,7 @@ local function new(spec, instructions)
   elseif type(spec) == "table" then
     return from_table(spec, instructions)
   end
-  fail("bad argument #1 to 'Signature' (string or table expected, got " .. type(spec) .. ")")
+  bad_arg("Signature", 1, "string or table expected, got " .. type(spec))
 end
 
 --- Signature.new(spec [, instructions]) → a signature.  spec: "a, b: int -> c",
@@ -483,8 +486,8 @@ end
 -- they are, as in DSPy (a default sentence is not rewritten).
 local function insert(self, first, name, spec, side, fname)
   if side ~= "input" and side ~= "output" then
-    fail(string.format("bad argument #3 to '%s' (\"input\" or \"output\" expected, got %s)",
-      fname, side == nil and "nil" or string.format("%q", tostring(side))))
+    bad_arg(fname, 3, string.format("\"input\" or \"output\" expected, got %s",
+      side == nil and "nil" or string.format("%q", tostring(side))))
   end
   local f, err = make_field(spec, fname, name)
   if not f then fail("Signature: " .. err) end

@@ -18,6 +18,7 @@
 -- typed `too_large` error instead of our memory.  finish() takes the event left
 -- open when the body ended without its blank line.
 local core = require "tide.core"
+local check = require "tide.check"
 
 local byte, sub, match, find, rep = string.byte, string.sub, string.match, string.find, string.rep
 local concat = table.concat
@@ -74,9 +75,7 @@ Parser.__index = Parser
 
 --- new([max_event]) → a parser
 function M.new(max_event)
-  if max_event ~= nil and (math.type(max_event) ~= "integer" or max_event < 1) then
-    error("bad argument #1 to 'sse.new' (positive integer expected)", 2)
-  end
+  check.number("sse.new", 1, max_event, {integer = true, min = 1}, true)
   return setmetatable({
     max = max_event or DEFAULT_MAX_EVENT,
     fresh = true,        -- nothing read yet: a byte-order mark may come

@@ -2,13 +2,18 @@
 --
 --   local msgs = chat.format(sig, {question = "..."}, demos)   -- system, demos, user
 --   local out = chat.parse(sig, reply_text)                   -- typed values, or a parse error
+--   local outs = chat.call(lm, sig, {question = "..."}, {demos = demos})   -- the LM's replies,
+--                                                                          -- parsed
 --
--- The messages are the ones DSPy's ChatAdapter builds for the same signature, inputs
+-- call falls back to the JSON adapter once when a reply does not parse, as DSPy's
+-- ChatAdapter does.  The messages are the ones DSPy's ChatAdapter builds for the same signature, inputs
 -- and demos, character for character.  A reply is read section by section: the
 -- first section of a field wins, unknown markers are skipped, and nothing after
 -- `[[ ## completed ## ]]` counts.
 local common = require "tide.adapters.common"
 local coerce = require "tide.adapters.coerce"
+local json = require "tide.adapters.json"
+local check = require "tide.check"
 
 local M = {name = "chat"}
 
@@ -50,6 +55,20 @@ end
 --- format(sig, inputs [, demos]) → the messages for a call
 function M.format(sig, inputs, demos)
   return common.messages(M, sig, inputs, demos)
+end
+
+--- fallback(lm, sig, inputs, opts): the last try after a reply that did not
+-- parse, even when asked again: the same request through the JSON adapter, once,
+-- as DSPy's ChatAdapter falls back to its JSONAdapter.
+function M.fallback(lm, sig, inputs, opts)
+  return json.call(lm, sig, inputs, {demos = opts.demos, config = opts.config})
+end
+
+--- call(lm, sig, inputs, opts) → the outputs of each reply; opts = {demos, config,
+-- parse_retries, fallback}.  A reply that does not parse, after parse_retries,
+-- goes to M.fallback unless opts.fallback is false.
+function M.call(lm, sig, inputs, opts)
+  return common.call(M, lm, sig, inputs, opts)
 end
 
 -- A field's header, `[[ ## name ## ]]`; it counts only at the start of a line.
@@ -103,9 +122,7 @@ end
 -- `parse` error (raw, found, missing, adapter = "chat") when a field is missing or
 -- its value is not of its type.
 function M.parse(sig, text)
-  if type(text) ~= "string" then
-    error("bad argument #2 to 'parse' (string expected, got " .. type(text) .. ")", 2)
-  end
+  check.type("parse", 2, text, "string")
   local by_name = {}
   for _, f in ipairs(sig.outputs) do by_name[f.name] = f end
   local secs = sections(text)

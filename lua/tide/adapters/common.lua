@@ -3,12 +3,20 @@
 -- error.  Each piece writes the text DSPy's adapters write for the same signature,
 -- so a prompt moves between the two unchanged.
 --
--- An adapter hands `messages` three functions: structure(sig) (the middle of the
--- system message), requirements(sig) (the reminder closing the last user turn) and
+-- An adapter is a table of functions:
+--   format(sig, inputs, demos) → messages     parse(sig, text) → {field = value}
+--   call(lm, sig, inputs, opts) → the outputs of each reply (format, the LM, parse,
+--     and what to do when a reply does not parse; M.call is the usual one)
+--   fallback(lm, sig, inputs, opts) (optional): M.call's last try after a reply
+--     that does not parse
+--   response_format(sig) (optional): the structured output to ask the LM for
+-- and hands `messages` three more: structure(sig) (the middle of the system
+-- message), requirements(sig) (the reminder closing the last user turn) and
 -- assistant(sig, values, missing) (a demo's answer).
 local cjson = require "cjson"
 local core = require "tide.core"
 local pyjson = require "tide.adapters.pyjson"
+local check = require "tide.check"
 
 local M = {}
 
@@ -245,10 +253,10 @@ end
 --- The whole request: system message, demos, then the inputs.
 function M.messages(adapter, sig, inputs, demos)
   if getmetatable(sig) == nil or type(sig.inputs) ~= "table" then
-    error("bad argument #1 to 'format' (signature expected)", 3)
+    check.fail("format", 1, "signature expected, got " .. type(sig))
   end
   if type(inputs) ~= "table" then
-    error("bad argument #2 to 'format' (table of inputs expected, got " .. type(inputs) .. ")", 3)
+    check.fail("format", 2, "table of inputs expected, got " .. type(inputs))
   end
   local messages = {{role = "system", content = M.system_message(adapter, sig)}}
   for _, m in ipairs(M.demo_messages(adapter, sig, demos)) do messages[#messages + 1] = m end
@@ -298,6 +306,77 @@ function M.complete(adapter_name, sig, text, values)
       found, missing)
   end
   return values
+end
+
+-- ---- a call: format, ask, parse -------------------------------------------------------
+
+local EMPTY = {}   -- the config of every call that sets none: only ever read
+
+--- The LM request for these messages: only the options that are set, since it
+-- lives as long as the call.
+local function request(adapter, sig, messages, config)
+  local req = {messages = messages}
+  if next(config) ~= nil then
+    req.temperature, req.max_tokens = config.temperature, config.max_tokens
+    req.n, req.rollout_id = config.n, config.rollout_id
+  end
+  if adapter.response_format then req.response_format = adapter.response_format(sig) end
+  return req
+end
+
+local function texts_of(r)
+  return r.texts or {r.text}
+end
+
+local function parse_all(adapter, sig, texts)
+  local outputs = {}
+  for i, text in ipairs(texts) do outputs[i] = adapter.parse(sig, text) end
+  return outputs
+end
+
+--- After a reply that did not parse (err, from texts): the same adapter asked
+-- again `retries` times, told what was wrong.  → pcall's results of the last parse.
+local function retry_parse(adapter, lm, sig, messages, config, retries, err, texts)
+  local ok, outputs = false, err
+  while not ok and core.is_error(outputs, "parse") and retries > 0 do
+    retries = retries - 1
+    local feedback = {}
+    for i, m in ipairs(messages) do feedback[i] = m end
+    feedback[#feedback + 1] = {role = "assistant", content = outputs.raw or texts[1]}
+    feedback[#feedback + 1] = {role = "user", content =
+      "Your answer could not be parsed: " .. tostring(outputs.message) ..
+      "\nAnswer again, following the format exactly."}
+    local retry_config = {}
+    for k, v in pairs(config) do retry_config[k] = v end
+    retry_config.rollout_id = (config.rollout_id or 0) + retries + 1   -- not the cached answer
+    texts = texts_of(lm:call(request(adapter, sig, feedback, retry_config)))
+    ok, outputs = pcall(parse_all, adapter, sig, texts)
+  end
+  return ok, outputs
+end
+
+--- call(adapter, lm, sig, inputs, opts) → the outputs of every reply (one per
+-- sample): what an adapter's `call` does.  opts = {demos, config, parse_retries,
+-- fallback} (a Predict is such a table).  A reply that does not parse is asked
+-- again opts.parse_retries times with the error fed back; then, unless
+-- opts.fallback is false, the adapter's own fallback(lm, sig, inputs, opts), if
+-- it has one, makes the last try (the chat adapter's: the JSON adapter).
+-- Raises the last `parse` error.
+function M.call(adapter, lm, sig, inputs, opts)
+  -- No locals before the LM call: a call in flight keeps this frame, and the
+  -- messages are made again in the rare case that needs them twice.
+  local r = lm:call(request(adapter, sig, adapter.format(sig, inputs, opts.demos),
+    opts.config or EMPTY))
+  local texts = texts_of(r)
+  local ok, outputs = pcall(parse_all, adapter, sig, texts)
+  if ok then return outputs end
+  ok, outputs = retry_parse(adapter, lm, sig, adapter.format(sig, inputs, opts.demos),
+    opts.config or EMPTY, opts.parse_retries or 0, outputs, texts)
+  if ok then return outputs end
+  if adapter.fallback and opts.fallback ~= false and core.is_error(outputs, "parse") then
+    return adapter.fallback(lm, sig, inputs, opts)
+  end
+  error(outputs, 0)
 end
 
 return M

@@ -12,6 +12,7 @@ local pyjson = require "tide.adapters.pyjson"
 local common = require "tide.adapters.common"
 local coerce = require "tide.adapters.coerce"
 local cjson = require "cjson"
+local check = require "tide.check"
 
 local M = {name = "json"}
 
@@ -86,13 +87,17 @@ function M.response_format(sig)
                     additionalProperties = false}}
 end
 
+--- call(lm, sig, inputs, opts) → the outputs of each reply; opts = {demos, config,
+-- parse_retries} (see adapters.common.call).
+function M.call(lm, sig, inputs, opts)
+  return common.call(M, lm, sig, inputs, opts)
+end
+
 --- parse(sig, text) → {field = value}; raises a `parse` error (raw, found, missing,
 -- adapter = "json") when there is no JSON object, a field is missing or a value is
 -- not of its field's type.
 function M.parse(sig, text)
-  if type(text) ~= "string" then
-    error("bad argument #2 to 'parse' (string expected, got " .. type(text) .. ")", 2)
-  end
+  check.type("parse", 2, text, "string")
   local obj, why = coerce.first_object(text)
   if not obj then
     local missing = {}

@@ -6,7 +6,6 @@ local get, str, int = common.get, common.str, common.int
 local M = {
   name = "anthropic",
   takes_n = false,   -- one answer per request: lm:call{n = 3} makes three calls
-  default_base_url = "https://api.anthropic.com",
 }
 local NAME = M.name
 
@@ -28,6 +27,12 @@ end
 -- Tool names must match ^[a-zA-Z0-9_-]{1,64}$.
 local function tool_name(name)
   return (name or common.SCHEMA_NAME):gsub("[^%w_%-]", "_"):sub(1, 64)
+end
+
+--- check(req): a request of system messages only cannot go out (the system
+-- prompt is apart from the turns here); raised in the caller's task.
+function M.check(req)
+  common.require_turn(req.messages, NAME)
 end
 
 --- build(cfg, req) → {url, headers, body}

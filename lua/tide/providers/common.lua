@@ -6,6 +6,7 @@
 -- tide/init.lua, and requiring "tide" from here would make a require loop.
 local core = require "tide.core"
 local cjson = require "cjson"
+local check = require "tide.check"
 
 local M = {}
 
@@ -145,11 +146,20 @@ function M.headers(base, extra)
   return out
 end
 
---- Every request needs at least one message (misuse, so a plain error).
+--- Every request needs at least one message (misuse, raised at the caller's line).
 function M.require_messages(req, provider)
   if type(req.messages) ~= "table" or #req.messages == 0 then
-    error("tide.LM: a request to " .. provider .. " needs at least one message", 3)
+    check.misuse("tide.LM: a request to " .. provider .. " needs at least one message")
   end
+end
+
+--- A wire format with the system prompt apart (Anthropic, Gemini) needs a turn
+-- besides it: misuse, raised at the caller's line.
+function M.require_turn(messages, provider)
+  for _, m in ipairs(messages) do
+    if m.role ~= "system" then return end
+  end
+  check.misuse("tide.LM: " .. provider .. " needs a user message besides the system prompt")
 end
 
 --- Splits messages into the system texts and the conversation turns, merging
@@ -170,9 +180,7 @@ function M.turns(messages, provider)
       end
     end
   end
-  if #turns == 0 then
-    error("tide.LM: " .. provider .. " needs a user message besides the system prompt", 3)
-  end
+  if #turns == 0 then M.require_turn(messages, provider) end
   return system, turns
 end
 

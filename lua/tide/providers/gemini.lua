@@ -6,7 +6,6 @@ local get, str, int = common.get, common.str, common.int
 local M = {
   name = "gemini",
   takes_n = true,    -- n answers in one request (candidateCount)
-  default_base_url = "https://generativelanguage.googleapis.com",
 }
 local NAME = M.name
 
@@ -42,6 +41,12 @@ local function generation_config(req)
   if rf.type == "json_schema" then gc.responseJsonSchema = common.schema(rf.schema) end
   if next(gc) == nil then return nil end
   return gc
+end
+
+--- check(req): a request of system messages only cannot go out (the system
+-- prompt is apart from the turns here); raised in the caller's task.
+function M.check(req)
+  common.require_turn(req.messages, NAME)
 end
 
 --- build(cfg, req) → {url, headers, body}

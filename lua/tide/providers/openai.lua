@@ -7,7 +7,6 @@ local get, str = common.get, common.str
 local M = {
   name = "openai",
   takes_n = true,    -- n answers in one request
-  default_base_url = "https://api.openai.com/v1",
 }
 local NAME = M.name
 

@@ -154,7 +154,7 @@ CPPCHECK = cppcheck -q --std=c99 --enable=warning,portability,performance --inli
            --error-exitcode=1 -Iengine/include
 lint:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(LINT_DEB_PACKAGES)"
-	luacheck -q --no-color lua spec scripts fuzz
+	luacheck -q --no-color lua spec scripts fuzz .busted
 	$(CPPCHECK) engine
 
 # The soak: panels against mockllm with injected faults (SOAK_SECONDS, SOAK_FAULT_RATE).

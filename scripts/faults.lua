@@ -1,5 +1,5 @@
 -- Prints the fault catalogue as a Markdown table: fault × layer → outcome.
---   make faults        (writes docs/faults.md too)
+--   make faults        (into build/faults.md; make faults-doc regenerates docs/faults.md)
 local tide = require "tide"
 local mockllm = require "support.mockllm"
 local faults = require "support.faults"

@@ -211,7 +211,7 @@ describe("the example game host (scripts/host/game.c)", function()
   setup(function() server = mockllm.start() end)
   teardown(function() server:stop() end)
 
-  it("keeps rendering frames while the critics' requests are in flight", function()
+  it("keeps rendering frames while the critics' requests are in flight #slow", function()
     server:reset()
     local p = io.popen(string.format("MOCKLLM_URL=%s GAME_PROBE=1 GAME_LATENCY_MS=300 %s 2>&1",
       server.url, GAME))

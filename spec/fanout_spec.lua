@@ -334,7 +334,7 @@ describe("the panel scripts through the tide binary", function()
   end)
 
   -- (faults are the fault catalogue's business: this keeps the script itself working)
-  it("scripts/soak.lua (make soak) runs, reports as it goes and sums up", function()
+  it("scripts/soak.lua (make soak) runs, reports as it goes and sums up #slow", function()
     local out, rc = run_offline("scripts/soak.lua --seconds 1 --report-every 0.2 --panels 20 " ..
       "--fault-rate 0")
     assert.are.equal(0, rc, out)

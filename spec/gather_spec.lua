@@ -132,7 +132,7 @@ describe("gather", function()
       "tide.gather: opts.return_exceptions must be a boolean")
   end)
 
-  it("1 000 concurrent requests are all in flight at once", function()
+  it("1 000 concurrent requests are all in flight at once #timing", function()
     local list = {}
     for i = 1, 1000 do list[i] = i end
     local r = tide.map(list, function(i)

@@ -113,7 +113,7 @@ describe("installing tide", function()
     assert.is_true(ok, out)
   end)
 
-  it("luarocks make, as the README says, installs a module lua5.4 loads", function()
+  it("luarocks make, as the README says, installs a module lua5.4 loads #slow", function()
     local ok, out = sh("which luarocks")
     assert.is_true(ok, "luarocks is missing: make deps installs it (" .. out .. ")")
     -- a copy of the sources: the rock builds in its own build/rock, not the checkout's

@@ -59,7 +59,7 @@ describe("tide.LM", function()
         assert.are.equal(2, server:stats().requests)
       end)
 
-      it("retries a 429 after the server's delay, then succeeds", function()
+      it("retries a 429 after the server's delay, then succeeds #slow", function()
         local key = unique(p.name .. "-429")
         local lm = lm_for(p, "fail_first=2;status=429;retry_after=1;key=" .. key, {num_retries = 3})
         local r = lm:call("retry me")
@@ -153,7 +153,7 @@ describe("tide.LM", function()
         assert.are.equal(2, err.attempts)
       end)
 
-      it("reports malformed JSON as a parse error", function()
+      it("reports malformed JSON as a parse error #slow", function()
         local lm = lm_for(p, "fault=malformed")
         local ok, err = pcall(lm.call, lm, "garbled")
         assert.is_false(ok)
@@ -210,7 +210,7 @@ describe("tide.LM", function()
   end)
 
   describe("rate buckets", function()
-    it("rpm spaces the requests the server sees", function()
+    it("rpm spaces the requests the server sees #slow", function()
       local lm = lm_for(PROVIDERS[1], nil, {rpm = 120})   -- 2 per second, bursts of 2
       tide.map({"r1", "r2", "r3", "r4"}, function(q) return lm(q) end)
       local log = server:get_json("/__log").requests

@@ -145,7 +145,7 @@ describe("mockllm streams", function()
     end
   end)
 
-  it("error statuses answer with JSON, not a stream; latency delays the first byte", function()
+  it("error statuses answer with JSON, not a stream; latency delays the first byte #timing", function()
     local r = post("openai", {fields = {stream = true}, scenario = "status=429;retry_after=1"})
     assert.are.equal(429, r.status)
     assert.are.equal("application/json", r.headers["content-type"])
@@ -154,7 +154,7 @@ describe("mockllm streams", function()
     assert.is_true(slow.timings.ttfb >= 0.14, "ttfb " .. slow.timings.ttfb)
   end)
 
-  it("stream_interval paces the events; a stream keeps the connection alive", function()
+  it("stream_interval paces the events; a stream keeps the connection alive #timing", function()
     local r = post("openai", {fields = {stream = true}, scenario = "stream_interval=20"})
     local n = #sse_events(r.body)
     assert.is_true(r.timings.total >= (n - 1) * 0.02 * 0.9, "total " .. r.timings.total)

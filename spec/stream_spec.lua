@@ -70,7 +70,7 @@ describe("tide.stream", function()
     assert.are.equal(1, server:wait_for(function(st) return st.aborted == 1 end).aborted)
   end)
 
-  it("close() from another task ends a waiting read", function()
+  it("close() from another task ends a waiting read #slow", function()
     local s = open("fault=drip;interval=50;endless=1")
     local reader = tide.spawn(function() for _ in s:chunks() do end end)
     tide.sleep(0.02)

@@ -121,7 +121,7 @@ describe("tasks", function()
     assert.are.equal("cancelled", t:status())
   end)
 
-  it("cancellation reaches grandchildren", function()
+  it("cancellation reaches grandchildren #timing", function()
     local closed = {}
     local function sleeper(name)
       return function()
@@ -223,7 +223,7 @@ end)
 describe("where an async call can run", function()
   after_each(assert_clean)
 
-  it("on the main flow it runs the loop until done, and other tasks make progress", function()
+  it("on the main flow it runs the loop until done, and other tasks make progress #timing", function()
     local ticks = 0
     local t = tide.spawn(function() for _ = 1, 3 do tide.sleep(0.001); ticks = ticks + 1 end end)
     tide.sleep(0.05)

@@ -155,7 +155,7 @@ print(tide.request{url = os.getenv("MOCKLLM_URL") .. "/health"}.body)
     assert.matches('"ok"', out)
   end)
 
-  it("runs the example game, which prints mockllm's in-flight counts unasked", function()
+  it("runs the example game, which prints mockllm's in-flight counts unasked #slow", function()
     local code, out = run(GAME)
     assert.are.equal(0, code, out)
     assert.matches("frame %d+: verdict: score", out)

@@ -5,8 +5,11 @@
 -- The tide binary, the header and libtide.a come with `make install` instead.
 package = "tide"
 version = "0.1.0-1"
+-- `luarocks make` builds the checkout it runs in and never fetches this; `luarocks
+-- install` and `luarocks build tide-0.1.0-1.rockspec` clone the tag.
 source = {
-   url = "git+file:///work/main",   -- luarocks make builds the checkout it runs in
+   url = "git+https://github.com/tide-lm/tide.git",
+   tag = "v0.1.0",
 }
 description = {
    summary = "Language-model programs in Lua, on a C engine (libuv + libcurl)",

@@ -4,6 +4,7 @@
 local tide = require "tide"
 local Signature = require "tide.signature"
 local chat = require "tide.adapters.chat"
+local assert_clean = require "support.clean"
 
 local helpers = require "support.adapter_helpers"
 local lines, user, assistant, system = helpers.lines, helpers.user, helpers.assistant,
@@ -442,5 +443,54 @@ describe("chat adapter with a DummyLM", function()
     assert.are.equal("Tighten the intro.", out.feedback)
     assert.is_true(out.approved)
     assert.are.same(messages, lm.history[#lm.history].messages)
+  end)
+end)
+
+describe("chat adapter: call, and its JSON fallback", function()
+  after_each(assert_clean)
+
+  local sig = Signature("question -> answer: int")
+
+  it("formats, asks the LM and parses every reply", function()
+    local lm = tide.DummyLM{"[[ ## answer ## ]]\n42\n\n[[ ## completed ## ]]"}
+    local outs = chat.call(lm, sig, {question = "q"}, {config = {temperature = 0}})
+    assert.are.same({{answer = 42}}, outs)
+    assert.are.same(chat.format(sig, {question = "q"}), lm.history[1].messages)
+  end)
+
+  it("falls back to the JSON adapter itself, as DSPy's ChatAdapter does", function()
+    local lm = tide.DummyLM{"no markers at all", '{"answer": 7}'}
+    local outs = chat.call(lm, sig, {question = "q"}, {})
+    assert.are.same({{answer = 7}}, outs)
+    assert.are.equal(2, #lm.history)
+    assert.are.same(require("tide.adapters.json").format(sig, {question = "q"}),
+      lm.history[2].messages)
+  end)
+
+  it("asks again first (parse_retries), and not at all with fallback = false", function()
+    local lm = tide.DummyLM{"garbage", "[[ ## answer ## ]]\n5"}
+    assert.are.same({{answer = 5}}, chat.call(lm, sig, {question = "q"}, {parse_retries = 1}))
+    local last = lm.history[2].messages
+    assert.matches("could not be parsed", last[#last].content)
+    local lone = tide.DummyLM{"garbage", '{"answer": 7}'}
+    local ok, err = pcall(chat.call, lone, sig, {question = "q"}, {fallback = false})
+    assert.is_false(ok)
+    assert.are.equal("parse", err.kind)
+    assert.are.equal("chat", err.adapter)
+    assert.are.equal(1, #lone.history)
+  end)
+
+  it("raises the JSON try's error when both fail, and the JSON adapter has no fallback", function()
+    local lm = tide.DummyLM{"garbage", "still garbage", "and more"}
+    local ok, err = pcall(chat.call, lm, sig, {question = "q"}, {})
+    assert.is_false(ok)
+    assert.are.equal("json", err.adapter)
+    assert.are.equal(2, #lm.history)
+    local json = require "tide.adapters.json"
+    assert.is_nil(json.fallback)
+    ok, err = pcall(json.call, lm, sig, {question = "q"}, {})
+    assert.is_false(ok)
+    assert.are.equal("json", err.adapter)
+    assert.are.equal(3, #lm.history)
   end)
 end)

@@ -160,6 +160,39 @@ describe("fanout.Panel with function critics", function()
     assert.is_false(r.approved)
   end)
 
+  it("takes callable tables as critics and aggregators, and hands them the call's options", function()
+    local seen = {}
+    local function callable(score)
+      return setmetatable({}, {__call = function(_, inputs, opts)
+        seen[#seen + 1] = opts and opts.tag
+        return {score = score, approved = true, feedback = inputs.content}
+      end})
+    end
+    local agg = setmetatable({}, {__call = function(_, results) return {n = results.a.score} end})
+    local panel = fanout.Panel{critics = {{"a", callable(10)}, {"b", callable(20)}}, aggregate = agg}
+    local r = panel({content = "x"}, {tag = "opts"})
+    assert.are.equal(10, r.n)
+    assert.are.same({"opts", "opts"}, seen)
+    local review = fanout.Perspectives{critic = callable(5)}
+    assert.are.equal(5, review{content = "x", perspectives = {"p"}}.overall_score)
+  end)
+
+  it("blames the caller's line for a misused panel, even through tide.critics.panel", function()
+    local ok, e = pcall(function() local p = tide.critics.panel{on_failure = "ignore"}; return p end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*fanout_spec%.lua:%d+: tide%.fanout%.Panel: on_failure must be", e)
+    ok, e = pcall(function() local p = tide.critics.panel(5); return p end)
+    assert.matches("^[^:]*fanout_spec%.lua:%d+: bad argument #1 to 'panel' %(table expected, got number%)", e)
+    local panel = fanout.Panel{critics = {}}
+    ok, e = pcall(function() local r = panel({}, "fast"); return r end)
+    assert.matches("^[^:]*fanout_spec%.lua:%d+: bad argument #2 to 'panel' %(table expected, got string%)", e)
+    ok, e = pcall(function() local r = fanout.weighted_score({a = {score = 1}}, {a = -1}); return r end)
+    assert.matches("^[^:]*fanout_spec%.lua:%d+: bad argument #2 to 'weighted_score' %(the weight of 'a'", e)
+    local review = fanout.Perspectives{critic = function() return {} end}
+    ok, e = pcall(function() local r = review{content = "x", perspectives = {1}}; return r end)
+    assert.matches("^[^:]*fanout_spec%.lua:%d+: perspectives: perspectives%[1%] must be a string", e)
+  end)
+
   it("passes a predictor only the inputs its signature names", function()
     local seen
     local lm = tide.DummyLM(function(messages)
@@ -239,6 +272,23 @@ describe("fanout over mockllm", function()
     assert.is_false(r2.approved)
     assert.are.equal("server", r2.errors.completeness.kind)
     assert.are.equal("integer", math.type(r2.aggregator.overall_score))
+  end)
+
+  it("panel(inputs, {lm = other}) sends every critic and the LM aggregator to that LM", function()
+    local panel = tide.critics.panel{aggregate = "lm"}   -- no LM of its own
+    local other = tide.LM("openai/other-model", {api_key = "k", base_url = server.url .. "/v1",
+      cache = false, num_retries = 0})
+    local r = panel(inputs, {lm = other, config = {temperature = 0}})
+    assert.are.equal("integer", math.type(r.overall_score))
+    local log = server:get_json("/__log").requests
+    assert.are.equal(4, #log)
+    for _, e in ipairs(log) do assert.are.equal("other-model", e.model) end
+    -- and a Perspectives review the same way
+    server:reset()
+    local review = fanout.Perspectives{critic = tide.Predict("content, perspective -> score: int")}
+    local rr = review({content = "draft", perspectives = {"legal", "tone"}}, {lm = other})
+    assert.are.equal(2, #server:get_json("/__log").requests)
+    assert.are.equal("integer", math.type(rr.critics.legal.score))
   end)
 
   it("ten panels gathered put thirty critics in flight at once", function()

@@ -16,14 +16,16 @@ local PROVIDERS = {
 local tmpdir = require("support.files").tmpdir
 
 describe("tide.LM", function()
-  local server, cache_dir
+  local server, cache_dir, saved_cache
   setup(function()
     server = mockllm.start()
     cache_dir = tmpdir()
+    saved_cache = require("tide.lm").default_cache()
     tide.configure{cache = {dir = cache_dir}}
   end)
   teardown(function()
     server:stop()
+    require("tide.lm").set_default_cache(saved_cache)   -- the next spec file's cache is its own
     os.execute("rm -rf " .. cache_dir)
   end)
   before_each(function() server:reset() end)

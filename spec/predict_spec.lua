@@ -37,7 +37,30 @@ describe("Predict with a DummyLM", function()
       function() return qa{question = "q"}.answer end,
       function() return tide.context({lm = b}, function() return qa{question = "q"}.answer end) end)
     assert.are.same({"from A", "from B"}, {x, y})
+    tide.configure{lm = false}
+  end)
+
+  it("unsets a configured LM with lm = false, globally or for one task", function()
+    local a = tide.DummyLM(function() return reply{{"answer", "from A"}} end)
+    local qa = tide.Predict("question -> answer")
     tide.configure{lm = a}
+    assert.are.equal("from A", qa{question = "q"}.answer)
+    -- a task under lm = false has none, though one is configured
+    local ok, err = tide.context({lm = false}, function() return pcall(qa, {question = "q"}) end)
+    assert.is_false(ok)
+    assert.matches("tide%.Predict: no LM", err)
+    assert.are.equal(a, tide.settings.lm)
+    tide.configure{lm = false}
+    assert.is_nil(tide.settings.lm)
+    assert.has_error(function() qa{question = "q"} end,
+      "tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}")
+    -- and the adapter goes back to chat
+    tide.configure{adapter = tide.adapters.json}
+    assert.are.equal(tide.adapters.json, tide.settings.adapter)
+    tide.configure{adapter = false}
+    assert.is_nil(tide.settings.adapter)
+    assert.are.equal("from A", qa({question = "q"}, {lm = a}).answer)
+    assert.matches("%[%[ ## answer ## %]%]", a.history[#a.history].messages[1].content)
   end)
 
   it("ChainOfThought adds a reasoning output first", function()
@@ -47,6 +70,60 @@ describe("Predict with a DummyLM", function()
     assert.are.equal("2.5 times 4 is 10.", r.reasoning)
     assert.are.equal(10.0, r.answer)
     assert.are.same({"reasoning", "answer"}, qa.signature:output_names())
+  end)
+
+  it("takes the options apart: p(inputs, {lm, config, demos, adapter})", function()
+    local seen
+    local lm = tide.DummyLM(function(messages, req)
+      seen = {messages = messages, temperature = req.temperature, n = req.n}
+      return reply{{"answer", "Paris"}}
+    end)
+    local qa = tide.Predict("question -> answer")
+    local r = qa({question = "Capital of France?"}, {lm = lm, config = {temperature = 0.2},
+      demos = {{question = "Capital of Italy?", answer = "Rome"}}})
+    assert.are.equal("Paris", r.answer)
+    assert.are.equal(0.2, seen.temperature)
+    -- the demo went in as a user/assistant pair before the question
+    assert.are.equal(4, #seen.messages)
+    assert.matches("Capital of Italy%?", seen.messages[2].content)
+    assert.matches("Rome", seen.messages[3].content)
+    -- an input named like an option stays an input in this form: nothing is taken out
+    local echo = tide.Predict("lm, question -> answer")
+    local sent
+    local lm2 = tide.DummyLM(function(messages) sent = messages[#messages].content; return reply{{"answer", "ok"}} end)
+    assert.are.equal("ok", echo({lm = "a model name", question = "q"}, {lm = lm2}).answer)
+    assert.matches("%[%[ ## lm ## %]%]\na model name", sent)
+    -- the adapter per call: a JSON reply read by the JSON adapter
+    local json_lm = tide.DummyLM{'{"answer": "from json"}'}
+    assert.are.equal("from json", qa({question = "q"}, {lm = json_lm, adapter = tide.adapters.json}).answer)
+    assert.matches("JSON", json_lm.history[1].messages[1].content)
+  end)
+
+  it("takes DSPy's one-table form and p(inputs, opts) alike, ChainOfThought too", function()
+    local lm = tide.DummyLM(function() return reply{{"reasoning", "r"}, {"answer", "4"}} end)
+    local cot = tide.ChainOfThought("question -> answer: int")
+    local a = cot{question = "2+2?", lm = lm, config = {temperature = 0}}
+    local b = cot({question = "2+2?"}, {lm = lm, config = {temperature = 0}})
+    assert.are.same({a.reasoning, a.answer}, {b.reasoning, b.answer})
+    assert.are.equal(4, b.answer)
+    assert.are.equal(2, #lm.history)
+    -- per-call parse options override the predictor's
+    local bad = tide.DummyLM{"garbage", "more garbage"}
+    local ok, err = pcall(tide.Predict("question -> answer", {lm = bad}), {question = "q"},
+      {fallback = false, parse_retries = 1})
+    assert.is_false(ok)
+    assert.are.equal("parse", err.kind)
+    assert.are.equal(2, #bad.history)   -- asked again once, no JSON fallback
+    assert.matches("could not be parsed", bad.history[2].messages[#bad.history[2].messages].content)
+  end)
+
+  it("passes a module's call options on to forward", function()
+    local lm = tide.DummyLM(function() return reply{{"answer", "via opts"}} end)
+    local QA = tide.Module{
+      init = function(self) self.qa = tide.Predict("question -> answer") end,
+      forward = function(self, inputs, opts) return self.qa(inputs, opts) end,
+    }
+    assert.are.equal("via opts", QA()({question = "q"}, {lm = lm}).answer)
   end)
 
   it("falls back to the JSON adapter once when the chat reply does not parse", function()
@@ -136,10 +213,30 @@ describe("Predict's misuse, blamed on the caller's line", function()
     assert.matches("task:wait%(%)", err)
   end)
 
+  it("names a bad call option, blamed on the caller's line", function()
+    local p = tide.Predict("q -> a", {lm = tide.DummyLM{"x"}})
+    local ok, err = pcall(function() local r = p({q = "x"}, {temprature = 0}); return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument #2 to 'predictor' %(unknown option " ..
+      "'temprature'; the options are adapter, config, demos, fallback, lm, parse_retries%)", err)
+    ok, err = pcall(function() local r = p({q = "x"}, "fast"); return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument #2 to 'predictor' %(table expected, got string%)", err)
+    ok, err = pcall(function() local r = p({q = "x"}, {config = 0.2}); return r end)
+    assert.is_false(ok)
+    assert.matches("bad argument 'opts.config' to 'predictor' %(table expected, got number%)", err)
+    ok, err = pcall(function() local r = p({q = "x"}, {adapter = {}}); return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument 'opts.adapter' to 'predictor' %(an adapter", err)
+    ok, err = pcall(function() local r = tide.Predict("q -> a", {parse_retries = -1}); return r end)
+    assert.is_false(ok)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument 'opts.parse_retries' to 'Predict'", err)
+  end)
+
   it("tide.configure and tide.context blame the caller's line", function()
     local ok, err = pcall(function() local r = tide.configure{lm = "openai/x"}; return r end)
     assert.is_false(ok)
-    assert.matches("^[^:]*predict_spec%.lua:%d+: tide%.configure: lm must be a tide%.LM", err)
+    assert.matches("^[^:]*predict_spec%.lua:%d+: tide%.configure: lm must be a tide%.LM, or false to unset it", err)
     ok, err = pcall(function() local r = tide.context({}, 5); return r end)
     assert.is_false(ok)
     assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument #2 to 'context' %(function expected, got number%)", err)
@@ -203,4 +300,18 @@ describe("Predict end to end over mockllm", function()
       assert.is_boolean(r.technical_approved)
     end)
   end
+
+  it("sends p(inputs, {lm = other}) to the other LM, and p{..., lm = other} too", function()
+    server:reset()
+    local function lm_named(model)
+      return tide.LM("openai/" .. model, {api_key = "k", base_url = server.url .. "/v1", cache = false})
+    end
+    local qa = tide.Predict("question -> answer", {lm = lm_named("own-model")})
+    assert.is_string(qa({question = "q1"}, {lm = lm_named("model-b")}).answer)
+    assert.is_string(qa{question = "q2", lm = lm_named("model-c")}.answer)
+    assert.is_string(qa{question = "q3"}.answer)
+    local models = {}
+    for i, e in ipairs(server:get_json("/__log").requests) do models[i] = e.model end
+    assert.are.same({"model-b", "model-c", "own-model"}, models)
+  end)
 end)

@@ -5,11 +5,12 @@
 --     weights = {technical = 0.4, style = 0.3, completeness = 0.3},
 --     priority = {"technical", "completeness", "style"},
 --   }
---   local r = panel{content = draft, context = "B2B SaaS", requirements = "..."}
+--   local r = panel({content = draft, context = "B2B SaaS", requirements = "..."}, {lm = lm})
 --   print(r.overall_score, r.approved, r.combined_feedback, r.timings.speedup)
 --
 -- A critic is a predictor (tide.Predict, a Module: it gets the inputs its signature
--- names) or a function(inputs) returning a table.  Its score, feedback and approval are
+-- names) or a function(inputs, opts) returning a table; the call's opts (lm,
+-- config, ...: a predictor's call options) reach every critic.  Its score, feedback and approval are
 -- read from `score` / `<name>_score`, `feedback` / `<name>_feedback` and `approved` /
 -- `<name>_approved`, so the helpers below work on any critic results.
 --
@@ -163,14 +164,15 @@ end
 --- run(members, inputs, opts) → results (name → result or error object), errors
 -- (name → error), timings.  members: a list of {name, critic, extra inputs}.
 -- opts.limit caps the critics running at once; opts.fail = true makes the first
--- failure cancel the rest and raise.
+-- failure cancel the rest and raise; opts.call is each critic's second argument
+-- (a predictor's options: lm, config, ...).
 local function run(members, inputs, opts)
-  local elapsed = {}
+  local elapsed, call_opts = {}, opts.call
   -- one closure for the whole panel (tide.map hands it each member), not one per critic
   local function job(m)
     local name, critic = m[1], m[2]
     local t0 = core.now()
-    local ok, res = pcall(critic, inputs_for(critic, inputs, m[3]))
+    local ok, res = pcall(critic, inputs_for(critic, inputs, m[3]), call_opts)
     elapsed[name] = core.now() - t0
     if not ok then error(res, 0) end
     if type(res) ~= "table" then
@@ -297,7 +299,7 @@ local function aggregator_inputs(self, results, inputs)
 end
 
 --- The panel's verdict from the critics' results.
-local function verdict(self, results, errors, inputs)
+local function verdict(self, results, errors, inputs, call_opts)
   local fields = {}
   if self.aggregate == "function" then
     local score = M.weighted_score(results, self.weights)
@@ -308,7 +310,7 @@ local function verdict(self, results, errors, inputs)
     local agg = self.aggregate
     local out
     if type(agg) == "table" and agg.signature then
-      out = agg(aggregator_inputs(self, results, inputs))
+      out = agg(aggregator_inputs(self, results, inputs), call_opts)
     else
       out = agg(results, inputs, self)
     end
@@ -330,10 +332,11 @@ local function verdict(self, results, errors, inputs)
   return fields
 end
 
---- Runs members (a list of {name, critic, extra}) and makes the Prediction.
-local function judge(self, members, inputs)
+--- Runs members (a list of {name, critic, extra}) and makes the Prediction;
+-- call_opts go to every critic and to an LM aggregator.
+local function judge(self, members, inputs, call_opts)
   local results, errors, timings = run(members, inputs,
-    {limit = self.limit, fail = self.on_failure == "fail"})
+    {limit = self.limit, fail = self.on_failure == "fail", call = call_opts})
   if #members > 0 and count(errors) == #members then
     error(all_failed_error(errors, #members), 0)
   end
@@ -345,7 +348,7 @@ local function judge(self, members, inputs)
   if #members == 0 then
     fields = {approved = false, combined_feedback = "No critics ran."}
   else
-    fields = verdict(self, results, errors, inputs)
+    fields = verdict(self, results, errors, inputs, call_opts)
   end
   fields.critics = ok_results
   fields.errors = errors
@@ -353,13 +356,15 @@ local function judge(self, members, inputs)
   return prediction.prediction(fields)
 end
 
---- panel{inputs...} → Prediction{overall_score, approved, combined_feedback, critics,
--- errors, timings}
-function Panel:__call(inputs)
+--- panel(inputs [, opts]) → Prediction{overall_score, approved, combined_feedback,
+-- critics, errors, timings}.  opts (lm, config, ...) go to every critic, as a
+-- predictor's call options, and to an LM aggregator.
+function Panel:__call(inputs, opts)
   if type(inputs) ~= "table" then
     check.fail("panel", 1, "table of inputs expected, got " .. type(inputs))
   end
-  return judge(self, self.critics, inputs)
+  check.type("panel", 2, opts, "table", true)
+  return judge(self, self.critics, inputs, opts)
 end
 
 --- The predictors inside (for Module-style walking and set_lm).
@@ -407,10 +412,12 @@ function M.Perspectives(opts)
                        input = opts.input or "perspective"}, Perspectives)
 end
 
-function Perspectives:__call(inputs)
+--- perspectives(inputs [, opts]): opts go to each critic run, as in a Panel.
+function Perspectives:__call(inputs, opts)
   if type(inputs) ~= "table" then
     check.fail("perspectives", 1, "table of inputs expected, got " .. type(inputs))
   end
+  check.type("perspectives", 2, opts, "table", true)
   local list = inputs.perspectives
   if type(list) ~= "table" then
     check.misuse("perspectives: the call needs perspectives = {\"name\", ...}")
@@ -425,7 +432,7 @@ function Perspectives:__call(inputs)
       members[#members + 1] = {p, self.critic, {[self.input] = p}}
     end
   end
-  return judge(self.panel, members, inputs)
+  return judge(self.panel, members, inputs, opts)
 end
 
 function Perspectives:named_predictors()

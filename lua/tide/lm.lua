@@ -378,7 +378,7 @@ local function send(self, p, norm, timeout)
     -- With nothing to queue behind, the body is built here rather than in
     -- attempt(): a coroutine's stack keeps the size of the deepest point it
     -- reached, and JSON encoding two frames further down would double the stack
-    -- every waiting call holds (2.5 KiB instead of 1.3).
+    -- every waiting call holds (spec/memory_spec.lua bounds it).
     if not (p.gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
     ok, result = pcall(tide_core.retry, retry_opts(self, p), attempt, p, norm, http)
     if ok then
@@ -406,7 +406,7 @@ end
 
 --- The end of a call: usage, cost, cache and history; raises the error of a
 -- failed one.
-local function conclude(self, p, norm, started, ok, result, cache, key)
+local function conclude(self, norm, started, ok, result, cache, key)
   if not ok then raise_failed(self, norm, started, result) end
   result.cached = false
   result.cost = cost_of(self, result.usage)
@@ -450,7 +450,7 @@ local function call_cached(self, p, req, norm, timeout, cache, started)
   p.inflight[key] = t
   local ok, result = await_shared(t)
   if p.inflight[key] == t then p.inflight[key] = nil end
-  return conclude(self, p, norm, started, ok, result, cache, key)
+  return conclude(self, norm, started, ok, result, cache, key)
 end
 
 --- The result of n samples made as n calls: the first answer, with every
@@ -508,7 +508,7 @@ function LM:call(req)
   local cache = use_cache and (p.cache or M.default_cache()) or nil
   if cache then return call_cached(self, p, req, norm, timeout, cache, started) end
   local ok, result = send(self, p, norm, timeout)
-  return conclude(self, p, norm, started, ok, result)
+  return conclude(self, norm, started, ok, result)
 end
 
 --- lm(prompt_or_request) → the text of the answer.

@@ -196,7 +196,9 @@ local function call_options(self, options)
 end
 
 --- The call itself, once the inputs and options are known.  Apart from __call,
--- which tail-calls it, so that a call in flight keeps only this small frame.
+-- which tail-calls it, so that a call in flight keeps only this small frame: a
+-- coroutine's stack keeps the size of the deepest point it reached (spec/
+-- memory_spec.lua bounds what a waiting Predict and panel critic hold).
 local function answer(sig, lm, adapter, inputs, c)
   local outputs = adapter.call(lm, sig, inputs, c)
   return prediction.prediction(outputs[1], outputs)

@@ -1,9 +1,12 @@
 --- After each spec: no task, transfer, timer, socket or registry reference left
--- behind by the engine.
+-- behind by the engine, and no LM or adapter left configured for the next spec
+-- (or the next spec file: busted runs them all in one process).
 local tide = require "tide"
 local assert = require "luassert"
 
 return function()
+  -- unset first, so that a failed check below leaves nothing configured either
+  tide.configure{lm = false, adapter = false}
   -- let handles that are closing finish (a closed uv handle needs one more turn)
   tide.poll()
   local s = tide.stats()

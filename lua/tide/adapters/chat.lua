@@ -96,8 +96,8 @@ end
 
 -- The reply as {name, text} sections, in order, up to `[[ ## completed ## ]]`:
 -- the text before the first header is the nameless first section.  Found with
--- string.find from header to header rather than line by line (4× faster on a
--- critic's reply).
+-- string.find from header to header rather than line by line: a search per header,
+-- not a match per line (the critics workload of `make bench` parses a reply per call).
 local function sections(text)
   local s = text
   if s:find("\r", 1, true) then s = s:gsub("\r\n", "\n"):gsub("\r", "\n") end

@@ -185,9 +185,10 @@ local function is_space(b) return b == 32 or (b >= 9 and b <= 13) end
 -- The text inside a ``` fence that wraps the whole reply, or the reply.  By hand,
 -- not with text:gsub("^%s*```%w*%s*\n(.-)\n%s*```%s*$", "%1"): that pattern
 -- backtracks through every split of a blank run, so "```" and a few thousand blank
--- lines took minutes (fuzz finding L4).  The same split is picked: the body starts
--- after the last line break of the blanks that follow the opening fence, and ends
--- at the first line break of the blanks before the closing one.
+-- lines took minutes (fuzz finding L4, spec/fuzz_regress_spec.lua).  The same
+-- split is picked: the body starts after the last line break of the blanks that
+-- follow the opening fence, and ends at the first line break of the blanks before
+-- the closing one.
 local function unfenced(text)
   local byte = string.byte
   local after = text:match("^%s*```%w*()")
@@ -217,8 +218,9 @@ function M.first_object(text)
   end
   -- One pass pairs each '{' with its '}' (skipping braces inside strings); then the
   -- candidates are tried in order.  Scanning anew from every '{' was quadratic: a
-  -- reply of 64 KiB of '{' took minutes (fuzz finding L2).  A candidate that is not
-  -- a literal costs a read of its text, so only the first MAX_TRIES are read.
+  -- reply of 64 KiB of '{' took minutes (fuzz finding L2, spec/fuzz_regress_spec.lua).
+  -- A candidate that is not a literal costs a read of its text, so only the first
+  -- MAX_TRIES are read.
   local first = text:find("{", 1, true)
   if not first then return nil, "no JSON object in the reply" end
   local close_of, stack, quote = {}, {}, nil
@@ -250,7 +252,8 @@ end
 -- ---- coercion by type ------------------------------------------------------------------
 
 -- common.trim, not s:match("^%s*(.-)%s*$"): that pattern retries `%s*$` at every
--- byte, so a field of a few kilobytes of blanks took seconds (fuzz finding L3).
+-- byte, so a field of a few kilobytes of blanks took seconds (fuzz finding L3,
+-- spec/fuzz_regress_spec.lua).
 local trim = require("tide.adapters.common").trim
 
 local BOOLS = {

@@ -23,8 +23,9 @@ local M = {}
 -- %s's bytes: space, \t, \n, \v, \f, \r.
 local SPACE = {[32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true}
 
--- Not s:match("^%s*(.-)%s*$"): its lazy `.-` retries `%s*$` at every byte, some
--- 20 ns each, and every prompt is trimmed a few times (30 µs per call in all).
+-- Not s:match("^%s*(.-)%s*$"): its lazy `.-` retries `%s*$` at every byte, which
+-- is quadratic in a run of inner blanks (fuzz finding L3, spec/fuzz_regress_spec.lua)
+-- and slow on every prompt, trimmed a few times per call (`make bench`).
 local function trim(s)
   local i = s:find("%S")
   if i == nil then return "" end
@@ -310,7 +311,7 @@ end
 
 -- ---- a call: format, ask, parse -------------------------------------------------------
 
-local EMPTY = {}   -- the config of every call that sets none: only ever read
+local NO_CONFIG = {}   -- the config of every call that sets none: only ever read
 
 --- The LM request for these messages: only the options that are set, since it
 -- lives as long as the call.
@@ -363,15 +364,16 @@ end
 -- it has one, makes the last try (the chat adapter's: the JSON adapter).
 -- Raises the last `parse` error.
 function M.call(adapter, lm, sig, inputs, opts)
-  -- No locals before the LM call: a call in flight keeps this frame, and the
-  -- messages are made again in the rare case that needs them twice.
+  -- No locals before the LM call: a call in flight keeps this frame (spec/
+  -- memory_spec.lua bounds what it holds), and the messages are made again in
+  -- the rare case that needs them twice.
   local r = lm:call(request(adapter, sig, adapter.format(sig, inputs, opts.demos),
-    opts.config or EMPTY))
+    opts.config or NO_CONFIG))
   local texts = texts_of(r)
   local ok, outputs = pcall(parse_all, adapter, sig, texts)
   if ok then return outputs end
   ok, outputs = retry_parse(adapter, lm, sig, adapter.format(sig, inputs, opts.demos),
-    opts.config or EMPTY, opts.parse_retries or 0, outputs, texts)
+    opts.config or NO_CONFIG, opts.parse_retries or 0, outputs, texts)
   if ok then return outputs end
   if adapter.fallback and opts.fallback ~= false and core.is_error(outputs, "parse") then
     return adapter.fallback(lm, sig, inputs, opts)

@@ -53,8 +53,8 @@ end
 
 --- t[k1][k2]...: nil as soon as a step is not a table (absent, or JSON null,
 -- which lua-cjson decodes as a userdata).
--- Fixed arity, up to three steps: select() over varargs was a sixth of an LM
--- call's Lua time.
+-- Fixed arity, up to three steps: select() over varargs costs more than the
+-- lookups, on every answer read (`make bench` shows an LM call's Lua time).
 function M.get(t, k1, k2, k3)
   if type(t) ~= "table" then return nil end
   t = t[k1]

@@ -2,6 +2,37 @@
 --
 -- A provider module speaks one wire format (openai, anthropic, gemini); the
 -- shortcuts are OpenAI-compatible servers with their own URL and key variable.
+--
+-- The provider contract: what tide.LM (lm.lua) asks of a wire-format module.
+-- Every function is plain (no I/O, no waiting); tide.LM does the HTTP, retries,
+-- cache and history.  cfg = {provider, model, base_url, api_key, headers} comes
+-- from resolve; req is lm.lua's normalised request {messages, temperature,
+-- max_tokens, stop, top_p, n, response_format, extra, stream}.
+--
+--   name        "openai" | "anthropic" | "gemini": the wire format, for messages
+--   takes_n     false when the API has no n (lm:call{n = 3} then makes 3 calls)
+--   check(req)  optional: raises misuse (tide.check) for a request this format
+--               cannot send; run in the caller's task, before any I/O
+--   build(cfg, req) → {url, headers, body}: the HTTP request (body JSON-encoded)
+--   parse(status, headers, body) → {text, texts, finish_reason, usage, model,
+--               raw}: a 2xx answer read; raises typed errors (parse,
+--               content_filter, empty, or the error an error body stands for)
+--   classify(status, headers, body) → an error object for a non-2xx answer,
+--               returned, not raised (kind by status and payload: auth,
+--               rate_limit, server, context_window, ... with retryable and
+--               retry_after)
+--   stream_event(state, {event, data}) → text delta or nil, done: one SSE
+--               event of a streamed answer; sets state.complete at the
+--               format's end marker, state.text_seen, usage, model,
+--               finish_reason; raises a stream's error event
+--   stream_end(state): at the end of the stream, raises `transport` (cause
+--               incomplete) when it never reached its end marker, and
+--               content_filter / empty when no text arrived
+--
+-- providers/common.lua holds what the three share: JSON, integer counts,
+-- Retry-After, and the typed errors (common.errors builds classify, the error
+-- side of parse and stream_event, and stream_end from a describe(payload)).
+-- Every kind they raise is listed in tide.errors.
 local check = require "tide.check"
 
 local M = {}

@@ -4,7 +4,7 @@
 #   make deps     installs the Debian packages that are missing (apt-get as root); silent
 #                 when none is
 #   make test     deps + build + the specs' helper programs (spec-bins) + the busted specs
-#                 (plain `busted` after `make spec-bins` runs them too: .busted)
+#                 (plain `busted` builds what they need and runs them too: .busted)
 #   make lint     luacheck over the Lua (.luacheckrc), cppcheck over the C
 #   make check    the same specs against an ASan + UBSan + LSan build (build-check/)
 #   make fuzz     libFuzzer + Lua fuzz harnesses, FUZZ_SECONDS each (build-fuzz/; clang)

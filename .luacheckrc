@@ -6,8 +6,10 @@ exclude_files = {"build*/**", "scripts/bench/node*/**"}
 
 -- Specs quote whole error messages, command lines and wire bodies so that a failure
 -- can be found with grep: their lines may run longer, and lines inside long strings
--- (JSON fixtures) are not counted.
-files["spec"] = {std = "+busted", max_code_line_length = 140, max_string_line_length = false}
+-- (JSON fixtures) are not counted.  `ok, err = pcall(...)` may leave ok unread where the
+-- assertions on err prove the call failed.
+files["spec"] = {std = "+busted", max_code_line_length = 140, max_string_line_length = false,
+                 ignore = {"311/ok"}}
 
 -- Deliberate patterns, one file each (a finding elsewhere still fails the lint):
 -- a Python line continuation is an escape that adds nothing
@@ -26,5 +28,3 @@ files["spec/task_spec.lua"] = {ignore = {"211/guard"}}
 files["spec/sse_spec.lua"] = {ignore = {"311/p"}}
 -- a for loop that breaks after the first piece: leaving a stream early is the subject
 files["spec/stream_spec.lua"] = {ignore = {"512", "431/cjson"}}
--- pcall's status goes unread where the error's message is asserted
-files["spec/lm_hostile_spec.lua"] = {ignore = {"311/ok"}}

@@ -61,16 +61,23 @@ all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm
 SPEC_BINS := $(BUILD)/spec_host $(BUILD)/spec_pty $(BUILD)/game
 spec-bins: $(SPEC_BINS)
 
+# The core is compiled with hidden visibility: only tide.h's TIDE_API functions leave it.
 $(BUILD)/obj/core/%.o: engine/core/%.c $(CORE_HEADERS)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Iengine/core -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -fvisibility=hidden -Iengine/core -c $< -o $@
 
 $(BUILD)/obj/cli/%.o: engine/cli/%.c $(CLI_HEADERS)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Iengine/cli -c $< -o $@
 
+# libtide.a holds one object: the core linked relocatably, its hidden symbols then made
+# local, so a host linking it sees tide_* and luaopen_* alone (spec/symbols_spec.lua).
+OBJCOPY ?= objcopy
 $(BUILD)/libtide.a: $(CORE_OBJ)
-	$(AR) rcs $@ $^
+	$(LD) -r -o $(BUILD)/obj/libtide.o $^
+	$(OBJCOPY) --localize-hidden $(BUILD)/obj/libtide.o
+	rm -f $@
+	$(AR) rcs $@ $(BUILD)/obj/libtide.o
 
 # The module does not link liblua: it takes the Lua API from whatever loads it.
 $(BUILD)/lib/tide/core.so: $(CORE_OBJ)

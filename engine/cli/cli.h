@@ -4,8 +4,9 @@
  *
  * The binary is main.c (arguments), interrupt.c (Ctrl-C, and running a chunk as
  * a task that Ctrl-C cancels), lineread.c (reading lines: libedit on a terminal,
- * plain reads on a pipe) and repl.c (the REPL).  None of this is in libtide: a
- * host has its own input and its own signals.
+ * plain reads on a pipe), repl.c (the REPL) and fdlimit.c (its descriptor
+ * limit).  None of this is in libtide: a host has its own input, its own signals
+ * and its own limits.  The binary uses libtide through tide.h alone.
  */
 #ifndef TIDE_CLI_H
 #define TIDE_CLI_H
@@ -45,6 +46,16 @@ enum { CLI_DONE, CLI_FAILED, CLI_INTERRUPTED };
  * exits the process with status 130.  Leaves the task's first result, or its error
  * object, on the stack. */
 int cli_run_task(cli *C, int nargs);
+
+/* ---- fdlimit.c: the binary's descriptors ------------------------------------ */
+
+/* Lifts the soft limit on open descriptors to the hard one: before tide_open,
+ * whose default connection caps follow the soft limit. */
+void cli_raise_fd_limit(void);
+
+/* [-0, +0, e] lowers tide.http_limits by the descriptors open now; tide.core
+ * must be loaded. */
+void cli_fit_connections(cli *C);
 
 /* ---- lineread.c: one line at a time from standard input ------------------- */
 

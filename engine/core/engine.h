@@ -1,5 +1,5 @@
 /*
- * engine.h — the internal contract between the engine's files.
+ * engine.h — the internal contract between the files of libtide (engine/core/).
  *
  * The picture: libuv and libcurl callbacks never run Lua.  They only complete
  * operations (`op_complete`), which moves the task waiting on the operation to the
@@ -15,12 +15,18 @@
  * engine_await yields the task (the continuation later pushes the results), or, on
  * the main thread, runs the loop until the op is done and calls the continuation
  * directly.
+ *
+ * Nothing declared here is exported: the core is compiled with hidden visibility,
+ * and only tide.h's TIDE_API functions leave libtide.a and core.so.  Comments on
+ * functions that move Lua values say their stack effect as the Lua manual does:
+ * [-o, +p, x] pops o, pushes p, and x is "-" (never raises), "m" (raises only out
+ * of memory), "v" (raises on purpose) or "e" (runs Lua code, may raise anything).
  */
 #ifndef TIDE_ENGINE_H
 #define TIDE_ENGINE_H
 
 #include <stddef.h>
-#include <curl/curl.h>
+#include <stdint.h>
 #include <lauxlib.h>
 #include <lua.h>
 #include <uv.h>
@@ -83,103 +89,107 @@ struct tide_engine {
   task *live;              /* every task not finished yet */
   int live_count;
   int refs;                /* registry references held (specs check it returns to 0) */
-  /* http */
-  CURLM *multi;
-  CURLSH *share;
-  long max_connections, max_host_connections;   /* caps set on the multi handle */
-  uv_timer_t *curl_timer;  /* the one timer libcurl asks for */
-  int transfers;           /* curl transfers in progress */
-  int sockets;             /* uv_poll handles open for curl */
-  struct http_socket *sockets_live;
-  CURL **easy_pool;
-  int easy_pooled, easy_pool_cap;
+  struct http_state *http; /* libcurl's side, private to the http files (http.h) */
   int timers;              /* uv timers open for sleeps and deadlines */
   uint64_t rng;            /* retry jitter: xorshift state, seeded per engine */
-  struct transfer *transfers_live;   /* holding an easy handle (a stream nobody closed, too) */
   tide_error_fn on_error;  /* errors of tasks nobody took (tide_set_error_handler) */
   void *on_error_ud;
 };
 
-/* ---- engine.c: lifetime, ready queue, scheduler ---------------------------- */
+/* ---- scheduler.c: operations, the ready queue, the one scheduler ------------ */
 
-tide_engine *engine_check(lua_State *L, int idx);  /* the engine upvalue, not closed */
-#define engine_upvalue(L) engine_check((L), lua_upvalueindex(1))
-
-void engine_push(lua_State *L, tide_engine *E);     /* [-0, +1] the engine userdata */
-int engine_ref(tide_engine *E, lua_State *L);      /* [-1, +0] luaL_ref + count */
-void engine_unref(tide_engine *E, lua_State *L, int ref);
+int engine_ref(tide_engine *E, lua_State *L);      /* [-1, +0, m] luaL_ref + count */
+void engine_unref(tide_engine *E, lua_State *L, int ref);   /* [-0, +0, -] */
 
 void engine_enqueue(tide_engine *E, task *t);
 void engine_drain(tide_engine *E, lua_State *L);   /* resume ready tasks until none */
 void engine_block_until(tide_engine *E, lua_State *L, op *o);
+/* What tide.poll and tide_poll do: on tide's own loop, collect finished I/O
+ * without blocking; then resume every ready task. */
+void engine_poll(tide_engine *E, lua_State *L);
+/* Runs the loop until no task is left.  0, or -1 when the tasks left wait for
+ * something no task or I/O can complete (a deadlock). */
+int engine_run_until_idle(tide_engine *E, lua_State *L);
 
-/* Raises unless L may wait: a task's own coroutine or the main flow outside tasks. */
+/* Raises unless L may wait: a task's own coroutine or the main flow outside tasks.
+ * [-0, +0, v] */
 void engine_check_wait(tide_engine *E, lua_State *L, const char *fname);
 int engine_await_ctx(tide_engine *E, lua_State *L, op *o, lua_KFunction k, lua_KContext ctx);
 #define engine_await(E, L, o, k) engine_await_ctx((E), (L), (o), (k), (lua_KContext)(o))
 void op_init(op *o, const op_class *cls, tide_engine *E);
 void op_complete(op *o);
-/* Raises the cancellation error when the task running on L was cancelled. */
+/* Raises the cancellation error when the task running on L was cancelled.
+ * [-0, +0, v] */
 void engine_raise_if_cancelled(tide_engine *E, lua_State *L);
 /* In a continuation: raises when the wait on o ended by cancellation or by a
- * deadlock of the main flow rather than by its completion. */
+ * deadlock of the main flow rather than by its completion.  [-0, +0, v] */
 void op_check(op *o, lua_State *L);
+
+/* ---- embed.c: the engine's lifetime and tide.h ------------------------------- */
+
+tide_engine *engine_check(lua_State *L, int idx);  /* the engine at idx, not closed */
+#define engine_upvalue(L) engine_check((L), lua_upvalueindex(1))
+void engine_push(lua_State *L, tide_engine *E);     /* [-0, +1, -] the engine userdata */
+/* [-1, +0, e] hands the error object on top of L (a task's nobody took) to the
+ * engine's error handler. */
+void engine_report_error(tide_engine *E, lua_State *L);
 
 /* ---- task.c ---------------------------------------------------------------- */
 
 #define TASK_MT "tide.task"
 
-/* [-(nargs+1), +1] spawns the function below the nargs values on top of L;
+/* [-(nargs+1), +1, m] spawns the function below the nargs values on top of L;
  * pushes the task's handle. */
 task *task_spawn(tide_engine *E, lua_State *L, int nargs);
-task *task_spawn_awaiter(tide_engine *E, lua_State *L);  /* [-1, +1] task -> waiter */
-int task_is_callable(lua_State *L, int idx);
-void task_resume(tide_engine *E, lua_State *L, task *t);
-void task_cancel(task *t);
-task *task_check(lua_State *L, int idx);
-int task_push_results(lua_State *L, task *t, int first_only);  /* DONE tasks */
-void task_push_error(lua_State *L, task *t);    /* FAILED/CANCELLED, while finishing */
+task *task_spawn_awaiter(tide_engine *E, lua_State *L);  /* [-1, +1, m] task -> waiter */
+int task_is_callable(lua_State *L, int idx);             /* [-0, +0, -] */
+void task_resume(tide_engine *E, lua_State *L, task *t); /* runs the task's Lua */
+void task_cancel(task *t);                                /* no Lua */
+task *task_check(lua_State *L, int idx);                  /* [-0, +0, v] */
+/* [-0, +n, m] the results of a DONE task (only the first when first_only);
+ * returns n. */
+int task_push_results(lua_State *L, task *t, int first_only);
+/* [-0, +1, -] the error object of a FAILED/CANCELLED task, while it finishes. */
+void task_push_error(lua_State *L, task *t);
 int task_finished(const task *t);
-void task_open_lib(lua_State *L);                   /* metatable; engine upvalue on top */
 void task_abandon_all(tide_engine *E);             /* engine release: drop ops, no Lua */
-/* [-1, +0] hands the error object on top of L (a task's nobody took) to the
- * engine's error handler. */
-void engine_report_error(tide_engine *E, lua_State *L);
 
 /* ---- gather.c -------------------------------------------------------------- */
 
+/* The scheduler calls this when member t of a group finished (t still
+ * anchored).  [-0, +0, m] */
 void group_member_done(tide_engine *E, lua_State *L, task *t);
-void gather_open_lib(lua_State *L);                /* adds gather, map, race, timeout */
 
-/* ---- timer.c / sync.c / http.c --------------------------------------------- */
+/* ---- timer.c --------------------------------------------------------------- */
 
 /* A one-shot libuv timer that calls fire(arg) — C only, no Lua — then closes
  * itself; timer_stop closes it early.  Counted in E->timers. */
 uv_timer_t *timer_start(tide_engine *E, double seconds, void (*fire)(void *), void *arg);
-op *timer_sleep_op(tide_engine *E, lua_State *L, double secs);   /* [-0, +1] */
+op *timer_sleep_op(tide_engine *E, lua_State *L, double secs);   /* [-0, +1, m] */
 void timer_stop(tide_engine *E, uv_timer_t *timer);
-void timer_open_lib(lua_State *L);                 /* sleep */
-void sync_open_lib(lua_State *L);                  /* semaphore */
-void retry_open_lib(lua_State *L);                 /* retry */
-void bucket_open_lib(lua_State *L);                /* bucket */
-int http_init(tide_engine *E);                     /* 0 on success */
+
+/* ---- http_multi.c: libcurl's side, behind E->http -------------------------- */
+
+/* Starts libcurl (curl_global_init) and the engine's multi handle on E->loop.
+ * 0, or -1 with everything it started undone. */
+int http_init(tide_engine *E);
+/* Aborts every transfer, frees every curl handle, closes the uv handles it
+ * opened (their close callbacks run at the loop's next turn) and stops libcurl
+ * (curl_global_cleanup).  No Lua. */
 void http_release(tide_engine *E);
-void http_open_lib(lua_State *L);                  /* request */
-void stream_open_lib(lua_State *L);                /* stream */
-void digest_open_lib(lua_State *L);                /* sha256 */
-void files_open_lib(lua_State *L);   /* mkdir_private, write_atomic, read_private, isatty */
+/* [-0, +0, m] sets transfers, sockets and idle_handles in the table on top. */
+void http_push_stats(lua_State *L, const tide_engine *E);
 
 /* ---- error.c --------------------------------------------------------------- */
 
 #define ERROR_MT "tide.error"
 
-/* Pushes a new error object {kind=, message=} with the tide.error metatable. */
+/* [-0, +1, m] a new error object {kind=, message=} with the tide.error metatable. */
 void error_push(lua_State *L, const char *kind, const char *fmt, ...);
-int error_raise(lua_State *L, const char *kind, const char *fmt, ...);
-int error_is(lua_State *L, int idx, const char *kind);
-void error_open_lib(lua_State *L);
+int error_raise(lua_State *L, const char *kind, const char *fmt, ...);   /* [-0, +0, v] */
+int error_is(lua_State *L, int idx, const char *kind);                   /* [-0, +0, -] */
 
-/* ---- engine.c: checking numbers the API is given ------------------------------ */
+/* ---- module.c: tide.core, and what every part registers with ---------------- */
 
 /* The longest wait the API accepts, in seconds (~31 years).  Beyond it a number
  * is a mistake (1e300, inf), and its milliseconds would overflow a C long. */
@@ -192,13 +202,28 @@ void error_open_lib(lua_State *L);
 double engine_check_seconds(lua_State *L, int idx, int arg, const char *field, int zero_ok);
 
 /* Sets every function of l into the module table on top of the stack, each with
- * the engine (the value just below the table) as its only upvalue.  [-0, +0]
+ * the engine (the value just below the table) as its only upvalue.  [-0, +0, m]
  * Every *_open_lib(L) expects that same [engine, module] pair on top. */
 void engine_setfuncs(lua_State *L, const luaL_Reg *l);
 
 /* Pushes the metatable `name`; when it is new, fills it with `methods` (engine as
  * upvalue) and makes it its own __index, and returns 1 so the caller adds its
- * metamethods.  Expects the same [engine, module] pair on top.  [-0, +1] */
+ * metamethods.  Expects the same [engine, module] pair on top.  [-0, +1, m] */
 int engine_newclass(lua_State *L, const char *name, const luaL_Reg *methods);
+
+/* Each part's functions into the module table: [engine, module] on top, as for
+ * engine_setfuncs; each leaves the stack as it found it.  [-0, +0, m] */
+void error_open_lib(lua_State *L);                 /* error, is_error */
+void task_open_lib(lua_State *L);                  /* spawn, current, context, spawn_in */
+void gather_open_lib(lua_State *L);                /* gather, map, race, timeout */
+void timer_open_lib(lua_State *L);                 /* sleep */
+void sync_open_lib(lua_State *L);                  /* semaphore */
+void retry_open_lib(lua_State *L);                 /* retry */
+void bucket_open_lib(lua_State *L);                /* bucket */
+void http_open_lib(lua_State *L);                  /* request, http_limits */
+void stream_open_lib(lua_State *L);                /* stream */
+void digest_open_lib(lua_State *L);                /* sha256 */
+void files_open_lib(lua_State *L);   /* mkdir_private, write_atomic, read_private, isatty,
+                                      * term_columns */
 
 #endif

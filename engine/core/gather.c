@@ -17,10 +17,11 @@
 
 enum { GROUP_ALL, GROUP_RACE };
 
-#define UV_ITEMS 1     /* functions or tasks to run, or the list given to map */
-#define UV_RESULTS 2   /* first result (or error object) of each member, by index */
-#define UV_MAPFN 3     /* map's function */
-#define UV_OUTCOME 4   /* the error that ended the group, or race's winning task */
+/* The group userdata's user values. */
+#define SLOT_ITEMS 1     /* functions or tasks to run, or the list given to map */
+#define SLOT_RESULTS 2   /* first result (or error object) of each member, by index */
+#define SLOT_MAPFN 3     /* map's function */
+#define SLOT_OUTCOME 4   /* the error that ended the group, or race's winning task */
 
 struct group {
   op op;
@@ -82,8 +83,8 @@ static void group_start_next(tide_engine *E, lua_State *L, group *g, int gidx)
   int index = g->started + 1;
   task *t;
   luaL_checkstack(L, 5, "tide.gather");
-  lua_getiuservalue(L, gidx, UV_ITEMS);
-  if (lua_getiuservalue(L, gidx, UV_MAPFN) != LUA_TNIL) {
+  lua_getiuservalue(L, gidx, SLOT_ITEMS);
+  if (lua_getiuservalue(L, gidx, SLOT_MAPFN) != LUA_TNIL) {
     lua_rawgeti(L, -2, index);
     lua_pushinteger(L, index);
     t = task_spawn(E, L, 2);                  /* fn(item, index) */
@@ -128,24 +129,24 @@ void group_member_done(tide_engine *E, lua_State *L, task *t)
         g->decided = t->group_index;
         g->winner = t;
         lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor);
-        lua_setiuservalue(L, gidx, UV_OUTCOME);
+        lua_setiuservalue(L, gidx, SLOT_OUTCOME);
         group_cancel_members(g);
       }
     } else {
-      lua_getiuservalue(L, gidx, UV_RESULTS);
+      lua_getiuservalue(L, gidx, SLOT_RESULTS);
       task_push_results(L, t, 1);
       lua_rawseti(L, -2, t->group_index);
       lua_pop(L, 1);
     }
   } else if (g->return_exceptions && g->mode == GROUP_ALL) {
-    lua_getiuservalue(L, gidx, UV_RESULTS);
+    lua_getiuservalue(L, gidx, SLOT_RESULTS);
     task_push_error(L, t);
     lua_rawseti(L, -2, t->group_index);
     lua_pop(L, 1);
   } else if (!g->decided) {
     g->decided = t->group_index;
     task_push_error(L, t);
-    lua_setiuservalue(L, gidx, UV_OUTCOME);
+    lua_setiuservalue(L, gidx, SLOT_OUTCOME);
     group_cancel_members(g);
   }
   group_fill(E, L, g, gidx);
@@ -190,7 +191,7 @@ static group *group_new(tide_engine *E, lua_State *L, int mode, int n)
   g->anchor = LUA_NOREF;
   g->stack_index = lua_gettop(L);
   lua_createtable(L, mode == GROUP_ALL ? n : 0, 0);
-  lua_setiuservalue(L, -2, UV_RESULTS);
+  lua_setiuservalue(L, -2, SLOT_RESULTS);
   return g;
 }
 
@@ -217,7 +218,7 @@ static int group_k(lua_State *L, int status, lua_KContext ctx)
     /* the function's cancellation error goes no further: the error a <close>
      * handler raised as it unwound goes on the timeout error instead */
     error_push(L, "timeout", "timed out after %f s", g->seconds);
-    lua_getiuservalue(L, gidx, UV_OUTCOME);
+    lua_getiuservalue(L, gidx, SLOT_OUTCOME);
     if (lua_istable(L, -1)) {
       lua_getfield(L, -1, "close_error");
       lua_setfield(L, -3, "close_error");   /* nil when there is none: no field */
@@ -228,14 +229,14 @@ static int group_k(lua_State *L, int status, lua_KContext ctx)
   if (g->mode == GROUP_RACE) {
     if (g->winner)
       return task_push_results(L, g->winner, 0);
-    lua_getiuservalue(L, gidx, UV_OUTCOME);
+    lua_getiuservalue(L, gidx, SLOT_OUTCOME);
     return lua_error(L);
   }
   if (g->decided) {
-    lua_getiuservalue(L, gidx, UV_OUTCOME);
+    lua_getiuservalue(L, gidx, SLOT_OUTCOME);
     return lua_error(L);
   }
-  lua_getiuservalue(L, gidx, UV_RESULTS);
+  lua_getiuservalue(L, gidx, SLOT_RESULTS);
   if (g->list_form)
     return 1;
   results = lua_gettop(L);
@@ -343,7 +344,7 @@ static int gather_lgather(lua_State *L)
   if (list_form)
     group_read_opts(L, 2, g, "tide.gather");
   lua_pushvalue(L, items);
-  lua_setiuservalue(L, -2, UV_ITEMS);
+  lua_setiuservalue(L, -2, SLOT_ITEMS);
   return group_run(E, L, g);
 }
 
@@ -360,9 +361,9 @@ static int gather_lmap(lua_State *L)
   g->list_form = 1;
   group_read_opts(L, 3, g, "tide.map");
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, UV_ITEMS);
+  lua_setiuservalue(L, -2, SLOT_ITEMS);
   lua_pushvalue(L, 2);
-  lua_setiuservalue(L, -2, UV_MAPFN);
+  lua_setiuservalue(L, -2, SLOT_MAPFN);
   return group_run(E, L, g);
 }
 
@@ -378,7 +379,7 @@ static int gather_lrace(lua_State *L)
   luaL_argcheck(L, n > 0, 1, "at least one function or task expected");
   g = group_new(E, L, GROUP_RACE, n);
   lua_pushvalue(L, items);
-  lua_setiuservalue(L, -2, UV_ITEMS);
+  lua_setiuservalue(L, -2, SLOT_ITEMS);
   return group_run(E, L, g);
 }
 

@@ -14,23 +14,12 @@
 
 #include "http.h"
 
-#define UV_BODY 1     /* the request body: curl sends it from this string */
-#define UV_URL 2
-#define UV_METHOD 3
-#define UV_META 4     /* {status = , headers = } once the headers arrived */
-#define STREAM_NUV 4
+/* The stream's own user value, after the transfer's (http.h). */
+#define SLOT_META (TRANSFER_SLOTS + 1)   /* {status = , headers = } once they arrived */
 
 static transfer *stream_check(lua_State *L, int idx)
 {
   return (transfer *)luaL_checkudata(L, idx, STREAM_MT);
-}
-
-/* Raises the transfer's error, with the URL and method kept in the stream. */
-static int stream_raise(lua_State *L, int sidx, transfer *x)
-{
-  lua_getiuservalue(L, sidx, UV_METHOD);
-  lua_getiuservalue(L, sidx, UV_URL);
-  return raise_transfer_error(L, x, lua_tostring(L, -2), lua_tostring(L, -1));
 }
 
 /* Arms the op for one more wait by the reader. */
@@ -40,7 +29,7 @@ static void stream_arm(tide_engine *E, transfer *x)
   x->reading = 1;
 }
 
-/* Stack: 1 opts, 2 url, 3 method, 4 body, 5 stream. */
+/* The opening frame: 1 opts, 2 the stream.  [-0, +1, v] the stream. */
 static int stream_open_k(lua_State *L, int status, lua_KContext ctx)
 {
   transfer *x = (transfer *)ctx;
@@ -49,7 +38,7 @@ static int stream_open_k(lua_State *L, int status, lua_KContext ctx)
     op_check(&x->op, L);
   if (!x->headers_done) {
     if (x->finished && x->result != CURLE_OK)
-      return stream_raise(L, 5, x);
+      return raise_transfer_error(L, 2, x);
     if (x->finished)   /* ended without a final response: say so as curl would */
       return error_raise(L, "protocol", "the server closed the stream before its headers");
   }
@@ -58,8 +47,8 @@ static int stream_open_k(lua_State *L, int status, lua_KContext ctx)
   lua_setfield(L, -2, "status");
   push_headers(L, &x->head);
   lua_setfield(L, -2, "headers");
-  lua_setiuservalue(L, 5, UV_META);
-  lua_settop(L, 5);
+  lua_setiuservalue(L, 2, SLOT_META);
+  lua_settop(L, 2);
   return 1;
 }
 
@@ -70,20 +59,17 @@ static int stream_open_k(lua_State *L, int status, lua_KContext ctx)
 static int stream_lopen(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
-  transfer *x = transfer_start(E, L, "tide.stream", 1, STREAM_NUV);
-  lua_pushvalue(L, 4);
-  lua_setiuservalue(L, 5, UV_BODY);
-  lua_pushvalue(L, 2);
-  lua_setiuservalue(L, 5, UV_URL);
-  lua_pushvalue(L, 3);
-  lua_setiuservalue(L, 5, UV_METHOD);
+  transfer *x;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  x = transfer_start(E, L, 1, "tide.stream", 1, 1);   /* 2: the stream */
   if (x->headers_done || x->finished)
     return stream_open_k(L, LUA_OK, (lua_KContext)x);
   stream_arm(E, x);
   return engine_await(E, L, &x->op, stream_open_k);
 }
 
-/* [-0, +1] the next piece: unread bytes, nil at the end, or raises. */
+/* [-0, +1, v] the next piece: unread bytes, nil at the end, or raises. */
 static int stream_take(lua_State *L, int sidx, transfer *x)
 {
   if (x->body.len > 0) {
@@ -96,7 +82,7 @@ static int stream_take(lua_State *L, int sidx, transfer *x)
     return 1;
   }
   if (x->result != CURLE_OK)
-    return stream_raise(L, sidx, x);
+    return raise_transfer_error(L, sidx, x);
   lua_pushnil(L);
   return 1;
 }
@@ -155,11 +141,12 @@ static int stream_lclose(lua_State *L)
   return 0;
 }
 
-/* s.status, s.headers, and the methods */
+/* s.status, s.headers, and the methods.  [-0, +1, -], with up to four slots
+ * meanwhile: the metadata, the key, the metatable, its method table. */
 static int stream_lindex(lua_State *L)
 {
   stream_check(L, 1);
-  lua_getiuservalue(L, 1, UV_META);
+  lua_getiuservalue(L, 1, SLOT_META);
   lua_pushvalue(L, 2);
   if (lua_istable(L, -2) && lua_rawget(L, -2) != LUA_TNIL)
     return 1;

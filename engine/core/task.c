@@ -13,9 +13,10 @@
 
 #include "engine.h"
 
-#define UV_THREAD 1   /* user value: the coroutine */
-#define UV_ERROR 2    /* user value: the error object of a failed task */
-#define UV_CONTEXT 3  /* user value: the task's context (settings), inherited at spawn */
+/* The task handle's user values. */
+#define SLOT_THREAD 1   /* the coroutine */
+#define SLOT_ERROR 2    /* the error object of a failed task */
+#define SLOT_CONTEXT 3  /* the task's context (settings), inherited at spawn */
 
 /* One waiter (a task or the main flow) on a task's end. */
 typedef struct join_op {
@@ -106,11 +107,11 @@ task *task_spawn(tide_engine *E, lua_State *L, int nargs)
   memset(t, 0, sizeof *t);
   luaL_setmetatable(L, TASK_MT);
   co = lua_newthread(L);
-  lua_setiuservalue(L, -2, UV_THREAD);
+  lua_setiuservalue(L, -2, SLOT_THREAD);
   if (E->current) {   /* a child sees its parent's context until it sets its own */
     task_push_handle(L, E->current);
-    lua_getiuservalue(L, -1, UV_CONTEXT);
-    lua_setiuservalue(L, -3, UV_CONTEXT);
+    lua_getiuservalue(L, -1, SLOT_CONTEXT);
+    lua_setiuservalue(L, -3, SLOT_CONTEXT);
     lua_pop(L, 1);
   }
   lua_rotate(L, base, 1);             /* handle, function, args */
@@ -169,7 +170,7 @@ static void task_store_error(tide_engine *E, lua_State *L, task *t, int with_tra
   }
   task_push_handle(L, t);
   lua_pushvalue(L, err);
-  lua_setiuservalue(L, -2, UV_ERROR);
+  lua_setiuservalue(L, -2, SLOT_ERROR);
   lua_pop(L, 2);
   (void)E;
 }
@@ -197,7 +198,7 @@ static int task_close_thread(lua_State *L, task *t, int raised)
   }
   task_push_handle(L, t);
   lua_pushnil(L);
-  lua_setiuservalue(L, -2, UV_THREAD);
+  lua_setiuservalue(L, -2, SLOT_THREAD);
   lua_pop(L, 1);
   t->co = NULL;
   return failed;
@@ -216,7 +217,7 @@ static void task_keep_close_error(tide_engine *E, lua_State *L, task *t)
     lua_pop(L, 1);
   }
   task_push_handle(L, t);
-  lua_getiuservalue(L, -1, UV_ERROR);
+  lua_getiuservalue(L, -1, SLOT_ERROR);
   if (error_is(L, -1, NULL)) {
     lua_pushvalue(L, cerr);
     lua_setfield(L, -2, "close_error");
@@ -235,7 +236,7 @@ static void task_fail(tide_engine *E, lua_State *L, task *t)
   lua_pushvalue(L, raised);
   task_store_error(E, L, t, 1);
   task_push_handle(L, t);
-  lua_getiuservalue(L, -1, UV_ERROR);
+  lua_getiuservalue(L, -1, SLOT_ERROR);
   cancelled = t->cancelled && error_is(L, -1, "cancelled");
   lua_pop(L, 2);
   if (task_close_thread(L, t, raised))
@@ -327,7 +328,7 @@ void task_push_error(lua_State *L, task *t)
 {
   t->observed = t->taken = 1;
   task_push_handle(L, t);
-  lua_getiuservalue(L, -1, UV_ERROR);
+  lua_getiuservalue(L, -1, SLOT_ERROR);
   lua_remove(L, -2);
 }
 
@@ -337,7 +338,7 @@ static int task_outcome(lua_State *L, int idx, task *t)
   if (t->status == TASK_DONE)
     return task_push_results(L, t, 0);
   t->observed = t->taken = 1;
-  lua_getiuservalue(L, idx, UV_ERROR);
+  lua_getiuservalue(L, idx, SLOT_ERROR);
   return lua_error(L);
 }
 
@@ -507,7 +508,7 @@ static int task_lerror(lua_State *L)
   task *t = task_check(L, 1);
   if (t->status == TASK_FAILED || t->status == TASK_CANCELLED) {
     t->observed = t->taken = 1;
-    lua_getiuservalue(L, 1, UV_ERROR);
+    lua_getiuservalue(L, 1, SLOT_ERROR);
   } else {
     lua_pushnil(L);
   }
@@ -543,7 +544,7 @@ static int task_lgc(lua_State *L)
   if (t->status != TASK_FAILED && t->status != TASK_CANCELLED)
     return 0;
   lua_settop(L, 1);
-  lua_getiuservalue(L, 1, UV_ERROR);
+  lua_getiuservalue(L, 1, SLOT_ERROR);
   if (t->status == TASK_FAILED && !t->observed) {
     t->observed = t->taken = 1;
     engine_report_error(t->E, L);   /* with its close_error, if any */
@@ -584,7 +585,7 @@ static int task_lcontext(lua_State *L)
   tide_engine *E = engine_upvalue(L);
   if (E->current) {
     task_push_handle(L, E->current);
-    lua_getiuservalue(L, -1, UV_CONTEXT);
+    lua_getiuservalue(L, -1, SLOT_CONTEXT);
   } else {
     lua_pushnil(L);
   }
@@ -600,7 +601,7 @@ static int task_lspawn_in(lua_State *L)
   luaL_argexpected(L, task_is_callable(L, 2), 2, "function");
   task_spawn(E, L, lua_gettop(L) - 2);
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, -2, UV_CONTEXT);
+  lua_setiuservalue(L, -2, SLOT_CONTEXT);
   return 1;
 }
 

@@ -75,6 +75,15 @@
 
 #define TIDE_VERSION "0.1.0"
 
+/* What libtide exports: these functions alone.  Everything else in it is
+ * compiled with hidden visibility and made local to libtide.a, so a host's own
+ * names never collide with tide's internals. */
+#if defined(__GNUC__)
+#define TIDE_API __attribute__((visibility("default")))
+#else
+#define TIDE_API
+#endif
+
 typedef struct tide_engine tide_engine;
 
 /* Receives the error object of a task nobody took (a table with `kind`,
@@ -89,21 +98,21 @@ typedef void (*tide_error_fn)(lua_State *L, void *ud);
  * NULL: raises a Lua error (call it under lua_pcall in a host that must survive)
  * when libcurl or libuv fails to start.  The engine lives in L: lua_close(L)
  * releases it even without tide_close. */
-tide_engine *tide_open(lua_State *L, uv_loop_t *loop);
+TIDE_API tide_engine *tide_open(lua_State *L, uv_loop_t *loop);
 
 /* The engine attached to L, or NULL. */
-tide_engine *tide_get(lua_State *L);
+TIDE_API tide_engine *tide_get(lua_State *L);
 
 /* The libuv loop the engine runs on (the host's or its own).  A host may add its
  * own handles (signals, timers, pipes) to tide's own loop; tide_wait and tide_run
  * serve them too. */
-uv_loop_t *tide_loop(tide_engine *E);
+TIDE_API uv_loop_t *tide_loop(tide_engine *E);
 
 /* Does all work that is ready — on tide's own loop it first collects finished
  * transfers and expired timers without blocking — and runs every task that can
  * run until it waits again, including on_done callbacks; then returns.  Never
  * blocks.  Returns the number of live tasks (0 when the engine is idle). */
-int tide_poll(tide_engine *E);
+TIDE_API int tide_poll(tide_engine *E);
 
 /* Like tide_poll, but first waits for at least one event on the loop (I/O, a
  * timer, a signal or any other handle's callback) when no task is ready.  For a
@@ -111,15 +120,15 @@ int tide_poll(tide_engine *E);
  * terminal) that runs its own handles on tide_loop(E).  Returns the number of live
  * tasks, or -1 when tasks are live but nothing can ever wake them (no task ready,
  * no active referenced handle on the loop): waiting would block forever. */
-int tide_wait(tide_engine *E);
+TIDE_API int tide_wait(tide_engine *E);
 
 /* Runs the loop until no task is left.  Returns 0, or -1 when tasks remain that no
  * I/O can ever wake (a deadlock), leaving them in place. */
-int tide_run(tide_engine *E);
+TIDE_API int tide_run(tide_engine *E);
 
 /* Replaces the handler of errors nobody took (see ERRORS above); fn NULL restores
  * the default, which prints the message and traceback on stderr. */
-void tide_set_error_handler(tide_engine *E, tide_error_fn fn, void *ud);
+TIDE_API void tide_set_error_handler(tide_engine *E, tide_error_fn fn, void *ud);
 
 /* Cancels every live task, lets them unwind (their <close> variables run, their
  * transfers are aborted, their timers stopped), then releases the curl handles and
@@ -127,9 +136,9 @@ void tide_set_error_handler(tide_engine *E, tide_error_fn fn, void *ud);
  * host's loop the handles are closing when it returns: one more uv_run of that loop
  * finishes them.  The engine's Lua functions raise afterwards.  Called
  * automatically by lua_close; calling it earlier is allowed and idempotent. */
-void tide_close(tide_engine *E);
+TIDE_API void tide_close(tide_engine *E);
 
 /* The Lua module `tide.core` (what `require "tide"` builds on). */
-int luaopen_tide_core(lua_State *L);
+TIDE_API int luaopen_tide_core(lua_State *L);
 
 #endif

@@ -20,8 +20,6 @@ files["lua/tide/providers/common.lua"] = {ignore = {"321/note"}}
 files["lua/tide/signature.lua"] = {ignore = {"431/fail"}}
 -- `local n, s = r.n, nil`: s is set on every branch below
 files["lua/tide/sse.lua"] = {ignore = {"311/s"}}
--- conclude(self, p, ...) never reads p: a real finding left to lm.lua's change; drop this then
-files["lua/tide/lm.lua"] = {ignore = {"212/p"}}
 -- a to-be-closed guard is used by going out of scope
 files["spec/task_spec.lua"] = {ignore = {"211/guard"}}
 -- p = nil lets the collector free the parser whose memory is measured

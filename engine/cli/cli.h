@@ -40,7 +40,7 @@ int cli_take_interrupt(cli *C);
 /* What cli_run_task found. */
 enum { CLI_DONE, CLI_FAILED, CLI_INTERRUPTED };
 
-/* [-(nargs+1), +1] runs the function below the nargs values on top of L as a task
+/* [-(nargs+1), +1, e] runs the function below the nargs values on top of L as a task
  * and waits for it, running the loop; Ctrl-C cancels it (its transfers are
  * aborted, its <close> variables closed), and a second Ctrl-C while it unwinds
  * exits the process with status 130.  Leaves the task's first result, or its error
@@ -83,7 +83,7 @@ void lineread_add_history(line_reader *R, const char *entry);
 void lineread_close(line_reader *R);
 
 /* The REPL: reads inputs from standard input until end of file or :quit, runs
- * each as a task.  Returns the exit status. */
+ * each as a task.  Returns the exit status.  [-0, +0, e] */
 int repl_main(cli *C);
 
 #endif

@@ -54,6 +54,9 @@ static void cancel_running(cli *C, lua_State *L)
   C->interrupted = 1;
 }
 
+/* The count hook: turns the loop and, after a Ctrl-C, cancels the task
+ * cli_run_task waits for and raises `cancelled` in the code running on L.
+ * [-0, +0, e]: the registry's cli, then tide.core.error and its two arguments. */
 static void interrupt_hook(lua_State *L, lua_Debug *ar)
 {
   cli *C;
@@ -115,7 +118,7 @@ int cli_take_interrupt(cli *C)
   return 1;
 }
 
-/* Whether the task at idx is still pending or running. */
+/* Whether the task at idx is still pending or running.  [-0, +0, e] */
 static int task_is_live(lua_State *L, int idx)
 {
   const char *s;

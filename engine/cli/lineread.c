@@ -146,7 +146,7 @@ static int terminal_width(void)
   return 80;
 }
 
-/* [-1, +0] prints the candidates in the list on top of L, in columns. */
+/* [-0, +0, m] prints the n candidates in the list on top of L, in columns. */
 static void print_candidates(lua_State *L, lua_Integer n)
 {
   size_t width = 0, len;
@@ -180,7 +180,8 @@ static void print_candidates(lua_State *L, lua_Integer n)
 }
 
 /* Tab: asks the Lua completer, then inserts what all candidates share, or lists
- * them when that adds nothing. */
+ * them when that adds nothing.  [-0, +0, m] on the binary's state: the word, the
+ * candidates and two of them at a time meanwhile. */
 static unsigned char line_complete(EditLine *el, int ch)
 {
   line_reader *R = reader_of(el);

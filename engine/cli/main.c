@@ -63,8 +63,9 @@ static int usage_error(const char *progname, const char *what, const char *arg)
   return 2;
 }
 
-/* Prints an error the way a person wants to read it: kind and message, then the
- * traceback of the place it was raised. */
+/* Prints the error on top of L the way a person wants to read it: kind and
+ * message, then the traceback of the place it was raised.  [-0, +0, e] (its
+ * __tostring runs) */
 static void report(lua_State *L, const char *progname)
 {
   const char *msg;
@@ -85,7 +86,7 @@ static void report(lua_State *L, const char *progname)
 
 /* Puts <dir of the executable>/../lua (a built tree) and ../share/lua/5.4 (where
  * make install puts the library) in front of package.path, so either finds the
- * tide library without LUA_PATH. */
+ * tide library without LUA_PATH.  [-0, +0, m] */
 static void add_library_path(lua_State *L)
 {
   char exe[PATH_MAX];
@@ -108,7 +109,8 @@ static void add_library_path(lua_State *L)
   lua_pop(L, 1);
 }
 
-/* arg = { [-n..-1] = interpreter and options, [0] = script, [1..] = its args } */
+/* arg = { [-n..-1] = interpreter and options, [0] = script, [1..] = its args }
+ * [-0, +0, m] */
 static void create_arg_table(lua_State *L, char **argv, int argc, int script)
 {
   int i;
@@ -182,6 +184,7 @@ static int is_subcommand(const char *a)
   return 0;
 }
 
+/* Runs `tide NAME args...` as a task; returns the exit status.  [-0, +0, e] */
 static int run_subcommand(cli *C, char **argv, int argc)
 {
   lua_State *L = C->L;

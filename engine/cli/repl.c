@@ -2,7 +2,7 @@
  * repl.c — the REPL's loop: lines in, each complete input run as a task.
  *
  * What an input means (an expression or a statement, complete or not, a :command)
- * and how values look is the Lua session's business (lua/tide/repl.lua); this
+ * and how values look is the Lua session's business (lua/tide/repl/); this
  * file only moves lines from the reader to the session and runs what the session
  * hands back as a task that Ctrl-C cancels.
  */
@@ -56,7 +56,8 @@ typedef struct repl_state {
 } repl_state;
 
 /* A tide_error_fn: runs inside a task handle's finalizer, so it only hands the
- * error over (under pcall: it must not raise). */
+ * error over (under pcall: it must not raise).  [-0, +0] with the error on top;
+ * the session, its method and the error's copy meanwhile. */
 static void repl_task_error(lua_State *L, void *ud)
 {
   repl_state *S = (repl_state *)ud;
@@ -72,8 +73,9 @@ static void repl_task_error(lua_State *L, void *ud)
   }
 }
 
-/* [-0, +0] session:name(args on top...) under pcall; nres results left on the
- * stack, or none (the error printed) and returns 0. */
+/* [-nargs, +(nres|0), e] session:name(the nargs values on top) under pcall:
+ * leaves nres results and returns 1, or prints the error, leaves nothing and
+ * returns 0.  `session` is the session's index. */
 static int session_call(cli *C, int session, const char *name, int nargs, int nres)
 {
   lua_State *L = C->L;
@@ -88,7 +90,8 @@ static int session_call(cli *C, int session, const char *name, int nargs, int nr
   return 1;
 }
 
-/* End of input: 1 to leave, 0 when Ctrl-D only dropped an unfinished chunk. */
+/* End of input: 1 to leave, 0 when Ctrl-D only dropped an unfinished chunk.
+ * [-0, +0, e] */
 static int repl_eof(cli *C, int session, line_reader *R, int editor)
 {
   lua_State *L = C->L;

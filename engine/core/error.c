@@ -17,6 +17,7 @@ static void error_push_metatable(lua_State *L)
   luaL_getmetatable(L, ERROR_MT);
 }
 
+/* [-0, +1, m] a new error object {kind=, message=} (the table, then each field). */
 static void error_pushv(lua_State *L, const char *kind, const char *fmt, va_list ap)
 {
   lua_createtable(L, 0, 3);
@@ -45,7 +46,8 @@ int error_raise(lua_State *L, const char *kind, const char *fmt, ...)
   return lua_error(L);
 }
 
-/* True when L[idx] is a tide error of the given kind (any kind when kind is NULL). */
+/* True when L[idx] is a tide error of the given kind (any kind when kind is NULL).
+ * [-0, +0, -]: its metatable and the registry's, then its kind, meanwhile. */
 int error_is(lua_State *L, int idx, const char *kind)
 {
   int is = 0;

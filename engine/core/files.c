@@ -54,7 +54,8 @@ static int io_fail_errno(lua_State *L, const char *what, const char *path, int e
   return io_fail(L, path, "%s %s: %s", what, path, strerror(err));
 }
 
-/* A path argument: a string without NUL bytes (the system would cut it there). */
+/* A path argument: a string without NUL bytes (the system would cut it there).
+ * [-0, +0, v] */
 static const char *check_path(lua_State *L, int arg)
 {
   size_t n;
@@ -65,7 +66,8 @@ static const char *check_path(lua_State *L, int arg)
 }
 
 /* Raises unless st (of path) is something only the user can change: owned by
- * the effective user, not writable by group or others.  `noun` names it. */
+ * the effective user, not writable by group or others.  `noun` names it.
+ * [-0, +0, v] */
 static void check_private(lua_State *L, const char *path, const struct stat *st, const char *noun)
 {
   if (st->st_uid != geteuid())

@@ -77,7 +77,9 @@ static void group_cancel_members(group *g)
     task_cancel(t);
 }
 
-/* Starts member number g->started + 1.  gidx: the group userdata on L. */
+/* Starts member number g->started + 1.  gidx: the group userdata on L.
+ * [-0, +0, m]: the items, map's function (or nil), the member's handle and its
+ * arguments meanwhile. */
 static void group_start_next(tide_engine *E, lua_State *L, group *g, int gidx)
 {
   int index = g->started + 1;
@@ -100,6 +102,7 @@ static void group_start_next(tide_engine *E, lua_State *L, group *g, int gidx)
   group_link(g, t, index);
 }
 
+/* [-0, +0, m] starts members while the limit allows. */
 static void group_fill(tide_engine *E, lua_State *L, group *g, int gidx)
 {
   while (!g->stopping && g->started < g->n && (g->limit == 0 || g->running < g->limit))
@@ -113,7 +116,6 @@ static void group_check_done(group *g)
     op_complete(&g->op);
 }
 
-/* The scheduler calls this when member t finished (t still anchored). */
 void group_member_done(tide_engine *E, lua_State *L, task *t)
 {
   group *g = t->group;
@@ -180,7 +182,8 @@ static void group_deadline(void *arg)
   group_check_done(g);
 }
 
-/* [-0, +1] a new group userdata with its results table; anchored by caller. */
+/* [-0, +1, m] a new group userdata with its results table; anchored by the
+ * caller. */
 static group *group_new(tide_engine *E, lua_State *L, int mode, int n)
 {
   group *g = (group *)lua_newuserdatauv(L, sizeof *g, 4);
@@ -205,7 +208,8 @@ static void group_release(tide_engine *E, lua_State *L, group *g)
   g->anchor = LUA_NOREF;
 }
 
-/* Continuation: every member has ended.  Pushes the results or raises. */
+/* Continuation: every member has ended.  The group userdata is at
+ * g->stack_index of the caller's frame.  [-0, +n, v] the results, or raises. */
 static int group_k(lua_State *L, int status, lua_KContext ctx)
 {
   group *g = (group *)ctx;
@@ -246,8 +250,8 @@ static int group_k(lua_State *L, int status, lua_KContext ctx)
   return g->n;
 }
 
-/* Anchors g (its userdata on top of L), arms its deadline, starts members and
- * waits for them all. */
+/* Anchors g (its userdata at g->stack_index), arms its deadline, starts members
+ * and waits for them all.  [-0, +n, v] as group_k. */
 static int group_run(tide_engine *E, lua_State *L, group *g)
 {
   lua_pushvalue(L, g->stack_index);
@@ -261,6 +265,8 @@ static int group_run(tide_engine *E, lua_State *L, group *g)
 
 /* ---- options --------------------------------------------------------------- */
 
+/* Reads opts.limit and opts.return_exceptions from the table at L[idx], if any.
+ * [-0, +0, v] */
 static void group_read_opts(lua_State *L, int idx, group *g, const char *fname)
 {
   if (lua_isnoneornil(L, idx))
@@ -281,7 +287,8 @@ static void group_read_opts(lua_State *L, int idx, group *g, const char *fname)
   lua_pop(L, 2);
 }
 
-/* Raises unless items[1..n] are functions or tasks. */
+/* Raises unless items[1..n] (the list at L[items]) are functions or tasks.
+ * [-0, +0, v] */
 static void group_check_items(lua_State *L, int items, int n, const char *fname, int argbase)
 {
   int i;
@@ -306,9 +313,9 @@ static int is_plain_list(lua_State *L, int idx)
 
 /* ---- module functions ------------------------------------------------------ */
 
-/* The items of gather and race: the list at 1 (the list form; opts at 2 kept), or
- * a new list of the arguments pushed on top.  Checks every item; returns the index
- * of the list. */
+/* The items of gather and race: the list at 1 (the list form; the stack is set
+ * to 1 list, 2 opts), or a new list of the arguments pushed on top.  Checks every
+ * item; returns the index of the list.  [-0, +(0|1), v] */
 static int group_items(lua_State *L, const char *fname, int *n, int *list_form)
 {
   int i;

@@ -25,6 +25,8 @@
 #define DEFAULT_MAX_RETRY_AFTER 300.0
 #define MAX_TRIES 1000000
 
+/* The frame of tide.retry: 1 opts, 2 attempt, 3.. its arguments, then at r->top
+ * this state's userdata; an attempt's results (or its error) come above it. */
 typedef struct retry_state {
   int tries;             /* attempts allowed in all */
   int attempt;           /* attempts made so far */
@@ -52,7 +54,7 @@ static double engine_random(tide_engine *E)
   return (double)((x * 0x2545F4914F6CDD1DULL) >> 11) / 9007199254740992.0;
 }
 
-/* opts.field, a number of seconds (0 allowed), or dflt when absent. */
+/* opts.field, a number of seconds (0 allowed), or dflt when absent.  [-0, +0, v] */
 static double opt_seconds(lua_State *L, const char *field, double dflt)
 {
   double v = dflt;
@@ -62,7 +64,8 @@ static double opt_seconds(lua_State *L, const char *field, double dflt)
   return v;
 }
 
-/* opts.tries: a whole number of attempts from 1 to MAX_TRIES, or the default. */
+/* opts.tries: a whole number of attempts from 1 to MAX_TRIES, or the default.
+ * [-0, +0, v] */
 static int opt_tries(lua_State *L)
 {
   lua_Integer n = DEFAULT_TRIES;
@@ -79,7 +82,7 @@ static int opt_tries(lua_State *L)
 }
 
 /* How long to wait before the next attempt after the error on top of L, or -1
- * to give up.  [-0, +0] */
+ * to give up.  [-0, +0, e] (the error's fields are read with their metamethods) */
 static double retry_decide(tide_engine *E, lua_State *L, retry_state *r)
 {
   int err = lua_gettop(L), retryable;
@@ -111,6 +114,7 @@ static double retry_decide(tide_engine *E, lua_State *L, retry_state *r)
 
 static int retry_attempt(lua_State *L, retry_state *r);
 
+/* After the wait: the next attempt.  [-0, +n, e] */
 static int retry_slept_k(lua_State *L, int status, lua_KContext ctx)
 {
   retry_state *r = (retry_state *)ctx;
@@ -121,6 +125,8 @@ static int retry_slept_k(lua_State *L, int status, lua_KContext ctx)
   return retry_attempt(L, r);
 }
 
+/* Cuts the frame back to r->top (an attempt's error, on_retry's leftovers) and
+ * waits r->delay, then attempts again.  [-(top - r->top), +n, e] */
 static int retry_wait(lua_State *L, retry_state *r)
 {
   tide_engine *E = engine_upvalue(L);
@@ -135,7 +141,8 @@ static int retry_notified_k(lua_State *L, int status, lua_KContext ctx)
   return retry_wait(L, (retry_state *)ctx);
 }
 
-/* After an attempt: its results, or the decision about its error. */
+/* After an attempt: its results (the values above r->top), or the decision about
+ * its error (on top): raise it, or call on_retry and wait.  [-0, +n, e] */
 static int retry_called_k(lua_State *L, int status, lua_KContext ctx)
 {
   retry_state *r = (retry_state *)ctx;
@@ -159,6 +166,7 @@ static int retry_called_k(lua_State *L, int status, lua_KContext ctx)
   return retry_wait(L, r);
 }
 
+/* [-0, +n, e] calls attempt(...) once more, under pcall. */
 static int retry_attempt(lua_State *L, retry_state *r)
 {
   int i;

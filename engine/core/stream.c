@@ -87,6 +87,7 @@ static int stream_take(lua_State *L, int sidx, transfer *x)
   return 1;
 }
 
+/* The reading frame: 1 the stream.  [-0, +1, v] as stream_take. */
 static int stream_read_k(lua_State *L, int status, lua_KContext ctx)
 {
   transfer *x = (transfer *)ctx;

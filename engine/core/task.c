@@ -129,6 +129,8 @@ task *task_spawn(tide_engine *E, lua_State *L, int nargs)
 
 /* ---- finishing ------------------------------------------------------------- */
 
+/* Ends t with status: unlinks it, tells its group and its waiters, drops its
+ * anchor.  [-0, +0, m] */
 static void task_finish(tide_engine *E, lua_State *L, task *t, int status)
 {
   join_op *j;
@@ -226,6 +228,10 @@ static void task_keep_close_error(tide_engine *E, lua_State *L, task *t)
   (void)E;
 }
 
+/* t's coroutine stopped with an error on top of its stack: stores it as the
+ * task's error object, closes the coroutine's <close> variables and finishes t.
+ * [-0, +0, e]: up to four slots of L meanwhile (the error as raised, a copy, the
+ * handle, the stored error). */
 static void task_fail(tide_engine *E, lua_State *L, task *t)
 {
   int cancelled, raised;
@@ -245,7 +251,8 @@ static void task_fail(tide_engine *E, lua_State *L, task *t)
   task_finish(E, L, t, cancelled ? TASK_CANCELLED : TASK_FAILED);
 }
 
-/* Resumes t once: its first run, or after its op completed. */
+/* Resumes t once: its first run, or after its op completed.  [-0, +0, e] on L,
+ * the thread that runs the scheduler. */
 void task_resume(tide_engine *E, lua_State *L, task *t)
 {
   task *prev = E->current;
@@ -332,7 +339,8 @@ void task_push_error(lua_State *L, task *t)
   lua_remove(L, -2);
 }
 
-/* Pushes the results or raises the error of a finished task at L[idx]. */
+/* [-0, +n, v] pushes the results of the finished task t (its handle at L[idx]),
+ * or raises its error. */
 static int task_outcome(lua_State *L, int idx, task *t)
 {
   if (t->status == TASK_DONE)
@@ -369,8 +377,7 @@ static void join_cancel(op *o)
 
 static const op_class join_class = {"task", join_cancel};
 
-/* [-0, +0] starts waiting for the task at L[idx] (not finished).  The join op is
- * pushed onto L. */
+/* [-0, +1, m] starts waiting for the task t (not finished): pushes the join op. */
 static join_op *join_start(tide_engine *E, lua_State *L, task *t, int cancel_target)
 {
   join_op *j = (join_op *)lua_newuserdatauv(L, sizeof *j, 0);
@@ -385,6 +392,7 @@ static join_op *join_start(tide_engine *E, lua_State *L, task *t, int cancel_tar
   return j;
 }
 
+/* The waiting frame: 1 the task handle, 2 the join op.  [-0, +n, v] */
 static int task_wait_k(lua_State *L, int status, lua_KContext ctx)
 {
   join_op *j = (join_op *)ctx;
@@ -431,7 +439,8 @@ static int on_done_end(lua_State *L, int status, lua_KContext ctx)
   return 0;
 }
 
-/* [target, fn, ...] calls fn(target); the callback may wait, it runs in a task. */
+/* The frame: 1 target, 2 fn (above them, maybe the join op).  Calls fn(target);
+ * the callback may wait, it runs in a task.  [-0, +0, e] */
 static int on_done_fire(lua_State *L)
 {
   task *t = task_check(L, 1);

@@ -1,7 +1,8 @@
 /* engine_headers: the one parser in tide's engine that reads network bytes
-   itself. libcurl frames the response; push_headers (engine/core/http.c) turns the
-   raw header block it collected into the Lua table that providers read
-   Retry-After, content-type and the rate-limit headers from.
+   itself. libcurl frames the response; push_headers
+   (engine/core/http_request.c) turns the raw header block it collected into
+   the Lua table that providers read Retry-After, content-type and the
+   rate-limit headers from.
 
    Properties: exactly one value (a table) is pushed; every key is a non-empty
    lower-case name without ':' or a line break, under 256 bytes; every value is

@@ -209,14 +209,14 @@ describe("task contexts", function()
   after_each(assert_clean)
 
   it("a task's context is inherited by its children, and siblings keep their own", function()
-    assert.is_nil(core.context())
+    assert.is_nil(core.task_settings())
     local a, b = core.spawn_in({who = "A"}, function()
       return tide.gather(
-        function() tide.sleep(0.01); return core.context().who end,
-        function() return core.spawn_in({who = "B"}, function() tide.sleep(0); return core.context().who end):wait() end)
+        function() tide.sleep(0.01); return core.task_settings().who end,
+        function() return core.spawn_in({who = "B"}, function() tide.sleep(0); return core.task_settings().who end):wait() end)
     end):wait()
     assert.are.same({"A", "B"}, {a, b})
-    assert.is_nil(core.context())
+    assert.is_nil(core.task_settings())
   end)
 end)
 

@@ -587,9 +587,9 @@ static int task_lspawn(lua_State *L)
   return 1;
 }
 
-/* tide.context() → the running task's context table (inherited from the task
+/* core.task_settings() → the running task's settings table (inherited from the task
  * that spawned it), or nil on the main flow and in tasks without one. */
-static int task_lcontext(lua_State *L)
+static int task_lsettings(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
   if (E->current) {
@@ -663,7 +663,7 @@ void task_open_lib(lua_State *L)
   static const luaL_Reg funcs[] = {
     {"spawn", task_lspawn},
     {"current", task_lcurrent},
-    {"context", task_lcontext},
+    {"task_settings", task_lsettings},
     {"spawn_in", task_lspawn_in},
     {NULL, NULL}
   };

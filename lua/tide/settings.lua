@@ -2,7 +2,7 @@
 -- tide.configure, overridden per task by tide.context.
 --
 -- A task's settings are a table whose __index is its parent's; tasks inherit
--- their parent's (the C core hands them on at spawn; core.context() reads the
+-- their parent's (the C core hands them on at spawn; core.task_settings() reads the
 -- running task's), so parallel tasks can run under different LMs without
 -- touching each other.  A value false unsets the one beneath it:
 -- tide.context({lm = false}, fn) runs fn with no LM even when one is configured.
@@ -13,7 +13,7 @@ local M = {}
 
 M.global = {lm = nil, adapter = nil}
 
-local task_settings = core.context   -- the running task's table, or nil
+local task_settings = core.task_settings   -- the running task's table, or nil
 
 --- The value of `key` for the running task: its chain of settings, then the
 -- globals; nil when unset (false at some level).

@@ -1,6 +1,6 @@
 --- The REPL's session: what an input means and how results look.
 --
--- The `tide` binary (engine/repl.c) reads lines and hands each to session:feed,
+-- The `tide` binary (engine/cli/repl.c) reads lines and hands each to session:feed,
 -- which answers "more" (the chunk is not complete: read another line), "none",
 -- "quit", or "run" with a function that the binary runs as a task — so lm calls
 -- and tide.gather work at the prompt, and Ctrl-C cancels the task.  Like lua, an

@@ -44,6 +44,9 @@ end
 -- The options' valid ranges.  A day bounds the times: the C side turns seconds
 -- into milliseconds in a long, and no answer is worth waiting longer.
 local MAX_SECONDS = 86400
+-- What a call's own n and timeout may be: made once, not per call.
+local N_RANGE = {integer = true, min = 1, max = 128}
+local TIMEOUT_RANGE = {above = 0, max = MAX_SECONDS}
 local OPTION_RANGES = {
   {"timeout", {above = 0, max = MAX_SECONDS}},
   {"deadline", {above = 0, max = MAX_SECONDS}},
@@ -175,7 +178,7 @@ local function normalise(self, req, fname)   -- → the request, and the call's 
     if v ~= nil then norm[field] = v end
   end
   if req.n ~= nil then
-    norm.n = math.tointeger(check.number(fname, "n", req.n, {integer = true, min = 1, max = 128}))
+    norm.n = math.tointeger(check.number(fname, "n", req.n, N_RANGE))
   end
   if req.response_format ~= nil then norm.response_format = req.response_format end
   local extra = kw.extra
@@ -188,7 +191,7 @@ local function normalise(self, req, fname)   -- → the request, and the call's 
   -- here, in the caller's task: build runs later, in the task that makes the request
   local provider_check = private[self].provider.check
   if provider_check then provider_check(norm) end
-  return norm, check.number(fname, "timeout", req.timeout, {above = 0, max = MAX_SECONDS}, true)
+  return norm, check.number(fname, "timeout", req.timeout, TIMEOUT_RANGE, true)
 end
 
 local function cache_key(self, norm, rollout_id)

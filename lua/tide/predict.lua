@@ -30,6 +30,7 @@ local CALL_OPTIONS = {lm = true, config = true, demos = true}
 local OPTIONS = {lm = "table", config = "table", demos = "table", adapter = "table",
                  parse_retries = "number", fallback = "boolean"}
 local OPTION_NAMES = "adapter, config, demos, fallback, lm, parse_retries"
+local RETRIES_RANGE = {integer = true, min = 0}   -- parse_retries, made once
 
 local function as_signature(sig, instructions, fname)
   if type(sig) == "string" then return Signature.new(sig, instructions) end
@@ -53,7 +54,7 @@ end
 function M.new(sig, opts)
   if type(opts) == "string" then opts = {instructions = opts} end
   opts = check.type("Predict", 2, opts, "table", true) or {}
-  check.number("Predict", "opts.parse_retries", opts.parse_retries, {integer = true, min = 0}, true)
+  check.number("Predict", "opts.parse_retries", opts.parse_retries, RETRIES_RANGE, true)
   check_adapter("Predict", "opts.adapter", opts.adapter)
   local self = setmetatable({
     signature = as_signature(sig, opts.instructions, "Predict"),
@@ -136,9 +137,9 @@ local function checked_options(opts)
       check.fail("predictor", 2, string.format("unknown option '%s'; the options are %s",
         tostring(k), OPTION_NAMES))
     end
-    check.type("predictor", "opts." .. k, v, want)
+    if type(v) ~= want then check.type("predictor", "opts." .. k, v, want) end
   end
-  check.number("predictor", "opts.parse_retries", opts.parse_retries, {integer = true, min = 0}, true)
+  check.number("predictor", "opts.parse_retries", opts.parse_retries, RETRIES_RANGE, true)
   check_adapter("predictor", "opts.adapter", opts.adapter)
   return opts
 end

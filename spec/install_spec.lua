@@ -8,18 +8,7 @@ local TIDE = os.getenv("TIDE_BIN") or "build/tide"
 -- the build directory the suite runs against: the binary's
 local BUILD = TIDE:match("^(.*)/tide$") or "build"
 
---- Runs a shell command → whether it exited 0, and its output.  Under `make check`
--- the sanitizers' runtime is preloaded into every process, for lua5.4 to load an
--- instrumented module; the shell tools, the compiler and luarocks run without it
--- (it would report their own leaks) unless `preload` says so.
-local function sh(cmd, preload)
-  local out = os.tmpname()
-  local ok = os.execute(string.format("( %s%s ) >%s 2>&1", preload and "" or "unset LD_PRELOAD; ",
-    cmd, out))
-  local text = files.read(out)
-  os.remove(out)
-  return ok == true, text
-end
+local sh = files.run
 
 local GATHER = [[
 local tide = require "tide"

@@ -18,6 +18,7 @@ local function tmpfile(text)
 end
 
 local slurp = require("support.files").read
+local tmpdir = require("support.files").tmpdir
 
 local function shell_env(env)
   local parts = {}
@@ -49,12 +50,6 @@ local function pty(steps, env, args)
   return (out:gsub("\r", ""))
 end
 
-local function private_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -m 700 " .. d))
-  return d
-end
 
 describe("the REPL through a pipe", function()
   it("prints expressions like lua, =expr, several values, and keeps globals", function()
@@ -192,7 +187,7 @@ tide.Prediction{score = 8, feedback = "fine"}
 
     it("calls the LM named by TIDE_MODEL as lm(...), and :model switches it", function()
       local env = {TIDE_MODEL = "openai/mock", OPENAI_API_KEY = "k", OPENAI_BASE_URL = server.url .. "/v1",
-        TIDE_CACHE_DIR = private_dir()}
+        TIDE_CACHE_DIR = tmpdir()}
       local code, out = pipe([[
 lm("hi")
 :model openai/other
@@ -262,7 +257,7 @@ describe("the REPL on a terminal", function()
   local server, state
   setup(function()
     server = mockllm.start()
-    state = private_dir()
+    state = tmpdir()
   end)
   teardown(function()
     server:stop()
@@ -346,7 +341,7 @@ describe("the REPL on a terminal", function()
 
   it("cancels the running input on Ctrl-C: the request is closed, the session goes on", function()
     server:reset()
-    local cache = private_dir()
+    local cache = tmpdir()
     local out = pty({
       "expect > ", "ready",
       [[send slow = tide.LM("openai/mock", {headers = {["X-Mock-Scenario"] = "latency=60000"}})\r]],
@@ -373,7 +368,7 @@ end)
 
 describe("Ctrl-C on Lua code that never waits", function()
   it("stops a busy loop at the prompt and the session goes on", function()
-    local state = private_dir()
+    local state = tmpdir()
     local out = pty({
       "expect > ", "ready",
       [[send print("spinning") while true do end\r]],

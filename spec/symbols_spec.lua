@@ -9,18 +9,7 @@ local BUILD = TIDE:match("^(.*)/tide$") or "build"
 local LIBTIDE = BUILD .. "/libtide.a"
 local CORE_SO = BUILD .. "/lib/tide/core.so"
 
---- Runs a shell command → whether it exited 0, and its output.  Under `make check`
--- the sanitizers' runtime is preloaded into every process, for lua5.4 to load an
--- instrumented module; the tools (nm, the compiler) run without it unless
--- `preload` says so.
-local function sh(cmd, preload)
-  local out = os.tmpname()
-  local ok = os.execute(string.format("( %s%s ) >%s 2>&1", preload and "" or "unset LD_PRELOAD; ",
-    cmd, out))
-  local text = files.read(out)
-  os.remove(out)
-  return ok == true, text
-end
+local sh = files.run
 
 --- The global symbols `file` defines, by name, from nm.
 local function exported(file, dynamic)

@@ -8,6 +8,7 @@ local TIDE = os.getenv("TIDE_BIN") or "build/tide"
 local PTY = os.getenv("SPEC_PTY_BIN") or "build/spec_pty"
 local GAME = os.getenv("GAME_BIN") or "build/game"
 local files = require "support.files"
+local tmpdir = files.tmpdir
 
 local function tmpfile(text)
   local path = os.tmpname()
@@ -17,12 +18,6 @@ local function tmpfile(text)
   return path
 end
 
-local function private_dir()
-  local d = os.tmpname()
-  os.remove(d)
-  assert(os.execute("mkdir -m 700 " .. d))
-  return d
-end
 
 -- The environment of a run: no model of the caller's, a private cache and state.
 local function env_prefix(env)
@@ -57,7 +52,7 @@ end
 describe("scripts/with_mockllm", function()
   local cache, state
   before_each(function()
-    cache, state = private_dir(), private_dir()
+    cache, state = tmpdir(), tmpdir()
   end)
   after_each(function()
     os.execute("rm -rf " .. cache .. " " .. state)

@@ -2,7 +2,8 @@
 -- whole files, running a command for its output.
 local M = {}
 
---- A new empty directory under /tmp (the caller removes it).
+--- A new empty directory under /tmp, private to the user (mktemp makes it 0700);
+-- the caller removes it.
 function M.tmpdir()
   local p = io.popen("mktemp -d")
   local dir = p:read("l")
@@ -38,6 +39,19 @@ function M.sh(cmd)
   local out = p:read("a")
   p:close()
   return out
+end
+
+--- Runs a shell command → whether it exited 0, and its output (stdout and stderr).
+-- Under `make check` the sanitizers' runtime is preloaded into every process, for
+-- lua5.4 to load an instrumented module; the tools (nm, the compiler, make) run
+-- without it unless `preload` says so.
+function M.run(cmd, preload)
+  local out = os.tmpname()
+  local ok = os.execute(string.format("( %s%s ) >%s 2>&1", preload and "" or "unset LD_PRELOAD; ",
+    cmd, out))
+  local text = M.read(out)
+  os.remove(out)
+  return ok == true, text
 end
 
 return M

@@ -69,11 +69,14 @@ describe("anthropic provider", function()
                 "cache_read_input_tokens": 5, "output_tokens": 4}}]]
 
     it("normalises a message, counting cached input as input", function()
-      local r = anthropic.parse(200, {}, OK)
+      local r = anthropic.parse(200, {["request-id"] = "req_011CQ"}, OK)
       assert.are.equal("Teal.", r.text)
       assert.are.equal("stop", r.finish_reason)
-      assert_usage(r.usage, 40, 4, 44)
+      -- the cache read is part of the input; thinking is not counted apart
+      assert_usage(r.usage, 40, 4, 44, {cached = 5})
       assert.are.equal("claude-sonnet-4-5-20250929", r.model)
+      assert.are.equal("msg_01XFDUDYJgAACzvnptvVoYEL", r.id)
+      assert.are.equal("req_011CQ", r.request_id)
     end)
 
     it("maps stop reasons", function()
@@ -147,6 +150,14 @@ describe("anthropic provider", function()
       err = anthropic.classify(429, {["retry-after"] = "17"}, body("rate_limit_error", "slow down"))
       assert.are.equal(17, err.retry_after)
     end)
+
+    it("carries the request id: the request-id header, else the body's request_id", function()
+      local raw = cjson.encode{type = "error", error = {type = "api_error", message = "boom"},
+                               request_id = "req_in_body"}
+      assert.are.equal("req_in_body", anthropic.classify(500, {}, raw).request_id)
+      assert.are.equal("req_header", anthropic.classify(500, {["request-id"] = "req_header"}, raw).request_id)
+      assert.is_nil(anthropic.classify(500, {}, body("api_error", "boom")).request_id)
+    end)
   end)
 
   describe("stream_event", function()
@@ -175,8 +186,9 @@ describe("anthropic provider", function()
       assert.is_true(done)
       assert.are.equal("Hello there", text)
       assert.are.equal("length", state.finish_reason)
-      assert_usage(state.usage, 30, 15, 45)
+      assert_usage(state.usage, 30, 15, 45, {cached = 5})
       assert.are.equal("claude-sonnet-4-5-20250929", state.model)
+      assert.are.equal("msg_1", state.id)
     end)
 
     it("streams the forced tool's JSON as text", function()

@@ -59,11 +59,17 @@ describe("gemini provider", function()
       "modelVersion": "gemini-2.5-flash", "responseId": "mAitaLmkHPPlz7IPvtfUqQ4"}]]
 
     it("normalises a response, skipping thought parts and counting thinking as output", function()
-      local r = gemini.parse(200, {}, OK)
+      local r = gemini.parse(200, {["x-request-id"] = "not gemini's"}, OK)
       assert.are.equal("Teal.", r.text)
       assert.are.equal("stop", r.finish_reason)
-      assert_usage(r.usage, 12, 28, 40)
+      -- thinking is part of the output, and its count is reasoning
+      assert_usage(r.usage, 12, 28, 40, {reasoning = 25})
       assert.are.equal("gemini-2.5-flash", r.model)
+      assert.are.equal("mAitaLmkHPPlz7IPvtfUqQ4", r.id)
+      assert.is_nil(r.request_id)   -- the Gemini API sends no request id header
+      local cached = gemini.parse(200, {}, (OK:gsub('"thoughtsTokenCount": 25,',
+        '"thoughtsTokenCount": 25, "cachedContentTokenCount": 8,')))
+      assert_usage(cached.usage, 12, 28, 40, {cached = 8, reasoning = 25})
     end)
 
     it("maps finish reasons", function()
@@ -170,7 +176,7 @@ describe("gemini provider", function()
     local function part(text, finish, usage)
       return chunk{
         candidates = {{content = {parts = {{text = text}}, role = "model"}, finishReason = finish, index = 0}},
-        usageMetadata = usage, modelVersion = "gemini-2.5-flash"}
+        usageMetadata = usage, modelVersion = "gemini-2.5-flash", responseId = "resp-1"}
     end
 
     it("concatenates parts and keeps the last usage and finish; never says done", function()
@@ -184,6 +190,7 @@ describe("gemini provider", function()
       assert.are.equal("stop", state.finish_reason)
       assert_usage(state.usage, 9, 5, 14)
       assert.are.equal("gemini-2.5-flash", state.model)
+      assert.are.equal("resp-1", state.id)
       gemini.stream_end(state)
     end)
 

@@ -88,18 +88,33 @@ describe("openai provider", function()
         "message": {"role": "assistant", "content": "Teal.", "refusal": null, "annotations": []},
         "logprobs": null, "finish_reason": "stop"}],
       "usage": {"prompt_tokens": 31, "completion_tokens": 3, "total_tokens": 34,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0}},
+        "prompt_tokens_details": {"cached_tokens": 16},
+        "completion_tokens_details": {"reasoning_tokens": 2}},
       "system_fingerprint": "fp_06737a9306"}]]
 
     it("normalises a completion", function()
-      local r = openai.parse(200, {}, OK)
+      local r = openai.parse(200, {["x-request-id"] = "req_42"}, OK)
       assert.are.equal("Teal.", r.text)
       assert.are.same({"Teal."}, r.texts)
       assert.are.equal("stop", r.finish_reason)
-      assert_usage(r.usage, 31, 3, 34)
+      -- cached is part of input, reasoning part of output
+      assert_usage(r.usage, 31, 3, 34, {cached = 16, reasoning = 2})
       assert.are.equal("gpt-4o-mini-2024-07-18", r.model)
+      assert.are.equal("chatcmpl-AbC123", r.id)
+      assert.are.equal("req_42", r.request_id)
       assert.are.equal("chatcmpl-AbC123", r.raw.id)
+      -- raw's numbers are integers, its nulls tide.json.null
+      assert.are.equal("integer", math.type(r.raw.usage.prompt_tokens))
+      assert.are.equal("integer", math.type(r.raw.created))
+      assert.are.equal(tide.json.null, r.raw.choices[1].logprobs)
+    end)
+
+    it("leaves cached and reasoning out when the server does not report them", function()
+      local r = openai.parse(200, {}, [[{"model":"m","choices":[{"index":0,"message":{"role":"assistant",
+        "content":"x"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5,"completion_tokens":1}}]])
+      assert_usage(r.usage, 5, 1, 6)
+      assert.is_nil(r.id)
+      assert.is_nil(r.request_id)
     end)
 
     it("keeps every choice and maps finish reasons", function()
@@ -205,10 +220,11 @@ describe("openai provider", function()
       err = openai.classify(400, {}, cjson.encode{object = "error", message = "This model's maximum "
         .. "context length is 4096 tokens. However, you requested 5000 tokens.", type = "BadRequestError", code = 400})
       assert.is_true(tide.is_error(err, "context_window"))
-      err = openai.classify(429, {},
+      err = openai.classify(429, {["x-request-id"] = "req_quota"},
         body("You exceeded your current quota", "insufficient_quota", "insufficient_quota"))
-      assert.is_true(tide.is_error(err, "rate_limit"))
+      assert.is_true(tide.is_error(err, "quota"))
       assert.is_false(err.retryable)
+      assert.are.equal("req_quota", err.request_id)
     end)
 
     it("copes with bodies that are not OpenAI's", function()
@@ -244,6 +260,7 @@ describe("openai provider", function()
       assert.are.equal("stop", state.finish_reason)
       assert_usage(state.usage, 12, 2, 14)
       assert.are.equal("gpt-4o-mini-2024-07-18", state.model)
+      assert.are.equal("chatcmpl-9", state.id)
       openai.stream_end(state)   -- text arrived: nothing raised
     end)
 

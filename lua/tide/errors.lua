@@ -52,8 +52,10 @@ M.kinds = {
   auth = {retryable = false, from = "LM", meaning = "the key was refused (401, 403)"},
   not_found = {retryable = false, from = "LM", meaning = "no such model or path (404)"},
   rate_limit = {retryable = true, from = "LM",
-    meaning = "too many requests (429); `retry_after` when the server said how long " ..
-      "(a spent quota is not retryable)"},
+    meaning = "too many requests (429); `retry_after` when the server said how long"},
+  quota = {retryable = false, from = "LM",
+    meaning = "the account's quota or credit is spent (OpenAI's 429 insufficient_quota): " ..
+      "waiting will not refill it"},
   server = {retryable = true, from = "LM", meaning = "the server failed (5xx, 409, 529)"},
   bad_request = {retryable = false, from = "LM",
     meaning = "the server refused the request (another 4xx); a DummyLM with no answer left"},

@@ -39,6 +39,9 @@ local tide = {
   is_error = core.is_error,
   errors = require "tide.errors",
 
+  -- JSON with integers kept as integers, and its null
+  json = require "tide.json",
+
   -- driving the loop (hosts, scripts under plain lua5.4)
   poll = core.poll,
   stats = core.stats,

@@ -22,8 +22,12 @@ function M.is_int(x)
 end
 
 --- Usage counts equal to these, and integers (not floats that print the same).
-function M.assert_usage(u, input, output, total)
-  assert.are.same({input = input, output = output, total = total}, u)
+-- parts: the cached and reasoning counts the server reported, if any.
+function M.assert_usage(u, input, output, total, parts)
+  local want = {input = input, output = output, total = total}
+  for k, v in pairs(parts or {}) do want[k] = v end
+  assert.are.same(want, u)
+  for k in pairs(parts or {}) do assert.is_true(M.is_int(u[k]), k) end
   assert.is_true(M.is_int(u.input) and M.is_int(u.output) and M.is_int(u.total))
 end
 

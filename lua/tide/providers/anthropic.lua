@@ -6,6 +6,7 @@ local get, str, int = common.get, common.str, common.int
 local M = {
   name = "anthropic",
   takes_n = false,   -- one answer per request: lm:call{n = 3} makes three calls
+  request_id_header = "request-id",
 }
 local NAME = M.name
 
@@ -74,6 +75,12 @@ local function input_of(u)
   return int(x) + int(u.cache_creation_input_tokens) + int(u.cache_read_input_tokens)
 end
 
+-- Cache reads are part of the input; thinking is billed as output and not
+-- counted apart, so there is no reasoning count.
+local function usage_of(u)
+  return common.usage(input_of(u), get(u, "output_tokens"), nil, get(u, "cache_read_input_tokens"))
+end
+
 -- The status an error payload stands for when it has none (a stream event).
 local STATUS_OF = {
   invalid_request_error = 400, authentication_error = 401, permission_error = 403,
@@ -81,13 +88,14 @@ local STATUS_OF = {
   api_error = 500, timeout_error = 504, overloaded_error = 529,
 }
 
--- {"type": "error", "error": {"type": ..., "message": ...}}
+-- {"type": "error", "error": {"type": ..., "message": ...}, "request_id": ...}
 local function describe(raw)
   local code = str(get(raw, "error", "type"))
-  return {message = str(get(raw, "error", "message")), code = code, status = STATUS_OF[code]}
+  return {message = str(get(raw, "error", "message")), code = code, status = STATUS_OF[code],
+          request_id = get(raw, "request_id")}
 end
 
-local errors = common.errors(NAME, describe)
+local errors = common.errors(NAME, describe, M.request_id_header)
 
 --- classify(status, headers, body) → error object, for a non-2xx answer.
 M.classify = errors.classify
@@ -114,9 +122,9 @@ function M.parse(status, headers, body)
     text = common.encode(tool_input)
     if finish == "tool_calls" then finish = "stop" end
   end
-  local u = raw.usage
   return common.result(NAME, {texts = {text}, finish_reason = finish, reason = str(raw.stop_reason),
-    usage = common.usage(input_of(u), get(u, "output_tokens")), model = str(raw.model), raw = raw})
+    usage = usage_of(raw.usage), model = str(raw.model), id = str(raw.id),
+    request_id = common.request_id(headers, M.request_id_header), raw = raw})
 end
 
 -- One handler per event type: each returns the text delta, if any.
@@ -125,8 +133,10 @@ local ON = {}
 function ON.message_start(state, d)
   local msg = get(d, "message")
   state.model = str(get(msg, "model")) or state.model
+  state.id = str(get(msg, "id")) or state.id
   state.input = input_of(get(msg, "usage")) or state.input
-  state.usage = common.usage(state.input, get(msg, "usage", "output_tokens"))
+  state.cached = get(msg, "usage", "cache_read_input_tokens") or state.cached
+  state.usage = common.usage(state.input, get(msg, "usage", "output_tokens"), nil, state.cached)
 end
 
 function ON.content_block_start(state, d)
@@ -158,7 +168,8 @@ function ON.message_delta(state, d)
   local u = get(d, "usage")
   if type(u) == "table" then
     state.input = input_of(u) or state.input
-    state.usage = common.usage(state.input, u.output_tokens)
+    state.cached = u.cache_read_input_tokens or state.cached
+    state.usage = common.usage(state.input, u.output_tokens, nil, state.cached)
   end
 end
 

@@ -5,7 +5,7 @@
 -- Errors come from tide.core, not from `tide`: the LM object is loaded by
 -- tide/init.lua, and requiring "tide" from here would make a require loop.
 local core = require "tide.core"
-local cjson = require "cjson"
+local json = require "tide.json"
 local check = require "tide.check"
 
 local M = {}
@@ -19,10 +19,11 @@ local SNIPPET_MAX = 200       -- bytes of a body quoted in an error message
 -- Counts above 2^53 are not exact as floats; no answer spends that many tokens.
 local MAX_COUNT = 2^53
 
---- A JSON token count as a Lua integer: lua-cjson decodes every number as a
--- float.  Absent or null counts as 0.  Anything else that is not a finite,
--- non-negative integer (1e999, NaN, -1e20, 12.5, "12") is NaN, which stays NaN
--- through the sums a provider makes of several fields: usage() then drops it.
+--- A JSON token count as a Lua integer (tide.json decodes one as an integer;
+-- an integral float is taken too).  Absent or null counts as 0.  Anything else
+-- that is not a finite, non-negative integer (1e999, NaN, -1e20, 12.5, "12") is
+-- NaN, which stays NaN through the sums a provider makes of several fields:
+-- usage() then drops it.
 function M.int(x)
   if x == nil or type(x) == "userdata" then return 0 end   -- absent, or JSON null
   if type(x) == "number" and x >= 0 and x <= MAX_COUNT and x == math.floor(x) then
@@ -40,15 +41,26 @@ end
 --- The normalised usage table; total defaults to input + output.  A count the
 -- server got wrong is counted as 0 and named in usage.note: an infinite or
 -- negative count would make the cost infinite or negative (and switch max_cost
--- off), and could not be written to the cache.
-function M.usage(input, output, total)
+-- off), and could not be written to the cache.  cached (input tokens read from
+-- the provider's prompt cache) and reasoning (output tokens spent thinking) are
+-- parts of input and output, set only when the server reports them.
+function M.usage(input, output, total, cached, reasoning)
   input, output, total = M.int(input), M.int(output), M.int(total)
   local note
   if input ~= input then input, note = 0, dropped(note, "input") end
   if output ~= output then output, note = 0, dropped(note, "output") end
   if total ~= total then total, note = 0, dropped(note, "total") end
   if total == 0 then total = input + output end
-  return {input = input, output = output, total = total, note = note}
+  local u = {input = input, output = output, total = total, note = note}
+  if type(cached) == "number" then
+    cached = M.int(cached)
+    if cached == cached then u.cached = cached else u.note = dropped(u.note, "cached") end
+  end
+  if type(reasoning) == "number" then
+    reasoning = M.int(reasoning)
+    if reasoning == reasoning then u.reasoning = reasoning else u.note = dropped(u.note, "reasoning") end
+  end
+  return u
 end
 
 --- t[k1][k2]...: nil as soon as a step is not a table (absent, or JSON null,
@@ -184,7 +196,7 @@ function M.turns(messages, provider)
   return system, turns
 end
 
-M.encode = cjson.encode
+M.encode = json.encode
 
 -- cfg → path → {url, headers}: the same for every call of an LM, so made once.
 -- The headers table is shared by those calls and only ever read.
@@ -228,7 +240,7 @@ local BOM = "\239\187\191"   -- UTF-8's byte-order mark, EF BB BF
 function M.decode(body)
   if type(body) ~= "string" then return nil end
   if body:byte(1) == 0xEF and body:sub(1, 3) == BOM then body = body:sub(4) end
-  local ok, v = pcall(cjson.decode, body)
+  local ok, v = pcall(json.decode, body)
   if ok then return v end
   return nil
 end
@@ -373,6 +385,12 @@ function M.retry_after(headers, now)
   return nil
 end
 
+--- The request id a server put in header `name` (lower case), or nil.
+function M.request_id(headers, name)
+  if name == nil or type(headers) ~= "table" then return nil end
+  return M.str(headers[name])
+end
+
 --- Seconds in a google.protobuf.Duration as JSON ("2s", "1.5s", "0.250s"), or nil.
 function M.duration(s)
   if type(s) ~= "string" then return nil end
@@ -447,6 +465,7 @@ function M.http_error(e)
     retryable = retryable,
     retry_after = retry_after,
     body = tostring(e.body or ""):sub(1, ERROR_BODY_MAX),
+    request_id = e.request_id,
   }
 end
 
@@ -454,8 +473,10 @@ end
 -- kind, retryable, retry_after}: what its error payload says (raw is any
 -- decoded JSON, or nil).  `status` is the HTTP status the payload stands for,
 -- used where there is no real one: an error event in a stream, an error body
--- under a 2xx.  Returns {classify, answer, event, stream_end}.
-function M.errors(provider, describe)
+-- under a 2xx.  d.request_id is the request id the payload quotes; the header
+-- `id_header` (the provider's request id header, if it has one) comes first.
+-- Returns {classify, answer, event, stream_end}.
+function M.errors(provider, describe, id_header)
   local R = {}
 
   local function error_of(status, headers, body, raw, where)
@@ -465,6 +486,7 @@ function M.errors(provider, describe)
       provider = provider, status = status, headers = headers, body = body, where = where,
       message = d.message, code = d.code, kind = d.kind, retryable = d.retryable,
       retry_after = d.retry_after,
+      request_id = M.request_id(headers, id_header) or M.str(d.request_id),
     }
   end
 

@@ -6,6 +6,7 @@ local get, str, int = common.get, common.str, common.int
 local M = {
   name = "gemini",
   takes_n = true,    -- n answers in one request (candidateCount)
+  -- no request id header: the Gemini API sends none (responseId is the answer's id)
 }
 local NAME = M.name
 
@@ -68,11 +69,12 @@ function M.build(cfg, req)
   return common.request(cfg, req, "/v1beta/models/" .. model .. method, body, "x-goog-api-key")
 end
 
--- Thinking tokens are billed as output; tool-use prompt tokens as input.
+-- Thinking tokens are billed as output (reasoning); tool-use prompt tokens as
+-- input; cached content tokens are part of promptTokenCount.
 local function usage_of(m)
   return common.usage(int(get(m, "promptTokenCount")) + int(get(m, "toolUsePromptTokenCount")),
     int(get(m, "candidatesTokenCount")) + int(get(m, "thoughtsTokenCount")),
-    get(m, "totalTokenCount"))
+    get(m, "totalTokenCount"), get(m, "cachedContentTokenCount"), get(m, "thoughtsTokenCount"))
 end
 
 -- The answer text of a candidate: its text parts, without thought summaries.
@@ -152,7 +154,8 @@ function M.parse(status, headers, body)
   local reason = str(candidates[1].finishReason)
   local finish = finish_of(reason)
   return common.result(NAME, {texts = texts, finish_reason = finish, reason = reason,
-    usage = usage_of(raw.usageMetadata), model = str(raw.modelVersion), raw = raw})
+    usage = usage_of(raw.usageMetadata), model = str(raw.modelVersion), id = str(raw.responseId),
+    raw = raw})
 end
 
 --- stream_event(state, {event, data}) → text_delta or nil, done
@@ -165,6 +168,7 @@ function M.stream_event(state, ev)
   local blocked = str(get(d, "promptFeedback", "blockReason"))
   if blocked then common.blocked(NAME, blocked, d) end
   state.model = str(d.modelVersion) or state.model
+  state.id = state.id or str(d.responseId)
   if type(d.usageMetadata) == "table" then state.usage = usage_of(d.usageMetadata) end
   local candidate = get(d, "candidates", 1)
   local reason = str(get(candidate, "finishReason"))

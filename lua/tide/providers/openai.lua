@@ -7,6 +7,7 @@ local get, str = common.get, common.str
 local M = {
   name = "openai",
   takes_n = true,    -- n answers in one request
+  request_id_header = "x-request-id",
 }
 local NAME = M.name
 
@@ -57,8 +58,11 @@ function M.build(cfg, req)
   return common.request(cfg, req, "/chat/completions", body, "Authorization", "Bearer ")
 end
 
+-- cached_tokens are part of prompt_tokens, reasoning_tokens of completion_tokens.
 local function usage_of(u)
-  return common.usage(get(u, "prompt_tokens"), get(u, "completion_tokens"), get(u, "total_tokens"))
+  return common.usage(get(u, "prompt_tokens"), get(u, "completion_tokens"), get(u, "total_tokens"),
+    get(u, "prompt_tokens_details", "cached_tokens"),
+    get(u, "completion_tokens_details", "reasoning_tokens"))
 end
 
 -- The status an error payload stands for when it has none of its own: by its
@@ -84,17 +88,20 @@ local function describe(raw)
     status = common.error_status(err.code) or STATUS_OF[code] or STATUS_OF[str(err.type)],
   }
   -- a spent quota answers 429 too, but waiting will not refill it
-  if code == "insufficient_quota" then d.retryable = false end
+  if code == "insufficient_quota" then
+    d.kind = "quota"
+    d.retryable = false
+  end
   return d
 end
 
-local errors = common.errors(NAME, describe)
+local errors = common.errors(NAME, describe, M.request_id_header)
 
 --- classify(status, headers, body) → error object, for a non-2xx answer.
 M.classify = errors.classify
 
---- parse(status, headers, body) → {text, texts, finish_reason, usage, model, raw}
--- for a 2xx answer; raises parse / content_filter / empty errors.
+--- parse(status, headers, body) → {text, texts, finish_reason, usage, model, id,
+-- request_id, raw} for a 2xx answer; raises parse / content_filter / empty errors.
 function M.parse(status, headers, body)
   local raw = errors.answer(status, headers, body, "a chat completion JSON object")
   local choices = raw.choices
@@ -110,7 +117,8 @@ function M.parse(status, headers, body)
   local refusal = str(first.message.refusal)
   if refusal and texts[1] == "" then finish = "content_filter" end
   return common.result(NAME, {texts = texts, finish_reason = finish, reason = refusal,
-    usage = usage_of(raw.usage), model = str(raw.model), raw = raw})
+    usage = usage_of(raw.usage), model = str(raw.model), id = str(raw.id),
+    request_id = common.request_id(headers, M.request_id_header), raw = raw})
 end
 
 --- stream_event(state, {event, data}) → text_delta or nil, done
@@ -125,6 +133,7 @@ function M.stream_event(state, ev)
   local chunk = errors.event(ev.data, "a chat completion chunk")
   if chunk == nil then return nil, false end
   state.model = str(chunk.model) or state.model
+  state.id = state.id or str(chunk.id)
   if type(chunk.usage) == "table" then state.usage = usage_of(chunk.usage) end
   local text
   for _, c in ipairs(get(chunk, "choices") or {}) do

@@ -1,0 +1,208 @@
+--- tide.json: lua-cjson with JSON's integers kept as Lua integers.
+--
+--   local json = require "tide.json"          -- also tide.json
+--   local v = json.decode('{"n": 38, "x": 1.0, "y": null}')
+--   math.type(v.n) --> "integer";  math.type(v.x) --> "float";  v.y == json.null --> true
+--   json.encode{a = 1}                        --> '{"a":1}'
+--
+-- lua-cjson 2.1 decodes every number as a float (38.0), and has no option to
+-- do otherwise.  decode() gives a number written without a fraction or an
+-- exponent as an integer (when it fits in 64 bits), and one written with them
+-- as a float, as Lua's own tonumber does with the same text.
+--
+-- How, without a decoder of our own in Lua (several times slower): cjson
+-- decodes, then one walk turns the integral floats into integers.  That walk is
+-- wrong only for a number written with a fraction or exponent whose value is
+-- integral (1.0, 2e3), and for integers past 2^53, which cjson's float cannot
+-- hold exactly.  A cheap search of the text tells whether such a number may be
+-- there; only then is the text scanned token by token (strings skipped), those
+-- numbers put in as marker strings before cjson decodes, and the markers
+-- replaced by the numbers Lua's tonumber reads from their text.
+local cjson = require "cjson"
+
+local find, sub, byte = string.find, string.sub, string.byte
+local tointeger, mtype = math.tointeger, math.type
+
+local M = {}
+
+--- JSON null as decode gives it and encode takes it (cjson's: a light userdata,
+-- which is truthy: test `v == tide.json.null`).
+M.null = cjson.null
+
+--- encode(value) → JSON text (cjson's encode: integers as integers, floats with
+-- 14 significant digits, an empty table as {}).
+M.encode = cjson.encode
+
+-- Floats below this are exact integers when integral; from it on cjson's float
+-- may have lost digits the text had.
+local EXACT = 2 ^ 53
+
+--- Turns the integral floats of table t (cjson's numbers are all floats) into
+-- integers, in place, at any depth; → whether a number past 2^53 was seen (its
+-- digits must come from the text).
+local function integers(t)
+  local big = false
+  for k, x in next, t do
+    local tx = type(x)
+    if tx == "number" then
+      if x == x // 1 then
+        if x < EXACT and x > -EXACT then
+          t[k] = tointeger(x)
+        elseif x < math.huge and x > -math.huge then
+          big = true
+        end
+      end
+    elseif tx == "table" and integers(x) then
+      big = true
+    end
+  end
+  return big
+end
+
+--- The same for any decoded value: → the value, and whether a number past 2^53
+-- was seen.
+local function integral(v)
+  local t = type(v)
+  if t == "table" then return v, integers(v) end
+  if t == "number" and v == v // 1 then
+    if v < EXACT and v > -EXACT then return tointeger(v), false end
+    return v, v < math.huge and v > -math.huge
+  end
+  return v, false
+end
+
+-- Bytes a number token is made of, and those that may stand before and after one.
+local NUMBER_BYTE, BEFORE, AFTER = {}, {}, {}
+for c in ("0123456789.+-eE"):gmatch(".") do NUMBER_BYTE[c:byte()] = true end
+for c in (":,[ \t\r\n"):gmatch(".") do BEFORE[c:byte()] = true end
+for c in (",]} \t\r\n"):gmatch(".") do AFTER[c:byte()] = true end
+
+--- Whether the bytes around position i could be a number token of JSON: a run
+-- of number bytes with a value separator (or the text's edge) on both sides.
+-- A false yes only costs the scan; a real number is never missed.
+local function number_around(text, i)
+  local s, e = i, i
+  while s > 1 and NUMBER_BYTE[byte(text, s - 1)] do s = s - 1 end
+  while NUMBER_BYTE[byte(text, e + 1)] do e = e + 1 end
+  local before, after = byte(text, s - 1), byte(text, e + 1)
+  return (before == nil or BEFORE[before] ~= nil) and (after == nil or AFTER[after] ~= nil)
+end
+
+--- Whether some occurrence of `needle` (plain text) may sit in a number token.
+local function in_number(text, needle)
+  local pos = 1
+  while true do
+    local s = find(text, needle, pos, true)
+    if s == nil then return false end
+    if number_around(text, s) then return true end
+    pos = s + 1
+  end
+end
+
+-- A digit and an exponent mark: where every exponent starts.
+local EXPONENTS = {}
+for d = 0, 9 do
+  EXPONENTS[#EXPONENTS + 1] = d .. "e"
+  EXPONENTS[#EXPONENTS + 1] = d .. "E"
+end
+
+--- Whether the text may hold a number written with a fraction of zeros (1.0)
+-- or an exponent, which may be integral and must stay a float.  Plain
+-- searches only (memchr in C): a pattern search over the text would cost more
+-- than cjson's whole decode.  Ids such as "fp_3e5c" are told apart by what
+-- stands around them.
+local function may_have_integral_floats(text)
+  if in_number(text, ".0") then return true end
+  for i = 1, #EXPONENTS do
+    if in_number(text, EXPONENTS[i]) then return true end
+  end
+  return false
+end
+
+--- The special number tokens of text, outside strings: those with a fraction
+-- or an exponent and an integral value, and integers of 16 digits or more.
+-- → a list of {first, last, value}, or nil when the text ends inside a string
+-- (cjson will say what is wrong).
+local function special_numbers(text)
+  local out, pos = {}, 1
+  while true do
+    local s = find(text, '["%-%d]', pos)
+    if s == nil then return out end
+    if byte(text, s) == 34 then            -- a string: skip to its closing quote
+      local i = s + 1
+      while true do
+        local q = find(text, '["\\]', i)
+        if q == nil then return nil end
+        if byte(text, q) == 92 then i = q + 2 else pos = q + 1; break end
+      end
+    else
+      local _, e = find(text, "^%-?%d*%.?%d*[eE]?[%+%-]?%d*", s)
+      local token = sub(text, s, e)
+      local value = tonumber(token)
+      if value ~= nil then
+        local digits = #token - (byte(token, 1) == 45 and 1 or 0)
+        -- an integral float (1.0, 2e3, or an integer too big for 64 bits), or
+        -- an integer that may be past 2^53
+        if (mtype(value) == "float" and value == value // 1) or digits >= 16 then
+          out[#out + 1] = {s, e, value}
+        end
+      end
+      pos = e + 1
+    end
+  end
+end
+
+--- A marker prefix that the text does not contain.
+local function marker_prefix(text)
+  local prefix = "\1tide-number#"
+  while find(text, prefix:sub(2), 1, true) do prefix = prefix .. "#" end
+  return prefix
+end
+
+--- Puts markers back as numbers, then the remaining integral floats as integers.
+local function restore(v, markers)
+  local t = type(v)
+  if t == "string" then
+    local n = markers[v]
+    if n ~= nil then return n end
+    return v
+  end
+  if t == "number" then return (integral(v)) end
+  if t ~= "table" then return v end
+  for k, x in pairs(v) do
+    local y = restore(x, markers)
+    if y ~= x or mtype(y) ~= mtype(x) then v[k] = y end
+  end
+  return v
+end
+
+--- The slow path: the special numbers replaced by marker strings, decoded,
+-- then put back.
+local function decode_marked(text)
+  local specials = special_numbers(text)
+  if specials == nil or #specials == 0 then
+    return (integral(cjson.decode(text)))
+  end
+  local prefix = marker_prefix(text)
+  local parts, markers, pos = {}, {}, 1
+  for i, sp in ipairs(specials) do
+    local marker = prefix .. i
+    markers[marker] = sp[3]
+    parts[#parts + 1] = sub(text, pos, sp[1] - 1)
+    parts[#parts + 1] = cjson.encode(marker)
+    pos = sp[2] + 1
+  end
+  parts[#parts + 1] = sub(text, pos)
+  return restore(cjson.decode(table.concat(parts)), markers)
+end
+
+--- decode(text) → the value; raises cjson's error for text that is not JSON.
+-- Integers as integers, floats as floats, null as tide.json.null.
+function M.decode(text)
+  if may_have_integral_floats(text) then return decode_marked(text) end
+  local v, big = integral(cjson.decode(text))
+  if big then return decode_marked(text) end
+  return v
+end
+
+return M

@@ -62,14 +62,15 @@ describe("mockllm hostile scenarios", function()
   after_each(assert_clean)
 
   -- opts: scenario, stream (OpenAI/Anthropic body flag, Gemini ?alt=sse path),
-  -- array (Gemini's streamed JSON array), headers, path (a different target).
+  -- array (Gemini's streamed JSON array), headers (instead of the route's key
+  -- and version headers), path (a different target).
   local function post(name, opts)
     opts = opts or {}
     local route = routes[name]
     local path = opts.path or (opts.array and route.array_path)
       or (opts.stream and name == "gemini" and route.stream_path) or route.path
     local headers = {["Content-Type"] = "application/json", ["X-Mock-Scenario"] = opts.scenario}
-    for k, v in pairs(opts.headers or {}) do headers[k] = v end
+    for k, v in pairs(opts.headers or route.headers) do headers[k] = v end
     return tide.request{url = server.url .. path, body = body_of(name, opts.stream), headers = headers,
       timeout = 10, max_body = opts.max_body}
   end
@@ -96,7 +97,7 @@ describe("mockllm hostile scenarios", function()
       -- Azure's api-key header, and a Gemini key in the query string (URL-decoded)
       local az = post("openai", {scenario = "echo_key=1", headers = {["api-key"] = "azure-" .. KEY}})
       assert.are.equal(message_for("azure-" .. KEY), error_message(az.body))
-      local q = post("gemini", {scenario = "echo_key=1",
+      local q = post("gemini", {scenario = "echo_key=1", headers = {},
         path = routes.gemini.path .. "?key=AIza%2DCANARY%2Fq"})
       assert.are.equal(message_for("AIza-CANARY/q"), error_message(q.body))
     end)
@@ -106,7 +107,7 @@ describe("mockllm hostile scenarios", function()
       assert.are.equal(403, r.status)
       assert.are.equal("permission_error", cjson.decode(r.body).error.type)
       assert.are.equal(message_for(KEY), error_message(r.body))
-      local none = post("openai", {scenario = "echo_key=1"})
+      local none = post("openai", {scenario = "echo_key=1", headers = {}})
       assert.are.equal(401, none.status)
       assert.matches("^You didn't provide an API key", error_message(none.body))
       -- an empty header is no credential: the next one is quoted
@@ -283,7 +284,7 @@ describe("mockllm hostile scenarios", function()
         server:reset()
         local s <close> = tide.stream{url = server.url .. (name == "gemini" and routes.gemini.stream_path
           or routes[name].path), body = body_of(name, true),
-          headers = {["X-Mock-Scenario"] = "fault=stream_cut"}}
+          headers = wire.headers(name, {["X-Mock-Scenario"] = "fault=stream_cut"})}
         assert.are.equal(200, s.status)
         local got = {}
         for chunk in s:chunks() do got[#got + 1] = chunk end   -- ends without an error
@@ -311,7 +312,7 @@ describe("mockllm hostile scenarios", function()
       local ok, err = pcall(function()
         local s <close> = tide.stream{url = server.url .. routes.openai.path,
           body = body_of("openai", true),
-          headers = {["X-Mock-Scenario"] = "fault=stream_reset"}}
+          headers = wire.headers("openai", {["X-Mock-Scenario"] = "fault=stream_reset"})}
         for chunk in s:chunks() do pieces[#pieces + 1] = chunk end
       end)
       assert.is_false(ok)
@@ -345,13 +346,13 @@ describe("mockllm hostile scenarios", function()
         assert.is_truthy(ge:find('"usageMetadata":{"promptTokenCount":' .. lit .. ',"candidatesTokenCount":'
           .. lit .. ',"totalTokenCount":' .. lit .. '}', 1, true), mode)
         -- streamed: OpenAI's usage chunk, Anthropic's message_start and message_delta, Gemini's every event
-        local so = post("openai", {stream = true, scenario = sc, headers = {}}).body
+        local so = post("openai", {stream = true, scenario = sc}).body
         assert.is_nil(so:find('"prompt_tokens"', 1, true))   -- no include_usage, no usage chunk
         local body = {}
         for k, v in pairs(routes.openai.body) do body[k] = v end
         body.stream, body.stream_options = true, {include_usage = true}
         so = tide.request{url = server.url .. routes.openai.path, body = cjson.encode(body),
-          headers = {["X-Mock-Scenario"] = sc}}.body
+          headers = wire.headers("openai", {["X-Mock-Scenario"] = sc})}.body
         assert.is_truthy(so:find('"prompt_tokens":' .. lit .. ',"completion_tokens":' .. lit, 1, true), mode)
         local sa = post("anthropic", {stream = true, scenario = sc}).body
         assert.is_truthy(sa:find('"input_tokens":' .. lit .. ',"output_tokens":' .. lit, 1, true), mode)

@@ -100,7 +100,7 @@ describe("mockllm's wire formats", function()
 
   local function post(path, body, scenario)
     local r = tide.request{url = server.url .. path, body = cjson.encode(body),
-      headers = {["content-type"] = "application/json", ["X-Mock-Scenario"] = scenario}}
+      headers = wire.headers(nil, {["content-type"] = "application/json", ["X-Mock-Scenario"] = scenario})}
     return r.status, cjson.decode(r.body), r
   end
 

@@ -110,7 +110,7 @@ describe("mockllm streams", function()
 
   it("Gemini without alt=sse streams one JSON array", function()
     local r = tide.request{url = server.url .. "/v1beta/models/g:streamGenerateContent",
-      body = cjson.encode(routes.gemini.body)}
+      body = cjson.encode(routes.gemini.body), headers = wire.headers("gemini")}
     assert.are.equal(200, r.status)
     local list = cjson.decode(r.body)
     assert.are.equal("STOP", list[#list].candidates[1].finishReason)

@@ -6,7 +6,9 @@ local assert_clean = require "support.clean"
 describe("tide.stream", function()
   local server, url
   local body = cjson.encode{model = "mock", messages = {{role = "user", content = "stream me"}}}
-  setup(function() server = mockllm.start(); url = server.url .. "/v1/chat/completions" end)
+  setup(function()   -- raw keyless requests: lenient
+    server = mockllm.start{lenient = true}; url = server.url .. "/v1/chat/completions"
+  end)
   teardown(function() server:stop() end)
   before_each(function() server:reset() end)
   after_each(function() collectgarbage(); assert_clean() end)

@@ -29,6 +29,8 @@ static void usage(FILE *f)
         "                         fills and clients time out connecting (connect timeouts)\n"
         "  --exit-on-stdin-eof    stop when stdin reaches EOF, so a harness holding the\n"
         "                         pipe takes the server down with it\n"
+        "  --lenient              answer requests the real APIs refuse (no key, missing\n"
+        "                         fields, bad roles); a scenario's lenient=0 wins\n"
         "  --quiet                no notices on stderr\n"
         "  --verbose              one line per request on stderr\n"
         "  -h, --help             this help\n"
@@ -43,6 +45,7 @@ static void usage(FILE *f)
         "engine/mockllm/README.md in tide's source:\n"
         "  latency status retry_after retry_after_date fail_first key reply finish\n"
         "  error=context_window stream_interval size interval bytes endless\n"
+        "  lenient invalid_key (strict checks, see --lenient)\n"
         "  fault=drop|reset_headers|reset_body|truncate|malformed|empty|html|error_body|\n"
         "        huge|drip|hang|blocked|no_text|stream_error|stream_drop|stream_cut|\n"
         "        stream_reset\n"
@@ -208,6 +211,8 @@ int main(int argc, char **argv)
       s.quiet = 1;
     else if (strcmp(argv[i], "--no-accept") == 0)
       s.no_accept = 1;
+    else if (strcmp(argv[i], "--lenient") == 0)
+      s.lenient = 1;
     else if (strcmp(argv[i], "--verbose") == 0)
       s.verbose = 1;
     else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {

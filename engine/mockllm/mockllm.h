@@ -71,6 +71,8 @@ struct scenario {
   enum sse_eol sse_eol;
   unsigned long long sse_filler; /* empty events before the first one */
   enum usage_mode usage;
+  int lenient;                /* lenient=1: no strict checks of the request */
+  int invalid_key;            /* invalid_key=1: the credential is refused */
 };
 
 struct failent;
@@ -120,6 +122,7 @@ struct server {
   int in_open;
   int stopping;
   int no_accept;              /* --no-accept: listen, never accept (connect timeouts) */
+  int lenient;                /* --lenient: no strict checks of requests */
   struct conn *conns;         /* every open connection, for shutdown */
   struct stats st;
   struct failtab fails;
@@ -148,6 +151,7 @@ struct request {
   const char *auth;           /* name of the auth header it carried, or NULL */
   const char *cred;           /* that header's credential (for echo_key only) */
   size_t cred_len;
+  int anthropic_version;      /* it carried an anthropic-version header */
   uint64_t t_ns;              /* when its last byte was read */
 };
 
@@ -165,6 +169,7 @@ struct head {
   int keepalive;
   const char *auth;
   size_t cred_off, cred_len;  /* the first non-empty credential's value */
+  int anthropic_version;
 };
 
 struct conn {

@@ -262,10 +262,12 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
     *text_at = at;
 }
 
-/* type and code as the real API sends them for each status. */
-static void openai_error(struct buf *b, int status, const char *q, size_t qn, const char *code)
+/* type and code as the real API sends them for each status; x (a refusal)
+   may name its own type, param and code. */
+static void openai_error(struct buf *b, int status, const char *q, size_t qn, const char *code,
+                         const struct error_extra *x)
 {
-  const char *type = "invalid_request_error";
+  const char *type = "invalid_request_error", *param = NULL;
   if (status == 429) {
     type = "requests";        /* the limit that ran out: "requests" or "tokens" */
     code = "rate_limit_exceeded";
@@ -274,16 +276,27 @@ static void openai_error(struct buf *b, int status, const char *q, size_t qn, co
   } else if (status >= 500) {
     type = "server_error";
   }
+  if (x) {
+    type = x->type ? x->type : type;
+    param = x->param;
+    code = x->code;
+  }
   buf_adds(b, "{\"error\":{\"message\":");
   buf_add(b, q, qn);
-  buf_addf(b, ",\"type\":\"%s\",\"param\":null,\"code\":", type);
+  buf_addf(b, ",\"type\":\"%s\",\"param\":", type);
+  if (param)
+    json_put_str(b, param, strlen(param));
+  else
+    buf_adds(b, "null");
+  buf_adds(b, ",\"code\":");
   if (code)
     buf_addf(b, "\"%s\"}}", code);
   else
     buf_adds(b, "null}}");
 }
 
-static void anthropic_error(struct buf *b, int status, const char *q, size_t qn)
+static void anthropic_error(struct buf *b, int status, const char *q, size_t qn,
+                            const struct error_extra *x)
 {
   const char *type;
   switch (status) {
@@ -299,12 +312,15 @@ static void anthropic_error(struct buf *b, int status, const char *q, size_t qn)
   case 529: type = "overloaded_error"; break;
   default: type = status >= 500 ? "api_error" : "invalid_request_error";
   }
+  if (x && x->type)
+    type = x->type;
   buf_addf(b, "{\"type\":\"error\",\"error\":{\"type\":\"%s\",\"message\":", type);
   buf_add(b, q, qn);
   buf_adds(b, "}}");
 }
 
-static void gemini_error(struct buf *b, int status, const char *q, size_t qn, long retry_after)
+static void gemini_error(struct buf *b, int status, const char *q, size_t qn, long retry_after,
+                         const struct error_extra *x)
 {
   const char *st;
   switch (status) {
@@ -328,21 +344,38 @@ static void gemini_error(struct buf *b, int status, const char *q, size_t qn, lo
   buf_addf(b, "{\"error\":{\"code\":%d,\"message\":", status);
   buf_add(b, q, qn);
   buf_addf(b, ",\"status\":\"%s\"", st);
-  if (status == 429 && retry_after >= 0)
+  if (x && x->details)
+    buf_addf(b, ",\"details\":[%s]", x->details);
+  else if (status == 429 && retry_after >= 0)
     buf_addf(b, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\","
              "\"retryDelay\":\"%lds\"}]", retry_after);
   buf_adds(b, "}}");
 }
 
+static void error_quoted(struct buf *b, enum route r, int status, const char *q, size_t qn,
+                         long retry_after, const struct error_extra *x)
+{
+  if (r == ROUTE_ANTHROPIC)
+    anthropic_error(b, status, q, qn, x);
+  else if (r == ROUTE_GEMINI)
+    gemini_error(b, status, q, qn, retry_after, x);
+  else
+    openai_error(b, status, q, qn, status == 404 ? "model_not_found" : NULL, x);
+}
+
 void reply_error_quoted(struct buf *b, enum route r, int status, const char *q, size_t qn,
                         long retry_after)
 {
-  if (r == ROUTE_ANTHROPIC)
-    anthropic_error(b, status, q, qn);
-  else if (r == ROUTE_GEMINI)
-    gemini_error(b, status, q, qn, retry_after);
-  else
-    openai_error(b, status, q, qn, status == 404 ? "model_not_found" : NULL);
+  error_quoted(b, r, status, q, qn, retry_after, NULL);
+}
+
+void reply_error_extra(struct buf *b, enum route r, int status, const char *msg,
+                       const struct error_extra *x)
+{
+  struct buf q = {0};
+  json_put_str(&q, msg, strlen(msg));
+  error_quoted(b, r, status, q.data, q.len, -1, x);
+  buf_free(&q);
 }
 
 void reply_error(struct buf *b, enum route r, int status, const char *msg,
@@ -380,7 +413,7 @@ void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen
   if (r == ROUTE_OPENAI) {
     struct buf q = {0};
     json_put_str(&q, msg.data, msg.len - 1);
-    openai_error(b, 404, q.data, q.len, NULL);  /* a wrong URL has no code, unlike a wrong model */
+    openai_error(b, 404, q.data, q.len, NULL, NULL);  /* a wrong URL has no code, unlike a wrong model */
     buf_free(&q);
   } else {
     reply_error(b, r, 404, msg.data, -1);

@@ -44,6 +44,18 @@ void reply_error(struct buf *b, enum route r, int status, const char *msg,
    included (echo_key writes its own escapes). */
 void reply_error_quoted(struct buf *b, enum route r, int status, const char *q, size_t qn,
                         long retry_after);
+/* What a refusal sets in the route's error body beyond its message: OpenAI's
+   type, param and code (all three as given, NULL written null), Anthropic's
+   type (NULL: the status's), Gemini's details (the members of its array, as
+   JSON text; NULL: none). */
+struct error_extra {
+  const char *type;
+  const char *param;
+  const char *code;
+  const char *details;
+};
+void reply_error_extra(struct buf *b, enum route r, int status, const char *msg,
+                       const struct error_extra *x);
 /* The provider's 400 for a prompt longer than the context window. */
 void reply_context_window(struct buf *b, enum route r);
 /* 404 for a path no provider has, worded as OpenAI words it. */
@@ -87,6 +99,20 @@ void sse_reply(struct events *ev, enum route r, const struct prompt *p,
 void events_free(struct events *ev);
 /* Rewrites the line endings of the events' framing (LF or CR LF) as eol. */
 void events_set_eol(struct events *ev, const char *eol);
+
+/* strict.c: what the real APIs refuse. A refusal's status (0: none), message
+   and the extra fields of its error body. */
+struct refusal {
+  int status;
+  char msg[400];
+  char param[48];
+  struct error_extra x;
+};
+/* The credential: none, or a scenario's invalid_key=1. Returns 1 with *f set. */
+int strict_auth(enum route r, const struct request *rq, int invalid_key, struct refusal *f);
+/* The body (a parsed JSON root) and, for Anthropic, its version header. */
+int strict_body(enum route r, const struct request *rq, const struct json *root,
+                struct refusal *f);
 
 /* answer.c: the deterministic default reply text. */
 void answer_default(struct buf *out, const struct prompt *p, const struct json *root);

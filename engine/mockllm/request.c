@@ -77,6 +77,8 @@ static void note_credential(struct head *h, const char *p, const char *v, const 
     return;
   if (authorization && ve - v > 7 && strncasecmp(v, "bearer ", 7) == 0)
     for (v += 7; v < ve && (*v == ' ' || *v == '\t'); v++) {}
+  else if (authorization && ve - v == 6 && strncasecmp(v, "bearer", 6) == 0)
+    v = ve;  /* "Bearer" and no token (its trailing blank trimmed): no credential */
   h->cred_off = (size_t)(v - p);
   h->cred_len = (size_t)(ve - v);
 }
@@ -146,6 +148,8 @@ static const char *parse_head(struct head *h, const char *p, size_t len)
       if (h->auth == NULL)
         h->auth = name;
       note_credential(h, p, v, ve, name[0] == 'a' && name[1] == 'u');
+    } else if (name_is(line, nlen, "anthropic-version")) {
+      h->anthropic_version = ve > v;
     } else if (name_is(line, nlen, "x-mock-scenario")) {
       h->has_scen = 1;
       h->scen_off = (size_t)(v - p);
@@ -322,6 +326,7 @@ int request_frame(struct head *h, const char *p, size_t n, struct request *rq,
   rq->auth = h->auth;
   rq->cred = p + h->cred_off;
   rq->cred_len = h->cred_len;
+  rq->anthropic_version = h->anthropic_version;
   rq->t_ns = 0;
   *used = skip + h->len + blen;
   memset(h, 0, sizeof *h);

@@ -281,6 +281,14 @@ static void answer_error(struct answer *a, int status, const char *msg, long ret
   reply_error(&a->body, a->shape, status, msg, retry_after);
 }
 
+static void answer_refusal(struct answer *a, const struct refusal *f)
+{
+  a->status = f->status;
+  a->body.len = 0;
+  a->text_at = 0;
+  reply_error_extra(&a->body, a->shape, f->status, f->msg, &f->x);
+}
+
 /* The key in the message, inside its JSON string: as JSON writes it, or
    (echo_key=escaped) every ASCII character as \u00XX; other bytes, parts of
    UTF-8 characters, go as they are. */
@@ -403,6 +411,11 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
   char msg[160];
   unsigned long long ctok;
   enum finish fin = sc->finish_length ? FINISH_LENGTH : FINISH_STOP;
+  struct refusal f;
+  if (!sc->lenient && strict_auth(r, rq, sc->invalid_key, &f)) {
+    answer_refusal(a, &f);
+    return;
+  }
   if (k->parsed < 0) {
     snprintf(msg, sizeof msg, "invalid JSON in request body: %s at byte %zu",
              k->doc.error, k->doc.error_at);
@@ -413,6 +426,10 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
     fin = FINISH_BLOCKED;
   else if (sc->fault == FAULT_NO_TEXT)
     fin = FINISH_NO_TEXT;
+  if (!sc->lenient && strict_body(r, rq, k->doc.root, &f)) {
+    answer_refusal(a, &f);
+    return;
+  }
   err = prompt_read(r, k->doc.root, &p);
   if (err) {
     answer_error(a, 400, err, -1);
@@ -652,6 +669,7 @@ void respond_start(struct conn *c, const struct request *rq)
   a.status = 200;
   call_read(&k, rq, r, gstream);
   scenario_init(&sc, s->latency_ms);
+  sc.lenient = s->lenient;
   if (s->default_scenario)
     scenario_parse(&sc, s->default_scenario, strlen(s->default_scenario), err, sizeof err);
   if (rq->scenario && scenario_parse(&sc, rq->scenario, rq->scenario_len, err, sizeof err) != 0) {
@@ -666,9 +684,10 @@ void respond_start(struct conn *c, const struct request *rq)
         sc.status = 0;
         sc.error = ERROR_NONE;
         sc.echo_key = ECHO_NONE;
+        sc.invalid_key = 0;
         sc.retry_after = sc.retry_after_date = -1;
       } else if (sc.status == 0 && sc.fault == FAULT_NONE && sc.error == ERROR_NONE &&
-                 sc.echo_key == ECHO_NONE) {
+                 sc.echo_key == ECHO_NONE && !sc.invalid_key) {
         sc.status = 500;
       }
     }

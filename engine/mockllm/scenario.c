@@ -249,6 +249,12 @@ static int set_item(struct scenario *sc, const char *k, size_t kn, const char *v
     sc->usage = (enum usage_mode)w;
     return 0;
   }
+  if (keyis(k, kn, "lenient") || keyis(k, kn, "invalid_key")) {
+    if (parse_num(v, vn, 1, &x) != 0)
+      return bad(err, errlen, "expected 0 or 1 for", k, kn);
+    *(k[0] == 'l' ? &sc->lenient : &sc->invalid_key) = (int)x;
+    return 0;
+  }
   if (keyis(k, kn, "endless")) {
     if (parse_num(v, vn, 1, &x) != 0)
       return bad(err, errlen, "expected 0 or 1 for", k, kn);

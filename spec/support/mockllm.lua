@@ -10,13 +10,16 @@ local function bin()
   return os.getenv("MOCKLLM_BIN") or "build/mockllm"
 end
 
---- mockllm.start{latency_ms = n, scenario = "k=v;...", no_accept = true, port = n} → server
+--- mockllm.start{latency_ms = n, scenario = "k=v;...", no_accept = true, port = n,
+-- lenient = true} → server.  lenient: --lenient, for a spec that sends requests the
+-- real APIs refuse (no key, missing fields) on purpose.
 function M.start(opts)
   opts = opts or {}
   local args = {"--port", tostring(opts.port or 0), "--quiet"}
   if opts.latency_ms then args[#args + 1] = "--latency-ms " .. opts.latency_ms end
   if opts.scenario then args[#args + 1] = "--scenario '" .. opts.scenario .. "'" end
   if opts.no_accept then args[#args + 1] = "--no-accept" end
+  if opts.lenient then args[#args + 1] = "--lenient" end
   local cmd = string.format("%s %s & echo PID $!", bin(), table.concat(args, " "))
   local pipe = assert(io.popen(cmd, "r"))
   local self = setmetatable({pipe = pipe}, M)

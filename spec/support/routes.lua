@@ -7,19 +7,34 @@ local cjson = require "cjson"
 local M = {}
 
 M.PROMPT = "tell me a story about a small robot who learns to paint"
+-- Each route carries the headers the real API requires (a key, Anthropic's
+-- version), so mockllm's strict checks let the request through.
 M.routes = {
-  openai = {path = "/v1/chat/completions",
+  openai = {path = "/v1/chat/completions", headers = {Authorization = "Bearer sk-mock"},
     body = {model = "gpt-mock", messages = {{role = "user", content = M.PROMPT}}}},
   anthropic = {path = "/v1/messages",
+    headers = {["x-api-key"] = "sk-ant-mock", ["anthropic-version"] = "2023-06-01"},
     body = {model = "claude-mock", max_tokens = 64, messages = {{role = "user", content = M.PROMPT}}}},
   gemini = {path = "/v1beta/models/gemini-mock:generateContent",
+    headers = {["x-goog-api-key"] = "AIza-mock"},
     stream_path = "/v1beta/models/gemini-mock:streamGenerateContent?alt=sse",
     array_path = "/v1beta/models/gemini-mock:streamGenerateContent",   -- a JSON array, no SSE
     body = {contents = {{role = "user", parts = {{text = M.PROMPT}}}}}},
 }
 
+--- A copy of a route's headers (name: "openai", "anthropic", "gemini"), with extra
+-- on top; without a name, every provider's, for a spec that posts to any route.
+function M.headers(name, extra)
+  local h = {}
+  for _, n in ipairs(name and {name} or {"openai", "anthropic", "gemini"}) do
+    for k, v in pairs(M.routes[n].headers) do h[k] = v end
+  end
+  for k, v in pairs(extra or {}) do h[k] = v end
+  return h
+end
+
 --- Posts a provider's request to server.  opts: fields (added to the body),
--- scenario (X-Mock-Scenario), headers, stream_path (Gemini's ?alt=sse path), timeout.
+-- scenario (X-Mock-Scenario), headers (over the route's own), stream_path (Gemini's ?alt=sse path), timeout.
 function M.post(server, name, opts)
   opts = opts or {}
   local route = M.routes[name]
@@ -27,6 +42,7 @@ function M.post(server, name, opts)
   for k, v in pairs(route.body) do body[k] = v end
   for k, v in pairs(opts.fields or {}) do body[k] = v end
   local headers = {["Content-Type"] = "application/json", ["X-Mock-Scenario"] = opts.scenario}
+  for k, v in pairs(route.headers) do headers[k] = v end
   for k, v in pairs(opts.headers or {}) do headers[k] = v end
   return tide.request{url = server.url .. (opts.stream_path and route.stream_path or route.path),
     body = cjson.encode(body), headers = headers, timeout = opts.timeout or 10}

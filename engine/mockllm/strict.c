@@ -1,0 +1,240 @@
+/* strict.c: the requests the real APIs refuse, refused the same way (status,
+   error kind and wording), so that a client bug mockllm would otherwise
+   answer shows up in tide's specs as it would in production. --lenient or
+   the scenario key lenient=1 turns these checks off. */
+#include "reply.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char openai_no_key[] =
+  "You didn't provide an API key. You need to provide your API key in an Authorization "
+  "header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password "
+  "field (with blank username) if you're accessing the API from your browser and are "
+  "prompted for a username and password. You can obtain an API key from "
+  "https://platform.openai.com/account/api-keys.";
+static const char gemini_no_key[] =
+  "Method doesn't allow unregistered callers (callers without established identity). "
+  "Please use API Key or other form of API consumer identity to call this API.";
+static const char gemini_bad_key[] = "API key not valid. Please pass a valid API key.";
+static const char gemini_bad_key_details[] =
+  "{\"@type\":\"type.googleapis.com/google.rpc.ErrorInfo\",\"reason\":\"API_KEY_INVALID\","
+  "\"domain\":\"googleapis.com\",\"metadata\":{\"service\":\"generativelanguage.googleapis.com\"}},"
+  "{\"@type\":\"type.googleapis.com/google.rpc.LocalizedMessage\",\"locale\":\"en-US\","
+  "\"message\":\"API key not valid. Please pass a valid API key.\"}";
+
+static int refuse(struct refusal *f, int status, const char *msg)
+{
+  f->status = status;
+  snprintf(f->msg, sizeof f->msg, "%s", msg);
+  return 1;
+}
+
+/* An OpenAI 400 naming the parameter at fault; param is formatted into f. */
+static int refuse_param(struct refusal *f, const char *msg, const char *code,
+                        const char *param_fmt, int i)
+{
+  snprintf(f->param, sizeof f->param, param_fmt, i);
+  f->x.param = f->param;
+  f->x.code = code;
+  return refuse(f, 400, msg);
+}
+
+/* The credential as OpenAI's 401 quotes it: the first 3 and the last 4
+   characters, stars between (all stars for a short key). */
+static void mask_key(char *out, size_t outlen, const char *k, size_t n)
+{
+  size_t i, o = 0;
+  for (i = 0; i < n && o + 1 < outlen; i++)
+    out[o++] = n >= 12 && (i < 3 || i >= n - 4) ? k[i] : '*';
+  out[o] = '\0';
+}
+
+/* The request's credential: its first non-empty auth header, else ?key=.
+   *owned is set when the value had to be URL-decoded. */
+static const char *credential(const struct request *rq, size_t *n, char **owned)
+{
+  const char *v;
+  size_t vn;
+  *owned = NULL;
+  *n = rq->cred_len;
+  if (*n > 0)
+    return rq->cred;
+  if (query_value(rq->target, rq->target_len, "key", &v, &vn)) {
+    *owned = url_decode(v, vn, n);
+    return *owned;
+  }
+  return NULL;
+}
+
+static int refuse_bad_key(enum route r, const char *key, size_t n, struct refusal *f)
+{
+  char masked[80];
+  if (r == ROUTE_ANTHROPIC)
+    return refuse(f, 401, "invalid x-api-key");
+  if (r == ROUTE_GEMINI) {
+    f->x.details = gemini_bad_key_details;
+    return refuse(f, 400, gemini_bad_key);  /* 400, not 401: what Gemini answers */
+  }
+  mask_key(masked, sizeof masked, key, n > 64 ? 64 : n);
+  f->x.code = "invalid_api_key";
+  f->status = 401;
+  snprintf(f->msg, sizeof f->msg, "Incorrect API key provided: %s. You can find your API key "
+           "at https://platform.openai.com/account/api-keys.", masked);
+  return 1;
+}
+
+int strict_auth(enum route r, const struct request *rq, int invalid_key, struct refusal *f)
+{
+  size_t n;
+  char *owned;
+  const char *key = credential(rq, &n, &owned);
+  int refused = 0;
+  memset(f, 0, sizeof *f);
+  if (key == NULL || n == 0) {
+    if (r == ROUTE_ANTHROPIC)
+      refused = refuse(f, 401, "x-api-key header is required");
+    else if (r == ROUTE_GEMINI)
+      refused = refuse(f, 403, gemini_no_key);
+    else
+      refused = refuse(f, 401, openai_no_key);  /* with code null, not invalid_api_key */
+  } else if (invalid_key) {
+    refused = refuse_bad_key(r, key, n, f);
+  }
+  free(owned);
+  return refused;
+}
+
+static int is_empty_content(const struct json *c)
+{
+  return c == NULL || c->type == JSON_NULL ||
+         ((c->type == JSON_STRING || c->type == JSON_ARRAY) && c->n == 0 && c->child == NULL);
+}
+
+/* Anthropic's Messages API: its header, its required fields, and a
+   conversation that starts with the user and alternates. */
+static int anthropic_body(const struct request *rq, const struct json *root, struct refusal *f)
+{
+  const struct json *msgs = json_get(root, "messages"), *m;
+  const char *prev = NULL;
+  int i = 0;
+  if (!rq->anthropic_version)
+    return refuse(f, 400, "anthropic-version: header is required");
+  if (json_get(root, "model") == NULL)
+    return refuse(f, 400, "model: Field required");
+  if (json_get(root, "max_tokens") == NULL)
+    return refuse(f, 400, "max_tokens: Field required");
+  if (msgs == NULL)
+    return refuse(f, 400, "messages: Field required");
+  if (msgs->type != JSON_ARRAY)
+    return refuse(f, 400, "messages: Input should be a valid list");
+  if (msgs->child == NULL)
+    return refuse(f, 400, "messages: at least one message is required");
+  for (m = msgs->child; m; m = m->next, i++) {
+    const struct json *role = json_get(m, "role");
+    const char *name = role && role->type == JSON_STRING ? role->s : "";
+    if (json_streq(role, "system"))
+      return refuse(f, 400, "messages: Unexpected role \"system\". The Messages API accepts a "
+                    "top-level `system` parameter, not \"system\" as an input message role.");
+    if (!json_streq(role, "user") && !json_streq(role, "assistant")) {
+      f->status = 400;
+      snprintf(f->msg, sizeof f->msg, "messages.%d.role: Input should be 'user' or 'assistant'", i);
+      return 1;
+    }
+    if (prev == NULL && strcmp(name, "user") != 0)
+      return refuse(f, 400, "messages: first message must use the \"user\" role");
+    if (prev && strcmp(prev, name) == 0) {
+      f->status = 400;
+      snprintf(f->msg, sizeof f->msg, "messages: roles must alternate between \"user\" and "
+               "\"assistant\", but found multiple \"%s\" roles in a row", name);
+      return 1;
+    }
+    if (is_empty_content(json_get(m, "content")) && !(m->next == NULL && name[0] == 'a'))
+      return refuse(f, 400, "messages: all messages must have non-empty content except for "
+                    "the optional final assistant message");
+    prev = name;
+  }
+  return 0;
+}
+
+static int has_tool_calls(const struct json *m)
+{
+  const struct json *tc = json_get(m, "tool_calls");
+  return tc && tc->type == JSON_ARRAY && tc->child != NULL;
+}
+
+/* OpenAI's Chat Completions: model, a non-empty list of messages in known
+   roles, and each tool answer after the assistant's tool_calls. */
+static int openai_body(const struct json *root, struct refusal *f)
+{
+  static const char *const roles[] = {"system", "developer", "user", "assistant", "tool",
+                                      "function"};
+  const struct json *msgs = json_get(root, "messages"), *m;
+  int i = 0, calls = 0;
+  if (json_get(root, "model") == NULL)
+    return refuse_param(f, "you must provide a model parameter", NULL, "model", 0);
+  if (msgs == NULL)
+    return refuse_param(f, "Missing required parameter: 'messages'.",
+                        "missing_required_parameter", "messages", 0);
+  if (msgs->type != JSON_ARRAY)
+    return refuse_param(f, "Invalid type for 'messages': expected an array, but got an "
+                        "object instead.", "invalid_type", "messages", 0);
+  if (msgs->child == NULL)
+    return refuse_param(f, "Invalid 'messages': empty array. Expected an array with minimum "
+                        "length 1, but got an empty array instead.", "empty_array", "messages", 0);
+  for (m = msgs->child; m; m = m->next, i++) {
+    const struct json *role = json_get(m, "role");
+    size_t k, known = 0;
+    for (k = 0; k < sizeof roles / sizeof roles[0]; k++)
+      known |= (size_t)json_streq(role, roles[k]);
+    if (!known) {
+      char msg[200];
+      snprintf(msg, sizeof msg, "Invalid value: '%.40s'. Supported values are: 'system', "
+               "'assistant', 'user', 'function', 'tool', and 'developer'.",
+               role && role->type == JSON_STRING ? role->s : "null");
+      return refuse_param(f, msg, "invalid_value", "messages[%d].role", i);
+    }
+    if (json_streq(role, "tool") && !calls)
+      return refuse_param(f, "Invalid parameter: messages with role 'tool' must be a response "
+                          "to a preceeding message with 'tool_calls'.", NULL,
+                          "messages.[%d].role", i);
+    if (!json_streq(role, "tool"))
+      calls = json_streq(role, "assistant") && has_tool_calls(m);
+  }
+  return 0;
+}
+
+/* Gemini's generateContent: some contents, each from the user or the model. */
+static int gemini_body(const struct json *root, struct refusal *f)
+{
+  const struct json *contents = json_get(root, "contents"), *c;
+  int i = 0;
+  if (contents == NULL || contents->child == NULL)
+    return refuse(f, 400, "* GenerateContentRequest.contents: contents is not specified\n");
+  for (c = contents->child; c; c = c->next, i++) {
+    const struct json *role = json_get(c, "role"), *parts = json_get(c, "parts");
+    if (role && !json_streq(role, "user") && !json_streq(role, "model"))
+      return refuse(f, 400, "Please use a valid role: user, model.");
+    if (parts == NULL || parts->child == NULL) {
+      f->status = 400;
+      snprintf(f->msg, sizeof f->msg, "* GenerateContentRequest.contents[%d].parts: "
+               "contents.parts must not be empty.\n", i);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int strict_body(enum route r, const struct request *rq, const struct json *root,
+                struct refusal *f)
+{
+  memset(f, 0, sizeof *f);
+  if (root->type != JSON_OBJECT)
+    return 0;  /* prompt_read's own 400 */
+  if (r == ROUTE_ANTHROPIC)
+    return anthropic_body(rq, root, f);
+  if (r == ROUTE_GEMINI)
+    return gemini_body(root, f);
+  return openai_body(root, f);
+}

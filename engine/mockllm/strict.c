@@ -31,11 +31,15 @@ static int refuse(struct refusal *f, int status, const char *msg)
   return 1;
 }
 
-/* An OpenAI 400 naming the parameter at fault; param is formatted into f. */
+/* An OpenAI 400 naming the parameter at fault: name, or for message i >= 0
+   "messages[i].role" ("messages.[i].role" with dot, as the tool check writes it). */
 static int refuse_param(struct refusal *f, const char *msg, const char *code,
-                        const char *param_fmt, int i)
+                        const char *name, int i, int dot)
 {
-  snprintf(f->param, sizeof f->param, param_fmt, i);
+  if (i < 0)
+    snprintf(f->param, sizeof f->param, "%s", name);
+  else
+    snprintf(f->param, sizeof f->param, "%s%s[%d].role", name, dot ? "." : "", i);
   f->x.param = f->param;
   f->x.code = code;
   return refuse(f, 400, msg);
@@ -173,16 +177,16 @@ static int openai_body(const struct json *root, struct refusal *f)
   const struct json *msgs = json_get(root, "messages"), *m;
   int i = 0, calls = 0;
   if (json_get(root, "model") == NULL)
-    return refuse_param(f, "you must provide a model parameter", NULL, "model", 0);
+    return refuse_param(f, "you must provide a model parameter", NULL, "model", -1, 0);
   if (msgs == NULL)
     return refuse_param(f, "Missing required parameter: 'messages'.",
-                        "missing_required_parameter", "messages", 0);
+                        "missing_required_parameter", "messages", -1, 0);
   if (msgs->type != JSON_ARRAY)
     return refuse_param(f, "Invalid type for 'messages': expected an array, but got an "
-                        "object instead.", "invalid_type", "messages", 0);
+                        "object instead.", "invalid_type", "messages", -1, 0);
   if (msgs->child == NULL)
     return refuse_param(f, "Invalid 'messages': empty array. Expected an array with minimum "
-                        "length 1, but got an empty array instead.", "empty_array", "messages", 0);
+                        "length 1, but got an empty array instead.", "empty_array", "messages", -1, 0);
   for (m = msgs->child; m; m = m->next, i++) {
     const struct json *role = json_get(m, "role");
     size_t k, known = 0;
@@ -193,12 +197,11 @@ static int openai_body(const struct json *root, struct refusal *f)
       snprintf(msg, sizeof msg, "Invalid value: '%.40s'. Supported values are: 'system', "
                "'assistant', 'user', 'function', 'tool', and 'developer'.",
                role && role->type == JSON_STRING ? role->s : "null");
-      return refuse_param(f, msg, "invalid_value", "messages[%d].role", i);
+      return refuse_param(f, msg, "invalid_value", "messages", i, 0);
     }
     if (json_streq(role, "tool") && !calls)
       return refuse_param(f, "Invalid parameter: messages with role 'tool' must be a response "
-                          "to a preceeding message with 'tool_calls'.", NULL,
-                          "messages.[%d].role", i);
+                          "to a preceeding message with 'tool_calls'.", NULL, "messages", i, 1);
     if (!json_streq(role, "tool"))
       calls = json_streq(role, "assistant") && has_tool_calls(m);
   }

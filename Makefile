@@ -19,6 +19,9 @@ PKGS := lua5.4 libuv libcurl
 # luarocks: README's install line (`luarocks make ... tide-*.rockspec`), which a spec runs
 DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libcurl4-openssl-dev \
                 lua-cjson lua-busted libedit-dev luarocks
+# what the TLS and proxy specs start: the openssl CLI (their CA), Node (an HTTPS and
+# HTTP/2 server, spec/support/tls_server.js) and tinyproxy (without its system service)
+DEB_PACKAGES += openssl nodejs tinyproxy-bin
 
 BUILD ?= build
 OPT ?= -O2

@@ -6,7 +6,8 @@
  *                   easy-handle pool, and a transfer's life from its easy handle
  *                   to its release; its callbacks copy bytes and complete ops.
  *   http_request.c  the Lua API: tide.request and tide.http_limits, the request
- *                   options, the response table and the transport errors.
+ *                   options (TLS trust, client certificates and proxies among
+ *                   them), the response table and the transport errors.
  *   stream.c        tide.stream, on the same transfers.
  *
  * The engine holds this state as an opaque `struct http_state *` (engine.h).
@@ -28,7 +29,8 @@ enum {
   SLOT_URL = 1,
   SLOT_BODY,               /* the request body (or nil): curl sends it without a copy */
   SLOT_METHOD,
-  TRANSFER_SLOTS = SLOT_METHOD
+  SLOT_PROXY,              /* the proxy without its credentials (or nil): errors name it */
+  TRANSFER_SLOTS = SLOT_PROXY
 };
 
 typedef struct buffer {
@@ -99,6 +101,8 @@ transfer *transfer_start(tide_engine *E, lua_State *L, int opts, const char *fna
 /* [-0, +1, m] the response headers in head as a table: lower-case names, repeated
  * ones joined with ", ". */
 void push_headers(lua_State *L, const buffer *head);
+/* Whether the transfer whose userdata is at L[tidx] goes through a proxy. */
+int transfer_has_proxy(lua_State *L, int tidx);
 /* [-0, +0, v] raises the transport error of the failed transfer x, whose userdata
  * is at L[tidx] (its method and URL go in the message), after releasing it. */
 int raise_transfer_error(lua_State *L, int tidx, transfer *x);

@@ -42,6 +42,8 @@ static int stream_open_k(lua_State *L, int status, lua_KContext ctx)
     if (x->finished)   /* ended without a final response: say so as curl would */
       return error_raise(L, "protocol", "the server closed the stream before its headers");
   }
+  if (x->status == 407 && transfer_has_proxy(L, 2))   /* the proxy's answer, not the server's */
+    return raise_transfer_error(L, 2, x);
   lua_createtable(L, 0, 2);
   lua_pushinteger(L, x->status);
   lua_setfield(L, -2, "status");
@@ -52,7 +54,8 @@ static int stream_open_k(lua_State *L, int status, lua_KContext ctx)
   return 1;
 }
 
-/* tide.stream{url, method, headers, body, timeout, connect_timeout, max_body}
+/* tide.stream{url, method, headers, body, timeout, connect_timeout, max_body, and
+ *             tide.request's TLS and proxy options}
  *   → stream, once the response headers are in (s.status, s.headers)
  * max_body caps the whole body (default 64 MiB): a stream that never ends is an
  * error, not an OOM; use timeout to bound its time. */

@@ -36,6 +36,9 @@ M.kinds = {
   connect = {retryable = true, from = "HTTP", meaning = "the connection was refused or failed"},
   tls = {retryable = false, from = "HTTP",
     meaning = "the TLS handshake or the server's certificate failed"},
+  proxy = {retryable = "varies", from = "HTTP",
+    meaning = "the proxy refused the connection (retryable), wanted credentials (407) or " ..
+      "refused the tunnel; `proxy` names it, without its credentials"},
   reset = {retryable = true, from = "HTTP",
     meaning = "the connection broke during a read or a write"},
   protocol = {retryable = true, from = "HTTP",
@@ -45,9 +48,9 @@ M.kinds = {
 
   -- LM calls (tide.LM): transport and the provider's answer
   transport = {retryable = "varies", from = "LM",
-    causes = {"dns", "connect", "tls", "reset", "protocol", "too_large", "incomplete"},
+    causes = {"dns", "connect", "tls", "proxy", "reset", "protocol", "too_large", "incomplete"},
     meaning = "the call's HTTP failed after its retries; `cause` is the transfer's kind " ..
-      "(dns, connect, tls, reset, protocol, too_large) or `incomplete`: a stream cut " ..
+      "(dns, connect, tls, proxy, reset, protocol, too_large) or `incomplete`: a stream cut " ..
       "before its end marker"},
   auth = {retryable = false, from = "LM", meaning = "the key was refused (401, 403)"},
   not_found = {retryable = false, from = "LM", meaning = "no such model or path (404)"},

@@ -61,7 +61,8 @@ local settings = require "tide.settings"
 --- What tide uses when a call does not say (tide.configure sets these).
 tide.settings = settings.global
 
---- tide.configure{lm = lm, adapter = tide.adapters.json, cache = false | {dir = path, memory = n}}
+--- tide.configure{lm = lm, adapter = tide.adapters.json, cache = false | {dir = path, memory = n},
+-- tls = {ca_file =, ca_path =, cert_file =, key_file =, key_password =} | false}
 -- lm = false and adapter = false unset them: calls then need their own LM, and
 -- use the chat adapter.
 function tide.configure(opts)
@@ -89,6 +90,7 @@ function tide.configure(opts)
       check.misuse("tide.configure: cache must be false or {dir = ..., memory = ...}")
     end
   end
+  if opts.tls ~= nil then require("tide.tls").configure(opts.tls) end
   return settings.global
 end
 

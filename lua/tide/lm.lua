@@ -17,6 +17,7 @@ local settings = require "tide.settings"
 local sse = require "tide.sse"
 local redact = require "tide.redact"
 local check = require "tide.check"
+local tls = require "tide.tls"
 
 local M = {}
 
@@ -121,6 +122,7 @@ function M.new(model, opts)
   local p = {provider = provider, cfg = cfg, inflight = {}, deadline = opts.deadline,
              secrets = secrets_of(cfg, opts)}
   redact.register(p.secrets)
+  p.tls = tls.options("LM", opts, cfg.base_url)   -- CA, client certificate, proxy: checked now
   if opts.max_parallel_requests then
     p.gate = tide_core.semaphore(math.tointeger(opts.max_parallel_requests))
   end
@@ -378,6 +380,7 @@ local function send(self, p, norm, timeout)
   else
     local http = {attempts = 0, method = "POST", timeout = timeout or self.timeout,
                   max_body = self.max_body, url = false, headers = false, body = false}
+    tls.apply(http, p.tls)
     -- With nothing to queue behind, the body is built here rather than in
     -- attempt(): a coroutine's stack keeps the size of the deepest point it
     -- reached, and JSON encoding two frames further down would double the stack
@@ -525,8 +528,8 @@ end
 -- Transport errors reach tide.retry as the core raised them, as in attempt().
 local function open_stream(self, p, built, timeout)
   return tide_core.retry(retry_opts(self, p), function()
-    local s = tide_core.stream{url = built.url, method = "POST", headers = built.headers,
-      body = built.body, timeout = timeout or self.timeout, max_body = self.max_body}
+    local s = tide_core.stream(tls.apply({url = built.url, method = "POST", headers = built.headers,
+      body = built.body, timeout = timeout or self.timeout, max_body = self.max_body}, p.tls))
     if s.status >= 200 and s.status < 300 then return s end
     local body = {}
     for piece in s:chunks() do body[#body + 1] = piece end

@@ -95,15 +95,21 @@ function Server:stop()
   end
 end
 
---- proxy(dir, {user = , password = }) → tinyproxy on an ephemeral port, logging
--- to dir/tinyproxy.log: .url, .port, :log(), :stop().
-function M.proxy(dir, opts)
-  opts = opts or {}
-  -- tinyproxy takes a port, not 0: ask the kernel for a free one
+--- free_port() → a loopback port nothing listens on (the kernel's pick, closed).
+function M.free_port()
   local s = assert(io.popen([[node -e 'const s = require("net").createServer(); ]] ..
     [[s.listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })']]))
   local port = tonumber(s:read("l"))
   s:close()
+  return port
+end
+
+--- proxy(dir, {user = , password = }) → tinyproxy on an ephemeral port, logging
+-- to dir/tinyproxy.log: .url, .port, :log(), :stop().
+function M.proxy(dir, opts)
+  opts = opts or {}
+  -- tinyproxy takes a port, not 0
+  local port = M.free_port()
   local conf = dir .. "/tinyproxy.conf"
   local log = dir .. "/tinyproxy.log"
   local f = assert(io.open(conf, "w"))

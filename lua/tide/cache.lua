@@ -4,7 +4,8 @@
 -- (provider, model, base URL, messages, sampling options, rollout_id) — never of
 -- keys or headers.  Disk entries are one small JSON file each, created 0600 in a
 -- 0700 directory and replaced atomically, holding only the answer (text, finish
--- reason, usage, model).
+-- reason, usage, model, id, and raw: the provider's decoded body, when the
+-- answer came from a call rather than a stream).
 --
 -- The disk is an optimisation, never a source of failure or of foreign answers:
 -- a directory another user owns or may write is refused, entries are read only
@@ -13,6 +14,7 @@
 -- naming the directory; calls go on, answered from memory and the network.
 local core = require "tide.core"
 local cjson = require "cjson"
+local json = require "tide.json"
 
 local M = {}
 
@@ -132,12 +134,6 @@ function Cache:_path(key)
   return self.dir .. "/" .. key:sub(1, 2) .. "/" .. key .. ".json"
 end
 
-local function integers(usage)
-  local u = {}
-  for k, v in pairs(usage or {}) do u[k] = math.tointeger(v) or v end
-  return u
-end
-
 local function message_of(err)
   return type(err) == "table" and tostring(err.message) or tostring(err)
 end
@@ -187,9 +183,8 @@ function Cache:_load(key)
     return nil
   end
   if text == nil then return nil end
-  local decoded, value = pcall(cjson.decode, text)
+  local decoded, value = pcall(json.decode, text)   -- raw's integers stay integers
   if decoded and type(value) == "table" and type(value.text) == "string" then
-    value.usage = integers(value.usage)
     return value
   end
   return nil   -- a torn or foreign-format entry is a miss; the next put replaces it
@@ -226,7 +221,8 @@ function Cache:_store(key, text)
   if not ok then self:_disk_failed(err) end
 end
 
---- Stores an answer: {text, finish_reason, usage, model}.  Never raises for the
+--- Stores an answer: {text, texts, finish_reason, usage, model, id, raw}.  An
+-- entry written before raw and id were kept reads as an answer without them.  Never raises for the
 -- value or the disk: a cache that cannot store is a slower cache, not a failed
 -- call.  An answer JSON cannot encode (NaN or an infinite count, a function) is
 -- stored nowhere, not even in memory, so memory never serves what the disk
@@ -238,8 +234,16 @@ function Cache:put(key, answer)
     finish_reason = answer.finish_reason,
     usage = answer.usage,
     model = answer.model,
+    id = answer.id,
+    raw = answer.raw,
   }
   local encoded, text = pcall(cjson.encode, value)
+  if not encoded and value.raw ~= nil then
+    -- a raw body JSON cannot write back (a count of 1e999) is left out; the
+    -- answer, whose counts the provider made sound, is kept
+    value.raw = nil
+    encoded, text = pcall(cjson.encode, value)
+  end
   if not encoded then
     self.refused = (self.refused or 0) + 1
     return false

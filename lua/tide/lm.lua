@@ -11,6 +11,7 @@
 -- printing an LM, its history or its errors cannot show it.
 local tide_core = require "tide.core"
 local providers = require "tide.providers"
+local provider_common = require "tide.providers.common"
 local cache_mod = require "tide.cache"
 local history = require "tide.history"
 local settings = require "tide.settings"
@@ -204,6 +205,19 @@ local function cache_key(self, norm, rollout_id)
   }
 end
 
+--- The rollout a request asks for: its own, else the LM's.
+local function rollout_of(self, req)
+  return type(req) == "table" and req.rollout_id or self.rollout_id
+end
+
+--- The cache a call uses (the LM's, or the default), or nil: per call `cache =
+-- false`, else the LM's `cache` option.
+local function cache_for(self, p, req)
+  local use = self.cache
+  if type(req) == "table" and req.cache ~= nil then use = req.cache end
+  return use and (p.cache or M.default_cache()) or nil
+end
+
 local function cost_of(self, usage)
   local price = self.price
   if not price or not usage then return 0 end
@@ -227,6 +241,7 @@ local function record(self, norm, started, result, err)
     entry.response = result.text
     entry.finish_reason = result.finish_reason
     entry.usage = result.usage
+    entry.id, entry.request_id = result.id, result.request_id
     -- a cache hit and a cost are marked only when there is one: an entry of a
     -- plain call then fits a table half the size, and history keeps a thousand
     if result.cached then entry.cached = true end
@@ -239,6 +254,7 @@ local function record(self, norm, started, result, err)
     if sink then history.account(sink, result.usage, result.cost, result.cached) end
   else
     entry.error = {kind = err.kind, message = err.message}
+    entry.request_id = err.request_id
   end
   history.append(self.history, entry, self.history_limit)
   history.append(history.entries, entry)
@@ -421,16 +437,20 @@ local function conclude(self, norm, started, ok, result, cache, key)
   return result
 end
 
---- A served copy of an answer: no tokens spent on this call.
+--- A served copy of an answer (a cache hit, or the answer of an identical call
+-- in flight): no tokens spent and no attempt made by this call.  It keeps the
+-- answer's raw and id; request_id only when it came from a request (an entry of
+-- the cache has none).
 local function served(answer)
   return {text = answer.text, texts = answer.texts, finish_reason = answer.finish_reason,
-    model = answer.model, usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0}
+    model = answer.model, usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0,
+    attempts = 0, raw = answer.raw, id = answer.id, request_id = answer.request_id}
 end
 
 --- A call through the cache: a hit, or the answer of the same request already in
 -- flight, or a new request that later identical calls share.
 local function call_cached(self, p, req, norm, timeout, cache, started)
-  local key = cache_key(self, norm, type(req) == "table" and req.rollout_id or self.rollout_id)
+  local key = cache_key(self, norm, rollout_of(self, req))
   local hit = cache:get(key)
   if hit then
     local result = served(hit)
@@ -464,13 +484,16 @@ end
 local function merged(results)
   local first = results[1]
   local all = {text = first.text, texts = {}, finish_reason = first.finish_reason,
-    model = first.model, raw = first.raw, cached = true, cost = 0, attempts = 0,
-    usage = {input = 0, output = 0, total = 0}}
+    model = first.model, raw = first.raw, id = first.id, request_id = first.request_id,
+    cached = true, cost = 0, attempts = 0, usage = {input = 0, output = 0, total = 0}}
   local u = all.usage
   for i, r in ipairs(results) do
+    local ru = r.usage
     all.texts[i] = r.text
-    u.input, u.output = u.input + r.usage.input, u.output + r.usage.output
-    u.total, u.note = u.total + r.usage.total, u.note or r.usage.note
+    u.input, u.output = u.input + ru.input, u.output + ru.output
+    u.total, u.note = u.total + ru.total, u.note or ru.note
+    if ru.cached then u.cached = (u.cached or 0) + ru.cached end
+    if ru.reasoning then u.reasoning = (u.reasoning or 0) + ru.reasoning end
     all.cost = all.cost + (r.cost or 0)
     all.attempts = math.max(all.attempts, r.attempts or 0)
     all.cached = all.cached and r.cached
@@ -496,8 +519,8 @@ local function call_samples(self, req, n)
   end))
 end
 
---- lm:call(req) → {text, finish_reason, usage = {input, output, total}, model, raw,
--- cached, cost, attempts}.  req: a prompt string, a list of messages, or
+--- lm:call(req) → {text, finish_reason, usage = {input, output, total, cached?,
+-- reasoning?}, model, id, request_id, raw, cached, cost, attempts}.  req: a prompt string, a list of messages, or
 -- {messages | prompt, temperature, max_tokens, stop, top_p, n, response_format,
 --  extra, timeout, cache = false, rollout_id}.  With n > 1, `texts` holds the n
 -- answers (made as n calls where the API has no n).  Raises typed errors.
@@ -509,9 +532,7 @@ function LM:call(req)
     return call_samples(self, req, norm.n)
   end
   local started = tide_core.now()
-  local use_cache = self.cache
-  if type(req) == "table" and req.cache ~= nil then use_cache = req.cache end
-  local cache = use_cache and (p.cache or M.default_cache()) or nil
+  local cache = cache_for(self, p, req)
   if cache then return call_cached(self, p, req, norm, timeout, cache, started) end
   local ok, result = send(self, p, norm, timeout)
   return conclude(self, norm, started, ok, result)
@@ -526,8 +547,11 @@ end
 
 --- Opens the stream (retried until the first byte), checking the HTTP status.
 -- Transport errors reach tide.retry as the core raised them, as in attempt().
+-- → the stream, and the attempts it took.
 local function open_stream(self, p, built, timeout)
-  return tide_core.retry(retry_opts(self, p), function()
+  local attempts = 0
+  local stream = tide_core.retry(retry_opts(self, p), function()
+    attempts = attempts + 1
     local s = tide_core.stream(tls.apply({url = built.url, method = "POST", headers = built.headers,
       body = built.body, timeout = timeout or self.timeout, max_body = self.max_body}, p.tls))
     if s.status >= 200 and s.status < 300 then return s end
@@ -536,36 +560,50 @@ local function open_stream(self, p, built, timeout)
     s:close()
     error(classify(p, s.status, s.headers, table.concat(body), built.url), 0)
   end)
+  return stream, attempts
+end
+
+--- A whole answer as a stream of one piece (a cache hit, a DummyLM's answer):
+-- `final` is filled in and the call recorded at once.
+local function one_piece(self, norm, started, result, final)
+  for k, v in pairs(result) do final[k] = v end
+  record(self, norm, started, result)
+  local done = false
+  return function()
+    if done then return nil end
+    done = true
+    return result.text
+  end, final
 end
 
 --- for piece in lm:stream(req) do ... end — the answer's text as it arrives.
 -- The second value is a table filled in when the stream ends: {text,
--- finish_reason, usage, model}.  Leaving the loop early closes the connection.
--- A stream that stops before its provider's end marker (a finish reason,
--- [DONE], message_stop) raises `transport` with cause `incomplete`; every
--- error raised once the stream is open carries `partial_text`.
+-- finish_reason, usage, model, id, request_id, cached, cost}.  Leaving the loop
+-- early closes the connection.  A stream that stops before its provider's end
+-- marker (a finish reason, [DONE], message_stop) raises `transport` with cause
+-- `incomplete`; every error raised once the stream is open carries
+-- `partial_text`.  A complete stream is cached like a call (text, finish
+-- reason, usage, id), so the same call or stream afterwards is a hit, replayed
+-- as one piece.
 function LM:stream(req)
   local norm, timeout = normalise(self, req, "stream")
-  norm.stream = true
   budget_check(self)
   local p = private[self]
   local started = tide_core.now()
   local final = {}
+  local cache = not p.transport and cache_for(self, p, req) or nil
+  local key = cache and cache_key(self, norm, rollout_of(self, req))   -- the key lm:call uses
+  local hit = cache and cache:get(key)
+  if hit then return one_piece(self, norm, started, served(hit), final) end
+  norm.stream = true
   if p.transport then   -- DummyLM: the whole answer as one piece
     local ok, result = send(self, p, norm)
     if not ok then error(result, 0) end
-    local done = false
-    for k, v in pairs(result) do final[k] = v end
-    record(self, norm, started, result)
-    return function()
-      if done then return nil end
-      done = true
-      return result.text
-    end, final
+    return one_piece(self, norm, started, result, final)
   end
   local built = p.provider.build(p.cfg, norm)
   local release = admit(p, norm)
-  local ok, s = pcall(open_stream, self, p, built, timeout)
+  local ok, s, attempts = pcall(open_stream, self, p, built, timeout)
   if not ok then
     if release then release:release() end
     s = redact.value(lm_transport_error(self, s), p.secrets)
@@ -573,6 +611,8 @@ function LM:stream(req)
     error(s, 0)
   end
   local parser, state, pieces = sse.new(), {}, {}
+  -- the provider's request id header (Gemini has none)
+  local request_id = provider_common.request_id(s.headers, p.provider.request_id_header)
   local given = 0           -- pieces handed to the loop so far
   local finished, failure = false, nil
   local function close()
@@ -583,7 +623,10 @@ function LM:stream(req)
   -- A failure once the stream is open: recorded at once, raised once the loop
   -- has had the pieces that came before it.  It carries all the text received.
   local function fail(err)
-    if type(err) == "table" then err.partial_text = table.concat(pieces) end
+    if type(err) == "table" then
+      err.partial_text = table.concat(pieces)
+      if err.request_id == nil then err.request_id = request_id end
+    end
     err = redact.value(err, p.secrets)
     close()
     record(self, norm, started, nil, type(err) == "table" and err or {kind = "lua", message = tostring(err)})
@@ -599,10 +642,11 @@ function LM:stream(req)
     local result = {
       text = table.concat(pieces), finish_reason = state.finish_reason or "stop",
       usage = state.usage or {input = 0, output = 0, total = 0}, model = state.model or p.cfg.model,
-      cached = false,
+      id = state.id, request_id = request_id, cached = false, attempts = attempts,
     }
     result.cost = cost_of(self, result.usage)
     for k, v in pairs(result) do final[k] = v end
+    if cache then cache:put(key, result) end
     record(self, norm, started, result)
   end
   local function handle(events)   -- → true at the end marker or a failure

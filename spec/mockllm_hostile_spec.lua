@@ -28,7 +28,8 @@ end
 
 --- The same answer with the per-request ids and times taken out, for comparisons.
 local function normalize(body)
-  return (body:gsub("mock%-%d+", "mock-N"):gsub("mock_%d+", "mock_N"):gsub('"created":%d+', '"created":0'))
+  return (body:gsub("mock%-%d+", "mock-N"):gsub("mock_%d+", "mock_N"):gsub('"created":%d+', '"created":0')
+    :gsub('"responseId":"mock%x+"', '"responseId":"mockN"'))
 end
 
 --- The message of an error body in any of the three shapes.
@@ -85,7 +86,8 @@ describe("mockllm hostile scenarios", function()
       for _, name in ipairs(NAMES) do
         local r = post(name, {scenario = "echo_key=1", headers = AUTH[name]})
         assert.are.equal(401, r.status, name)
-        assert.are.equal("application/json", r.headers["content-type"])
+        assert.are.equal(name == "gemini" and "application/json; charset=UTF-8" or "application/json",
+          r.headers["content-type"])
         assert.are.equal(message_for(KEY), error_message(r.body), name)
       end
       local oa = cjson.decode(post("openai", {scenario = "echo_key=1", headers = AUTH.openai}).body)
@@ -212,8 +214,8 @@ describe("mockllm hostile scenarios", function()
         assert.is_true(#sse_events(cr) >= 4)
       end
       -- the JSON array has no SSE framing to change
-      assert.are.equal(post("gemini", {array = true}).body,
-        post("gemini", {array = true, scenario = "sse_eol=cr"}).body)
+      assert.are.equal(normalize(post("gemini", {array = true}).body),
+        normalize(post("gemini", {array = true, scenario = "sse_eol=cr"}).body))
     end)
 
     it("sse_filler=N sends N empty events first, after the BOM, in the stream's endings", function()
@@ -329,7 +331,7 @@ describe("mockllm hostile scenarios", function()
     -- every count field of each format, plain and streamed, as raw JSON text
     local function counts(body)
       local found = {}
-      for k, v in body:gmatch('"(%a*[Tt]okens?%a*)":([^,}]+)') do found[#found + 1] = k .. "=" .. v end
+      for k, v in body:gmatch('"([%w_]*[Tt]okens?%a*)":([^,}]+)') do found[#found + 1] = k .. "=" .. v end
       return found
     end
 
@@ -338,13 +340,14 @@ describe("mockllm hostile scenarios", function()
         local sc = "usage=" .. mode
         local oa = post("openai", {scenario = sc}).body
         assert.is_truthy(oa:find('"usage":{"prompt_tokens":' .. lit .. ',"completion_tokens":' .. lit ..
-          ',"total_tokens":' .. lit .. '}', 1, true), mode)
+          ',"total_tokens":' .. lit .. ',"prompt_tokens_details":{"cached_tokens":' .. lit, 1, true), mode)
         local an = post("anthropic", {scenario = sc}).body
-        assert.is_truthy(an:find('"usage":{"input_tokens":' .. lit .. ',"output_tokens":' .. lit .. '}',
-          1, true), mode)
+        assert.is_truthy(an:find('"usage":{"input_tokens":' .. lit .. ',"cache_creation_input_tokens":' .. lit
+          .. ',"cache_read_input_tokens":' .. lit, 1, true), mode)
+        assert.is_truthy(an:find(',"output_tokens":' .. lit .. ',"service_tier":"standard"}', 1, true), mode)
         local ge = post("gemini", {scenario = sc}).body
         assert.is_truthy(ge:find('"usageMetadata":{"promptTokenCount":' .. lit .. ',"candidatesTokenCount":'
-          .. lit .. ',"totalTokenCount":' .. lit .. '}', 1, true), mode)
+          .. lit .. ',"totalTokenCount":' .. lit .. ',"promptTokensDetails"', 1, true), mode)
         -- streamed: OpenAI's usage chunk, Anthropic's message_start and message_delta, Gemini's every event
         local so = post("openai", {stream = true, scenario = sc}).body
         assert.is_nil(so:find('"prompt_tokens"', 1, true))   -- no include_usage, no usage chunk
@@ -355,8 +358,9 @@ describe("mockllm hostile scenarios", function()
           headers = wire.headers("openai", {["X-Mock-Scenario"] = sc})}.body
         assert.is_truthy(so:find('"prompt_tokens":' .. lit .. ',"completion_tokens":' .. lit, 1, true), mode)
         local sa = post("anthropic", {stream = true, scenario = sc}).body
-        assert.is_truthy(sa:find('"input_tokens":' .. lit .. ',"output_tokens":' .. lit, 1, true), mode)
-        assert.is_truthy(sa:find('"usage":{"output_tokens":' .. lit .. '}}', 1, true), mode)
+        assert.is_truthy(sa:find('"input_tokens":' .. lit .. ',"cache_creation_input_tokens":' .. lit, 1, true),
+          mode)
+        assert.is_truthy(sa:find(',"output_tokens":' .. lit .. '}}', 1, true), mode)   -- message_delta's
         local sg = post("gemini", {stream = true, scenario = sc}).body
         for _, ev in ipairs(sse_events(sg)) do
           assert.is_truthy(ev.data:find('"promptTokenCount":' .. lit, 1, true), mode)

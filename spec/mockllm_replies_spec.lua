@@ -53,8 +53,10 @@ describe("mockllm's replies", function()
     assert.matches("maximum context length is 128000 tokens", e.message)
     r = post("anthropic", {scenario = "error=context_window"})
     assert.are.equal(400, r.status)
+    local an = cjson.decode(r.body)
+    assert.matches("^req_", an.request_id)
     assert.are.same({type = "error", error = {type = "invalid_request_error",
-      message = "prompt is too long: 210000 tokens > 200000 maximum"}}, cjson.decode(r.body))
+      message = "prompt is too long: 210000 tokens > 200000 maximum"}}, {type = an.type, error = an.error})
     r = post("gemini", {scenario = "error=context_window"})
     assert.are.equal(400, r.status)
     e = cjson.decode(r.body).error
@@ -126,7 +128,10 @@ describe("mockllm's wire formats", function()
       "status=429;retry_after=3")
     assert.are.equal(429, s429)
     assert.are.equal("RESOURCE_EXHAUSTED", err.error.status)
-    assert.are.equal("3s", err.error.details[1].retryDelay)
+    local types = {}
+    for i, d in ipairs(err.error.details) do types[i] = d["@type"]:match("rpc%.(%a+)$") end
+    assert.are.same({"QuotaFailure", "Help", "RetryInfo"}, types)   -- Google's order
+    assert.are.equal("3s", err.error.details[3].retryDelay)
   end)
 
   it("answers DSPy's chat format with every output field, typed", function()

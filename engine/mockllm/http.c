@@ -34,6 +34,7 @@ void conn_close(struct conn *c, int rst)
   if (c->counted) {
     c->counted = 0;
     stats_finish(s, 1);
+    log_abort(&s->log, c->log_seq);  /* the client went first: no answer reached it */
   }
   c->busy = 0;
   if (c->prev)

@@ -3,6 +3,7 @@
 #include "mockllm.h"
 #include "json.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -51,6 +52,24 @@ void log_clear(struct reqlog *l)
   memset(l, 0, sizeof *l);
 }
 
+void log_abort(struct reqlog *l, unsigned long long seq)
+{
+  struct logent *oldest;
+  if (l->count == 0)
+    return;
+  oldest = &l->ring[l->first];
+  if (seq >= oldest->seq && seq - oldest->seq < l->count)
+    l->ring[(l->first + (seq - oldest->seq)) % LOG_CAP].status = 0;
+}
+
+void request_id(char *out, size_t len, enum route r, unsigned long long rid)
+{
+  if (r == ROUTE_ANTHROPIC)
+    snprintf(out, len, "req_011CMock%014llu", rid);  /* Anthropic's look: req_011C... */
+  else
+    snprintf(out, len, "req_%032llx", rid);          /* OpenAI's: 32 hex digits */
+}
+
 static void put_opt(struct buf *b, const char *s)
 {
   if (s)
@@ -92,6 +111,14 @@ void log_json(const struct reqlog *l, struct buf *out)
     put_opt(out, e->model);
     buf_addf(out, ",\"stream\":%s,\"auth\":", e->stream ? "true" : "false");
     put_opt(out, e->auth);
+    buf_adds(out, ",\"request_id\":");
+    if (e->rid) {
+      char id[48];
+      request_id(id, sizeof id, e->route, e->rid);
+      put_opt(out, id);
+    } else {
+      buf_adds(out, "null");
+    }
     buf_addc(out, '}');
   }
   buf_adds(out, "]}");

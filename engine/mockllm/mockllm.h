@@ -33,7 +33,7 @@ enum fault {
 };
 
 /* error=NAME: a provider error with a fixed, real-looking body. */
-enum scripted_error { ERROR_NONE, ERROR_CONTEXT_WINDOW };
+enum scripted_error { ERROR_NONE, ERROR_CONTEXT_WINDOW, ERROR_QUOTA };
 
 /* echo_key=: an error quoting the request's credential, as written or with
    each of its characters \u00XX-escaped in the JSON. */
@@ -72,6 +72,7 @@ struct scenario {
   unsigned long long sse_filler; /* empty events before the first one */
   enum usage_mode usage;
   int lenient;                /* lenient=1: no strict checks of the request */
+  unsigned long long cached;  /* cached=N: input tokens read from a prompt cache */
   int invalid_key;            /* invalid_key=1: the credential is refused */
 };
 
@@ -97,6 +98,7 @@ struct logent {
   int stream;
   const char *auth;           /* a static header name, or NULL */
   char *path, *key, *model;   /* NULL shows as null */
+  unsigned long long rid;     /* the request id its answer carried, 0: none */
 };
 
 /* The last LOG_CAP requests, oldest first from `first`. */
@@ -131,6 +133,7 @@ struct server {
   long latency_ms;
   int quiet, verbose;
   unsigned long long next_id;
+  unsigned long long next_rid;  /* request ids (x-request-id, request-id) */
   char *filler;               /* FILL_CHUNK bytes streamed by fault=huge/drip */
   char inbuf[256];            /* stdin bytes are read and dropped */
 };
@@ -191,6 +194,10 @@ struct conn {
   unsigned long long fill_left;
   void (*after)(struct conn *);
 
+  enum route shape;           /* the provider whose headers the answer has */
+  unsigned long long rid;     /* its request id, 0: none */
+  unsigned long long log_seq; /* its /__log entry */
+  long proc_ms;               /* openai-processing-ms: the scripted latency */
   enum fault fault;
   long interval_ms;
   size_t drip_bytes;
@@ -279,6 +286,10 @@ char *log_dup(const char *s, size_t n);
 void log_add(struct reqlog *l, struct logent *e);
 void log_clear(struct reqlog *l);
 void log_json(const struct reqlog *l, struct buf *out);
+/* The entry seq's client went away before its answer was out: status null. */
+void log_abort(struct reqlog *l, unsigned long long seq);
+/* A request id as route r's API writes it ("req_..."), into out[len]. */
+void request_id(char *out, size_t len, enum route r, unsigned long long rid);
 
 /* stats.c */
 void stats_request(struct server *s, enum route r);

@@ -1,6 +1,7 @@
 /* reply.c: prompt extraction from, and response bodies for, the three wire formats. */
 #include "reply.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -167,10 +168,48 @@ void reply_put_count(struct buf *b, enum usage_mode m, unsigned long long v)
   }
 }
 
-/* Gemini leaves zero counts out, as it does for a candidate with no text. */
-void reply_gemini_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+/* Whether the model thinks before it answers, from its name: OpenAI's
+   reasoning models (o1, o3, o4-mini, gpt-5...), Gemini 2.5 and later. */
+static int thinking_model(enum route r, const struct prompt *p)
+{
+  const char *m = p->model ? p->model : "";
+  size_t n = p->model ? p->model_len : 0;
+  if (r == ROUTE_OPENAI)
+    return (n >= 2 && m[0] == 'o' && m[1] >= '1' && m[1] <= '9') ||
+           (n >= 5 && memcmp(m, "gpt-5", 5) == 0);
+  if (r == ROUTE_GEMINI)
+    return mem_find(m, n, "2.5", 3) != NULL || mem_find(m, n, "gemini-3", 8) != NULL;
+  return 0;
+}
+
+void reply_usage_init(struct prompt *p, enum route r, unsigned long long cached)
+{
+  unsigned long long ptok = token_count(p->all.len);
+  p->thinking = thinking_model(r, p);
+  p->cached = cached < ptok ? cached : ptok;
+}
+
+unsigned long long reply_thoughts(const struct prompt *p, unsigned long long ctok)
+{
+  return p->thinking ? 2 * ctok + 8 : 0;  /* deterministic: a little more than the answer */
+}
+
+/* One entry of Gemini's per-modality details: [{"modality":"TEXT","tokenCount":N}]. */
+static void gemini_details(struct buf *b, const char *name, enum usage_mode m,
+                           unsigned long long v)
+{
+  buf_addf(b, ",\"%s\":[{\"modality\":\"TEXT\",\"tokenCount\":", name);
+  reply_put_count(b, m, v);
+  buf_adds(b, "}]");
+}
+
+/* Gemini leaves zero counts out, as it does for a candidate with no text;
+   totalTokenCount counts the thoughts too. */
+void reply_gemini_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok)
 {
+  enum usage_mode m = p->usage;
+  unsigned long long think = ctok ? reply_thoughts(p, ctok) : 0;
   buf_adds(b, "\"usageMetadata\":{\"promptTokenCount\":");
   reply_put_count(b, m, ptok);
   if (ctok) {
@@ -178,22 +217,88 @@ void reply_gemini_usage(struct buf *b, enum usage_mode m, unsigned long long pto
     reply_put_count(b, m, ctok);
   }
   buf_adds(b, ",\"totalTokenCount\":");
-  reply_put_count(b, m, ptok + ctok);
+  reply_put_count(b, m, ptok + ctok + think);
+  if (p->cached) {
+    buf_adds(b, ",\"cachedContentTokenCount\":");
+    reply_put_count(b, m, p->cached);
+  }
+  gemini_details(b, "promptTokensDetails", m, ptok);
+  if (p->cached)
+    gemini_details(b, "cacheTokensDetails", m, p->cached);
+  if (ctok)
+    gemini_details(b, "candidatesTokensDetails", m, ctok);
+  if (think) {
+    buf_adds(b, ",\"thoughtsTokenCount\":");
+    reply_put_count(b, m, think);
+  }
   buf_addc(b, '}');
 }
 
-void reply_openai_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+/* completion_tokens includes the reasoning tokens, as OpenAI counts them. */
+void reply_openai_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok)
 {
+  enum usage_mode m = p->usage;
+  unsigned long long think = reply_thoughts(p, ctok);
   buf_adds(b, "\"usage\":{\"prompt_tokens\":");
   reply_put_count(b, m, ptok);
   buf_adds(b, ",\"completion_tokens\":");
-  reply_put_count(b, m, ctok);
+  reply_put_count(b, m, ctok + think);
   buf_adds(b, ",\"total_tokens\":");
-  reply_put_count(b, m, ptok + ctok);
+  reply_put_count(b, m, ptok + ctok + think);
+  buf_adds(b, ",\"prompt_tokens_details\":{\"cached_tokens\":");
+  reply_put_count(b, m, p->cached);
+  buf_adds(b, ",\"audio_tokens\":");
+  reply_put_count(b, m, 0);
+  buf_adds(b, "},\"completion_tokens_details\":{\"reasoning_tokens\":");
+  reply_put_count(b, m, think);
+  buf_adds(b, ",\"audio_tokens\":");
+  reply_put_count(b, m, 0);
+  buf_adds(b, ",\"accepted_prediction_tokens\":");
+  reply_put_count(b, m, 0);
+  buf_adds(b, ",\"rejected_prediction_tokens\":");
+  reply_put_count(b, m, 0);
+  buf_adds(b, "}}");
+}
+
+/* Anthropic's usage: input_tokens leaves out what was read from the cache.
+   With final (message_delta), the cumulative counts the stream ends with. */
+void reply_anthropic_usage(struct buf *b, const struct prompt *p, unsigned long long ctok,
+                           int final)
+{
+  enum usage_mode m = p->usage;
+  buf_adds(b, "\"usage\":{\"input_tokens\":");
+  reply_put_count(b, m, token_count(p->all.len) - p->cached);
+  buf_adds(b, ",\"cache_creation_input_tokens\":");
+  reply_put_count(b, m, 0);
+  buf_adds(b, ",\"cache_read_input_tokens\":");
+  reply_put_count(b, m, p->cached);
+  if (!final) {
+    buf_adds(b, ",\"cache_creation\":{\"ephemeral_5m_input_tokens\":");
+    reply_put_count(b, m, 0);
+    buf_adds(b, ",\"ephemeral_1h_input_tokens\":");
+    reply_put_count(b, m, 0);
+    buf_addc(b, '}');
+  }
+  buf_adds(b, ",\"output_tokens\":");
+  reply_put_count(b, m, ctok);
+  if (!final)
+    buf_adds(b, ",\"service_tier\":\"standard\"");
   buf_addc(b, '}');
 }
 
+/* Gemini's mean log-probability of the candidate's tokens: a small negative
+   number, from the text so it is the same for the same answer. */
+static const char *avg_logprobs(const char *text, size_t n)
+{
+  static char out[32];
+  unsigned h = 2166136261u;
+  size_t i;
+  for (i = 0; i < n; i++)
+    h = (h ^ (unsigned char)text[i]) * 16777619u;
+  snprintf(out, sizeof out, "-0.%06u", h % 1000000u);
+  return out;
+}
 
 void reply_ok(struct buf *b, enum route r, const struct prompt *p,
               unsigned long long id, const char *text, size_t n,
@@ -216,12 +321,9 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       json_put_str(b, text, n);
       buf_adds(b, "}]");
     }
-    buf_addf(b, ",\"stop_reason\":\"%s\",\"stop_sequence\":null,"
-             "\"usage\":{\"input_tokens\":", fin);
-    reply_put_count(b, p->usage, ptok);
-    buf_adds(b, ",\"output_tokens\":");
-    reply_put_count(b, p->usage, ctok);
-    buf_adds(b, "}}");
+    buf_addf(b, ",\"stop_reason\":\"%s\",\"stop_sequence\":null,", fin);
+    reply_anthropic_usage(b, p, ctok, 0);
+    buf_addc(b, '}');
     break;
   case ROUTE_GEMINI:
     buf_addc(b, '{');
@@ -235,12 +337,13 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       buf_adds(b, "\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":");
       at = b->len + 1;
       json_put_str(b, text, n);
-      buf_addf(b, "}]},\"finishReason\":\"%s\",\"index\":0}],", fin);
+      buf_addf(b, "}]},\"finishReason\":\"%s\",\"avgLogprobs\":%s,\"index\":0}],", fin,
+               avg_logprobs(text, n));
     }
-    reply_gemini_usage(b, p->usage, ptok, ctok);
+    reply_gemini_usage(b, p, ptok, ctok);
     buf_adds(b, ",\"modelVersion\":");
     reply_put_model(b, p);
-    buf_addc(b, '}');
+    buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
     break;
   default:
     buf_addf(b, "{\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion\","
@@ -253,9 +356,10 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       at = b->len + 1;
       json_put_str(b, text, f == FINISH_NO_TEXT ? 0 : n);
     }
-    buf_addf(b, ",\"refusal\":null},\"logprobs\":null,\"finish_reason\":\"%s\"}],", fin);
-    reply_openai_usage(b, p->usage, ptok, ctok);
-    buf_addc(b, '}');
+    buf_addf(b, ",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,"
+             "\"finish_reason\":\"%s\"}],", fin);
+    reply_openai_usage(b, p, ptok, ctok);
+    buf_adds(b, ",\"service_tier\":\"default\",\"system_fingerprint\":\"" OPENAI_FINGERPRINT "\"}");
     break;
   }
   if (text_at)
@@ -319,6 +423,19 @@ static void anthropic_error(struct buf *b, int status, const char *q, size_t qn,
   buf_adds(b, "}}");
 }
 
+/* A Gemini 429's QuotaFailure and Help, the first two of its details. */
+static void gemini_quota_details(struct buf *b)
+{
+  buf_adds(b, "{\"@type\":\"type.googleapis.com/google.rpc.QuotaFailure\",\"violations\":[{"
+           "\"quotaMetric\":\"generativelanguage.googleapis.com/generate_content_requests\","
+           "\"quotaId\":\"GenerateRequestsPerMinutePerProjectPerModel\","
+           "\"quotaDimensions\":{\"location\":\"global\",\"model\":\"mock\"},"
+           "\"quotaValue\":\"1000\"}]},"
+           "{\"@type\":\"type.googleapis.com/google.rpc.Help\",\"links\":[{\"description\":"
+           "\"Learn more about Gemini API quotas\",\"url\":"
+           "\"https://ai.google.dev/gemini-api/docs/rate-limits\"}]}");
+}
+
 static void gemini_error(struct buf *b, int status, const char *q, size_t qn, long retry_after,
                          const struct error_extra *x)
 {
@@ -344,11 +461,17 @@ static void gemini_error(struct buf *b, int status, const char *q, size_t qn, lo
   buf_addf(b, "{\"error\":{\"code\":%d,\"message\":", status);
   buf_add(b, q, qn);
   buf_addf(b, ",\"status\":\"%s\"", st);
-  if (x && x->details)
+  if (x && x->details) {
     buf_addf(b, ",\"details\":[%s]", x->details);
-  else if (status == 429 && retry_after >= 0)
-    buf_addf(b, ",\"details\":[{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\","
-             "\"retryDelay\":\"%lds\"}]", retry_after);
+  } else if (status == 429) {
+    /* as Google orders them: QuotaFailure, Help, then RetryInfo when there is a delay */
+    buf_adds(b, ",\"details\":[");
+    gemini_quota_details(b);
+    if (retry_after >= 0)
+      buf_addf(b, ",{\"@type\":\"type.googleapis.com/google.rpc.RetryInfo\","
+               "\"retryDelay\":\"%lds\"}", retry_after);
+    buf_addc(b, ']');
+  }
   buf_adds(b, "}}");
 }
 
@@ -401,6 +524,30 @@ void reply_context_window(struct buf *b, enum route r)
              "tokens. However, your messages resulted in 130000 tokens.\","
              "\"type\":\"invalid_request_error\",\"param\":\"messages\","
              "\"code\":\"context_length_exceeded\"}}");
+}
+
+int reply_quota(struct buf *b, enum route r)
+{
+  if (r == ROUTE_ANTHROPIC) {
+    buf_adds(b, "{\"type\":\"error\",\"error\":{\"type\":\"billing_error\",\"message\":"
+             "\"Your credit balance is too low to access the Anthropic API. Please go to Plans "
+             "& Billing to upgrade or purchase credits.\"}}");
+    return 400;
+  }
+  if (r == ROUTE_GEMINI) {
+    buf_adds(b, "{\"error\":{\"code\":429,\"message\":\"You exceeded your current quota, "
+             "please check your plan and billing details. For more information on this error, "
+             "head to: https://ai.google.dev/gemini-api/docs/rate-limits.\","
+             "\"status\":\"RESOURCE_EXHAUSTED\",\"details\":[");
+    gemini_quota_details(b);
+    buf_adds(b, "]}}");
+    return 429;
+  }
+  buf_adds(b, "{\"error\":{\"message\":\"You exceeded your current quota, please check your "
+           "plan and billing details. For more information on this error, read the docs: "
+           "https://platform.openai.com/docs/guides/error-codes/api-errors.\","
+           "\"type\":\"insufficient_quota\",\"param\":null,\"code\":\"insufficient_quota\"}}");
+  return 429;
 }
 
 void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen,

@@ -16,6 +16,10 @@ struct prompt {
   /* Not read from the request: how the answer writes its token counts
      (usage=). prompt_read leaves it USAGE_REAL; the caller may change it. */
   enum usage_mode usage;
+  /* Set by reply_usage_init: input tokens read from a prompt cache (cached=),
+     and whether the model's name says it thinks (reasoning tokens). */
+  unsigned long long cached;
+  int thinking;
 };
 
 /* Collect the prompt of an OpenAI/Anthropic/Gemini request body.
@@ -58,6 +62,10 @@ void reply_error_extra(struct buf *b, enum route r, int status, const char *msg,
                        const struct error_extra *x);
 /* The provider's 400 for a prompt longer than the context window. */
 void reply_context_window(struct buf *b, enum route r);
+/* error=insufficient_quota: the provider's answer when the account's credit
+   or quota is spent (OpenAI 429 insufficient_quota, Anthropic 400
+   billing_error, Gemini 429 RESOURCE_EXHAUSTED). Returns the status. */
+int reply_quota(struct buf *b, enum route r);
 /* 404 for a path no provider has, worded as OpenAI words it. */
 void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen,
                     const char *path, size_t n);
@@ -65,10 +73,18 @@ void reply_no_route(struct buf *b, enum route r, const char *method, size_t mlen
 /* Shared with sse.c. */
 void reply_put_model(struct buf *b, const struct prompt *p);
 const char *reply_finish_name(enum route r, enum finish f);
-void reply_gemini_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+/* OpenAI's system_fingerprint, in every completion and chunk. */
+#define OPENAI_FINGERPRINT "fp_mock0001"
+void reply_usage_init(struct prompt *p, enum route r, unsigned long long cached);
+/* The reasoning (thinking) tokens spent on an answer of ctok tokens: 0 unless
+   the model thinks. */
+unsigned long long reply_thoughts(const struct prompt *p, unsigned long long ctok);
+void reply_gemini_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok);
-void reply_openai_usage(struct buf *b, enum usage_mode m, unsigned long long ptok,
+void reply_openai_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok);
+void reply_anthropic_usage(struct buf *b, const struct prompt *p, unsigned long long ctok,
+                           int final);
 /* A token count v, or the absurd value usage= asks for instead. */
 void reply_put_count(struct buf *b, enum usage_mode m, unsigned long long v);
 

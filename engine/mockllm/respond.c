@@ -47,13 +47,81 @@ static const char *reason(int status)
   }
 }
 
+/* The HTTP-date of now plus secs, as Date and Retry-After write it. */
+static void http_date(char *out, size_t len, long secs)
+{
+  time_t when = time(NULL) + secs;
+  struct tm tm;
+  gmtime_r(&when, &tm);
+  strftime(out, len, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+/* The rate-limit headers each provider sends with every answer: generous
+   limits, one request used. */
+static void put_provider_headers(struct buf *b, const struct conn *c)
+{
+  char id[48], reset[32];
+  time_t now = time(NULL);
+  struct tm tm;
+  if (c->rid == 0)
+    return;
+  request_id(id, sizeof id, c->shape, c->rid);
+  if (c->shape == ROUTE_OPENAI) {
+    buf_addf(b, "x-request-id: %s\r\nopenai-version: 2020-10-01\r\n"
+             "openai-processing-ms: %ld\r\n"
+             "x-ratelimit-limit-requests: 10000\r\nx-ratelimit-limit-tokens: 30000000\r\n"
+             "x-ratelimit-remaining-requests: 9999\r\nx-ratelimit-remaining-tokens: 29999000\r\n"
+             "x-ratelimit-reset-requests: 6ms\r\nx-ratelimit-reset-tokens: 2ms\r\n",
+             id, c->proc_ms > 0 ? c->proc_ms : 1);
+  } else if (c->shape == ROUTE_ANTHROPIC) {
+    now += 1;
+    gmtime_r(&now, &tm);
+    strftime(reset, sizeof reset, "%Y-%m-%dT%H:%M:%SZ", &tm);  /* RFC 3339 */
+    buf_addf(b, "request-id: %s\r\n"
+             "anthropic-ratelimit-requests-limit: 4000\r\n"
+             "anthropic-ratelimit-requests-remaining: 3999\r\n"
+             "anthropic-ratelimit-requests-reset: %s\r\n"
+             "anthropic-ratelimit-tokens-limit: 2000000\r\n"
+             "anthropic-ratelimit-tokens-remaining: 1999000\r\n"
+             "anthropic-ratelimit-tokens-reset: %s\r\n"
+             "anthropic-ratelimit-input-tokens-limit: 2000000\r\n"
+             "anthropic-ratelimit-input-tokens-remaining: 1999000\r\n"
+             "anthropic-ratelimit-input-tokens-reset: %s\r\n"
+             "anthropic-ratelimit-output-tokens-limit: 400000\r\n"
+             "anthropic-ratelimit-output-tokens-remaining: 399000\r\n"
+             "anthropic-ratelimit-output-tokens-reset: %s\r\n",
+             id, reset, reset, reset, reset);
+  }
+}
+
+/* What each provider's front end calls itself. */
+static const char *server_name(enum route shape)
+{
+  switch (shape) {
+  case ROUTE_OPENAI:
+  case ROUTE_ANTHROPIC: return "cloudflare";
+  case ROUTE_GEMINI: return "scaffolding on HTTPServer2";
+  default: return "mockllm/" MOCKLLM_VERSION;
+  }
+}
+
+/* A JSON body's type as the route's API sends it: Google adds the charset. */
+static const char *json_ctype(enum route shape)
+{
+  return shape == ROUTE_GEMINI ? "application/json; charset=UTF-8" : "application/json";
+}
+
 #define LEN_NONE (-1)       /* the body ends when the connection does */
 #define LEN_CHUNKED (-2)
 
 static void put_head(struct buf *b, const struct conn *c, int status, const char *ctype,
                      long long clen, const struct scenario *sc)
 {
-  buf_addf(b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n", status, reason(status), ctype);
+  char date[64];
+  http_date(date, sizeof date, 0);
+  buf_addf(b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nDate: %s\r\nServer: %s\r\n", status,
+           reason(status), ctype, date, server_name(c->shape));
+  put_provider_headers(b, c);
   if (clen >= 0)
     buf_addf(b, "Content-Length: %lld\r\n", clen);
   else if (clen == LEN_CHUNKED)
@@ -65,11 +133,7 @@ static void put_head(struct buf *b, const struct conn *c, int status, const char
   } else if (sc->retry_after >= 0) {
     buf_addf(b, "Retry-After: %ld\r\n", sc->retry_after);
   } else if (sc->retry_after_date >= 0) {
-    char date[64];
-    time_t when = time(NULL) + sc->retry_after_date;
-    struct tm tm;
-    gmtime_r(&when, &tm);
-    strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    http_date(date, sizeof date, sc->retry_after_date);
     buf_addf(b, "Retry-After: %s\r\n", date);
   }
   if (!c->keepalive)
@@ -392,7 +456,8 @@ static void answer_stream(struct answer *a, struct conn *c, const struct request
   o.json_array = r == ROUTE_GEMINI && !query_has(rq->target, rq->target_len, "alt", "sse");
   o.end = stream_end_of(sc->fault);
   a->stream = 1;
-  a->ctype = o.json_array ? "application/json; charset=UTF-8" : "text/event-stream";
+  a->ctype = o.json_array ? json_ctype(r) : r == ROUTE_GEMINI ? "text/event-stream"
+                                            : "text/event-stream; charset=utf-8";
   sse_reply(&a->ev, r, p, ++c->srv->next_id, text->data ? text->data : "", text->len,
             ctok, fin, &o);
   if (!o.json_array) {  /* sse_eol= and sse_filler= are SSE framing; an array has none */
@@ -438,6 +503,7 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
       p.model = k->model;
       p.model_len = k->model_len;
     }
+    reply_usage_init(&p, r, sc->cached);
     if (sc->reply)
       buf_add(&text, sc->reply, sc->reply_len);
     else
@@ -456,6 +522,18 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
   }
   buf_free(&text);
   prompt_free(&p);
+}
+
+/* Anthropic's error bodies carry the request id beside the error, as its
+   request-id header does: {"type":"error","error":{...},"request_id":"req_..."}. */
+static void add_request_id(struct answer *a, const struct conn *c)
+{
+  char id[48];
+  if (a->body.len == 0 || a->body.data[a->body.len - 1] != '}')
+    return;
+  request_id(id, sizeof id, ROUTE_ANTHROPIC, c->rid);
+  a->body.len--;
+  buf_addf(&a->body, ",\"request_id\":\"%s\"}", id);
 }
 
 /* Hands a stream's events to the connection, behind a head without length. */
@@ -549,7 +627,7 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
   case FAULT_HUGE: {
     unsigned long long size = sc->size > blen ? sc->size : blen;
     size_t at = a->text_at ? a->text_at : blen;
-    put_head(out, c, 200, "application/json", (long long)size, sc);
+    put_head(out, c, 200, json_ctype(c->shape), (long long)size, sc);
     buf_add(out, body, at);
     buf_add(&c->tail, body + at, blen - at);
     c->fill_left = size - blen;
@@ -563,7 +641,7 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
     c->out_off = 0;
     if (c->endless) {
       c->keepalive = 0;  /* the body ends only when the connection does */
-      put_head(out, c, a->status, "application/json", LEN_NONE, sc);
+      put_head(out, c, a->status, json_ctype(c->shape), LEN_NONE, sc);
       buf_add(out, body, blen);
       return;
     }
@@ -574,7 +652,7 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
   default:
     break;
   }
-  put_head(&head, c, a->status, "application/json", (long long)blen, sc);
+  put_head(&head, c, a->status, json_ctype(c->shape), (long long)blen, sc);
   if (sc->fault == FAULT_RESET_HEADERS) {
     buf_add(out, head.data, head.len / 2);
   } else {
@@ -590,6 +668,8 @@ static void build(struct conn *c, struct answer *a, const struct scenario *sc)
 static void respond_internal(struct conn *c, enum route r)
 {
   struct buf body = {0};
+  c->shape = ROUTE_OTHER;
+  c->rid = 0;
   if (r == ROUTE_STATS) {
     stats_json(c->srv, &body);
   } else if (r == ROUTE_LOG) {
@@ -631,7 +711,7 @@ static void call_read(struct call *k, const struct request *rq, enum route r, in
 }
 
 static void log_request(struct server *s, const struct request *rq, enum route r, int status,
-                        const struct scenario *sc, const struct call *k)
+                        const struct scenario *sc, const struct call *k, unsigned long long rid)
 {
   struct logent e;
   memset(&e, 0, sizeof e);
@@ -645,6 +725,7 @@ static void log_request(struct server *s, const struct request *rq, enum route r
   e.path = log_dup(rq->target, path_len(rq->target, rq->target_len));
   e.key = sc->key ? log_dup(sc->key, sc->keylen) : NULL;
   e.model = log_dup(k->model, k->model_len);
+  e.rid = rid;
   log_add(&s->log, &e);
 }
 
@@ -666,6 +747,8 @@ void respond_start(struct conn *c, const struct request *rq)
   }
   stats_request(s, r);
   c->counted = 1;
+  c->shape = a.shape;
+  c->rid = r == ROUTE_OPENAI || r == ROUTE_ANTHROPIC || r == ROUTE_GEMINI ? ++s->next_rid : 0;
   a.status = 200;
   call_read(&k, rq, r, gstream);
   scenario_init(&sc, s->latency_ms);
@@ -702,6 +785,8 @@ void respond_start(struct conn *c, const struct request *rq)
     } else if (sc.error == ERROR_CONTEXT_WINDOW && r != ROUTE_HEALTH) {
       a.status = 400;
       reply_context_window(&a.body, r);
+    } else if (sc.error == ERROR_QUOTA && r != ROUTE_HEALTH) {
+      a.status = reply_quota(&a.body, r);
     } else if (sc.status != 0 && sc.status != 200) {
       char msg[64];
       snprintf(msg, sizeof msg, "mock: scripted HTTP %d", sc.status);
@@ -716,8 +801,13 @@ void respond_start(struct conn *c, const struct request *rq)
     fprintf(stderr, "mockllm: %.*s %.*s -> %d%s%s\n", (int)rq->method_len, rq->method,
             (int)path_len(rq->target, rq->target_len), rq->target, a.status,
             a.stream ? " (stream)" : "", sc.fault ? " (fault)" : "");
+  c->proc_ms = sc.latency_ms;
+  if (a.shape == ROUTE_ANTHROPIC && c->rid && a.status >= 400)
+    add_request_id(&a, c);
   build(c, &a, &sc);
-  log_request(s, rq, r, sc.fault == FAULT_DROP || sc.fault == FAULT_HANG ? 0 : a.status, &sc, &k);
+  log_request(s, rq, r, sc.fault == FAULT_DROP || sc.fault == FAULT_HANG ? 0 : a.status, &sc, &k,
+              c->rid);
+  c->log_seq = s->log.seq;
   buf_free(&a.body);
   events_free(&a.ev);
   if (k.parsed)
@@ -738,6 +828,8 @@ void respond_fail(struct conn *c, int status, const char *msg)
   c->busy = 1;
   c->keepalive = 0;
   c->linger = 1;
+  c->shape = ROUTE_OTHER;
+  c->rid = 0;
   stats_request(c->srv, ROUTE_OTHER);
   c->counted = 1;
   memset(&e, 0, sizeof e);
@@ -745,6 +837,7 @@ void respond_fail(struct conn *c, int status, const char *msg)
   e.route = ROUTE_OTHER;
   e.status = status;
   log_add(&c->srv->log, &e);
+  c->log_seq = c->srv->log.seq;
   reply_error(&body, ROUTE_OPENAI, status, msg, -1);
   put_head(&c->out, c, status, "application/json", (long long)body.len, NULL);
   buf_add(&c->out, body.data, body.len);

@@ -174,6 +174,8 @@ static int set_item(struct scenario *sc, const char *k, size_t kn, const char *v
   if (keyis(k, kn, "error")) {
     if (keyis(v, vn, "context_window"))
       sc->error = ERROR_CONTEXT_WINDOW;
+    else if (keyis(v, vn, "insufficient_quota"))
+      sc->error = ERROR_QUOTA;
     else if (keyis(v, vn, "none"))
       sc->error = ERROR_NONE;
     else
@@ -234,6 +236,12 @@ static int set_item(struct scenario *sc, const char *k, size_t kn, const char *v
     if (WORD_OF(eol_words, v, vn, &w) != 0)
       return bad(err, errlen, "expected cr, lf or crlf for", k, kn);
     sc->sse_eol = (enum sse_eol)w;
+    return 0;
+  }
+  if (keyis(k, kn, "cached")) {
+    if (parse_num(v, vn, 1000000000ULL, &x) != 0)
+      return bad(err, errlen, "bad token count for", k, kn);
+    sc->cached = x;
     return 0;
   }
   if (keyis(k, kn, "sse_filler")) {

@@ -124,7 +124,8 @@ static void openai_begin(struct buf *b, unsigned long long id, long long created
   buf_addf(b, "data: {\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion.chunk\","
            "\"created\":%lld,\"model\":", id, created);
   reply_put_model(b, p);
-  buf_adds(b, ",\"choices\":[");
+  buf_adds(b, ",\"service_tier\":\"default\",\"system_fingerprint\":\"" OPENAI_FINGERPRINT
+           "\",\"choices\":[");
 }
 
 /* With include_usage every chunk carries "usage":null until the last. */
@@ -173,7 +174,7 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
       ctok = 0;
     openai_begin(b, id, created, p);
     buf_adds(b, "],");
-    reply_openai_usage(b, p->usage, ptok, ctok);
+    reply_openai_usage(b, p, ptok, ctok);
     buf_adds(b, "}\n\n");
     ev_mark(ev);
   }
@@ -195,12 +196,9 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
   buf_addf(b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
            "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
   reply_put_model(b, p);
-  buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,"
-           "\"usage\":{\"input_tokens\":");
-  reply_put_count(b, p->usage, token_count(p->all.len));
-  buf_adds(b, ",\"output_tokens\":");
-  reply_put_count(b, p->usage, 1);
-  buf_adds(b, "}}}\n\n");
+  buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,");
+  reply_anthropic_usage(b, p, 1, 0);
+  buf_adds(b, "}}\n\n");
   ev_mark(ev);
   if (has_text) {
     buf_adds(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
@@ -230,10 +228,10 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
     ev_mark(ev);
   }
   buf_addf(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":"
-           "{\"stop_reason\":\"%s\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":",
+           "{\"stop_reason\":\"%s\",\"stop_sequence\":null},",
            reply_finish_name(ROUTE_ANTHROPIC, f));
-  reply_put_count(b, p->usage, has_text ? ctok : 0);
-  buf_adds(b, "}}\n\n");
+  reply_anthropic_usage(b, p, has_text ? ctok : 0, 1);
+  buf_adds(b, "}\n\n");
   ev_mark(ev);
   buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
   ev_mark(ev);
@@ -257,7 +255,7 @@ static void gemini_close(struct events *ev, const struct stream_opts *o)
   ev_mark(ev);
 }
 
-static void gemini_stream(struct events *ev, const struct prompt *p,
+static void gemini_stream(struct events *ev, const struct prompt *p, unsigned long long id,
                           const char *text, size_t n, unsigned long long ctok,
                           enum finish f, const struct stream_opts *o)
 {
@@ -274,10 +272,10 @@ static void gemini_stream(struct events *ev, const struct prompt *p,
     else
       buf_addf(b, "{\"candidates\":[{\"content\":{\"role\":\"model\"},\"finishReason\":\"%s\","
                "\"index\":0}],", fin);
-    reply_gemini_usage(b, p->usage, ptok, 0);
+    reply_gemini_usage(b, p, ptok, 0);
     buf_adds(b, ",\"modelVersion\":");
     reply_put_model(b, p);
-    buf_addc(b, '}');
+    buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
     gemini_close(ev, o);
   } else {
     pieces_init(&ps, text, n, o);
@@ -293,10 +291,10 @@ static void gemini_stream(struct events *ev, const struct prompt *p,
         buf_addf(b, ",\"finishReason\":\"%s\"", fin);
       buf_adds(b, ",\"index\":0}],");
       /* until the last event the usage counts the prompt only */
-      reply_gemini_usage(b, p->usage, ptok, last ? ctok : 0);
+      reply_gemini_usage(b, p, ptok, last ? ctok : 0);
       buf_adds(b, ",\"modelVersion\":");
       reply_put_model(b, p);
-      buf_addc(b, '}');
+      buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
       gemini_close(ev, o);
     } while (pieces_next(&ps, &s, &len));
     if (o->end == STREAM_END_ERROR) {
@@ -321,7 +319,7 @@ void sse_reply(struct events *ev, enum route r, const struct prompt *p,
   if (r == ROUTE_ANTHROPIC)
     anthropic_stream(ev, p, id, text, n, ctok, f, o);
   else if (r == ROUTE_GEMINI)
-    gemini_stream(ev, p, text, n, ctok, f, o);
+    gemini_stream(ev, p, id, text, n, ctok, f, o);
   else
     openai_stream(ev, p, id, text, n, ctok, f, o);
 }

@@ -4,13 +4,15 @@
  * no Lua, no tasks and no prompt work.  Whatever tide spends above this is the
  * price of its engine.
  *
- *   curl_floor URL N [--concurrency C] [--latency-ms L]
+ *   curl_floor URL N [--concurrency C] [--latency-ms L] [--cacert FILE]
  *
  * Launches N POSTs at once (or at most C at a time), keeps every response body in
  * memory until the batch ends (as tide.map keeps its results), and prints one line
  * (CPU: the batch's alone, from the first start to the last completion; RSS: peak):
  *   {"client":"c-floor","n":N,"ok":K,"wall_s":..,"cpu_user_s":..,"cpu_sys_s":..,"maxrss_kb":..}
  * --latency-ms asks mockllm to hold each answer L ms (X-Mock-Scenario header).
+ * An https URL gets what tide gives one: the CA of --cacert, TLS sessions shared,
+ * PIPEWAIT and up to 1 000 HTTP/2 streams per connection.
  * Exits 0 when every request got HTTP 200.
  *
  * Build: cc -O2 -std=gnu99 -Wall -Wextra scripts/bench/curl_floor.c -o build/curl_floor \
@@ -47,6 +49,8 @@ struct bench {
   uv_timer_t timer;        /* the one timer CURLMOPT_TIMERFUNCTION drives */
   struct curl_slist *headers;
   const char *url;
+  const char *cacert;      /* --cacert: the CA file of an https URL */
+  CURLSH *share;           /* https: TLS sessions shared between transfers, as tide does */
   char *body;
   size_t body_len;
   transfer *xfers;
@@ -82,8 +86,8 @@ static size_t on_body(char *p, size_t size, size_t nmemb, void *userp)
   return n;
 }
 
-/* The options tide's http.c sets that bear on cost; TLS, sharing and timeouts do
- * not apply to a plain-HTTP loopback run. */
+/* The options tide's http_multi.c and http_request.c set that bear on cost;
+ * timeouts do not, and TLS and sharing only to an https URL. */
 static void transfer_start(bench *b, int i)
 {
   transfer *x = &b->xfers[i];
@@ -100,6 +104,12 @@ static void transfer_start(bench *b, int i)
   curl_easy_setopt(e, CURLOPT_POSTFIELDS, b->body);   /* not copied: b->body outlives the batch */
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+  if (b->share) {
+    curl_easy_setopt(e, CURLOPT_SHARE, b->share);
+    curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+    if (b->cacert)
+      curl_easy_setopt(e, CURLOPT_CAINFO, b->cacert);
+  }
   if (curl_multi_add_handle(b->multi, e) != CURLM_OK)
     die("curl_multi_add_handle failed");
   b->started++;
@@ -252,7 +262,7 @@ static double seconds_between(const struct timeval *a, const struct timeval *b)
 
 static void usage(void)
 {
-  fputs("usage: curl_floor URL N [--concurrency C] [--latency-ms L]\n", stderr);
+  fputs("usage: curl_floor URL N [--concurrency C] [--latency-ms L] [--cacert FILE]\n", stderr);
   exit(2);
 }
 
@@ -273,6 +283,8 @@ int main(int argc, char **argv)
       b.concurrency = parse_count(argv[++i], 0);
     else if (strcmp(argv[i], "--latency-ms") == 0 && i + 1 < argc)
       latency_ms = parse_count(argv[++i], 0);
+    else if (strcmp(argv[i], "--cacert") == 0 && i + 1 < argc)
+      b.cacert = argv[++i];
     else
       usage();
   }
@@ -305,6 +317,13 @@ int main(int argc, char **argv)
   /* 0 is libcurl's default; spelled out because a cap would make this a queue test */
   curl_multi_setopt(b.multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
   curl_multi_setopt(b.multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, 0L);
+  if (strncmp(b.url, "https://", 8) == 0) {
+    b.share = curl_share_init();
+    if (b.share == NULL)
+      die("out of memory");
+    curl_share_setopt(b.share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    curl_multi_setopt(b.multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+  }
 
   getrusage(RUSAGE_SELF, &ru0);   /* CPU counts from here: every contender reports the batch's */
   b.t_start = uv_hrtime();
@@ -322,6 +341,8 @@ int main(int argc, char **argv)
   getrusage(RUSAGE_SELF, &ru);
 
   curl_multi_cleanup(b.multi);   /* closes cached connections: CURL_POLL_REMOVE per socket */
+  if (b.share)                   /* every easy handle on it was cleaned up as it finished */
+    curl_share_cleanup(b.share);
   uv_close((uv_handle_t *)&b.timer, NULL);
   uv_run(b.loop, UV_RUN_DEFAULT);
   curl_slist_free_all(b.headers);

@@ -13,8 +13,10 @@ local WORKLOADS = {
   fanout = "Workload 1: raw fan-out — N calls gathered at once",
   critics = "Workload 2: the founding example — N/3 panels of three critics",
   bounded = "Workload 3: bounded fan-out — N calls, at most 64 in flight",
+  tls = "Workload 4: fan-out over HTTPS — HTTP/1.1 keep-alive, a connection per call in flight",
+  h2 = "Workload 5: fan-out over HTTPS — HTTP/2 where the client speaks it",
 }
-local WORKLOAD_ORDER = {"fanout", "critics", "bounded"}
+local WORKLOAD_ORDER = {"fanout", "critics", "bounded", "tls", "h2"}
 
 -- What a reader of a workload's tables needs to know about it.
 local NOTES = {
@@ -27,6 +29,15 @@ local NOTES = {
   bounded = "As fan-out, at most 64 calls in flight (tide: tide.map's limit; tide-lm: the " ..
     "LM's max_parallel_requests gate; Python: a semaphore; Node: 64 workers). RSS/call " ..
     "is the memory of the results kept, not of calls in flight.",
+  tls = "As fan-out, to a local TLS front (spec/support/tls_server.js, Node, offering only " ..
+    "http/1.1) that forwards to mockllm; a private CA made by the bench, given to c-floor by " ..
+    "--cacert and to the others by SSL_CERT_FILE (NODE_EXTRA_CA_CERTS for Node). Every call " ..
+    "in flight has its own connection: each pays a handshake (the first full, the others " ..
+    "resuming the shared TLS session where the client shares it).",
+  h2 = "As tls, the front offering h2 by ALPN: c-floor, tide and tide-lm multiplex the calls " ..
+    "on one connection (PIPEWAIT); aiohttp, httpx and the openai SDK speak HTTP/1.1 there. " ..
+    "The difference between a contender's tls and h2 CPU per call is about what a new " ..
+    "connection's handshake costs it.",
 }
 
 local records, order = {}, {}
@@ -181,7 +192,7 @@ local function targets()
         local where = string.format("%s, N = %d, %d ms", w, k.n, k.latency)
         local floor = summary(w, FLOOR, k.n, k.latency)
         local tide = summary(w, TIDE, k.n, k.latency)
-        if w == "fanout" and floor then
+        if (w == "fanout" or w == "tls" or w == "h2") and floor then
           for _, c in ipairs{TIDE, "tide-lua5.4", "tide-lm"} do
             local s = summary(w, c, k.n, k.latency)
             if s then

@@ -1,11 +1,14 @@
-// A TLS server for the specs (spec/support/tls.lua starts it): answers like an
-// OpenAI chat completion over HTTPS, HTTP/1.1 only or HTTP/2 by ALPN, and asks
-// for a client certificate when told.  A plain-HTTP control port reports what
+// A TLS server for the specs (spec/support/tls.lua starts it) and the bench's TLS
+// workloads (scripts/bench/run): answers like an OpenAI chat completion over
+// HTTPS — or, with "upstream", forwards every request to that plain-HTTP server
+// (mockllm) — HTTP/1.1 only or HTTP/2 by ALPN, and asks for a client certificate
+// when told.  A plain-HTTP control port reports what
 // the TLS side saw (connections, resumed sessions, protocols, client names), so
 // that reading the counters does not change them.
 //
 //   node tls_server.js '{"cert": ..., "key": ..., "ca": ..., "h2": true,
-//                        "mtls": true, "delay_ms": 50, "close": true}'
+//                        "mtls": true, "delay_ms": 50, "close": true,
+//                        "upstream": "http://127.0.0.1:PORT"}'
 // prints "listening on 127.0.0.1 PORT CONTROL_PORT" once both ports are open.
 'use strict';
 const fs = require('fs');
@@ -47,6 +50,33 @@ function onRequest(req, res) {
   req.on('end', () => answer(req, res, Buffer.concat(parts).toString()));
 }
 
+// Headers of one hop, which a proxy does not pass on (HTTP/2 forbids them too).
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding',
+                     'upgrade', 'host', 'te']);
+
+function passable(headers) {
+  const out = {};
+  for (const [k, v] of Object.entries(headers)) {
+    if (!k.startsWith(':') && !HOP.has(k)) out[k] = v;
+  }
+  return out;
+}
+
+// One upstream connection per request (agent: false), closed after it: the
+// bench's server then holds no idle connection between runs.
+function forward(req, res) {
+  const up = new URL(opts.upstream);
+  const r = http.request({host: up.hostname, port: up.port, method: req.method, path: req.url,
+                          headers: passable(req.headers), agent: false}, (ur) => {
+    res.writeHead(ur.statusCode, passable(ur.headers));
+    ur.pipe(res);
+  });
+  r.on('error', () => { res.writeHead(502); res.end(); });
+  req.pipe(r);
+}
+
+const handler = opts.upstream ? forward : onRequest;
+
 const tlsOpts = {
   cert: fs.readFileSync(opts.cert), key: fs.readFileSync(opts.key),
   ALPNProtocols: opts.h2 ? ['h2', 'http/1.1'] : ['http/1.1'],
@@ -60,9 +90,9 @@ let server;
 if (opts.h2) {
   tlsOpts.allowHTTP1 = true;
   tlsOpts.settings = {maxConcurrentStreams: 1000};
-  server = http2.createSecureServer(tlsOpts, onRequest);
+  server = http2.createSecureServer(tlsOpts, handler);
 } else {
-  server = https.createServer(tlsOpts, onRequest);
+  server = https.createServer(tlsOpts, handler);
 }
 server.on('secureConnection', (sock) => {
   stats.connections++;

@@ -68,6 +68,9 @@ M.kinds = {
     meaning = "the provider blocked the prompt or the answer and gave no text"},
   empty = {retryable = false, from = "LM", meaning = "a 2xx answer with no text in it"},
   budget = {retryable = false, from = "LM", meaning = "the LM has spent its max_cost"},
+  server_down = {retryable = false, from = "LM (tide/circuit.lua)",
+    meaning = "the host refused (or failed to resolve, or to shake hands on) connections " ..
+      "in a row and did not answer for the circuit's `wait`: the run should stop"},
   parse = {retryable = "varies", from = "LM, adapters",
     meaning = "an answer that is not what its format says: a provider body that is not its " ..
       "JSON, or a reply without the signature's fields (`raw`, `found`, `missing`)"},

@@ -19,6 +19,7 @@ local sse = require "tide.sse"
 local redact = require "tide.redact"
 local check = require "tide.check"
 local tls = require "tide.tls"
+local circuit = require "tide.circuit"
 
 local M = {}
 
@@ -119,9 +120,10 @@ function M.new(model, opts)
     history = {},
     history_limit = opts.history_limit and math.tointeger(opts.history_limit) or history.limit,
     usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0},
+    circuit = circuit.check("LM", opts.circuit),   -- {failures, wait}: see tide/circuit.lua
   }, LM)
   local p = {provider = provider, cfg = cfg, inflight = {}, deadline = opts.deadline,
-             secrets = secrets_of(cfg, opts)}
+             secrets = secrets_of(cfg, opts), origin = circuit.origin_of(cfg.base_url or "")}
   redact.register(p.secrets)
   p.tls = tls.options("LM", opts, cfg.base_url)   -- CA, client certificate, proxy: checked now
   if opts.max_parallel_requests then
@@ -288,12 +290,39 @@ local function admit(p, norm)
   return nil
 end
 
+-- The attempts a call has failed so far, by the coroutine making it (weak:
+-- nothing is kept for a call that succeeds or is dropped).  tide.retry tells
+-- on_retry of each failure it retries; send adds the last.
+local tried = setmetatable({}, {__mode = "k"})
+local MAX_HISTORY = 50
+
+--- Notes a failed attempt of the running call: its kind (a transfer's in the
+-- LM's words, as lm_transport_error puts them), cause, status and the wait after it.
+local function note(err, delay)
+  if type(err) ~= "table" then return end
+  local co = coroutine.running()
+  local list = tried[co]
+  if list == nil then
+    list = {}
+    tried[co] = list
+  end
+  local entry = {kind = err.kind, status = err.status, delay = delay}
+  if err.curl_code ~= nil then
+    entry.kind, entry.cause = err.kind == "timeout" and "timeout" or "transport", err.kind
+  end
+  if #list < MAX_HISTORY then list[#list + 1] = entry end
+end
+
 --- The LM's retry options, made once (and again if num_retries changes).
 local function retry_opts(self, p)
   local tries = self.num_retries + 1
   local opts = p.retry_opts
   if opts == nil or opts.tries ~= tries then
-    opts = {tries = tries, deadline = p.deadline}
+    -- one closure per LM: it reads the LM's circuit options when a try fails
+    opts = {tries = tries, deadline = p.deadline, on_retry = function(err, _, delay)
+      note(err, delay)
+      circuit.failed(err, self.circuit, false)
+    end}
     p.retry_opts = opts
   end
   return opts
@@ -376,7 +405,9 @@ local function attempt(p, norm, http)
   http.attempts = http.attempts + 1
   local _ <close> = admit(p, norm)
   if not http.body then fill(http, p.provider.build(p.cfg, norm)) end
+  circuit.pass(p.origin, http.circuit)   -- held here while the host is down
   local r = tide_core.request(http)
+  circuit.answered(p.origin)
   if r.status >= 200 and r.status < 300 then
     local ok, result = pcall(p.provider.parse, r.status, r.headers, r.body)
     if not ok then ok, result = reread(p, r, result) end
@@ -395,19 +426,29 @@ local function send(self, p, norm, timeout)
     ok, result = pcall(p.transport, norm)
   else
     local http = {attempts = 0, method = "POST", timeout = timeout or self.timeout,
-                  max_body = self.max_body, url = false, headers = false, body = false}
+                  max_body = self.max_body, url = false, headers = false, body = false,
+                  circuit = self.circuit or false}
     tls.apply(http, p.tls)
     -- With nothing to queue behind, the body is built here rather than in
     -- attempt(): a coroutine's stack keeps the size of the deepest point it
     -- reached, and JSON encoding two frames further down would double the stack
     -- every waiting call holds (spec/memory_spec.lua bounds it).
     if not (p.gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
-    ok, result = pcall(tide_core.retry, retry_opts(self, p), attempt, p, norm, http)
+    -- a connection failure on the last try, its host's circuit open: tried again
+    -- (with all its retries) once the host is back, instead of failing
+    repeat
+      ok, result = pcall(tide_core.retry, retry_opts(self, p), attempt, p, norm, http)
+      if not ok then note(result) end
+    until ok or not circuit.failed(result, self.circuit, true)
+    local co = coroutine.running()
+    http.history, tried[co] = tried[co], nil
     if ok then
       result.attempts = http.attempts
       return true, result
     end
     result = lm_transport_error(self, result)
+    -- every attempt's kind and wait, not just the last one's
+    if type(result) == "table" then result.history = http.history end
   end
   if not ok then return false, redact.value(result, p.secrets) end
   return true, result

@@ -1,0 +1,209 @@
+--- The circuit of a host: what an LM call does when the server behind it is gone.
+--
+-- Per-call retries are short (a few seconds); a server that was killed, or is
+-- restarting, refuses connections for longer.  So the LM's requests go through
+-- circuit.request, which counts the consecutive connection failures (refused, DNS,
+-- TLS: the host is not there; not timeouts, not HTTP statuses: those are answers)
+-- across every call to one host.  At `failures` of them in a row, or when a call
+-- has used all its retries on them, the circuit opens: the calls to that host are
+-- held (not failed) while one task probes the host with back-off (a GET of the
+-- base URL's origin: any HTTP answer means it is back).  When it answers, the held
+-- calls go on as if nothing happened; when it stays down for `wait` seconds, every
+-- held call fails with a `server_down` error, which tide.Evaluate takes as the end
+-- of the run (its finished rows are kept, and the same command resumes).
+--
+-- The state lives per host (scheme://host:port), shared by every LM that talks to
+-- it: two LMs on one local server see the same server go away.  The thresholds are
+-- each LM's own (`lm.circuit = {failures = 8, wait = 30}`).  Calls are held only
+-- where a wait is set: by the LM, or by a run (tide.Evaluate holds for 30 s unless
+-- told otherwise; tide eval's --wait-for-server overrides every LM's wait).  A
+-- plain call outside a run fails after its retries, as it always did.
+local core = require "tide.core"
+local settings = require "tide.settings"
+local check = require "tide.check"
+
+local M = {}
+
+M.FAILURES = 8    -- connection failures in a row that open a circuit
+M.WAIT = 30       -- seconds a held call waits for its host to come back
+M.PROBE_TIMEOUT = 2
+M.PROBE_MAX_DELAY = 2
+
+-- The kinds of a transfer's error that say the host is not there.
+local DOWN = {connect = true, dns = true, tls = true}
+
+local hosts = {}      -- origin → {failures, cause, probe, opened, deadline, held}
+local watchers = {}   -- fn(event, origin, info) for "open", "closed", "down"
+
+--- The checked circuit options of an LM (opts.circuit), or nil.
+function M.check(fname, v)
+  if v == nil then return nil end
+  check.type(fname, "opts.circuit", v, "table")
+  check.number(fname, "opts.circuit.failures", v.failures, {integer = true, min = 1, max = 1000000}, true)
+  check.number(fname, "opts.circuit.wait", v.wait, {min = 0, max = 86400}, true)
+  return {failures = v.failures and math.tointeger(v.failures), wait = v.wait}
+end
+
+--- "http://host:port" of a URL (the scheme's default port left implicit).
+local function origin_of(url)
+  local o = tostring(url):match("^(%a[%w+.-]*://[^/?#]+)")
+  return o and o:lower() or tostring(url)
+end
+M.origin_of = origin_of
+
+local function notify(event, origin, info)
+  for _, fn in ipairs(watchers) do pcall(fn, event, origin, info) end
+end
+
+--- circuit.watch(fn) → a handle whose :close() (or <close>) stops the calls.
+-- fn(event, origin, info): "open" (info.wait: the seconds it may hold calls),
+-- "closed" (the host answered again), "down" (info.message: it did not).
+function M.watch(fn)
+  watchers[#watchers + 1] = fn
+  return setmetatable({}, {__close = function() M.unwatch(fn) end,
+    __index = {close = function() M.unwatch(fn) end}})
+end
+
+function M.unwatch(fn)
+  for i = #watchers, 1, -1 do
+    if watchers[i] == fn then table.remove(watchers, i) end
+  end
+end
+
+--- The hosts whose circuit is open now: {origin = seconds it may still wait}.
+function M.open_hosts()
+  local list = {}
+  for origin, c in pairs(hosts) do
+    if c.probe then list[origin] = math.max(0, c.deadline - core.now()) end
+  end
+  return list
+end
+
+local VERB = {connect = "refused %d connections", dns = "did not resolve %d times",
+  tls = "failed %d TLS handshakes"}
+
+local function down_message(origin, c, waited)
+  return string.format("the server at %s " .. (VERB[c.cause] or VERB.connect) ..
+    " in a row and did not come back within %g s", origin, c.failures, waited)
+end
+
+--- Whether the host answers: any HTTP status will do.
+local function answers(origin)
+  local ok, err = pcall(core.request, {url = origin .. "/", timeout = M.PROBE_TIMEOUT,
+    max_body = 65536})
+  if ok then return true end
+  return not (core.is_error(err) and (DOWN[err.kind] or err.kind == "timeout"))
+end
+
+--- The probing task's body → true when the host came back, false at its deadline.
+local function probe(origin, c)
+  local delay = 0.05
+  while true do
+    local left = c.deadline - core.now()
+    core.sleep(math.max(0, math.min(delay, left)))
+    if answers(origin) then
+      c.failures, c.probe = 0, nil
+      notify("closed", origin, {})
+      return true
+    end
+    c.failures = c.failures + 1
+    if core.now() >= c.deadline then
+      c.probe = nil
+      c.down = down_message(origin, c, c.deadline - c.opened)
+      c.failures = 0
+      notify("down", origin, {message = c.down})
+      return false
+    end
+    delay = math.min(delay * 2, M.PROBE_MAX_DELAY)
+  end
+end
+
+--- How long a call may be held: a run's explicit wait (tide eval's
+-- --wait-for-server), else the LM's own, else a run's default (tide.Evaluate sets
+-- M.WAIT), else 0: outside a run, a call to a host that is gone fails after its
+-- retries, as an interactive user wants.
+local function wait_of(cfg)
+  return settings.get("circuit_wait") or (cfg and cfg.wait) or settings.get("circuit_default_wait") or 0
+end
+
+local function open(origin, c, wait)
+  c.opened = core.now()
+  c.deadline = c.opened + wait
+  c.held = 0
+  c.probe = core.spawn(probe, origin, c)
+  notify("open", origin, {wait = wait, failures = c.failures, cause = c.cause})
+end
+
+--- A held call: waits for the probe's verdict; raises server_down when the host
+-- stayed away.  The last held call to leave (cancelled) stops the probing.
+local function hold(origin, c, wait)
+  c.deadline = math.max(c.deadline, c.opened + wait)
+  c.held = c.held + 1
+  local _ <close> = setmetatable({}, {__close = function()
+    c.held = c.held - 1
+    if c.held == 0 and c.probe then
+      c.probe:cancel()
+      c.probe = nil
+    end
+  end})
+  while c.probe do
+    local t = c.probe
+    local ok, came_back = pcall(t.wait, t)
+    if ok and not came_back then
+      error(core.error{kind = "server_down", message = c.down, url = origin, retryable = false}, 0)
+    elseif ok then
+      return
+    end
+    -- The probe is a child of the call that opened the circuit, and went with it
+    -- when that call was cancelled: another takes its place.  Our own cancellation
+    -- leaves the probe running, and goes on up.
+    if c.probe ~= t or t:status() ~= "cancelled" then error(came_back, 0) end
+    c.probe = core.spawn(probe, origin, c)
+  end
+end
+
+--- circuit.pass(origin, cfg): before a request to origin; holds the call while
+-- the host's circuit is open (cfg: the LM's circuit options).  Raises server_down
+-- when the host stays away.
+function M.pass(origin, cfg)
+  local c = hosts[origin]
+  if c and c.probe then hold(origin, c, wait_of(cfg)) end
+end
+
+--- circuit.answered(origin): the host answered (any HTTP status).
+function M.answered(origin)
+  local c = hosts[origin]
+  if c then c.failures = 0 end
+end
+
+--- circuit.failed(err, cfg, last) → whether the call should try again once the
+-- host is back (its circuit is open) rather than fail.  err: a failed transfer's
+-- error (it carries the url); last: the call has no retry left.  Only connection
+-- failures count; at cfg.failures of them in a row, or on a call's last try, the
+-- circuit opens.
+function M.failed(err, cfg, last)
+  if not (core.is_error(err) and DOWN[err.kind] and err.url) then return false end
+  local wait = wait_of(cfg)
+  if wait <= 0 then return false end
+  local origin = origin_of(err.url)
+  local c = hosts[origin]
+  if c == nil then
+    c = {failures = 0}
+    hosts[origin] = c
+  end
+  c.failures, c.cause = c.failures + 1, err.kind
+  if c.probe == nil and (last or c.failures >= (cfg and cfg.failures or M.FAILURES)) then
+    open(origin, c, wait)
+  end
+  return c.probe ~= nil
+end
+
+--- Forgets every host's state (for tests).
+function M.reset()
+  for origin, c in pairs(hosts) do
+    if c.probe then c.probe:cancel() end
+    hosts[origin] = nil
+  end
+end
+
+return M

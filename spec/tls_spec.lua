@@ -150,6 +150,27 @@ describe("trust", function()
     assert.matches("^false\ttls\tSSL_CERT_FILE names '/nonexistent'", out)
   end)
 
+  it("streams an LM's answer over TLS with the LM's CA", function()
+    local mock = require("support.mockllm").start{lenient = true}
+    local front = tls.server(pki, {upstream = mock.url})
+    local ok, err = pcall(function()
+      local lm = tide.LM("openai/gpt-4o-mini", {base_url = front.url .. "/v1", api_key = "k",
+        ca_file = pki.ca, cache = false})
+      local pieces = {}
+      for piece in lm:stream("hello") do pieces[#pieces + 1] = piece end
+      assert.is_true(#pieces > 1)
+      assert.equal(1, front:stats().connections)
+      local refused = tide.LM("openai/gpt-4o-mini", {base_url = front.url .. "/v1", api_key = "k",
+        ca_file = pki.other_ca, cache = false, num_retries = 0, circuit = {wait = 0}})
+      local ok2, e = pcall(function() for _ in refused:stream("hello") do end end)
+      assert.is_false(ok2)
+      assert_lm_tls_failure(e)
+    end)
+    front:stop()
+    mock:stop()
+    assert(ok, err)
+  end)
+
   it("refuses bad option types with the option's name", function()
     assert.has_error(function() tide.request{url = server.url, ca_file = 3} end,
       "bad argument #1 to 'request' (field 'ca_file' must be a string)")

@@ -183,11 +183,17 @@ static void str_value(struct buf *b, const struct field *f, const struct prompt 
 {
   if (contains(f->name, f->nlen, "feedback") || contains(f->name, f->nlen, "critique")) {
     buf_adds(b, "The draft is clear; tighten the second paragraph.");
+    if (p->variant)
+      buf_addf(b, " (#%d)", p->variant + 1);
   } else if (contains(f->name, f->nlen, "reasoning") || contains(f->name, f->nlen, "rationale")) {
     buf_adds(b, "Let me think step by step. The input is clear, so the answer follows directly.");
+    if (p->variant)
+      buf_addf(b, " (#%d)", p->variant + 1);
   } else {
     buf_adds(b, "Mock ");
     buf_add(b, f->name, f->nlen);
+    if (p->variant)
+      buf_addf(b, " #%d", p->variant + 1);
     buf_adds(b, ": ");
     snippet(b, p->last_user, p->last_user_len, 40, 1);
   }
@@ -293,81 +299,41 @@ static void dspy_answer(struct buf *out, struct field *f, size_t nf,
   buf_adds(out, as_json ? "}" : "[[ ## completed ## ]]");
 }
 
-/* {"prop": value, ...} from a JSON schema's "properties", if one was sent. */
-static void schema_answer(struct buf *out, const struct json *props, const struct prompt *p)
+/* "Mock reply to: ", or for another choice "Mock reply #2 to: ". */
+static void reply_head(struct buf *out, const struct prompt *p)
 {
-  const struct json *m;
-  struct buf tmp = {0};
-  int first = 1;
-  buf_addc(out, '{');
-  for (m = props->child; m; m = m->next) {
-    const struct json *t = json_get(m, "type");
-    char ty[16] = "";
-    size_t i;
-    if (t && t->type == JSON_STRING && t->n < sizeof ty)
-      for (i = 0; i < t->n; i++)
-        ty[i] = (char)(t->s[i] | 0x20);  /* Gemini spells types in capitals */
-    if (!first)
-      buf_adds(out, ", ");
-    first = 0;
-    json_put_str(out, m->key, m->keylen);
-    buf_adds(out, ": ");
-    if (strcmp(ty, "integer") == 0)
-      buf_addu(out, 1 + fnv1a(FNV_SEED, m->key, m->keylen) % 10);
-    else if (strcmp(ty, "number") == 0)
-      buf_adds(out, "0.75");
-    else if (strcmp(ty, "boolean") == 0)
-      buf_adds(out, "true");
-    else if (strcmp(ty, "array") == 0)
-      buf_adds(out, "[]");
-    else if (strcmp(ty, "object") == 0)
-      buf_adds(out, "{}");
-    else {
-      tmp.len = 0;
-      buf_adds(&tmp, "Mock ");
-      buf_add(&tmp, m->key, m->keylen);
-      buf_adds(&tmp, ": ");
-      snippet(&tmp, p->last_user, p->last_user_len, 40, 0);
-      json_put_str(out, tmp.data, tmp.len);
-    }
-  }
-  buf_addc(out, '}');
-  buf_free(&tmp);
+  if (p->variant)
+    buf_addf(out, "Mock reply #%d to: ", p->variant + 1);
+  else
+    buf_adds(out, "Mock reply to: ");
 }
 
-static const struct json *schema_properties(const struct json *root)
-{
-  const struct json *s = json_get(json_get(json_get(root, "response_format"), "json_schema"), "schema");
-  const struct json *gc = json_get(root, "generationConfig");
-  if (s == NULL)
-    s = json_get(gc, "responseSchema");
-  if (s == NULL)
-    s = json_get(gc, "responseJsonSchema");
-  s = json_get(s, "properties");
-  return s && s->type == JSON_OBJECT && s->child ? s : NULL;
-}
-
-void answer_default(struct buf *out, const struct prompt *p, const struct json *root)
+void answer_default(struct buf *out, struct prompt *p, const struct json *root)
 {
   struct field f[MAX_FIELDS];
   const char *all = p->all.data ? p->all.data : "";
-  unsigned long long h = fnv1a(FNV_SEED, all, p->all.len);
+  /* another choice (n > 1) hashes differently, so its numbers differ too */
+  unsigned long long h = fnv1a(FNV_SEED, all, p->all.len) ^
+                         (unsigned long long)p->variant * 0x9E3779B97F4A7C15ULL;
   size_t nf = dspy_fields(all, p->all.len, f);
-  const struct json *props;
-  if (nf > 0) {
+  const struct json *tool, *schema = schema_of(p->route, root, &tool);
+  if (tool) {  /* a forced tool's input, whatever the prompt asks */
+    p->tool = tool;
+    schema_answer(out, schema, p);
+  } else if (nf > 0) {
     dspy_answer(out, f, nf, p, root, h);
-  } else if ((props = schema_properties(root)) != NULL) {
-    schema_answer(out, props, p);
+  } else if (schema && schema->type == JSON_OBJECT) {
+    schema_answer(out, schema, p);
   } else if (contains(all, p->all.len, "JSON")) {
     struct buf tmp = {0};
-    buf_adds(&tmp, "Mock reply to: ");
+    reply_head(&tmp, p);
     snippet(&tmp, p->last_user, p->last_user_len, 80, 0);
     buf_adds(out, "{\"answer\": ");
     json_put_str(out, tmp.data, tmp.len);
     buf_addc(out, '}');
     buf_free(&tmp);
   } else {
-    buf_adds(out, "Mock reply to: ");
+    reply_head(out, p);
     snippet(out, p->last_user, p->last_user_len, 80, 0);
   }
 }

@@ -2,6 +2,7 @@
 #include "reply.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -85,6 +86,7 @@ const char *prompt_read(enum route r, const struct json *root, struct prompt *p)
   const char *err;
   memset(p, 0, sizeof *p);
   p->last_user = "";
+  p->route = r;
   if (root->type != JSON_OBJECT)
     return "request body must be a JSON object";
   v = json_get(root, "model");
@@ -128,6 +130,10 @@ const char *prompt_read(enum route r, const struct json *root, struct prompt *p)
 
 void prompt_free(struct prompt *p)
 {
+  int i;
+  for (i = 0; i < p->nmore; i++)
+    buf_free(&p->more[i].text);
+  free(p->more);
   buf_free(&p->all);
   buf_free(&p->last_user_buf);
 }
@@ -287,6 +293,28 @@ void reply_anthropic_usage(struct buf *b, const struct prompt *p, unsigned long 
   buf_addc(b, '}');
 }
 
+void put_tool_name(struct buf *b, const struct prompt *p)
+{
+  const struct json *n = json_get(p->tool, "name");
+  if (n && n->type == JSON_STRING)
+    json_put_str(b, n->s, n->n);
+  else
+    buf_adds(b, "\"tool\"");
+}
+
+void reply_anthropic_stop(struct buf *b, const struct prompt *p, enum finish f)
+{
+  if (p->tool && f == FINISH_STOP) {
+    buf_adds(b, "\"stop_reason\":\"tool_use\",\"stop_sequence\":null");
+  } else if (p->stop_seq && f == FINISH_STOP) {
+    buf_adds(b, "\"stop_reason\":\"stop_sequence\",\"stop_sequence\":");
+    json_put_str(b, p->stop_seq, p->stop_len);
+  } else {
+    buf_addf(b, "\"stop_reason\":\"%s\",\"stop_sequence\":null",
+             reply_finish_name(ROUTE_ANTHROPIC, f));
+  }
+}
+
 /* Gemini's mean log-probability of the candidate's tokens: a small negative
    number, from the text so it is the same for the same answer. */
 static const char *avg_logprobs(const char *text, size_t n)
@@ -298,6 +326,39 @@ static const char *avg_logprobs(const char *text, size_t n)
     h = (h ^ (unsigned char)text[i]) * 16777619u;
   snprintf(out, sizeof out, "-0.%06u", h % 1000000u);
   return out;
+}
+
+/* Choices 1.. of an OpenAI answer with n > 1; returns their output tokens. */
+static unsigned long long more_choices(struct buf *b, const struct prompt *p)
+{
+  unsigned long long toks = 0;
+  int i;
+  for (i = 0; i < p->nmore; i++) {
+    const struct choice *c = &p->more[i];
+    buf_addf(b, ",{\"index\":%d,\"message\":{\"role\":\"assistant\",\"content\":", i + 1);
+    json_put_str(b, c->text.data ? c->text.data : "", c->text.len);
+    buf_addf(b, ",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+             reply_finish_name(ROUTE_OPENAI, c->f));
+    toks += c->ctok;
+  }
+  return toks;
+}
+
+/* Candidates 1.. of a Gemini answer with candidateCount > 1. */
+static unsigned long long more_candidates(struct buf *b, const struct prompt *p)
+{
+  unsigned long long toks = 0;
+  int i;
+  for (i = 0; i < p->nmore; i++) {
+    const struct choice *c = &p->more[i];
+    const char *t = c->text.data ? c->text.data : "";
+    buf_adds(b, ",{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":");
+    json_put_str(b, t, c->text.len);
+    buf_addf(b, "}]},\"finishReason\":\"%s\",\"avgLogprobs\":%s,\"index\":%d}",
+             reply_finish_name(ROUTE_GEMINI, c->f), avg_logprobs(t, c->text.len), i + 1);
+    toks += c->ctok;
+  }
+  return toks;
 }
 
 void reply_ok(struct buf *b, enum route r, const struct prompt *p,
@@ -315,13 +376,24 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
     reply_put_model(b, p);
     if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT) {
       buf_adds(b, ",\"content\":[]");
+    } else if (p->tool) {
+      buf_addf(b, ",\"content\":[{\"type\":\"tool_use\",\"id\":\"toolu_mock_%llu\",\"name\":", id);
+      put_tool_name(b, p);
+      buf_adds(b, ",\"input\":");
+      if (f == FINISH_STOP)
+        buf_add(b, text, n);
+      else
+        buf_adds(b, "{}");  /* cut by the token limit: what was generated is not JSON */
+      buf_adds(b, "}]");
     } else {
       buf_adds(b, ",\"content\":[{\"type\":\"text\",\"text\":");
       at = b->len + 1;
       json_put_str(b, text, n);
       buf_adds(b, "}]");
     }
-    buf_addf(b, ",\"stop_reason\":\"%s\",\"stop_sequence\":null,", fin);
+    buf_adds(b, ",");
+    reply_anthropic_stop(b, p, f);
+    buf_adds(b, ",");
     reply_anthropic_usage(b, p, ctok, 0);
     buf_addc(b, '}');
     break;
@@ -337,8 +409,10 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       buf_adds(b, "\"candidates\":[{\"content\":{\"role\":\"model\",\"parts\":[{\"text\":");
       at = b->len + 1;
       json_put_str(b, text, n);
-      buf_addf(b, "}]},\"finishReason\":\"%s\",\"avgLogprobs\":%s,\"index\":0}],", fin,
+      buf_addf(b, "}]},\"finishReason\":\"%s\",\"avgLogprobs\":%s,\"index\":0}", fin,
                avg_logprobs(text, n));
+      ctok += more_candidates(b, p);
+      buf_adds(b, "],");
     }
     reply_gemini_usage(b, p, ptok, ctok);
     buf_adds(b, ",\"modelVersion\":");
@@ -357,7 +431,10 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       json_put_str(b, text, f == FINISH_NO_TEXT ? 0 : n);
     }
     buf_addf(b, ",\"refusal\":null,\"annotations\":[]},\"logprobs\":null,"
-             "\"finish_reason\":\"%s\"}],", fin);
+             "\"finish_reason\":\"%s\"}", fin);
+    if (f == FINISH_STOP || f == FINISH_LENGTH)
+      ctok += more_choices(b, p);
+    buf_adds(b, "],");
     reply_openai_usage(b, p, ptok, ctok);
     buf_adds(b, ",\"service_tier\":\"default\",\"system_fingerprint\":\"" OPENAI_FINGERPRINT "\"}");
     break;

@@ -6,6 +6,13 @@
 #include "json.h"
 #include "mockllm.h"
 
+/* One more choice (n, candidateCount): its text, finish and output tokens. */
+struct choice {
+  struct buf text;
+  int f;                      /* enum finish */
+  unsigned long long ctok;
+};
+
 struct prompt {
   struct buf all;             /* system + every message text, '\n'-joined */
   const char *last_user;      /* text of the last user message (points into doc) */
@@ -20,6 +27,19 @@ struct prompt {
      and whether the model's name says it thinks (reasoning tokens). */
   unsigned long long cached;
   int thinking;
+  /* The stop sequence the reply was cut before (Anthropic names it), or NULL. */
+  const char *stop_seq;
+  size_t stop_len;
+  enum route route;           /* the format it was read from */
+  /* An Anthropic tool forced by tool_choice (a member of tools): the reply is
+     its input, as a tool_use block. NULL: a text reply. */
+  const struct json *tool;
+  /* answer_default's variant: 0 for the first choice, i for choice i (its
+     strings say "#i+1", its numbers come from another hash). */
+  int variant;
+  /* Choices 1.. when the request asked for several (not streamed). */
+  struct choice *more;
+  int nmore;
 };
 
 /* Collect the prompt of an OpenAI/Anthropic/Gemini request body.
@@ -83,6 +103,10 @@ void reply_gemini_usage(struct buf *b, const struct prompt *p, unsigned long lon
                         unsigned long long ctok);
 void reply_openai_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok);
+/* "stop_reason":...,"stop_sequence":... for finish f, naming p->stop_seq. */
+/* A forced tool's name, as a JSON string. */
+void put_tool_name(struct buf *b, const struct prompt *p);
+void reply_anthropic_stop(struct buf *b, const struct prompt *p, enum finish f);
 void reply_anthropic_usage(struct buf *b, const struct prompt *p, unsigned long long ctok,
                            int final);
 /* A token count v, or the absurd value usage= asks for instead. */
@@ -130,7 +154,24 @@ int strict_auth(enum route r, const struct request *rq, int invalid_key, struct 
 int strict_body(enum route r, const struct request *rq, const struct json *root,
                 struct refusal *f);
 
+/* params.c: the parameters honoured. */
+struct params {
+  unsigned long long max_tokens;  /* 0: no limit */
+  const struct json *stops;       /* stop / stop_sequences / stopSequences */
+  int n;                          /* choices or candidates, 1..16 */
+};
+void params_read(enum route r, const struct json *root, struct params *pa);
+const struct json *params_stop(const struct params *pa, struct buf *text);
+int params_cut(const struct params *pa, struct buf *text);
+
 /* answer.c: the deterministic default reply text. */
-void answer_default(struct buf *out, const struct prompt *p, const struct json *root);
+void answer_default(struct buf *out, struct prompt *p, const struct json *root);
+
+/* schema.c: structured outputs. The schema a request pins its reply to, or
+   NULL; *tool is the Anthropic tool that tool_choice forces (its input_schema
+   is the schema), else NULL. */
+const struct json *schema_of(enum route r, const struct json *root, const struct json **tool);
+/* A JSON value valid against schema (an object node of the request). */
+void schema_answer(struct buf *out, const struct json *schema, const struct prompt *p);
 
 #endif

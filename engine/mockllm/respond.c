@@ -467,6 +467,51 @@ static void answer_stream(struct answer *a, struct conn *c, const struct request
   }
 }
 
+/* Stop sequences, then the token limit (which wins when the text reaches it
+   before the stop sequence): the text is cut as the real API would end it. */
+static void honour_params(enum route r, const struct json *root, struct prompt *p,
+                          struct buf *text, enum finish *fin)
+{
+  struct params pa;
+  const struct json *stop;
+  if (*fin != FINISH_STOP)
+    return;
+  params_read(r, root, &pa);
+  stop = params_stop(&pa, text);
+  if (params_cut(&pa, text)) {
+    *fin = FINISH_LENGTH;
+  } else if (stop) {
+    p->stop_seq = stop->s;
+    p->stop_len = stop->n;
+  }
+}
+
+/* n (OpenAI) or candidateCount (Gemini) > 1: choices 1.. as p->more, each
+   a variant of the default reply, cut by the same parameters. */
+static void more_choices(enum route r, const struct json *root, struct prompt *p)
+{
+  struct params pa;
+  int i;
+  params_read(r, root, &pa);
+  if (pa.n < 2 || r == ROUTE_ANTHROPIC)
+    return;
+  p->more = xcalloc((size_t)pa.n - 1, sizeof *p->more);
+  for (i = 1; i < pa.n; i++) {
+    struct choice *c = &p->more[p->nmore++];
+    enum finish f = FINISH_STOP;
+    const char *stop_seq = p->stop_seq;
+    size_t stop_len = p->stop_len;
+    p->variant = i;
+    answer_default(&c->text, p, root);
+    honour_params(r, root, p, &c->text, &f);
+    p->stop_seq = stop_seq;  /* the first choice's, which Anthropic alone would name */
+    p->stop_len = stop_len;
+    c->f = f;
+    c->ctok = token_count(c->text.len);
+  }
+  p->variant = 0;
+}
+
 static void answer_provider(struct answer *a, struct conn *c, const struct request *rq,
                             enum route r, const struct scenario *sc, struct call *k)
 {
@@ -508,6 +553,10 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
       buf_add(&text, sc->reply, sc->reply_len);
     else
       answer_default(&text, &p, k->doc.root);
+    if (sc->fault != FAULT_HUGE && p.tool == NULL)  /* a tool's input is whole JSON */
+      honour_params(r, k->doc.root, &p, &text, &fin);
+    if (!k->stream && sc->fault == FAULT_NONE && !sc->reply && !sc->finish_length)
+      more_choices(r, k->doc.root, &p);
     ctok = token_count(sc->fault == FAULT_HUGE ? (size_t)sc->size : text.len);
     if (sc->fault == FAULT_HUGE)
       text.len = 0;  /* the filler becomes the text */

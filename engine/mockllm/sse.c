@@ -200,17 +200,24 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
   reply_anthropic_usage(b, p, 1, 0);
   buf_adds(b, "}}\n\n");
   ev_mark(ev);
-  if (has_text) {
+  if (has_text && p->tool) {
+    buf_addf(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
+             "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_mock_%llu\",\"name\":", id);
+    put_tool_name(b, p);
+    buf_adds(b, ",\"input\":{}}}\n\n");
+    ev_mark(ev);
+  } else if (has_text) {
     buf_adds(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
              "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
     ev_mark(ev);
   }
   buf_adds(b, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
   ev_mark(ev);
-  pieces_init(&ps, text, has_text ? n : 0, o);
+  pieces_init(&ps, text, has_text && !(p->tool && f != FINISH_STOP) ? n : 0, o);
   while (pieces_next(&ps, &s, &len)) {
-    buf_adds(b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
-             "\"delta\":{\"type\":\"text_delta\",\"text\":");
+    buf_adds(b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,");
+    buf_adds(b, p->tool ? "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":"
+                        : "\"delta\":{\"type\":\"text_delta\",\"text\":");
     json_put_str(b, s, len);
     buf_adds(b, "}}\n\n");
     ev_mark(ev);
@@ -227,9 +234,9 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
     buf_adds(b, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n");
     ev_mark(ev);
   }
-  buf_addf(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":"
-           "{\"stop_reason\":\"%s\",\"stop_sequence\":null},",
-           reply_finish_name(ROUTE_ANTHROPIC, f));
+  buf_adds(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{");
+  reply_anthropic_stop(b, p, f);
+  buf_adds(b, "},");
   reply_anthropic_usage(b, p, has_text ? ctok : 0, 1);
   buf_adds(b, "}\n\n");
   ev_mark(ev);

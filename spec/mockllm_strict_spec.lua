@@ -150,6 +150,21 @@ describe("mockllm's strict checks", function()
         "messages[1].role", "^Invalid value: 'robot'%. Supported values are: 'system'", "invalid_value")
     end)
 
+    it("refuses max_tokens and a temperature other than 1 for reasoning models", function()
+      for _, model in ipairs{"o1", "o3-mini", "gpt-5"} do
+        refused({fields = {model = model, max_tokens = 10}}, "max_tokens",
+          "^Unsupported parameter: 'max_tokens' is not supported with this model%. Use "
+          .. "'max_completion_tokens' instead%.$", "unsupported_parameter")
+        refused({fields = {model = model, temperature = 0.7}}, "temperature",
+          "^Unsupported value: 'temperature' does not support 0%.7 with this model%. Only the "
+          .. "default %(1%) value is supported%.$", "unsupported_value")
+        assert.are.equal(200, (post(server, "openai", {fields = {model = model,
+          max_completion_tokens = 100, temperature = 1}})))
+      end
+      assert.are.equal(200, (post(server, "openai", {fields = {model = "gpt-4o", max_tokens = 100,
+        temperature = 0.7}})))
+    end)
+
     it("refuses a tool message without the assistant's tool_calls before it", function()
       refused({fields = {messages = {{role = "user", content = "a"},
         {role = "tool", tool_call_id = "call_1", content = "42"}}}}, "messages.[1].role",

@@ -168,6 +168,28 @@ static int has_tool_calls(const struct json *m)
   return tc && tc->type == JSON_ARRAY && tc->child != NULL;
 }
 
+/* OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) refuse max_tokens
+   (max_completion_tokens instead) and any temperature but 1. */
+static int reasoning_params(const struct json *root, struct refusal *f)
+{
+  const struct json *model = json_get(root, "model"), *t = json_get(root, "temperature");
+  const char *m = model && model->type == JSON_STRING ? model->s : "";
+  if (!((m[0] == 'o' && m[1] >= '1' && m[1] <= '9') || strncmp(m, "gpt-5", 5) == 0))
+    return 0;
+  if (json_get(root, "max_tokens") && json_get(root, "max_tokens")->type != JSON_NULL)
+    return refuse_param(f, "Unsupported parameter: 'max_tokens' is not supported with this "
+                        "model. Use 'max_completion_tokens' instead.", "unsupported_parameter",
+                        "max_tokens", -1, 0);
+  if (t && t->type == JSON_NUMBER && !(t->n == 1 && t->s[0] == '1') &&
+      !(t->n == 3 && memcmp(t->s, "1.0", 3) == 0)) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "Unsupported value: 'temperature' does not support %.*s with this "
+             "model. Only the default (1) value is supported.", (int)(t->n > 24 ? 24 : t->n), t->s);
+    return refuse_param(f, msg, "unsupported_value", "temperature", -1, 0);
+  }
+  return 0;
+}
+
 /* OpenAI's Chat Completions: model, a non-empty list of messages in known
    roles, and each tool answer after the assistant's tool_calls. */
 static int openai_body(const struct json *root, struct refusal *f)
@@ -205,7 +227,7 @@ static int openai_body(const struct json *root, struct refusal *f)
     if (!json_streq(role, "tool"))
       calls = json_streq(role, "assistant") && has_tool_calls(m);
   }
-  return 0;
+  return reasoning_params(root, f);
 }
 
 /* Gemini's generateContent: some contents, each from the user or the model. */

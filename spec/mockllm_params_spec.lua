@@ -154,7 +154,8 @@ describe("mockllm honours", function()
         score = {type = "number", maximum = 0.5},
         note = {type = {"string", "null"}},
       },
-      ["$defs"] = {Person = {type = "object", properties = {name = {type = "string"},
+      ["$defs"] = {Person = {type = "object", additionalProperties = false,
+        required = {"name", "age", "active"}, properties = {name = {type = "string"},
         age = {type = "integer", minimum = 18}, active = {type = "boolean"}}}}}
 
     -- Checks value against SCHEMA's shape, field by field.

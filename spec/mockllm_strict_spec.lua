@@ -165,6 +165,29 @@ describe("mockllm's strict checks", function()
         temperature = 0.7}})))
     end)
 
+    it("refuses a strict json_schema whose objects allow more or require less", function()
+      local function rf(schema, strict)
+        return {fields = {response_format = {type = "json_schema",
+          json_schema = {name = "answer", strict = strict, schema = schema}}}}
+      end
+      refused(rf({type = "object", properties = {a = {type = "string"}}, required = {"a"}}, true),
+        "response_format", "^Invalid schema for response_format 'answer': In context=%(%), "
+        .. "'additionalProperties' is required to be supplied and to be false%.$")
+      refused(rf({type = "object", additionalProperties = false, required = {"a"}, properties = {
+          a = {type = "object", additionalProperties = false, required = {"x"},
+            properties = {x = {type = "string"}, y = {type = "integer"}}}}}, true),
+        "response_format", "In context=%('properties', 'a'%), 'required' is required to be supplied "
+        .. "and to be an array including every key in properties%. Missing 'y'%.$")
+      local ok = {type = "object", additionalProperties = false, required = {"a"},
+        properties = {a = {type = "array", items = {["$ref"] = "#/$defs/P"}}},
+        ["$defs"] = {P = {type = "object", additionalProperties = false, required = {"n"},
+          properties = {n = {type = "number"}}}}}
+      assert.are.equal(200, (post(server, "openai", rf(ok, true))))
+      ok["$defs"].P.additionalProperties = nil
+      refused(rf(ok, true), "response_format", "In context=%('%$defs', 'P'%), 'additionalProperties'")
+      assert.are.equal(200, (post(server, "openai", rf(ok, false))))   -- not strict: not checked
+    end)
+
     it("refuses a tool message without the assistant's tool_calls before it", function()
       refused({fields = {messages = {{role = "user", content = "a"},
         {role = "tool", tool_call_id = "call_1", content = "42"}}}}, "messages.[1].role",

@@ -168,6 +168,97 @@ static int has_tool_calls(const struct json *m)
   return tc && tc->type == JSON_ARRAY && tc->child != NULL;
 }
 
+/* A strict json_schema: every object must say additionalProperties false and
+   require every one of its properties. ctx is the path so far, as OpenAI
+   writes it: "'properties', 'a', 'items'". Returns 1 with f set. */
+struct schema_walk {
+  const char *name;           /* json_schema.name */
+  size_t name_len;
+  struct refusal *f;
+};
+
+static int strict_schema(const struct schema_walk *w, const struct json *s, char *ctx,
+                         size_t ctx_len, int depth);
+
+/* Walks the schemas under member `key` of s (an object of schemas when
+   `many`, else one), extending the context with the key and each name. */
+static int strict_under(const struct schema_walk *w, const struct json *s, const char *key,
+                        int many, char *ctx, size_t ctx_len, int depth)
+{
+  const struct json *v = json_get(s, key), *c;
+  size_t at = strlen(ctx);
+  int bad = 0;
+  if (v == NULL)
+    return 0;
+  for (c = many ? v->child : v; c && !bad; c = many ? c->next : NULL) {
+    if (many && v->type == JSON_OBJECT)  /* a named schema: properties, $defs */
+      snprintf(ctx + at, ctx_len - at, "%s'%s', '%.*s'", at ? ", " : "", key,
+               (int)(c->keylen > 40 ? 40 : c->keylen), c->key);
+    else                                 /* items, or a branch of anyOf */
+      snprintf(ctx + at, ctx_len - at, "%s'%s'", at ? ", " : "", key);
+    bad = strict_schema(w, c, ctx, ctx_len, depth + 1);
+    ctx[at] = '\0';
+  }
+  return bad;
+}
+
+static int schema_refuse(const struct schema_walk *w, const char *ctx, const char *what)
+{
+  struct refusal *f = w->f;
+  f->status = 400;
+  snprintf(f->msg, sizeof f->msg, "Invalid schema for response_format '%.*s': In context=(%s), %s",
+           (int)(w->name_len > 64 ? 64 : w->name_len), w->name, ctx, what);
+  f->x.param = "response_format";
+  return 1;
+}
+
+static int strict_schema(const struct schema_walk *w, const struct json *s, char *ctx,
+                         size_t ctx_len, int depth)
+{
+  const struct json *props = json_get(s, "properties"), *req = json_get(s, "required"), *p;
+  const struct json *extra = json_get(s, "additionalProperties");
+  if (s == NULL || s->type != JSON_OBJECT || depth > 16)
+    return 0;
+  if (json_streq(json_get(s, "type"), "object") || props) {
+    char what[160];
+    if (extra == NULL || extra->type != JSON_FALSE)
+      return schema_refuse(w, ctx, "'additionalProperties' is required to be supplied and "
+                           "to be false.");
+    for (p = props && props->type == JSON_OBJECT ? props->child : NULL; p; p = p->next) {
+      const struct json *r;
+      int listed = 0;
+      for (r = req && req->type == JSON_ARRAY ? req->child : NULL; r && !listed; r = r->next)
+        listed = r->type == JSON_STRING && r->n == p->keylen && memcmp(r->s, p->key, r->n) == 0;
+      if (!listed) {
+        snprintf(what, sizeof what, "'required' is required to be supplied and to be an array "
+                 "including every key in properties. Missing '%.*s'.",
+                 (int)(p->keylen > 40 ? 40 : p->keylen), p->key);
+        return schema_refuse(w, ctx, what);
+      }
+    }
+  }
+  return strict_under(w, s, "properties", 1, ctx, ctx_len, depth) ||
+         strict_under(w, s, "$defs", 1, ctx, ctx_len, depth) ||
+         strict_under(w, s, "definitions", 1, ctx, ctx_len, depth) ||
+         strict_under(w, s, "items", 0, ctx, ctx_len, depth) ||
+         strict_under(w, s, "anyOf", 1, ctx, ctx_len, depth);
+}
+
+static int strict_response_format(const struct json *root, struct refusal *f)
+{
+  const struct json *js = json_get(json_get(root, "response_format"), "json_schema");
+  const struct json *name = json_get(js, "name");
+  struct schema_walk w;
+  char ctx[400] = "";
+  if (!json_streq(json_get(json_get(root, "response_format"), "type"), "json_schema") ||
+      json_get(js, "strict") == NULL || json_get(js, "strict")->type != JSON_TRUE)
+    return 0;
+  w.name = name && name->type == JSON_STRING ? name->s : "";
+  w.name_len = name && name->type == JSON_STRING ? name->n : 0;
+  w.f = f;
+  return strict_schema(&w, json_get(js, "schema"), ctx, sizeof ctx, 0);
+}
+
 /* OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) refuse max_tokens
    (max_completion_tokens instead) and any temperature but 1. */
 static int reasoning_params(const struct json *root, struct refusal *f)
@@ -227,7 +318,7 @@ static int openai_body(const struct json *root, struct refusal *f)
     if (!json_streq(role, "tool"))
       calls = json_streq(role, "assistant") && has_tool_calls(m);
   }
-  return reasoning_params(root, f);
+  return reasoning_params(root, f) || strict_response_format(root, f);
 }
 
 /* Gemini's generateContent: some contents, each from the user or the model. */

@@ -6,12 +6,23 @@ local circuit = require "tide.circuit"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 
+--- Stops a server and waits until its port refuses connections (SIGTERM lets
+-- mockllm finish what it was doing first).
+local function stop(server)
+  server:stop()
+  for _ = 1, 500 do
+    local ok, err = pcall(tide.request, {url = server.url .. "/", timeout = 1})
+    if not ok and err.kind == "connect" then return end
+    tide.sleep(0.01)
+  end
+  error("mockllm did not stop")
+end
+
 --- A port nothing listens on now but that a restarted mockllm can take again.
 local function stopped_server()
   local s = mockllm.start()
-  local port = s.port
-  s:stop()
-  return port, "http://127.0.0.1:" .. port
+  stop(s)
+  return s.port, s.url
 end
 
 local function lm_at(url, opts)
@@ -75,7 +86,7 @@ describe("the circuit of a host", function()
     -- HTTP errors are answers: any number of them leaves the circuit closed
     for _ = 1, 4 do assert.are.equal("bad_request", select(2, pcall(b.call, b, "fails")).kind) end
     assert.are.same({}, circuit.open_hosts())
-    server:stop()
+    stop(server)
     -- a's first refused connection opens the host's circuit (failures = 1) ...
     local first = tide.spawn(function() return select(2, pcall(a.call, a, "one")) end)
     tide.sleep(0.05)

@@ -101,6 +101,12 @@ describe("mockllm's strict checks", function()
         "max_tokens: Field required")
     end)
 
+    it("refuses a temperature outside 0..1", function()
+      refused({fields = {temperature = 1.5}}, "temperature: Input should be less than or equal to 1")
+      refused({fields = {temperature = -0.5}}, "temperature: Input should be greater than or equal to 0")
+      assert.are.equal(200, (post(server, "anthropic", {fields = {temperature = 1}})))
+    end)
+
     it("refuses a system role inside messages", function()
       refused({fields = {messages = {{role = "system", content = "be brief"},
         {role = "user", content = "hi"}}}}, 'messages: Unexpected role "system". The Messages API '
@@ -148,6 +154,17 @@ describe("mockllm's strict checks", function()
     it("refuses an unknown role, naming the message", function()
       refused({fields = {messages = {{role = "user", content = "a"}, {role = "robot", content = "b"}}}},
         "messages[1].role", "^Invalid value: 'robot'%. Supported values are: 'system'", "invalid_value")
+    end)
+
+    it("refuses a temperature outside 0..2 and more than 4 stop sequences", function()
+      refused({fields = {temperature = 2.5}}, "temperature", "^Invalid 'temperature': decimal above "
+        .. "maximum value%. Expected a value <= 2, but got 2%.5 instead%.$", "decimal_above_max_value")
+      refused({fields = {temperature = -1}}, "temperature", "below minimum value%. Expected a value >= 0",
+        "decimal_below_min_value")
+      refused({fields = {stop = {"a", "b", "c", "d", "e"}}}, "stop", "^Invalid 'stop': array too long%. "
+        .. "Expected an array with maximum length 4, but got an array with length 5 instead%.$",
+        "array_above_max_length")
+      assert.are.equal(200, (post(server, "openai", {fields = {temperature = 2, stop = {"a", "b", "c", "d"}}})))
     end)
 
     it("refuses max_tokens and a temperature other than 1 for reasoning models", function()

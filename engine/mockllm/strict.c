@@ -45,6 +45,19 @@ static int refuse_param(struct refusal *f, const char *msg, const char *code,
   return refuse(f, 400, msg);
 }
 
+/* A number member's value (0 when absent), and whether it is there. */
+static int number_member(const struct json *root, const char *key, double *v)
+{
+  const struct json *n = json_get(root, key);
+  char tmp[40];
+  if (n == NULL || n->type != JSON_NUMBER || n->n >= sizeof tmp)
+    return 0;
+  memcpy(tmp, n->s, n->n);
+  tmp[n->n] = '\0';
+  *v = strtod(tmp, NULL);
+  return 1;
+}
+
 /* The credential as OpenAI's 401 quotes it: the first 3 and the last 4
    characters, stars between (all stars for a short key). */
 static void mask_key(char *out, size_t outlen, const char *k, size_t n)
@@ -123,12 +136,16 @@ static int anthropic_body(const struct request *rq, const struct json *root, str
   const struct json *msgs = json_get(root, "messages"), *m;
   const char *prev = NULL;
   int i = 0;
+  double t;
   if (!rq->anthropic_version)
     return refuse(f, 400, "anthropic-version: header is required");
   if (json_get(root, "model") == NULL)
     return refuse(f, 400, "model: Field required");
   if (json_get(root, "max_tokens") == NULL)
     return refuse(f, 400, "max_tokens: Field required");
+  if (number_member(root, "temperature", &t) && (t > 1 || t < 0))
+    return refuse(f, 400, t > 1 ? "temperature: Input should be less than or equal to 1"
+                                : "temperature: Input should be greater than or equal to 0");
   if (msgs == NULL)
     return refuse(f, 400, "messages: Field required");
   if (msgs->type != JSON_ARRAY)
@@ -259,6 +276,30 @@ static int strict_response_format(const struct json *root, struct refusal *f)
   return strict_schema(&w, json_get(js, "schema"), ctx, sizeof ctx, 0);
 }
 
+/* OpenAI's ranges: temperature 0..2, at most 4 stop sequences. */
+static int openai_ranges(const struct json *root, struct refusal *f)
+{
+  const struct json *stop = json_get(root, "stop"), *t = json_get(root, "temperature"), *c;
+  double v;
+  int n = 0;
+  char msg[200];
+  if (number_member(root, "temperature", &v) && (v > 2 || v < 0)) {
+    snprintf(msg, sizeof msg, "Invalid 'temperature': decimal %s value. Expected a value %s, but "
+             "got %.*s instead.", v > 2 ? "above maximum" : "below minimum", v > 2 ? "<= 2" : ">= 0",
+             (int)(t->n > 24 ? 24 : t->n), t->s);
+    return refuse_param(f, msg, v > 2 ? "decimal_above_max_value" : "decimal_below_min_value",
+                        "temperature", -1, 0);
+  }
+  for (c = stop && stop->type == JSON_ARRAY ? stop->child : NULL; c; c = c->next)
+    n++;
+  if (n > 4) {
+    snprintf(msg, sizeof msg, "Invalid 'stop': array too long. Expected an array with maximum "
+             "length 4, but got an array with length %d instead.", n);
+    return refuse_param(f, msg, "array_above_max_length", "stop", -1, 0);
+  }
+  return 0;
+}
+
 /* OpenAI's reasoning models (o1, o3, o4-mini, gpt-5...) refuse max_tokens
    (max_completion_tokens instead) and any temperature but 1. */
 static int reasoning_params(const struct json *root, struct refusal *f)
@@ -318,7 +359,7 @@ static int openai_body(const struct json *root, struct refusal *f)
     if (!json_streq(role, "tool"))
       calls = json_streq(role, "assistant") && has_tool_calls(m);
   }
-  return reasoning_params(root, f) || strict_response_format(root, f);
+  return openai_ranges(root, f) || reasoning_params(root, f) || strict_response_format(root, f);
 }
 
 /* Gemini's generateContent: some contents, each from the user or the model. */

@@ -102,7 +102,7 @@ local function probe(origin, c)
     local left = c.deadline - core.now()
     core.sleep(math.max(0, math.min(delay, left)))
     if answers(origin) then
-      c.failures, c.probe = 0, nil
+      c.failures, c.probe, c.down = 0, nil, nil
       notify("closed", origin, {})
       return true
     end
@@ -134,6 +134,10 @@ local function open(origin, c, wait)
   notify("open", origin, {wait = wait, failures = c.failures, cause = c.cause})
 end
 
+local function down_error(origin, c)
+  return core.error{kind = "server_down", message = c.down, url = origin, retryable = false}
+end
+
 --- A held call: waits for the probe's verdict; raises server_down when the host
 -- stayed away.  The last held call to leave (cancelled) stops the probing.
 local function hold(origin, c, wait)
@@ -150,7 +154,7 @@ local function hold(origin, c, wait)
     local t = c.probe
     local ok, came_back = pcall(t.wait, t)
     if ok and not came_back then
-      error(core.error{kind = "server_down", message = c.down, url = origin, retryable = false}, 0)
+      error(down_error(origin, c), 0)
     elseif ok then
       return
     end
@@ -162,18 +166,21 @@ local function hold(origin, c, wait)
   end
 end
 
---- circuit.pass(origin, cfg): before a request to origin; holds the call while
--- the host's circuit is open (cfg: the LM's circuit options).  Raises server_down
--- when the host stays away.
-function M.pass(origin, cfg)
+--- circuit.pass(origin, cfg, retrying): before a request to origin; holds the
+-- call while the host's circuit is open (cfg: the LM's circuit options).  Raises
+-- server_down when the host stays away, and at once for a call's retry once the
+-- host was given up: its first try still goes, and finds the host back.
+function M.pass(origin, cfg, retrying)
   local c = hosts[origin]
-  if c and c.probe then hold(origin, c, wait_of(cfg)) end
+  if c == nil then return end
+  if c.probe then return hold(origin, c, wait_of(cfg)) end
+  if c.down and retrying then error(down_error(origin, c), 0) end
 end
 
 --- circuit.answered(origin): the host answered (any HTTP status).
 function M.answered(origin)
   local c = hosts[origin]
-  if c then c.failures = 0 end
+  if c then c.failures, c.down = 0, nil end
 end
 
 --- circuit.failed(err, cfg, last) → whether the call should try again once the
@@ -192,7 +199,7 @@ function M.failed(err, cfg, last)
     hosts[origin] = c
   end
   c.failures, c.cause = c.failures + 1, err.kind
-  if c.probe == nil and (last or c.failures >= (cfg and cfg.failures or M.FAILURES)) then
+  if c.probe == nil and not c.down and (last or c.failures >= (cfg and cfg.failures or M.FAILURES)) then
     open(origin, c, wait)
   end
   return c.probe ~= nil

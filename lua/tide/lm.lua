@@ -405,7 +405,7 @@ local function attempt(p, norm, http)
   http.attempts = http.attempts + 1
   local _ <close> = admit(p, norm)
   if not http.body then fill(http, p.provider.build(p.cfg, norm)) end
-  circuit.pass(p.origin, http.circuit)   -- held here while the host is down
+  circuit.pass(p.origin, http.circuit, http.attempts > 1)   -- held here while the host is down
   local r = tide_core.request(http)
   circuit.answered(p.origin)
   if r.status >= 200 and r.status < 300 then

@@ -116,6 +116,27 @@ describe("mockllm honours", function()
       assert.are.equal(sum, b.usage.completion_tokens)
     end)
 
+    it("n streams every OpenAI choice, each with its index and finish", function()
+      local plain = post("openai", {fields = {n = 2}})
+      local r = wire.post(server, "openai", {fields = {n = 2, stream = true,
+        stream_options = {include_usage = true}}})
+      local text, fin, usage = {[0] = "", [1] = ""}, {}, nil
+      for _, ev in ipairs(wire.sse_events(r.body)) do
+        if ev.data ~= "[DONE]" then
+          local d = cjson.decode(ev.data)
+          for _, c in ipairs(d.choices) do
+            text[c.index] = text[c.index] .. (c.delta.content or "")
+            if c.finish_reason ~= cjson.null then fin[c.index] = c.finish_reason end
+          end
+          if d.usage ~= cjson.null then usage = d.usage end
+        end
+      end
+      assert.are.same({plain.choices[1].message.content, plain.choices[2].message.content},
+        {text[0], text[1]})
+      assert.are.same({"stop", "stop"}, {fin[0], fin[1]})
+      assert.are.equal(plain.usage.completion_tokens, usage.completion_tokens)
+    end)
+
     it("candidateCount gives that many different Gemini candidates", function()
       local b = post("gemini", {fields = {generationConfig = {candidateCount = 2}}})
       assert.are.equal(2, #b.candidates)

@@ -37,7 +37,7 @@ struct prompt {
   /* answer_default's variant: 0 for the first choice, i for choice i (its
      strings say "#i+1", its numbers come from another hash). */
   int variant;
-  /* Choices 1.. when the request asked for several (not streamed). */
+  /* Choices 1.. when the request asked for several (streamed by OpenAI only). */
   struct choice *more;
   int nmore;
 };

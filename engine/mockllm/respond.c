@@ -555,7 +555,8 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
       answer_default(&text, &p, k->doc.root);
     if (sc->fault != FAULT_HUGE && p.tool == NULL)  /* a tool's input is whole JSON */
       honour_params(r, k->doc.root, &p, &text, &fin);
-    if (!k->stream && sc->fault == FAULT_NONE && !sc->reply && !sc->finish_length)
+    if ((!k->stream || r == ROUTE_OPENAI) && sc->fault == FAULT_NONE && !sc->reply &&
+        !sc->finish_length)  /* Gemini streams one candidate */
       more_choices(r, k->doc.root, &p);
     ctok = token_count(sc->fault == FAULT_HUGE ? (size_t)sc->size : text.len);
     if (sc->fault == FAULT_HUGE)

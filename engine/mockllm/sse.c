@@ -135,6 +135,43 @@ static void openai_end(struct events *ev, const struct stream_opts *o)
   ev_mark(ev);
 }
 
+/* Choices 1.. of a streamed answer with n > 1, each as the first is sent:
+   its role chunk, its deltas, its finish. Returns their output tokens. */
+static unsigned long long openai_more(struct events *ev, const struct prompt *p,
+                                      unsigned long long id, long long created,
+                                      const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  struct stream_opts whole = *o;
+  unsigned long long toks = 0;
+  struct pieces ps;
+  const char *s;
+  size_t len;
+  int i;
+  whole.end = STREAM_END_NORMAL;
+  for (i = 0; i < p->nmore; i++) {
+    const struct choice *c = &p->more[i];
+    openai_begin(b, id, created, p);
+    buf_addf(b, "{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
+             "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}", i + 1);
+    openai_end(ev, o);
+    pieces_init(&ps, c->text.data ? c->text.data : "", c->text.len, &whole);
+    while (pieces_next(&ps, &s, &len)) {
+      openai_begin(b, id, created, p);
+      buf_addf(b, "{\"index\":%d,\"delta\":{\"content\":", i + 1);
+      json_put_str(b, s, len);
+      buf_adds(b, "},\"logprobs\":null,\"finish_reason\":null}");
+      openai_end(ev, o);
+    }
+    openai_begin(b, id, created, p);
+    buf_addf(b, "{\"index\":%d,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+             i + 1, reply_finish_name(ROUTE_OPENAI, (enum finish)c->f));
+    openai_end(ev, o);
+    toks += c->ctok;
+  }
+  return toks;
+}
+
 static void openai_stream(struct events *ev, const struct prompt *p, unsigned long long id,
                           const char *text, size_t n, unsigned long long ctok,
                           enum finish f, const struct stream_opts *o)
@@ -169,6 +206,8 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
   buf_addf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
            reply_finish_name(ROUTE_OPENAI, f));
   openai_end(ev, o);
+  if (f == FINISH_STOP || f == FINISH_LENGTH)
+    ctok += openai_more(ev, p, id, created, o);
   if (o->include_usage) {
     if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT)
       ctok = 0;

@@ -20,7 +20,9 @@ t0 = tide.now()
 local replies = tide.map(prompts, function(prompt)
   local r = tide.request{
     url = base .. "/v1/chat/completions",
-    headers = {["Content-Type"] = "application/json", ["X-Mock-Scenario"] = "latency=100"},
+    -- a key, as the real API needs one (mockllm refuses a request without)
+    headers = {["Content-Type"] = "application/json", ["X-Mock-Scenario"] = "latency=100",
+               Authorization = "Bearer mock"},
     body = cjson.encode{model = "mock", messages = {{role = "user", content = prompt}}},
   }
   return cjson.decode(r.body).choices[1].message.content

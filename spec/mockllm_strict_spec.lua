@@ -232,6 +232,19 @@ describe("mockllm's strict checks", function()
     end)
   end)
 
+  describe("tide's own scripts", function()
+    it("send a key: the hello_gather demo gets its six answers from a strict server", function()
+      local p = io.popen(string.format("scripts/with_mockllm %s scripts/hello_gather.lua 2>&1; echo exit=$?",
+        os.getenv("TIDE_BIN") or "build/tide"))
+      local out = p:read("a")
+      p:close()
+      assert.matches("exit=0", out)
+      local n = 0
+      for _ in out:gmatch("\n%d\tMock reply to: Name a ") do n = n + 1 end
+      assert.are.equal(6, n, out)
+    end)
+  end)
+
   describe("turned off", function()
     it("by lenient=1 for one request, which the log shows answered", function()
       server:reset()

@@ -12,6 +12,8 @@ local PROGRAM = [[
 local tide = require "tide"
 local cli = ...
 assert(cli.lm, "the CLI configures the LM from --model")
+-- a circuit that opens at the second refused connection, not after the retries
+if os.getenv("SPEC_CIRCUIT") then cli.lm.circuit = {failures = 2} end
 local base = os.getenv("OPENAI_BASE_URL")
 local function lm(scenario)
   return tide.LM("openai/mock", {base_url = base, num_retries = 0,
@@ -124,7 +126,7 @@ describe("tide eval", function()
     assert.matches("Required:\n  %-%-data FILE [^\n]*\n  %-%-out FILE ", out)
     for _, flag in ipairs{"--format F", "--inputs A,B", "--concurrency N", "--model M", "--shard K/N",
         "--max-errors N", "--failure-score X", "--overwrite", "--progress MODE", "--interval S",
-        "--rows N", "--merge OUT IN...", "-h, --help"} do
+        "--rows N", "--wait-for-server S", "--merge OUT IN...", "-h, --help"} do
       assert.truthy(out:find("\n  " .. flag .. " ", 1, true), flag)
     end
     assert.matches("TIDE_MODEL", out)
@@ -444,6 +446,87 @@ end, function() return true end
     code, out = run(string.format("--merge %s/partial.jsonl %s %s", dir, parts[1], parts[3]))
     assert.are_not.equal(0, code)
     assert.matches("2 of 7 rows are missing %(3, 4%)", out)
+  end)
+
+  describe("when the server goes away", function()
+    -- a server of their own, on a port it can be restarted on
+    local own
+
+    --- Stops `own` and waits until its port refuses connections.
+    local function stop_own()
+      own:stop()
+      assert.is_true(wait_until(function()
+        local ok, err = pcall(tide.request, {url = own.url .. "/", timeout = 1})
+        return not ok and err.kind == "connect"
+      end))
+    end
+
+    local function own_env(extra)
+      return string.format("OPENAI_BASE_URL=%s/v1 %s", own.url, extra or "")
+    end
+
+    before_each(function() own = mockllm.start{latency_ms = 50} end)
+    after_each(function() own:stop() end)
+
+    it("stops within --wait-for-server with status 1, keeping every finished row, and resumes after", function()
+      local data = dataset("gone", 12, {})
+      local out_path = dir .. "/gone.jsonl"
+      local args = string.format("%s --model openai/mock --data %s --out %s --progress lines --interval 0 " ..
+        "--concurrency 2 --wait-for-server 1", program_path, data, out_path)
+      local job = start(args, own_env())
+      assert.is_true(wait_until(function() return count_lines(out_path) >= 3 end))
+      stop_own()
+      assert.is_true(wait_until(function() return job.rc() ~= nil end))
+      assert.are.equal(1, job.rc())
+      local out = job.output()
+      local host = own.url:gsub("%p", "%%%0")
+      assert.matches("waiting for server at " .. host .. " %(up to 1 s%)", out)
+      assert.matches("tide eval: the server at " .. host .. " refused %d+ connections in a row and " ..
+        "did not come back within 1 s; %d+ finished rows are kept in .-; run the same command to resume", out)
+      local kept = results.read(out_path)
+      assert.is_true(#kept >= 3 and #kept < 12)
+      for _, row in ipairs(kept) do assert.is_nil(row.error) end   -- no row failed for it
+      -- the server is back: the same command finishes the rest, each row once
+      own = mockllm.start{port = own.port}
+      local code, rerun = run(args:gsub("%-%-progress lines", "--progress none"), own_env())
+      assert.are.equal(0, code, rerun)
+      local rows = results.read(out_path)
+      assert.are.same({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, indices(rows))
+      for _, row in ipairs(rows) do assert.is_nil(row.error) end
+      assert.are.equal(12 - #kept, own:stats().by_route.openai)
+    end)
+
+    it("rides out a restart shorter than the wait: no row lost", function()
+      local data = dataset("restart", 12, {})
+      local out_path = dir .. "/restart.jsonl"
+      local job = start(string.format("%s --model openai/mock --data %s --out %s --progress lines " ..
+        "--interval 0 --concurrency 2 --wait-for-server 30", program_path, data, out_path),
+        own_env("SPEC_CIRCUIT=1"))
+      assert.is_true(wait_until(function() return count_lines(out_path) >= 3 end))
+      stop_own()
+      -- held, not failed: the server sees no call until it is back
+      assert.is_true(wait_until(function() return (job.output() or ""):find("waiting for server at ", 1, true) end))
+      own = mockllm.start{port = own.port, latency_ms = 50}
+      assert.is_true(wait_until(function() return job.rc() ~= nil end))
+      local out = job.output()
+      assert.are.equal(0, job.rc(), out)
+      assert.matches("waiting for server at ", out)
+      local rows = results.read(out_path)
+      assert.are.same({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, indices(rows))
+      for _, row in ipairs(rows) do assert.is_nil(row.error) end
+    end)
+  end)
+
+  it("says a rerun of a finished run had nothing to do, with no rate from no work", function()
+    local data = dataset("done-already", 3, {})
+    local out_path = dir .. "/done-already.jsonl"
+    local args = string.format("%s --model openai/mock --data %s --out %s --progress none", program_path,
+      data, out_path)
+    assert.are.equal(0, (run(args)))
+    local code, out = run(args)
+    assert.are.equal(0, code)
+    assert.matches("nothing to do: all 3 rows were already in " .. out_path:gsub("%p", "%%%0"), out)
+    assert.is_nil(out:find("examples/s", 1, true))
   end)
 
   it("stops cleanly on SIGINT, writing what finished and printing the summary", function()

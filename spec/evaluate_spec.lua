@@ -314,9 +314,9 @@ describe("tide.Evaluate", function()
     local lines = {}
     for line in out.text():gmatch("[^\n]+") do lines[#lines + 1] = line end
     assert.are.equal(5, #lines)
-    assert.matches("^eval 1/5%s+20%%%s+mean 1%.000%s+errors 0%s+[%d.]+/s%s+ETA ", lines[1])
+    assert.matches("^eval 1/5%s+20%%%s+mean 1%.000%s+errors 0%s+%-/s%s+ETA %?", lines[1])   -- one item: no rate
     assert.matches("^eval 3/5%s+60%%%s+mean 0%.667%s+errors 1", lines[3])
-    assert.matches("^eval 5/5%s+100%%%s+mean 0%.800%s+errors 1%s+[%d.]+/s%s+in %d+:%d%d$", lines[5])
+    assert.matches("^eval 5/5%s+100%%%s+mean 0%.800%s+errors 1%s+[%d.%-]+/s%s+in %d+:%d%d$", lines[5])
   end)
 
   it("redacts secrets from the rows it writes", function()
@@ -483,6 +483,31 @@ describe("tide.Evaluate", function()
     assert.are.same({good = true}, rows[4].labels)
   end)
 
+  it("keeps each attempt of a failed example in its row, and says them in the summary", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local retried = tide.LM("openai/mock", {api_key = "sk-test-key", base_url = server.url .. "/v1",
+      num_retries = 2, cache = false, headers = {["X-Mock-Scenario"] = "status=503;retry_after=0"}})
+    local out = capture()
+    local r = tide.Evaluate{devset = devset(2, {[2] = "retried"}, t), metric = metric,
+      program = program{ok = lm(), retried = retried}, save_as = path, display_progress = false,
+      output = out}
+    local e = r.rows[2].error
+    assert.are.equal("server", e.kind)
+    assert.are.equal(3, e.attempts)
+    assert.are.equal(3, #e.tried)
+    for i, a in ipairs(e.tried) do
+      assert.are.equal(503, a.status)
+      if i < 3 then assert.is_number(a.delay) end
+    end
+    assert.are.same(e.tried, results.read(path)[2].error.tried)   -- in the file as well
+    assert.matches("%(tries: 503 ×3%)", out.text())
+    assert.are.equal("timeout, then refused ×3, then server down", require("tide.eval.report").attempts_text{
+      {kind = "timeout", cause = "timeout"}, {kind = "transport", cause = "connect"},
+      {kind = "transport", cause = "connect"}, {kind = "transport", cause = "connect"},
+      {kind = "server_down"}})
+  end)
+
   it("quotes the first distinct errors in full in the summary", function()
     local t = tag()
     local out = capture()
@@ -622,9 +647,37 @@ describe("progress", function()
     p:update{done = 3, errors = 0, mean = 1}
     p:finish()
     assert.are.same({
-      "eval 1/10   10%  mean 1.000  errors 0  1.0/s  ETA 0:09\n",
+      "eval 1/10   10%  mean 1.000  errors 0  -/s  ETA ?\n",
       "eval 3/10   30%  mean 1.000  errors 0  0.3/s  ETA 0:26\n",
     }, out)
+  end)
+
+  it("shows no rate until two items took a second between them", function()
+    local p, out, advance = fake("lines", 0)
+    advance(0.02)
+    p:update{done = 1, errors = 0, mean = 1}     -- the first of many running at once
+    advance(0.02)
+    p:update{done = 2, errors = 0, mean = 1}     -- two, but in 40 ms
+    advance(1)
+    p:update{done = 3, errors = 0, mean = 1}
+    assert.matches("errors 0  %-/s  ETA %?\n$", out[1])
+    assert.matches("errors 0  %-/s  ETA %?\n$", out[2])
+    assert.matches("errors 0  2%.9/s  ETA 0:02\n$", out[3])
+  end)
+
+  it("shows a note after the status at once, until it is cleared", function()
+    local p, out, advance = fake("lines", 10)
+    advance(1)
+    p:update{done = 2, errors = 0, mean = 1}
+    p:set_note("waiting for server at http://h:1 (up to 30 s)")
+    assert.are.equal(2, #out)   -- drawn now, though the interval has not passed
+    assert.matches("^eval 2/10 .-  waiting for server at http://h:1 %(up to 30 s%)\n$", out[2])
+    p:set_note(nil)
+    assert.is_nil(out[3]:find("waiting", 1, true))
+    local bar, bar_out = fake("bar", nil, function() return 40 end)
+    bar:update{done = 2, errors = 0, mean = 1}
+    bar:set_note("waiting for server at http://h:1 (up to 30 s)")
+    assert.is_true(#bar_out[2]:gsub("^\r", ""):gsub("\27%[K$", "") <= 39)   -- it fits the width
   end)
 
   it("counts only this run's items in the rate (a resumed run skips the rest)", function()

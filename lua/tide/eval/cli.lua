@@ -12,7 +12,8 @@
 -- bring its own (tide.configure{lm = ...}, or a tide.LM it makes as it loads), or
 -- the run does not start: every example would fail the same way.
 -- main returns the exit status: 0 done, 1 failed (every example failed, or the run
--- stopped early), 2 bad usage (no LM among them), 130 cancelled (Ctrl-C); an
+-- stopped early: --max-errors, or the server gone for --wait-for-server seconds),
+-- 2 bad usage (no LM among them), 130 cancelled (Ctrl-C); an
 -- interrupted run is resumed by running it again.
 local tide = require "tide"
 local script = require "tide.script"
@@ -47,6 +48,9 @@ Options:
   --overwrite         start over instead of resuming --out
   --progress MODE     bar, lines or none (default: bar on a terminal, else lines)
   --interval S        seconds between progress lines (default 10)
+  --wait-for-server S when the server stops answering (connections refused), hold
+                      the run up to S seconds for it to come back (default 30; 0:
+                      do not wait); then stop, keeping the finished rows
   --rows N            also print the first N rows at the end
   --merge OUT IN...   combine the results of shards into OUT (.jsonl or .csv, not one
                       of the INs), in dataset order
@@ -57,8 +61,9 @@ scripts/with_mockllm), else the one PROGRAM.lua configures; with none, tide eval
 does not start.  Keys come from the provider's variable (OPENAI_API_KEY,
 ANTHROPIC_API_KEY, GEMINI_API_KEY, ...); answers are cached in $TIDE_CACHE_DIR.
 
-Exit status: 0 done, 1 every example failed or the run stopped early (or could not
-run), 2 a usage error, 130 cancelled (Ctrl-C; run the same command to resume).
+Exit status: 0 done, 1 every example failed or the run stopped early (the server
+went away, --max-errors; or it could not run), 2 a usage error, 130 cancelled
+(Ctrl-C); run the same command to resume.
 ]]
 
 local function say(fmt, ...)
@@ -74,7 +79,7 @@ end
 
 local VALUED = {data = true, out = true, format = true, inputs = true, concurrency = true, model = true,
   shard = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
-  interval = true, rows = true}
+  interval = true, rows = true, ["wait-for-server"] = true}
 local FLAGS = {overwrite = true, help = true}
 
 --- argv → options (a table keyed by option name, positional ones in `args`), or nil
@@ -267,6 +272,10 @@ local function run(o)
   end
   local interval = o.interval and tonumber(o.interval)
   if o.interval and (not interval or interval < 0) then return usage_error("--interval must be seconds >= 0") end
+  local wait = o["wait-for-server"] and tonumber(o["wait-for-server"])
+  if o["wait-for-server"] and not (wait and wait >= 0 and wait <= 86400) then
+    return usage_error("--wait-for-server must be seconds from 0 to 86400, got '%s'", o["wait-for-server"])
+  end
   local failure_score = o["failure-score"] and tonumber(o["failure-score"])
   if o["failure-score"] and not failure_score then return usage_error("--failure-score must be a number") end
 
@@ -307,6 +316,7 @@ local function run(o)
     display_progress = progress_mode == nil or (progress_mode ~= "none" and progress_mode),
     progress_interval = interval,
     display_table = rows_shown or true,
+    wait_for_server = wait,
   })
   if not ok_e then
     if tide.is_error(result, "cancelled") then
@@ -314,6 +324,12 @@ local function run(o)
       say("cancelled; %d finished rows are in %s: run the same command again to resume",
         r and r.done or 0, o.out)
       return 130
+    end
+    if tide.is_error(result, "server_down") then
+      local r = result.result
+      say("%s; %d finished rows are kept in %s; run the same command to resume", result.message,
+        r and r.done or 0, o.out)
+      return 1
     end
     say("%s", tostring(result))
     return 1

@@ -13,6 +13,12 @@
 -- (the result says stopped = "max_errors") or when the task running it is cancelled
 -- (Ctrl-C in the tide binary): then the summary is still printed and the `cancelled`
 -- error is raised again, carrying the partial result in `err.result`.
+--
+-- A server that goes away holds the run (tide/circuit.lua): the LM calls wait up to
+-- `wait_for_server` seconds (default 30) for it to answer again, the progress line
+-- saying so; if it does not, the run stops like a cancelled one, with the
+-- `server_down` error (stopped = "server_down"): no row is written for the examples
+-- it cut short, so running it again resumes them.
 local cjson = require "cjson"
 local core = require "tide.core"
 local check = require "tide.check"
@@ -22,6 +28,7 @@ local dataset = require "tide.eval.dataset"
 local results = require "tide.eval.results"
 local progress = require "tide.eval.progress"
 local report = require "tide.eval.report"
+local circuit = require "tide.circuit"
 
 local M = {}
 
@@ -85,6 +92,7 @@ local function check_opts(opts)
       tostring(opts.display_progress))
   end
   check.number("Evaluate", "progress_interval", opts.progress_interval, {min = 0}, true)
+  check.number("Evaluate", "wait_for_server", opts.wait_for_server, {min = 0, max = 86400}, true)
   local t = opts.display_table
   if t ~= nil and type(t) ~= "boolean" and math.type(t) ~= "integer" then
     fail("display_table", "a boolean or a number of rows to show expected, got " .. type(t))
@@ -114,6 +122,7 @@ end
 --- tide.Evaluate{devset, metric, program?, concurrency = 16, max_errors, failure_score = 0,
 -- display_progress = true | false | "bar" | "lines", progress_interval = 10,
 -- display_table = true | false | n, save_as, resume, shard = "K/N", secrets = {strings},
+-- wait_for_server = seconds (the LMs' circuit wait; default: each LM's, else 30),
 -- output = a file-like {write} for the progress and the table (default stderr, stdout),
 -- label = "eval" (the progress lines' prefix)}
 function M.new(opts)
@@ -137,13 +146,29 @@ local function new_usage()
   return {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0}
 end
 
+--- An LM error's attempts, each {kind, cause, status, delay} with only plain
+-- values kept (what a results file can hold).
+local function attempt_list(history)
+  if type(history) ~= "table" or #history == 0 then return nil end
+  local list = {}
+  for i, a in ipairs(history) do
+    list[i] = {kind = tostring(a.kind), cause = type(a.cause) == "string" and a.cause or nil,
+      status = math.type(a.status) == "integer" and a.status or nil,
+      delay = type(a.delay) == "number" and math.floor(a.delay * 1000 + 0.5) / 1000 or nil}
+  end
+  return list
+end
+
 local function error_row(e)
   if type(e) == "table" then
-    -- cause (a transport error's own kind) and status say more in a results file
+    -- cause (a transport error's own kind) and status say more in a results file,
+    -- and so do the call's attempts: "timeout, then refused x3"
     local cause = type(e.cause) == "string" and e.cause or nil
     local status = math.type(e.status) == "integer" and e.status or nil
+    local tries = attempt_list(e.history)
     return {kind = tostring(e.kind or "lua"), message = tostring(e.message or e), cause = cause,
-            status = status}
+            status = status, attempts = math.type(e.attempts) == "integer" and e.attempts or nil,
+            tried = tries}
   end
   return {kind = "lua", message = tostring(e)}
 end
@@ -164,7 +189,8 @@ local function run_example(self, program, item, dataset_size)
   local started = core.now()
   -- The task returns its failure rather than raising it: were the run cancelled just
   -- as the example failed, a raised error would be left with nobody to take it.
-  local ok, pred, score = settings.with({usage_sink = usage}, pcall, function()
+  local ok, pred, score = settings.with({usage_sink = usage, circuit_wait = self.wait_for_server,
+      circuit_default_wait = circuit.WAIT}, pcall, function()
     local p = program(ex:inputs())
     -- nothing to score: the metric would crash on nil, or score it
     if p == nil or p == cjson.null then
@@ -178,7 +204,10 @@ local function run_example(self, program, item, dataset_size)
     end
     return p, as_score(s)
   end)
-  if not ok and core.is_error(pred, "cancelled") then error(pred, 0) end
+  -- cut short by the run's end, not failed: no row, so a resumed run does it again
+  if not ok and (core.is_error(pred, "cancelled") or core.is_error(pred, "server_down")) then
+    error(pred, 0)
+  end
   local cost = usage.cost
   usage.cost = nil
   local row = {
@@ -345,13 +374,20 @@ function Evaluate:run(program, overrides)
   local workers = {}
   for i = 1, math.min(opts.concurrency or 16, #pending) do workers[i] = worker end
   local ok, err = true, nil
-  if #workers > 0 then ok, err = pcall(core.gather, workers) end
+  if #workers > 0 then
+    local watch = circuit.watch(function(event, origin, info)
+      bar:set_note(event == "open" and string.format("waiting for server at %s (up to %g s)",
+        origin, info.wait) or nil)
+    end)
+    ok, err = pcall(core.gather, workers)
+    watch:close()
+  end
   if writer then writer:close() end
   if not ok then
     if core.is_error(err, "max_errors") then
       ok = true
-    elseif core.is_error(err, "cancelled") then
-      stop_reason = "cancelled"
+    elseif core.is_error(err, "cancelled") or core.is_error(err, "server_down") then
+      stop_reason = err.kind
     else
       stop_reason = "error"
     end
@@ -384,7 +420,9 @@ function Evaluate:run(program, overrides)
     end
   end
   if not ok then
-    if type(err) == "table" and stop_reason == "cancelled" then err.result = result end
+    if type(err) == "table" and (stop_reason == "cancelled" or stop_reason == "server_down") then
+      err.result = result
+    end
     error(err, 0)
   end
   return result

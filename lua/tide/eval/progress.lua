@@ -61,11 +61,16 @@ function M.new(opts)
   return self
 end
 
---- The status parts: done/total, percent, running mean, errors, rate, ETA.
+-- A rate from fewer items, or over less time, says more about the start than the
+-- run: the first of 16 concurrent items done after 20 ms would show "50/s".
+local MIN_RATE_ITEMS, MIN_RATE_SECONDS = 2, 1
+
+--- The status parts: done/total, percent, running mean, errors, rate, ETA (and
+-- the note, when one is set: "waiting for server ...").
 function Progress:parts(s)
   local elapsed = self.now() - self.started
   local ran = s.done - self.start_done
-  local rate = elapsed > 0 and ran / elapsed or 0
+  local rate = (ran >= MIN_RATE_ITEMS and elapsed >= MIN_RATE_SECONDS) and ran / elapsed or nil
   local parts = {}
   if self.total then
     parts[1] = string.format("%d/%d", s.done, self.total)
@@ -75,12 +80,13 @@ function Progress:parts(s)
   end
   parts[#parts + 1] = s.mean and string.format("mean %.3f", s.mean) or "mean -"
   parts[#parts + 1] = string.format("errors %d", s.errors or 0)
-  parts[#parts + 1] = string.format("%.1f/s", rate)
+  parts[#parts + 1] = rate and string.format("%.1f/s", rate) or "-/s"
   if self.total and s.done < self.total then
-    parts[#parts + 1] = "ETA " .. (rate > 0 and clock((self.total - s.done) / rate) or "?")
+    parts[#parts + 1] = "ETA " .. (rate and rate > 0 and clock((self.total - s.done) / rate) or "?")
   else
     parts[#parts + 1] = "in " .. clock(elapsed)
   end
+  if self.note then parts[#parts + 1] = self.note end
   return parts
 end
 
@@ -93,7 +99,7 @@ end
 local MIN_BAR = 5
 -- What goes first when the text does not fit either: the rate, then the percentage
 -- (the count says it), then the ETA; done, mean and errors stay longest.
-local DROP_ORDER = {"rate", "percent", "eta", "mean", "errors"}
+local DROP_ORDER = {"rate", "percent", "eta", "mean", "errors", "note"}
 
 --- The bar's line for a terminal `columns` wide: it never reaches the last column
 -- (where a terminal may wrap).
@@ -110,8 +116,8 @@ function Progress:bar_line(s, columns)
       string.rep(".", fill_room - fill), status)
   end
   local named = {}
-  local keys = self.total and {"count", "percent", "mean", "errors", "rate", "eta"} or
-    {"count", "mean", "errors", "rate", "eta"}
+  local keys = self.total and {"count", "percent", "mean", "errors", "rate", "eta", "note"} or
+    {"count", "mean", "errors", "rate", "eta", "note"}
   for i, key in ipairs(keys) do named[key] = parts[i] end
   local function text()
     local kept = {}
@@ -146,6 +152,17 @@ function Progress:update(s)
     self:draw(s)
   end
   self.state = s
+end
+
+--- A note shown after the status until it is set to nil (a waiting run's
+-- "waiting for server at ..."), drawn at once: while a run waits, no item
+-- finishes to draw it.
+function Progress:set_note(text)
+  if self.mode == "none" or self.note == text then return end
+  self.note = text
+  local s = self.state or {done = self.start_done, errors = 0}
+  self.last = self.now()
+  self:draw(s)
 end
 
 --- The last state drawn once more, complete (and the bar's line ended).

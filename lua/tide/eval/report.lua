@@ -32,6 +32,33 @@ local function kinds(error_kinds)
   return table.concat(parts, ", ")
 end
 
+-- A failed attempt in a word: its transfer's cause ("refused" for connect), else
+-- its HTTP status, else its kind.
+local function attempt_word(a)
+  if a.cause == "connect" then return "refused" end
+  if a.cause then return a.cause end
+  if a.status then return tostring(a.status) end
+  return (tostring(a.kind):gsub("_", " "))
+end
+
+--- A row's attempts as a user reads them: "timeout, then refused ×3".
+function M.attempts_text(tried)
+  if type(tried) ~= "table" or #tried == 0 then return nil end
+  local runs = {}
+  for _, a in ipairs(tried) do
+    local word = attempt_word(a)
+    local last = runs[#runs]
+    if last and last.word == word then
+      last.n = last.n + 1
+    else
+      runs[#runs + 1] = {word = word, n = 1}
+    end
+  end
+  local parts = {}
+  for i, r in ipairs(runs) do parts[i] = r.n > 1 and string.format("%s ×%d", r.word, r.n) or r.word end
+  return table.concat(parts, ", then ")
+end
+
 -- The summary shows this many distinct error messages, each whole up to this size.
 local SHOWN_ERRORS = 3
 local MAX_MESSAGE = 4000
@@ -47,7 +74,7 @@ local function distinct_errors(rows, n)
       if entry then
         entry.count = entry.count + 1
       elseif #list < n then
-        entry = {text = text, count = 1}
+        entry = {text = text, count = 1, tried = M.attempts_text(e.tried)}
         by_text[text] = entry
         list[#list + 1] = entry
       end
@@ -65,6 +92,7 @@ local function error_lines(rows)
     if #text > MAX_MESSAGE then
       text = text:sub(1, MAX_MESSAGE) .. string.format("... (%d more bytes)", #text - MAX_MESSAGE)
     end
+    if e.tried then text = text .. " (tries: " .. e.tried .. ")" end
     text = text:gsub("\n", "\n      ")
     out[#out + 1] = string.format("    %s%s\n", e.count > 1 and string.format("[%d rows] ", e.count) or "", text)
   end
@@ -114,13 +142,18 @@ function M.summary(result, n)
   local u = result.usage
   add("tokens", "%d in, %d out; %d calls, %d from the cache", u.input, u.output, u.calls, u.cache_hits)
   if result.cost and result.cost > 0 then add("cost", "$%.4f", result.cost) end
-  if result.wall_time then
+  if result.ran == 0 and result.resumed > 0 and not result.stopped then
+    -- a rerun of a finished run: its wall time and rate would say nothing
+    add("ran", "nothing to do: all %d rows were already in %s", result.resumed,
+      result.save_as or "the results file")
+  elseif result.wall_time then
     local rate = result.wall_time > 0 and result.ran / result.wall_time or 0
     add("wall time", "%.2f s (%.1f examples/s)", result.wall_time, rate)
   end
   if result.stopped then
     local why = {max_errors = "max_errors reached: the rest did not run",
-                 cancelled = "cancelled: the rest did not run"}
+                 cancelled = "cancelled: the rest did not run",
+                 server_down = "the server went away: the rest did not run"}
     add("stopped", "%s", why[result.stopped] or result.stopped)
   end
   if result.save_as then add("results", "%s", result.save_as) end

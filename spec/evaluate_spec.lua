@@ -483,6 +483,25 @@ describe("tide.Evaluate", function()
     assert.are.same({good = true}, rows[4].labels)
   end)
 
+  it("stops at a server that stays away, writing no row for the examples it cut short", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local gone = mockllm.start()
+    gone:stop()
+    local dead = tide.LM("openai/mock", {api_key = "sk-test-key", base_url = gone.url .. "/v1",
+      num_retries = 0, cache = false})
+    local out = capture()
+    local ok, err = pcall(tide.Evaluate, {devset = devset(4, {[3] = "dead"}, t), metric = metric,
+      program = program{ok = lm(), dead = dead}, concurrency = 1, save_as = path,
+      wait_for_server = 0.2, display_progress = "lines", progress_interval = 0, output = out})
+    assert.is_false(ok)
+    assert.are.equal("server_down", err.kind)
+    assert.are.equal("server_down", err.result.stopped)
+    assert.are.same({1, 2}, indices(results.read(path)))   -- row 3 cut short, row 4 never ran
+    assert.matches("waiting for server at " .. gone.url:gsub("%p", "%%%0") .. " %(up to 0%.2 s%)", out.text())
+    assert.matches("stopped%s+the server went away", out.text())
+  end)
+
   it("keeps each attempt of a failed example in its row, and says them in the summary", function()
     local t = tag()
     local path = dir .. "/" .. t .. ".jsonl"

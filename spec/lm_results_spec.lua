@@ -9,10 +9,12 @@ local tmpdir = require("support.files").tmpdir
 
 local PROVIDERS = {
   {name = "openai", model = "openai/gpt-4o-mini", base = function(s) return s.url .. "/v1" end,
-   id = "^chatcmpl%-", count = function(raw) return raw.usage.prompt_tokens end},
+   id = "^chatcmpl%-", request_id = "^req_%x+$", thinking = "openai/o3",
+   count = function(raw) return raw.usage.prompt_tokens end},
   {name = "anthropic", model = "anthropic/claude-3-5-haiku", base = function(s) return s.url end,
-   id = "^msg_", count = function(raw) return raw.usage.input_tokens end},
-  {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end,
+   id = "^msg_", request_id = "^req_%w+$", count = function(raw) return raw.usage.input_tokens end},
+  {name = "gemini", model = "gemini/gemini-2.0-flash", base = function(s) return s.url end,
+   id = "^%w+$", thinking = "gemini/gemini-2.5-flash",
    count = function(raw) return raw.usageMetadata.promptTokenCount end},
 }
 
@@ -67,13 +69,72 @@ describe("LM results", function()
         end
       end)
 
-      if p.id then
-        it("carries the provider's response id, and keeps it in history", function()
-          local lm = lm_for(p)
-          local r = lm:call("which answer is this")
-          assert.matches(p.id, r.id)
-          assert.are.equal(r.raw.id, r.id)
-          assert.are.equal(r.id, lm.history[#lm.history].id)
+      it("carries the response id and the request id header, and keeps both in history", function()
+        local lm = lm_for(p)
+        local r = lm:call("which answer is this")
+        assert.matches(p.id, r.id)
+        assert.are.equal(r.raw.id or r.raw.responseId, r.id)
+        local entry = lm.history[#lm.history]
+        assert.are.equal(r.id, entry.id)
+        if p.request_id then
+          assert.matches(p.request_id, r.request_id)
+          assert.are.equal(r.request_id, entry.request_id)
+          local out = {}
+          lm:inspect_history(1, function(s) out[#out + 1] = s end)
+          assert.matches("request " .. r.request_id, table.concat(out), 1, true)
+        else
+          assert.is_nil(r.request_id)   -- the Gemini API sends no request id header
+        end
+        -- a stream's final has them too, and each request its own request id
+        local _, final = drain(lm, "which stream is this")
+        assert.matches(p.id, final.id)
+        assert.are_not.equal(r.id, final.id)
+        if p.request_id then
+          assert.matches(p.request_id, final.request_id)
+          assert.are_not.equal(r.request_id, final.request_id)
+        end
+      end)
+
+      if p.request_id then
+        it("a failed call's error and history entry carry the request id", function()
+          local lm = lm_for(p, {headers = {["X-Mock-Scenario"] = "status=500"}})
+          local ok, err = pcall(lm.call, lm, "fail with an id")
+          assert.is_false(ok)
+          assert.are.equal("server", err.kind)
+          assert.matches(p.request_id, err.request_id)
+          assert.are.equal(err.request_id, lm.history[#lm.history].request_id)
+          -- a stream's error too
+          ok, err = pcall(drain, lm, "fail a stream with an id")
+          assert.is_false(ok)
+          assert.matches(p.request_id, err.request_id)
+        end)
+      end
+
+      it("usage.cached is the part of input read from the prompt cache", function()
+        local lm = lm_for(p, {headers = {["X-Mock-Scenario"] = "cached=3"}})
+        local r = lm:call("some words that make a prompt of a few tokens")
+        assert.are.equal(3, r.usage.cached)
+        assert.are.equal("integer", math.type(r.usage.cached))
+        assert.is_true(r.usage.input >= 3)
+        assert.are.equal(r.usage.input + r.usage.output, r.usage.total)
+        local _, final = drain(lm, "some words that make a prompt of a few tokens")
+        assert.are.equal(3, final.usage.cached)
+      end)
+
+      if p.thinking then
+        it("usage.reasoning is the part of output a thinking model spent thinking", function()
+          local lm = tide.LM(p.thinking, {api_key = "k", base_url = p.base(server), cache = false})
+          local r = lm:call("think about this")
+          assert.are.equal("integer", math.type(r.usage.reasoning))
+          assert.is_true(r.usage.reasoning > 0)
+          assert.is_true(r.usage.output > r.usage.reasoning)   -- the answer's tokens besides
+          assert.are.equal(r.usage.input + r.usage.output, r.usage.total)
+          local _, final = drain(lm, "think about this")
+          assert.are.equal(r.usage.reasoning, final.usage.reasoning)
+        end)
+      else
+        it("usage.reasoning is absent where the provider does not count thinking apart", function()
+          assert.is_nil(lm_for(p):call("no thinking count").usage.reasoning)
         end)
       end
 
@@ -146,6 +207,29 @@ describe("LM results", function()
       end)
     end)
   end
+
+  it("OpenAI's insufficient_quota is a quota error, not retried, with its request id", function()
+    local lm = lm_for(PROVIDERS[1], {num_retries = 3,
+      headers = {["X-Mock-Scenario"] = "error=insufficient_quota"}})
+    local ok, err = pcall(lm.call, lm, "spend more")
+    assert.is_false(ok)
+    assert.are.equal("quota", err.kind)
+    assert.are.equal(429, err.status)
+    assert.is_false(err.retryable)
+    assert.is_false(tide.errors.retryable(err))
+    assert.matches("^req_", err.request_id)
+    assert.are.equal(1, server:stats().requests)
+  end)
+
+  it("n samples made as n calls sum their cached tokens and keep the first's ids", function()
+    local lm = lm_for(PROVIDERS[2], {headers = {["X-Mock-Scenario"] = "cached=3"}})
+    local r = lm:call{prompt = "two samples of a prompt with some words in it", n = 2}
+    assert.are.equal(2, #r.texts)
+    assert.are.equal(6, r.usage.cached)
+    assert.matches("^msg_", r.id)
+    assert.matches("^req_", r.request_id)
+    assert.are.equal(2, server:stats().requests)
+  end)
 
   it("reads a cache entry written before raw and id were kept", function()
     local p = PROVIDERS[1]

@@ -1,6 +1,7 @@
 --- What LM calls happened: a bounded history across every LM, and usage totals.
 --
--- Entries hold the request's messages and the answer, never keys or headers.
+-- Entries hold the request's messages and the answer (with the provider's id and
+-- request id), never keys or headers.
 local M = {}
 
 M.limit = 1000
@@ -51,11 +52,13 @@ function M.inspect(n, list, write)
   n = math.min(n or 1, #list)
   for i = #list - n + 1, #list do
     local e = list[i]
-    write(string.format("\n[%s] %s  %.3f s  %d in / %d out tokens%s%s\n",
+    write(string.format("\n[%s] %s  %.3f s  %d in / %d out tokens%s%s%s\n",
       os.date("%Y-%m-%d %H:%M:%S", e.time), e.model, e.duration or 0,
       e.usage and e.usage.input or 0, e.usage and e.usage.output or 0,
       e.cached and "  (cache hit)" or "",
-      e.cost and e.cost > 0 and string.format("  $%.6f", e.cost) or ""))
+      e.cost and e.cost > 0 and string.format("  $%.6f", e.cost) or "",
+      -- what a provider's support asks for about a call
+      e.request_id and "  request " .. tostring(e.request_id) or ""))
     for _, m in ipairs(e.messages or {}) do
       write(string.format("  %s:\n    %s\n", m.role, indent(m.content)))
     end

@@ -26,8 +26,11 @@ M.FORMATS = {
 -- transient: the scenario that fails once then succeeds (fail_first), for the faults
 -- the LM layer retries: the cell shows the call recovered.
 M.FAULTS = {
-  {name = "connection refused", target = "refused", kind = "transport", request = "connect"},
-  {name = "DNS failure", target = "dns", kind = "transport", request = "dns"},
+  -- a host that is gone stops a run (tide/circuit.lua) rather than failing its rows
+  {name = "connection refused", target = "refused", kind = "transport", request = "connect",
+   evaluate = "raised server_down"},
+  {name = "DNS failure", target = "dns", kind = "transport", request = "dns",
+   evaluate = "raised server_down"},
   {name = "connect timeout", target = "no_accept", kind = "timeout", request = "timeout"},
   {name = "read timeout", scenario = "fault=hang", kind = "timeout", request = "timeout",
    transient = "fault=hang"},
@@ -237,7 +240,7 @@ function RUN.evaluate(env, fault, format, transient)
       :with_inputs("id", "content", "context")
   end
   local ok, r = pcall(tide.Evaluate, {devset = devset, display_progress = false,
-    display_table = false,
+    display_table = false, wait_for_server = 0.1,
     metric = function(_, pred) return pred.approved and 1 or 0 end,
     program = function(inputs)
       return critic{content = inputs.content, context = inputs.context,
@@ -273,7 +276,7 @@ function M.expected(fault, layer, transient)
   if fault.kind == "ok" then return "ok" end   -- survived on every layer
   if transient then return "recovered" end
   if layer == "panel" then return "degraded (" .. fault.kind .. ")" end
-  if layer == "evaluate" then return "row error (" .. fault.kind .. ")" end
+  if layer == "evaluate" then return fault.evaluate or "row error (" .. fault.kind .. ")" end
   return fault.kind
 end
 

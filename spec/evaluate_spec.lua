@@ -502,6 +502,26 @@ describe("tide.Evaluate", function()
     assert.matches("stopped%s+the server went away", out.text())
   end)
 
+  it("keeps no row a panel judged without its server: the run stops at server_down", function()
+    local t = tag()
+    local path = dir .. "/" .. t .. ".jsonl"
+    local gone = mockllm.start()
+    gone:stop()
+    local dead = tide.LM("openai/mock", {api_key = "sk-test-key", base_url = gone.url .. "/v1",
+      num_retries = 0, cache = false})
+    local panel = tide.fanout.Panel{critics = {   -- on_failure = "drop": a failed critic is left out
+      {"live", tide.Predict(SIG, {lm = lm()})},
+      {"dead", tide.Predict(SIG, {lm = dead})},
+    }}
+    local ok, err = pcall(tide.Evaluate, {devset = devset(3, {}, t), save_as = path, concurrency = 1,
+      metric = function() return 1 end,
+      program = function(inputs) return panel{content = inputs.content} end,
+      wait_for_server = 0.1, display_progress = false, display_table = false})
+    assert.is_false(ok)
+    assert.are.equal("server_down", err.kind)
+    assert.are.equal(0, count_lines(path))   -- the dropped critic's row is not a finished one
+  end)
+
   it("keeps each attempt of a failed example in its row, and says them in the summary", function()
     local t = tag()
     local path = dir .. "/" .. t .. ".jsonl"

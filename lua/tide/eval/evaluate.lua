@@ -355,13 +355,19 @@ function Evaluate:run(program, overrides)
     bar:update{done = totals.done, errors = totals.errors, mean = totals.score_sum / totals.done}
   end
 
+  -- A server given up (tide/circuit.lua) ends the run.  A row that finishes after
+  -- it is not kept either: a panel that drops a failed critic would have judged it
+  -- without the server, and the resumed run judges it again with it.
+  local gone
   local next_item = 0
   local function worker()
     while stop_reason == nil do
       next_item = next_item + 1
       local item = pending[next_item]
       if item == nil then return end
-      record(run_example(opts, program, item, size))
+      local row = run_example(opts, program, item, size)
+      if gone then error(gone, 0) end
+      record(row)
       if opts.max_errors and errors_this_run >= opts.max_errors and stop_reason == nil then
         stop_reason = "max_errors"
         -- the rest of the run is cancelled by gather; finished rows are already written
@@ -378,6 +384,9 @@ function Evaluate:run(program, overrides)
     local watch = circuit.watch(function(event, origin, info)
       bar:set_note(event == "open" and string.format("waiting for server at %s (up to %g s)",
         origin, info.wait) or nil)
+      if event == "down" and not gone then
+        gone = core.error{kind = "server_down", message = info.message, url = origin}
+      end
     end)
     ok, err = pcall(core.gather, workers)
     watch:close()

@@ -6,6 +6,7 @@
 -- tide/init.lua, and requiring "tide" from here would make a require loop.
 local core = require "tide.core"
 local json = require "tide.json"
+local cjson = require "cjson"
 local check = require "tide.check"
 
 local M = {}
@@ -236,11 +237,12 @@ end
 local BOM = "\239\187\191"   -- UTF-8's byte-order mark, EF BB BF
 
 --- The decoded JSON body, or nil when it is not JSON.  A leading byte-order
--- mark is not part of the JSON (RFC 8259 lets a reader ignore it).
-function M.decode(body)
+-- mark is not part of the JSON (RFC 8259 lets a reader ignore it).  Numbers
+-- as tide.json gives them (integers as integers), or all floats with `floats`.
+function M.decode(body, floats)
   if type(body) ~= "string" then return nil end
   if body:byte(1) == 0xEF and body:sub(1, 3) == BOM then body = body:sub(4) end
-  local ok, v = pcall(json.decode, body)
+  local ok, v = pcall(floats and cjson.decode or json.decode, body)
   if ok then return v end
   return nil
 end
@@ -266,17 +268,20 @@ function M.parse_error(provider, status, body, expected, valid_json)
 end
 
 --- Decodes a 2xx body that must be a JSON object, or raises `parse`.
-function M.decode_object(provider, status, body, expected)
-  local v = M.decode(body)
+function M.decode_object(provider, status, body, expected, floats)
+  local v = M.decode(body, floats)
   if type(v) ~= "table" then M.parse_error(provider, status, body, expected, v ~= nil) end
   return v
 end
 
 --- The decoded JSON of one stream event, nil for empty data (a keep-alive);
--- raises `parse` when it is not a JSON object.
+-- raises `parse` when it is not a JSON object.  An event is read for its text,
+-- counts and ids and then dropped (a stream result has no raw), so it is
+-- cjson's plain decode, numbers as floats: tide.json's integers cost ~3.7 µs
+-- more on each event of a typical OpenAI stream, nearly three times cjson's.
 function M.decode_event(provider, data, expected)
   if data == nil or data == "" then return nil end
-  return M.decode_object(provider, nil, data, expected)
+  return M.decode_object(provider, nil, data, expected, true)
 end
 
 --- Raises `content_filter`: the provider blocked the prompt or the answer and

@@ -63,6 +63,14 @@ describe("tide.json", function()
     assert.are.equal("integer", math.type(v["2e3"]))
   end)
 
+  it("walks nesting as deep as cjson decodes", function()
+    for _, leaf in ipairs{"1", "1.0"} do
+      local v = json.decode(("["):rep(999) .. leaf .. ("]"):rep(999))
+      for _ = 1, 999 do v = v[1] end
+      assert.are.equal(leaf == "1" and "integer" or "float", math.type(v))
+    end
+  end)
+
   it("raises cjson's error for text that is not JSON", function()
     assert.is_false(pcall(json.decode, '{"a": '))
     assert.is_false(pcall(json.decode, '{"a": "unterminated'))

@@ -113,6 +113,20 @@ describe("the circuit of a host", function()
     assert.are.equal("server_down", err.kind)
   end)
 
+  it("does not hold a call whose LM sets no wait, though others wait for its host", function()
+    local _, url = stopped_server()
+    local patient = lm_at(url, {circuit = {failures = 1, wait = 0.5}})
+    local held = tide.spawn(function() return select(2, pcall(patient.call, patient, "held")) end)
+    tide.sleep(0.05)
+    assert.is_number(circuit.open_hosts()[url])
+    local plain = lm_at(url, {num_retries = 0})
+    local ok, err = pcall(plain.call, plain, "not held")
+    assert.is_false(ok)
+    assert.are.equal("transport", err.kind)
+    assert.is_number(circuit.open_hosts()[url])   -- it answered before the wait was up
+    assert.are.equal("server_down", held:wait().kind)
+  end)
+
   it("records each attempt of a failed call: kind, status and the wait after it", function()
     local server = mockllm.start()
     local lm = lm_at(server.url, {num_retries = 2,

@@ -134,27 +134,35 @@ local function open(origin, c, wait)
   notify("open", origin, {wait = wait, failures = c.failures, cause = c.cause})
 end
 
-local function down_error(origin, c)
-  return core.error{kind = "server_down", message = c.down, url = origin, retryable = false}
+--- Raises server_down for the host, telling the run the call belongs to (the
+-- `circuit_run` setting: tide.Evaluate's, which ends the run).
+local function raise_down(origin, c, run)
+  local err = core.error{kind = "server_down", message = c.down, url = origin, retryable = false}
+  if run then run.down(err) end
+  error(err, 0)
 end
 
 --- A held call: waits for the probe's verdict; raises server_down when the host
--- stayed away.  The last held call to leave (cancelled) stops the probing.
+-- stayed away.  The last held call to leave (cancelled) stops the probing.  The
+-- run the call belongs to is told while it is held (its progress line says so).
 local function hold(origin, c, wait)
   c.deadline = math.max(c.deadline, c.opened + wait)
   c.held = c.held + 1
+  local run = settings.get("circuit_run")
+  if run then run.held(origin, wait) end
   local _ <close> = setmetatable({}, {__close = function()
     c.held = c.held - 1
     if c.held == 0 and c.probe then
       c.probe:cancel()
       c.probe = nil
     end
+    if run then run.released(origin) end
   end})
   while c.probe do
     local t = c.probe
     local ok, came_back = pcall(t.wait, t)
     if ok and not came_back then
-      error(down_error(origin, c), 0)
+      raise_down(origin, c, run)
     elseif ok then
       return
     end
@@ -173,8 +181,11 @@ end
 function M.pass(origin, cfg, retrying)
   local c = hosts[origin]
   if c == nil then return end
-  if c.probe then return hold(origin, c, wait_of(cfg)) end
-  if c.down and retrying then error(down_error(origin, c), 0) end
+  -- a call that may not be held (wait 0) goes as if there were no circuit
+  local wait = wait_of(cfg)
+  if wait <= 0 then return end
+  if c.probe then return hold(origin, c, wait) end
+  if c.down and retrying then raise_down(origin, c, settings.get("circuit_run")) end
 end
 
 --- circuit.answered(origin): the host answered (any HTTP status).

@@ -183,14 +183,15 @@ local function as_score(v)
 end
 
 --- Runs one example as a task whose calls are counted in `usage`; returns the row.
-local function run_example(self, program, item, dataset_size)
+-- circuit_run: what the example's held LM calls tell the run (tide/circuit.lua).
+local function run_example(self, program, item, dataset_size, circuit_run)
   local ex = item.example
   local usage = new_usage()
   local started = core.now()
   -- The task returns its failure rather than raising it: were the run cancelled just
   -- as the example failed, a raised error would be left with nobody to take it.
   local ok, pred, score = settings.with({usage_sink = usage, circuit_wait = self.wait_for_server,
-      circuit_default_wait = circuit.WAIT}, pcall, function()
+      circuit_default_wait = circuit.WAIT, circuit_run = circuit_run}, pcall, function()
     local p = program(ex:inputs())
     -- nothing to score: the metric would crash on nil, or score it
     if p == nil or p == cjson.null then
@@ -357,15 +358,29 @@ function Evaluate:run(program, overrides)
 
   -- A server given up (tide/circuit.lua) ends the run.  A row that finishes after
   -- it is not kept either: a panel that drops a failed critic would have judged it
-  -- without the server, and the resumed run judges it again with it.
+  -- without the server, and the resumed run judges it again with it.  Only this
+  -- run's calls count: another run in the process may wait for another server.
   local gone
+  local held = {}   -- origin → this run's calls held for it
+  local circuit_run = {
+    held = function(origin, wait)
+      held[origin] = (held[origin] or 0) + 1
+      bar:set_note(string.format("waiting for server at %s (up to %g s)", origin, wait))
+    end,
+    released = function(origin)
+      held[origin] = held[origin] - 1
+      if held[origin] == 0 then held[origin] = nil end
+      if next(held) == nil then bar:set_note(nil) end
+    end,
+    down = function(err) gone = gone or err end,
+  }
   local next_item = 0
   local function worker()
     while stop_reason == nil do
       next_item = next_item + 1
       local item = pending[next_item]
       if item == nil then return end
-      local row = run_example(opts, program, item, size)
+      local row = run_example(opts, program, item, size, circuit_run)
       if gone then error(gone, 0) end
       record(row)
       if opts.max_errors and errors_this_run >= opts.max_errors and stop_reason == nil then
@@ -380,17 +395,7 @@ function Evaluate:run(program, overrides)
   local workers = {}
   for i = 1, math.min(opts.concurrency or 16, #pending) do workers[i] = worker end
   local ok, err = true, nil
-  if #workers > 0 then
-    local watch = circuit.watch(function(event, origin, info)
-      bar:set_note(event == "open" and string.format("waiting for server at %s (up to %g s)",
-        origin, info.wait) or nil)
-      if event == "down" and not gone then
-        gone = core.error{kind = "server_down", message = info.message, url = origin}
-      end
-    end)
-    ok, err = pcall(core.gather, workers)
-    watch:close()
-  end
+  if #workers > 0 then ok, err = pcall(core.gather, workers) end
   if writer then writer:close() end
   if not ok then
     if core.is_error(err, "max_errors") then

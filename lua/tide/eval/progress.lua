@@ -158,7 +158,7 @@ end
 -- "waiting for server at ..."), drawn at once: while a run waits, no item
 -- finishes to draw it.
 function Progress:set_note(text)
-  if self.mode == "none" or self.note == text then return end
+  if self.mode == "none" or self.finished or self.note == text then return end
   self.note = text
   local s = self.state or {done = self.start_done, errors = 0}
   self.last = self.now()

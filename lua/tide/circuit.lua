@@ -21,6 +21,7 @@
 local core = require "tide.core"
 local settings = require "tide.settings"
 local check = require "tide.check"
+local tls = require "tide.tls"
 
 local M = {}
 
@@ -31,6 +32,18 @@ M.PROBE_MAX_DELAY = 2
 
 -- The kinds of a transfer's error that say the host is not there.
 local DOWN = {connect = true, dns = true, tls = true}
+
+-- libcurl's code for a TLS handshake that broke (the server went away in the
+-- middle of it).  Every other `tls` error — a certificate refused (60), a CA file
+-- that cannot be read (77), a pinned key that differs — comes from a host that
+-- is there, and waiting will not change it: such a call fails at once.
+local CURLE_SSL_CONNECT_ERROR = 35
+
+--- Whether a transfer's error says its host is not there.
+local function host_gone(err)
+  if not (core.is_error(err) and DOWN[err.kind]) then return false end
+  return err.kind ~= "tls" or err.curl_code == CURLE_SSL_CONNECT_ERROR
+end
 
 local hosts = {}      -- origin → {failures, cause, probe, opened, deadline, held}
 local watchers = {}   -- fn(event, origin, info) for "open", "closed", "down"
@@ -88,11 +101,13 @@ local function down_message(origin, c, waited)
 end
 
 --- Whether the host answers: any HTTP status will do.
-local function answers(origin)
-  local ok, err = pcall(core.request, {url = origin .. "/", timeout = M.PROBE_TIMEOUT,
-    max_body = 65536})
+-- The probe goes the way the calls go: through the same proxy, trusting the same
+-- CAs (request_opts: the TLS and proxy options of the LM that opened the circuit).
+local function answers(origin, request_opts)
+  local ok, err = pcall(core.request, tls.apply({url = origin .. "/", timeout = M.PROBE_TIMEOUT,
+    max_body = 65536}, request_opts))
   if ok then return true end
-  return not (core.is_error(err) and (DOWN[err.kind] or err.kind == "timeout"))
+  return not (host_gone(err) or core.is_error(err, "timeout"))
 end
 
 --- The probing task's body → true when the host came back, false at its deadline.
@@ -101,7 +116,7 @@ local function probe(origin, c)
   while true do
     local left = c.deadline - core.now()
     core.sleep(math.max(0, math.min(delay, left)))
-    if answers(origin) then
+    if answers(origin, c.request_opts) then
       c.failures, c.probe, c.down = 0, nil, nil
       notify("closed", origin, {})
       return true
@@ -126,7 +141,8 @@ local function wait_of(cfg)
   return settings.get("circuit_wait") or (cfg and cfg.wait) or settings.get("circuit_default_wait") or 0
 end
 
-local function open(origin, c, wait)
+local function open(origin, c, wait, request_opts)
+  c.request_opts = request_opts
   c.opened = core.now()
   c.deadline = c.opened + wait
   c.held = 0
@@ -198,9 +214,9 @@ end
 -- host is back (its circuit is open) rather than fail.  err: a failed transfer's
 -- error (it carries the url); last: the call has no retry left.  Only connection
 -- failures count; at cfg.failures of them in a row, or on a call's last try, the
--- circuit opens.
-function M.failed(err, cfg, last)
-  if not (core.is_error(err) and DOWN[err.kind] and err.url) then return false end
+-- circuit opens.  request_opts: the LM's TLS and proxy options, for the probe.
+function M.failed(err, cfg, last, request_opts)
+  if not (host_gone(err) and err.url) then return false end
   local wait = wait_of(cfg)
   if wait <= 0 then return false end
   local origin = origin_of(err.url)
@@ -211,7 +227,7 @@ function M.failed(err, cfg, last)
   end
   c.failures, c.cause = c.failures + 1, err.kind
   if c.probe == nil and not c.down and (last or c.failures >= (cfg and cfg.failures or M.FAILURES)) then
-    open(origin, c, wait)
+    open(origin, c, wait, request_opts)
   end
   return c.probe ~= nil
 end

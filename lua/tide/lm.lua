@@ -321,7 +321,7 @@ local function retry_opts(self, p)
     -- one closure per LM: it reads the LM's circuit options when a try fails
     opts = {tries = tries, deadline = p.deadline, on_retry = function(err, _, delay)
       note(err, delay)
-      circuit.failed(err, self.circuit, false)
+      circuit.failed(err, self.circuit, false, p.tls)
     end}
     p.retry_opts = opts
   end
@@ -439,7 +439,7 @@ local function send(self, p, norm, timeout)
     repeat
       ok, result = pcall(tide_core.retry, retry_opts(self, p), attempt, p, norm, http)
       if not ok then note(result) end
-    until ok or not circuit.failed(result, self.circuit, true)
+    until ok or not circuit.failed(result, self.circuit, true, p.tls)
     local co = coroutine.running()
     http.history, tried[co] = tried[co], nil
     if ok then

@@ -57,7 +57,7 @@ end
 local Server = {}
 Server.__index = Server
 
---- server(pki, {h2 = , mtls = , delay_ms = , close = }) → a running TLS server:
+--- server(pki, {h2 = , mtls = , delay_ms = , close = , port = }) → a running TLS server:
 -- .url (https://127.0.0.1:port), .port, :stats(), :reset(), :stop().
 function M.server(pki, opts)
   local conf = {cert = pki.cert, key = pki.key, ca = pki.ca}

@@ -8,7 +8,7 @@
 //
 //   node tls_server.js '{"cert": ..., "key": ..., "ca": ..., "h2": true,
 //                        "mtls": true, "delay_ms": 50, "close": true,
-//                        "upstream": "http://127.0.0.1:PORT"}'
+//                        "upstream": "http://127.0.0.1:PORT", "port": 0}'
 // prints "listening on 127.0.0.1 PORT CONTROL_PORT" once both ports are open.
 'use strict';
 const fs = require('fs');
@@ -113,7 +113,7 @@ const control = http.createServer((req, res) => {
   res.end(JSON.stringify(stats));
 });
 
-server.listen(0, '127.0.0.1', () => {
+server.listen(opts.port || 0, '127.0.0.1', () => {
   control.listen(0, '127.0.0.1', () => {
     process.stdout.write(`listening on 127.0.0.1 ${server.address().port} ${control.address().port}\n`);
   });

@@ -142,7 +142,7 @@ describe("trust", function()
     -- and the host's circuit never opens
     local circuit = require "tide.circuit"
     local opened = 0
-    local watch <close> = circuit.watch(function(event) if event == "open" then opened = opened + 1 end end)
+    local _ <close> = circuit.watch(function(event) if event == "open" then opened = opened + 1 end end)
     local held = tide.LM("openai/tls-model", {base_url = server.url .. "/v1", api_key = "k",
       ca_file = pki.other_ca, cache = false, num_retries = 0, circuit = {failures = 1, wait = 60}})
     for _ = 1, 3 do assert_lm_tls_failure(err_of(held, "hello")) end

@@ -74,6 +74,9 @@ struct scenario {
   int lenient;                /* lenient=1: no strict checks of the request */
   unsigned long long cached;  /* cached=N: input tokens read from a prompt cache */
   int invalid_key;            /* invalid_key=1: the credential is refused */
+  char *tool_calls;           /* tool_calls=NAME(ARGS)+...: URL-decoded, owned */
+  size_t tool_calls_len;
+  int tool_args_malformed;    /* tool_args=malformed */
 };
 
 struct failent;

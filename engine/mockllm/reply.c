@@ -51,7 +51,9 @@ static void note_message(struct prompt *p, const struct json *content, int is_us
   size_t n;
   content_text(content, &tmp, &s, &n);
   add_text(p, s, n);
-  if (is_user) {
+  /* a user turn of parts without text (tool results) leaves the question
+     the reply quotes as it was */
+  if (is_user && !(n == 0 && content && content->type == JSON_ARRAY && p->last_user_len)) {
     buf_free(&p->last_user_buf);
     if (s == tmp.data) {
       p->last_user_buf = tmp;  /* keep the joined parts alive */
@@ -134,6 +136,7 @@ void prompt_free(struct prompt *p)
   for (i = 0; i < p->nmore; i++)
     buf_free(&p->more[i].text);
   free(p->more);
+  tools_free(p);
   buf_free(&p->all);
   buf_free(&p->last_user_buf);
 }
@@ -304,7 +307,7 @@ void put_tool_name(struct buf *b, const struct prompt *p)
 
 void reply_anthropic_stop(struct buf *b, const struct prompt *p, enum finish f)
 {
-  if (p->tool && f == FINISH_STOP) {
+  if ((p->tool || p->ncalls) && f == FINISH_STOP) {
     buf_adds(b, "\"stop_reason\":\"tool_use\",\"stop_sequence\":null");
   } else if (p->stop_seq && f == FINISH_STOP) {
     buf_adds(b, "\"stop_reason\":\"stop_sequence\",\"stop_sequence\":");
@@ -368,6 +371,12 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
   unsigned long long ptok = token_count(p->all.len);
   const char *fin = reply_finish_name(r, f);
   size_t at = 0;
+  if (p->ncalls && f == FINISH_STOP) {
+    tools_reply(b, r, p, id, ctok);
+    if (text_at)
+      *text_at = 0;
+    return;
+  }
   if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT)
     ctok = 0;
   switch (r) {

@@ -6,6 +6,13 @@
 #include "json.h"
 #include "mockllm.h"
 
+/* A tool call of the reply: the tool's name and its arguments as JSON text. */
+struct tcall {
+  char *name;
+  size_t nlen;
+  struct buf args;
+};
+
 /* One more choice (n, candidateCount): its text, finish and output tokens. */
 struct choice {
   struct buf text;
@@ -34,6 +41,9 @@ struct prompt {
   /* An Anthropic tool forced by tool_choice (a member of tools): the reply is
      its input, as a tool_use block. NULL: a text reply. */
   const struct json *tool;
+  /* The tools the reply calls (tools.c); none: a text reply. */
+  struct tcall *calls;
+  int ncalls;
   /* answer_default's variant: 0 for the first choice, i for choice i (its
      strings say "#i+1", its numbers come from another hash). */
   int variant;
@@ -173,5 +183,21 @@ void answer_default(struct buf *out, struct prompt *p, const struct json *root);
 const struct json *schema_of(enum route r, const struct json *root, const struct json **tool);
 /* A JSON value valid against schema (an object node of the request). */
 void schema_answer(struct buf *out, const struct json *schema, const struct prompt *p);
+
+/* tools.c: tool calls. Fills p->calls as the request's tools, its
+   tool_choice and the scenario (tool_calls=, tool_args=) ask; returns how
+   many. */
+int tools_plan(enum route r, const struct json *root, const struct scenario *sc,
+               struct prompt *p);
+/* Parses a tool_calls= script s[0..n) (URL-decoded) into p's calls (p may be
+   NULL: only checked). Returns 0, or -1 with err set. */
+int tools_script(const char *s, size_t n, struct prompt *p, char *err, size_t errlen);
+unsigned long long tools_tokens(const struct prompt *p);
+void tools_free(struct prompt *p);
+/* The non-streamed answer that makes p's calls. */
+void tools_reply(struct buf *b, enum route r, const struct prompt *p, unsigned long long id,
+                 unsigned long long ctok);
+/* Gemini's functionCall parts, comma-separated. */
+void tools_gemini_parts(struct buf *b, const struct prompt *p);
 
 #endif

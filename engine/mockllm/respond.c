@@ -549,16 +549,19 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
       p.model_len = k->model_len;
     }
     reply_usage_init(&p, r, sc->cached);
-    if (sc->reply)
-      buf_add(&text, sc->reply, sc->reply_len);
-    else
-      answer_default(&text, &p, k->doc.root);
-    if (sc->fault != FAULT_HUGE && p.tool == NULL)  /* a tool's input is whole JSON */
+    if (tools_plan(r, k->doc.root, sc, &p) == 0) {
+      if (sc->reply)
+        buf_add(&text, sc->reply, sc->reply_len);
+      else
+        answer_default(&text, &p, k->doc.root);
+    }
+    if (sc->fault != FAULT_HUGE && p.tool == NULL && p.ncalls == 0)  /* a tool's input is whole JSON */
       honour_params(r, k->doc.root, &p, &text, &fin);
     if ((!k->stream || r == ROUTE_OPENAI) && sc->fault == FAULT_NONE && !sc->reply &&
-        !sc->finish_length)  /* Gemini streams one candidate */
+        !sc->finish_length && p.ncalls == 0)  /* Gemini streams one candidate */
       more_choices(r, k->doc.root, &p);
-    ctok = token_count(sc->fault == FAULT_HUGE ? (size_t)sc->size : text.len);
+    ctok = p.ncalls ? tools_tokens(&p)
+                    : token_count(sc->fault == FAULT_HUGE ? (size_t)sc->size : text.len);
     if (sc->fault == FAULT_HUGE)
       text.len = 0;  /* the filler becomes the text */
     a->status = 200;

@@ -1,5 +1,6 @@
 /* scenario.c: the X-Mock-Scenario script ("k=v;k=v") and fail_first counters. */
 #include "mockllm.h"
+#include "reply.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,8 @@ void scenario_free(struct scenario *sc)
 {
   free(sc->reply);
   sc->reply = NULL;
+  free(sc->tool_calls);
+  sc->tool_calls = NULL;
 }
 
 static int keyis(const char *k, size_t n, const char *name)
@@ -135,6 +138,17 @@ static int set_item(struct scenario *sc, const char *k, size_t kn, const char *v
   if (keyis(k, kn, "reply")) {
     free(sc->reply);
     sc->reply = url_decode(v, vn, &sc->reply_len);
+    return 0;
+  }
+  if (keyis(k, kn, "tool_calls")) {
+    free(sc->tool_calls);
+    sc->tool_calls = url_decode(v, vn, &sc->tool_calls_len);
+    return tools_script(sc->tool_calls, sc->tool_calls_len, NULL, err, errlen);
+  }
+  if (keyis(k, kn, "tool_args")) {
+    if (!keyis(v, vn, "malformed") && !keyis(v, vn, "valid"))
+      return bad(err, errlen, "tool_args wants malformed or valid, got", v, vn);
+    sc->tool_args_malformed = keyis(v, vn, "malformed");
     return 0;
   }
   if (keyis(k, kn, "key")) {

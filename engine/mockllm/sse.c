@@ -358,10 +358,141 @@ static void gemini_stream(struct events *ev, const struct prompt *p, unsigned lo
   }
 }
 
+/* ---- Tool calls, streamed as each provider streams them: OpenAI sends
+   each call's id and name in its first delta and its arguments in pieces,
+   Anthropic a tool_use block per call with input_json_delta pieces, Gemini
+   the functionCall parts whole in one event. */
+
+static void openai_tools_stream(struct events *ev, const struct prompt *p,
+                                unsigned long long id, unsigned long long ctok,
+                                const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  long long created = (long long)time(NULL);
+  struct pieces ps;
+  const char *s;
+  size_t len;
+  int i;
+  openai_begin(b, id, created, p);
+  buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"refusal\":null},"
+           "\"logprobs\":null,\"finish_reason\":null}");
+  openai_end(ev, o);
+  for (i = 0; i < p->ncalls; i++) {
+    const struct tcall *c = &p->calls[i];
+    openai_begin(b, id, created, p);
+    buf_addf(b, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%d,\"id\":"
+             "\"call_mock_%llu_%d\",\"type\":\"function\",\"function\":{\"name\":", i, id, i);
+    json_put_str(b, c->name, c->nlen);
+    buf_adds(b, ",\"arguments\":\"\"}}]},\"logprobs\":null,\"finish_reason\":null}");
+    openai_end(ev, o);
+    pieces_init(&ps, c->args.data ? c->args.data : "", c->args.len, o);
+    while (pieces_next(&ps, &s, &len)) {
+      openai_begin(b, id, created, p);
+      buf_addf(b, "{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":%d,\"function\":"
+               "{\"arguments\":", i);
+      json_put_str(b, s, len);
+      buf_adds(b, "}}]},\"logprobs\":null,\"finish_reason\":null}");
+      openai_end(ev, o);
+    }
+  }
+  openai_begin(b, id, created, p);
+  buf_adds(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}");
+  openai_end(ev, o);
+  if (o->include_usage) {
+    openai_begin(b, id, created, p);
+    buf_adds(b, "],");
+    reply_openai_usage(b, p, token_count(p->all.len), ctok);
+    buf_adds(b, "}\n\n");
+    ev_mark(ev);
+  }
+  buf_adds(b, "data: [DONE]\n\n");
+  ev_mark(ev);
+}
+
+static void anthropic_tools_stream(struct events *ev, const struct prompt *p,
+                                   unsigned long long id, unsigned long long ctok,
+                                   const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  struct pieces ps;
+  const char *s;
+  size_t len;
+  int i;
+  buf_addf(b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+           "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
+  reply_put_model(b, p);
+  buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,");
+  reply_anthropic_usage(b, p, 1, 0);
+  buf_adds(b, "}}\n\n");
+  ev_mark(ev);
+  for (i = 0; i < p->ncalls; i++) {
+    const struct tcall *c = &p->calls[i];
+    buf_addf(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":%d,"
+             "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_mock_%llu_%d\",\"name\":",
+             i, id, i);
+    json_put_str(b, c->name, c->nlen);
+    buf_adds(b, ",\"input\":{}}}\n\n");
+    ev_mark(ev);
+    if (i == 0) {
+      buf_adds(b, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
+      ev_mark(ev);
+    }
+    pieces_init(&ps, c->args.data ? c->args.data : "", c->args.len, o);
+    while (pieces_next(&ps, &s, &len)) {
+      buf_addf(b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":%d,"
+               "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":", i);
+      json_put_str(b, s, len);
+      buf_adds(b, "}}\n\n");
+      ev_mark(ev);
+    }
+    buf_addf(b, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":%d}\n\n",
+             i);
+    ev_mark(ev);
+  }
+  buf_adds(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{");
+  reply_anthropic_stop(b, p, FINISH_STOP);
+  buf_adds(b, "},");
+  reply_anthropic_usage(b, p, ctok, 1);
+  buf_adds(b, "}\n\n");
+  ev_mark(ev);
+  buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+  ev_mark(ev);
+}
+
+static void gemini_tools_stream(struct events *ev, const struct prompt *p,
+                                unsigned long long id, unsigned long long ctok,
+                                const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  gemini_open(ev, o);
+  buf_adds(b, "{\"candidates\":[{\"content\":{\"parts\":[");
+  tools_gemini_parts(b, p);
+  buf_adds(b, "],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],");
+  reply_gemini_usage(b, p, token_count(p->all.len), ctok);
+  buf_adds(b, ",\"modelVersion\":");
+  reply_put_model(b, p);
+  buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
+  gemini_close(ev, o);
+  if (o->json_array) {
+    buf_addc(b, ']');
+    ev->end[ev->n - 1] = b->len;
+  }
+}
+
 void sse_reply(struct events *ev, enum route r, const struct prompt *p,
                unsigned long long id, const char *text, size_t n,
                unsigned long long ctok, enum finish f, const struct stream_opts *o)
 {
+  /* a scripted stream fault or a blocked answer is sent as a text answer */
+  if (p->ncalls && f == FINISH_STOP && o->end == STREAM_END_NORMAL) {
+    if (r == ROUTE_ANTHROPIC)
+      anthropic_tools_stream(ev, p, id, ctok, o);
+    else if (r == ROUTE_GEMINI)
+      gemini_tools_stream(ev, p, id, ctok, o);
+    else
+      openai_tools_stream(ev, p, id, ctok, o);
+    return;
+  }
   if (r == ROUTE_ANTHROPIC)
     anthropic_stream(ev, p, id, text, n, ctok, f, o);
   else if (r == ROUTE_GEMINI)

@@ -78,10 +78,13 @@ describe("mockllm tool calls", function()
       assert.are.equal("Mock reply to: " .. wire.PROMPT, m.content)
     end)
 
-    it("a request without tools is answered with text as before", function()
+    it("a request without tools, or with reply=, is answered with text", function()
       local b = json(post("openai"))
       assert.are.equal("stop", b.choices[1].finish_reason)
       assert.is_nil(b.choices[1].message.tool_calls)
+      -- a scripted reply= is text, tools or not
+      local m = message({}, "reply=hello")
+      assert.are.same({"hello"}, {m.content, m.tool_calls})
     end)
 
     it("calls the tools a scenario scripts, several in one turn", function()

@@ -47,6 +47,7 @@ static void usage(FILE *f)
         "  error=context_window|insufficient_quota cached stream_interval size interval\n"
         "  bytes endless\n"
         "  lenient invalid_key (strict checks, see --lenient)\n"
+        "  tool_calls=NAME(ARGS)+... tool_args=malformed (tool calls)\n"
         "  fault=drop|reset_headers|reset_body|truncate|malformed|empty|html|error_body|\n"
         "        huge|drip|hang|blocked|no_text|stream_error|stream_drop|stream_cut|\n"
         "        stream_reset\n"

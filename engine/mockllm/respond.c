@@ -549,12 +549,10 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
       p.model_len = k->model_len;
     }
     reply_usage_init(&p, r, sc->cached);
-    if (tools_plan(r, k->doc.root, sc, &p) == 0) {
-      if (sc->reply)
-        buf_add(&text, sc->reply, sc->reply_len);
-      else
-        answer_default(&text, &p, k->doc.root);
-    }
+    if (sc->reply)  /* a scripted text wins over tool calls */
+      buf_add(&text, sc->reply, sc->reply_len);
+    else if (sc->fault == FAULT_HUGE || tools_plan(r, k->doc.root, sc, &p) == 0)
+      answer_default(&text, &p, k->doc.root);
     if (sc->fault != FAULT_HUGE && p.tool == NULL && p.ncalls == 0)  /* a tool's input is whole JSON */
       honour_params(r, k->doc.root, &p, &text, &fin);
     if ((!k->stream || r == ROUTE_OPENAI) && sc->fault == FAULT_NONE && !sc->reply &&

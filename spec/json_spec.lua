@@ -91,3 +91,32 @@ describe("tide.json", function()
     assert.are.equal("v2.5 is 1e3 times 1.0", ours.choices[1].message.content)
   end)
 end)
+
+describe("tide.json's fast path in the core", function()
+  local core = require "tide.core"
+
+  it("json_scan finds the numbers decode must read from the text, and only those", function()
+    local special = {'{"a": 1.0}', '{"a": [2e3]}', '{"a": 1.5e1}', '-3.00', '{"x": 12345678901234567}',
+      '{"a": "x", "b": 4.0}', '[1,2.0]'}
+    local plain = {'{"a": 1}', '{"a": 1.5}', '{"id": "fp_3e5c", "n": 3}', '{"s": "1.0 and 2e3"}',
+      '{"s": "a\\"1.0", "n": 7}', '{"t": true, "f": false, "z": null}', '{"n": 123456789012345}',
+      '{"x": 2.5e-1}', ''}
+    for _, text in ipairs(special) do assert.is_true(core.json_scan(text), text) end
+    for _, text in ipairs(plain) do assert.is_false(core.json_scan(text), text) end
+  end)
+
+  it("json_integers makes integral floats integers in place, at any depth, and scalars too", function()
+    local t = {1.0, 2.5, {n = 3.0, deep = {{4.0}}}, s = "5", big = 2.0 ^ 60, inf = math.huge}
+    assert.are.equal(t, core.json_integers(t))
+    assert.are.equal("integer", math.type(t[1]))
+    assert.are.equal("float", math.type(t[2]))
+    assert.are.equal("integer", math.type(t[3].n))
+    assert.are.equal("integer", math.type(t[3].deep[1][1]))
+    assert.are.equal("float", math.type(t.big))          -- past 2^53: not exact, left alone
+    assert.are.equal(math.huge, t.inf)
+    assert.are.equal("5", t.s)
+    assert.are.equal("integer", math.type(core.json_integers(7.0)))
+    assert.are.equal("float", math.type(core.json_integers(7.5)))
+    assert.are.equal("x", core.json_integers("x"))
+  end)
+end)

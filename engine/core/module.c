@@ -135,6 +135,7 @@ int luaopen_tide_core(lua_State *L)
   http_open_lib(L);
   stream_open_lib(L);
   digest_open_lib(L);
+  jsonnum_open_lib(L);
   files_open_lib(L);
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");

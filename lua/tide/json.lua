@@ -10,15 +10,20 @@
 -- exponent as an integer (when it fits in 64 bits), and one written with them
 -- as a float, as Lua's own tonumber does with the same text.
 --
--- How, without a decoder of our own in Lua (several times slower): cjson
--- decodes, then one walk turns the integral floats into integers.  That walk is
--- wrong only for a number written with a fraction or exponent whose value is
--- integral (1.0, 2e3), and for integers past 2^53, which cjson's float cannot
--- hold exactly.  A cheap search of the text tells whether such a number may be
--- there; only then is the text scanned token by token (strings skipped), those
--- numbers put in as marker strings before cjson decodes, and the markers
--- replaced by the numbers Lua's tonumber reads from their text.
+-- How, without a decoder of our own: cjson decodes, then one walk (in C) turns
+-- the integral floats into integers.  That walk would be wrong only for a number
+-- written with a fraction or exponent whose value is integral (1.0, 2e3), and
+-- for integers past 2^53, which cjson's float cannot hold exactly.  A scan of the
+-- text (in C, strings skipped) tells whether such a number is there; only then
+-- are those numbers put in as marker strings before cjson decodes, and the
+-- markers replaced by the numbers Lua's tonumber reads from their text.
 local cjson = require "cjson"
+local core = require "tide.core"
+
+-- The fast path, in C (engine/core/jsonnum.c): whether the text holds a number
+-- that must be read from its text, and the walk that makes integral floats
+-- integers when it does not.
+local json_scan, json_integers = core.json_scan, core.json_integers
 
 local find, sub, byte = string.find, string.sub, string.byte
 local tointeger, mtype = math.tointeger, math.type
@@ -69,54 +74,6 @@ local function integral(v)
     return v, v < math.huge and v > -math.huge
   end
   return v, false
-end
-
--- Bytes a number token is made of, and those that may stand before and after one.
-local NUMBER_BYTE, BEFORE, AFTER = {}, {}, {}
-for c in ("0123456789.+-eE"):gmatch(".") do NUMBER_BYTE[c:byte()] = true end
-for c in (":,[ \t\r\n"):gmatch(".") do BEFORE[c:byte()] = true end
-for c in (",]} \t\r\n"):gmatch(".") do AFTER[c:byte()] = true end
-
---- Whether the bytes around position i could be a number token of JSON: a run
--- of number bytes with a value separator (or the text's edge) on both sides.
--- A false yes only costs the scan; a real number is never missed.
-local function number_around(text, i)
-  local s, e = i, i
-  while s > 1 and NUMBER_BYTE[byte(text, s - 1)] do s = s - 1 end
-  while NUMBER_BYTE[byte(text, e + 1)] do e = e + 1 end
-  local before, after = byte(text, s - 1), byte(text, e + 1)
-  return (before == nil or BEFORE[before] ~= nil) and (after == nil or AFTER[after] ~= nil)
-end
-
---- Whether some occurrence of `needle` (plain text) may sit in a number token.
-local function in_number(text, needle)
-  local pos = 1
-  while true do
-    local s = find(text, needle, pos, true)
-    if s == nil then return false end
-    if number_around(text, s) then return true end
-    pos = s + 1
-  end
-end
-
--- A digit and an exponent mark: where every exponent starts.
-local EXPONENTS = {}
-for d = 0, 9 do
-  EXPONENTS[#EXPONENTS + 1] = d .. "e"
-  EXPONENTS[#EXPONENTS + 1] = d .. "E"
-end
-
---- Whether the text may hold a number written with a fraction of zeros (1.0)
--- or an exponent, which may be integral and must stay a float.  Plain
--- searches only (memchr in C): a pattern search over the text would cost more
--- than cjson's whole decode.  Ids such as "fp_3e5c" are told apart by what
--- stands around them.
-local function may_have_integral_floats(text)
-  if in_number(text, ".0") then return true end
-  for i = 1, #EXPONENTS do
-    if in_number(text, EXPONENTS[i]) then return true end
-  end
-  return false
 end
 
 --- The special number tokens of text, outside strings: those with a fraction
@@ -199,10 +156,8 @@ end
 --- decode(text) → the value; raises cjson's error for text that is not JSON.
 -- Integers as integers, floats as floats, null as tide.json.null.
 function M.decode(text)
-  if may_have_integral_floats(text) then return decode_marked(text) end
-  local v, big = integral(cjson.decode(text))
-  if big then return decode_marked(text) end
-  return v
+  if json_scan(text) then return decode_marked(text) end
+  return json_integers(cjson.decode(text))
 end
 
 return M

@@ -322,6 +322,14 @@ end, function() return true end
       assert.matches("%-%-merge would overwrite its input [^\n]*mergeself%.jsonl: write OUT to a new file", out)
       assert.are.equal(before, read(part))
     end
+    -- a symlink and a hard link to an input are that input too
+    os.execute(string.format("ln -sf %s %s/link.jsonl && ln -f %s %s/hard.jsonl", part, dir, part, dir))
+    for _, other in ipairs{dir .. "/link.jsonl", dir .. "/hard.jsonl"} do
+      code, out = run(string.format("--merge %s %s", other, part))
+      assert.are.equal(2, code, other)
+      assert.matches("%-%-merge would overwrite its input", out)
+      assert.are.equal(before, read(part))
+    end
     -- a relative OUT against an absolute IN: the same file seen from the working directory
     code, out = run(string.format("--merge mergeself.jsonl %s", part), nil, dir)
     assert.are.equal(2, code, out)

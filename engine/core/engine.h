@@ -225,6 +225,6 @@ void stream_open_lib(lua_State *L);                /* stream */
 void digest_open_lib(lua_State *L);                /* sha256 */
 void jsonnum_open_lib(lua_State *L);               /* json_scan, json_integers */
 void files_open_lib(lua_State *L);   /* mkdir_private, write_atomic, read_private, isatty,
-                                      * term_columns */
+                                      * term_columns, file_id */
 
 #endif

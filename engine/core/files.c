@@ -213,6 +213,21 @@ static int files_lisatty(lua_State *L)
   return 1;
 }
 
+/* file_id(path) → "device:inode" of the file the path reaches (through
+ * symlinks), or nil when there is none: two paths name the same file exactly
+ * when their ids are equal, hard links and symlinks included. */
+static int files_lfile_id(lua_State *L)
+{
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    lua_pushnil(L);
+    return 1;
+  }
+  lua_pushfstring(L, "%I:%I", (lua_Integer)st.st_dev, (lua_Integer)st.st_ino);
+  return 1;
+}
+
 /* term_columns(fd) → the terminal's width in columns, or nil when fd is not a
  * terminal.  Read afresh on every call, so a resized window is seen at the next
  * redraw without a SIGWINCH handler. */
@@ -236,6 +251,7 @@ void files_open_lib(lua_State *L)
     {"read_private", files_lread},
     {"isatty", files_lisatty},
     {"term_columns", files_lterm_columns},
+    {"file_id", files_lfile_id},
     {NULL, NULL}
   };
   if (luaL_newmetatable(L, FD_GUARD_MT)) {

@@ -16,6 +16,7 @@
 -- 2 bad usage (no LM among them), 130 cancelled (Ctrl-C); an
 -- interrupted run is resumed by running it again.
 local tide = require "tide"
+local core = require "tide.core"
 local script = require "tide.script"
 local settings = require "tide.settings"
 local evaluate = require "tide.eval.evaluate"
@@ -147,9 +148,11 @@ local function merge_problem(out, inputs)
   if not results.format_of(out) then
     return string.format("--merge OUT must end in .jsonl or .csv, got '%s'", out)
   end
-  local real_out = real_path(out)
+  -- the same file however it is reached: by its spelling, or (when OUT exists)
+  -- by device and inode, which sees through symlinks and hard links
+  local real_out, out_id = real_path(out), core.file_id(out)
   for _, path in ipairs(inputs) do
-    if real_path(path) == real_out then
+    if real_path(path) == real_out or (out_id ~= nil and core.file_id(path) == out_id) then
       return string.format("--merge would overwrite its input %s: write OUT to a new file", path)
     end
   end

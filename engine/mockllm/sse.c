@@ -223,6 +223,34 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
 
 /* ---- Anthropic: event: NAME / data: JSON */
 
+/* message_start: the message with no content yet and the input usage. */
+static void anthropic_message_start(struct events *ev, const struct prompt *p, unsigned long long id)
+{
+  struct buf *b = &ev->data;
+  buf_addf(b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
+           "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
+  reply_put_model(b, p);
+  buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,");
+  reply_anthropic_usage(b, p, 1, 0);
+  buf_adds(b, "}}\n\n");
+  ev_mark(ev);
+}
+
+/* message_delta (the stop reason, the output usage) and message_stop. */
+static void anthropic_message_end(struct events *ev, const struct prompt *p, enum finish f,
+                                  unsigned long long ctok)
+{
+  struct buf *b = &ev->data;
+  buf_adds(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{");
+  reply_anthropic_stop(b, p, f);
+  buf_adds(b, "},");
+  reply_anthropic_usage(b, p, ctok, 1);
+  buf_adds(b, "}\n\n");
+  ev_mark(ev);
+  buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
+  ev_mark(ev);
+}
+
 static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned long long id,
                              const char *text, size_t n, unsigned long long ctok,
                              enum finish f, const struct stream_opts *o)
@@ -232,13 +260,7 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
   struct pieces ps;
   const char *s;
   size_t len;
-  buf_addf(b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
-           "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
-  reply_put_model(b, p);
-  buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,");
-  reply_anthropic_usage(b, p, 1, 0);
-  buf_adds(b, "}}\n\n");
-  ev_mark(ev);
+  anthropic_message_start(ev, p, id);
   if (has_text && p->tool) {
     buf_addf(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
              "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_mock_%llu\",\"name\":", id);
@@ -273,14 +295,7 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
     buf_adds(b, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n");
     ev_mark(ev);
   }
-  buf_adds(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{");
-  reply_anthropic_stop(b, p, f);
-  buf_adds(b, "},");
-  reply_anthropic_usage(b, p, has_text ? ctok : 0, 1);
-  buf_adds(b, "}\n\n");
-  ev_mark(ev);
-  buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
-  ev_mark(ev);
+  anthropic_message_end(ev, p, f, has_text ? ctok : 0);
 }
 
 /* ---- Gemini: data: GenerateContentResponse, lines ended by CRLF as
@@ -418,13 +433,7 @@ static void anthropic_tools_stream(struct events *ev, const struct prompt *p,
   const char *s;
   size_t len;
   int i;
-  buf_addf(b, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":"
-           "{\"id\":\"msg_mock_%llu\",\"type\":\"message\",\"role\":\"assistant\",\"model\":", id);
-  reply_put_model(b, p);
-  buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,");
-  reply_anthropic_usage(b, p, 1, 0);
-  buf_adds(b, "}}\n\n");
-  ev_mark(ev);
+  anthropic_message_start(ev, p, id);
   for (i = 0; i < p->ncalls; i++) {
     const struct tcall *c = &p->calls[i];
     buf_addf(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":%d,"
@@ -449,14 +458,7 @@ static void anthropic_tools_stream(struct events *ev, const struct prompt *p,
              i);
     ev_mark(ev);
   }
-  buf_adds(b, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{");
-  reply_anthropic_stop(b, p, FINISH_STOP);
-  buf_adds(b, "},");
-  reply_anthropic_usage(b, p, ctok, 1);
-  buf_adds(b, "}\n\n");
-  ev_mark(ev);
-  buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
-  ev_mark(ev);
+  anthropic_message_end(ev, p, FINISH_STOP, ctok);
 }
 
 static void gemini_tools_stream(struct events *ev, const struct prompt *p,

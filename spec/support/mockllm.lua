@@ -50,9 +50,25 @@ function M:reset()
   return self:get_json("/__reset")
 end
 
+--- Whether process pid is gone: no /proc entry, or a zombie nobody reaped yet.
+local function exited(pid)
+  local f = io.open("/proc/" .. pid .. "/stat")
+  if not f then return true end
+  local stat = f:read("a") or ""
+  f:close()
+  return stat:match("^%d+ %b() (%a)") == "Z"
+end
+
+--- Stops the server and waits until it has exited (SIGTERM lets it finish what
+-- it was writing first), so that a server started next on the same port can
+-- bind it: a restart spec that starts the next one at once raced the old one.
 function M:stop()
   if self.pid then
     os.execute("kill " .. self.pid .. " 2>/dev/null")
+    for _ = 1, 500 do
+      if exited(self.pid) then break end
+      tide.sleep(0.01)
+    end
     self.pipe:close()
     self.pid = nil
   end

@@ -236,6 +236,7 @@ function Cache:put(key, answer)
     model = answer.model,
     id = answer.id,
     raw = answer.raw,
+    tool_calls = answer.tool_calls,   -- {{id, name, args}} of a tool-call answer
   }
   local encoded, text = pcall(cjson.encode, value)
   if not encoded and value.raw ~= nil then

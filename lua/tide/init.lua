@@ -111,6 +111,9 @@ tide.Example = prediction.example
 tide.Prediction = prediction.prediction
 tide.adapters = {chat = require "tide.adapters.chat", json = require "tide.adapters.json"}
 
+--- tide.Tool{name, desc, args, fn}: a function a model may call (lm:call{tools = ...}).
+tide.Tool = require("tide.tools.tool").new
+
 -- ---- patterns ------------------------------------------------------------------
 
 --- Critics in parallel and their verdict: tide.fanout.Panel, .Perspectives and the

@@ -150,6 +150,67 @@ end
 -- The sampling options a call takes, or else the LM's own.
 local SAMPLING = {"temperature", "max_tokens", "stop", "top_p"}
 
+-- ---- tools -------------------------------------------------------------------
+
+--- A message with tool calls ({role = "assistant", content?, tool_calls = {{id,
+-- name, args}}}) or a tool's result ({role = "tool", tool_call_id, content}):
+-- true when it is one, misuse naming what is wrong when it is malformed.
+local function tool_message(fname, i, m)
+  if type(m) ~= "table" then return false end
+  local where = string.format("messages[%d]", i)
+  if m.role == "tool" then
+    check.type(fname, where .. ".tool_call_id", m.tool_call_id, "string")
+    check.type(fname, where .. ".content", m.content, "string")
+    return true
+  end
+  if m.tool_calls == nil then return false end
+  check.type(fname, where .. ".content", m.content, "string", true)
+  check.type(fname, where .. ".tool_calls", m.tool_calls, "table")
+  for j, c in ipairs(m.tool_calls) do
+    local cw = string.format("%s.tool_calls[%d]", where, j)
+    check.type(fname, cw, c, "table")
+    check.type(fname, cw .. ".id", c.id, "string")
+    check.type(fname, cw .. ".name", c.name, "string")
+    check.type(fname, cw .. ".args", c.args, "table", true)
+  end
+  return true
+end
+
+--- tools: tide.Tools or {name, description, parameters} tables → the plain specs
+-- the providers take (also what the cache key sees: no functions in it).
+local function tools_of(fname, tools)
+  check.type(fname, "tools", tools, "table")
+  local out = {}
+  for i, t in ipairs(tools) do
+    local where = "tools[" .. i .. "]"
+    if type(t) == "table" and type(t.spec) == "function" then
+      out[i] = t:spec()
+    else
+      check.type(fname, where, t, "table")
+      check.type(fname, where .. ".name", t.name, "string")
+      check.type(fname, where .. ".description", t.description, "string", true)
+      check.type(fname, where .. ".parameters", t.parameters, "table", true)
+      out[i] = {name = t.name, description = t.description,
+                parameters = t.parameters or {type = "object", properties = {}}}
+    end
+  end
+  if #out == 0 then check.fail(fname, "tools", "a non-empty list of tools expected") end
+  return out
+end
+
+local CHOICES = {auto = true, required = true, none = true}
+
+--- tool_choice: "auto", "required", "none" or the name of one of the tools.
+local function choice_of(fname, choice, tools)
+  if choice == nil or CHOICES[choice] then return choice end
+  check.type(fname, "tool_choice", choice, "string")
+  for _, t in ipairs(tools) do
+    if t.name == choice then return choice end
+  end
+  check.fail(fname, "tool_choice", string.format(
+    "%q: \"auto\", \"required\", \"none\" or the name of a tool expected", choice))
+end
+
 --- One request, normalised: messages plus the sampling options, the LM's
 -- defaults under the call's own.  fname names the method in misuse errors.
 local function normalise(self, req, fname)   -- → the request, and the call's own timeout
@@ -168,14 +229,29 @@ local function normalise(self, req, fname)   -- → the request, and the call's 
   if type(messages) ~= "table" or #messages == 0 then
     check.fail(fname, 1, "a call needs `messages` (a non-empty list) or `prompt`")
   end
+  local tool_messages = false
   for i, m in ipairs(messages) do
     if type(m) ~= "table" or type(m.role) ~= "string" or type(m.content) ~= "string" then
-      check.fail(fname, 1, string.format("messages[%d] must be {role = string, content = string}", i))
+      if not tool_message(fname, i, m) then
+        check.fail(fname, 1, string.format("messages[%d] must be {role = string, content = string}", i))
+      end
+      tool_messages = true
+    elseif m.tool_calls ~= nil or m.role == "tool" then
+      tool_message(fname, i, m)
+      tool_messages = true
     end
   end
   -- Only the fields that are set: an in-flight call keeps this table, and most
   -- calls set none of the sampling options.
   local norm = {messages = messages}
+  if tool_messages then norm.tool_messages = true end
+  if req.tools ~= nil then
+    norm.tools = tools_of(fname, req.tools)
+    norm.tool_choice = choice_of(fname, req.tool_choice, norm.tools)
+    norm.tool_messages = true
+  elseif req.tool_choice ~= nil then
+    check.fail(fname, "tool_choice", "a tool_choice needs `tools`")
+  end
   local kw = self.kwargs
   for _, field in ipairs(SAMPLING) do
     local v = req[field]
@@ -228,7 +304,7 @@ end
 
 local function estimate_tokens(norm)
   local chars = 0
-  for _, m in ipairs(norm.messages) do chars = chars + #m.content end
+  for _, m in ipairs(norm.messages) do chars = chars + #(m.content or "") end
   return math.ceil(chars / 4) + (norm.max_tokens or 0)
 end
 
@@ -388,10 +464,10 @@ end
 --- A 2xx answer the provider could not read (err: its parse error, made from
 -- the body as it came): read again from the body redacted whole, for the same
 -- reason as in classify.  → pcall's results.
-local function reread(p, r, err)
+local function reread(p, r, err, norm)
   local whole = redact.text(r.body, p.secrets)
   if whole == r.body then return false, err end
-  return pcall(p.provider.parse, r.status, r.headers, whole)
+  return pcall(p.provider.parse, r.status, r.headers, whole, norm)
 end
 
 --- One attempt of a call: the gate and the buckets, HTTP, the provider's reading
@@ -409,8 +485,8 @@ local function attempt(p, norm, http)
   local r = tide_core.request(http)
   circuit.answered(p.origin)
   if r.status >= 200 and r.status < 300 then
-    local ok, result = pcall(p.provider.parse, r.status, r.headers, r.body)
-    if not ok then ok, result = reread(p, r, result) end
+    local ok, result = pcall(p.provider.parse, r.status, r.headers, r.body, norm)
+    if not ok then ok, result = reread(p, r, result, norm) end
     if ok then return result end
     error(wrong_url(p, result, http.url, r.body), 0)
   end
@@ -485,7 +561,8 @@ end
 local function served(answer)
   return {text = answer.text, texts = answer.texts, finish_reason = answer.finish_reason,
     model = answer.model, usage = {input = 0, output = 0, total = 0}, cached = true, cost = 0,
-    attempts = 0, raw = answer.raw, id = answer.id, request_id = answer.request_id}
+    attempts = 0, raw = answer.raw, id = answer.id, request_id = answer.request_id,
+    tool_calls = answer.tool_calls}
 end
 
 --- A call through the cache: a hit, or the answer of the same request already in
@@ -746,7 +823,7 @@ local function last_user_text(messages)
   for i = #messages, 1, -1 do
     if messages[i].role == "user" then return messages[i].content end
   end
-  return messages[#messages].content
+  return messages[#messages].content or ""
 end
 
 local function count_tokens(text)
@@ -793,7 +870,7 @@ function M.dummy(answers, opts)
     if type(text) == "table" then text = text.text end
     text = tostring(text)
     local input = 0
-    for _, m in ipairs(norm.messages) do input = input + count_tokens(m.content) end
+    for _, m in ipairs(norm.messages) do input = input + count_tokens(m.content or "") end
     local output = count_tokens(text)
     return {text = text, finish_reason = "stop", model = "dummy",
       usage = {input = input, output = output, total = input + output}}

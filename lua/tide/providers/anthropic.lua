@@ -36,18 +36,64 @@ function M.check(req)
   common.require_turn(req.messages, NAME)
 end
 
+-- ---- tools ----------------------------------------------------------------------------
+
+-- A provider-neutral message → its role and content blocks: tool calls are
+-- tool_use blocks of the assistant, a tool's result a tool_result block of the user.
+local function blocks_of(m)
+  if m.role == "tool" then
+    return "user", {{type = "tool_result", tool_use_id = m.tool_call_id, content = m.content}}
+  end
+  local blocks = {}
+  if m.content and m.content ~= "" then blocks[1] = {type = "text", text = m.content} end
+  for _, c in ipairs(m.tool_calls or {}) do
+    blocks[#blocks + 1] = {type = "tool_use", id = c.id, name = c.name, input = c.args or {}}
+  end
+  return m.role, blocks
+end
+
+local function tools_of(tools)
+  local out = {}
+  for i, t in ipairs(tools) do
+    out[i] = {name = t.name, description = t.description, input_schema = common.schema(t.parameters)}
+  end
+  return out
+end
+
+local CHOICES = {auto = {type = "auto"}, required = {type = "any"}, none = {type = "none"}}
+
+local function tool_choice(choice)
+  if choice == nil then return nil end
+  return CHOICES[choice] or {type = "tool", name = choice}
+end
+
+--- The Messages API body's messages and system of a request with tool calls
+-- or results in its messages.
+local function tool_messages(req)
+  local system, turns = common.block_turns(req.messages, NAME, blocks_of)
+  local messages = {}
+  for i, t in ipairs(turns) do messages[i] = {role = t.role, content = t.blocks} end
+  return system, messages
+end
+
 --- build(cfg, req) → {url, headers, body}
 -- A JSON schema becomes a forced tool whose input is the answer: the Messages
 -- API has no response_format of its own.
 function M.build(cfg, req)
   common.require_messages(req, NAME)
-  local system, turns = common.turns(req.messages, NAME)
+  local system, messages
+  if req.tool_messages then
+    system, messages = tool_messages(req)
+  else
+    local turns
+    system, turns = common.turns(req.messages, NAME)
+    messages = {}
+    for i, t in ipairs(turns) do
+      messages[i] = {role = t.role, content = table.concat(t.texts, "\n\n")}
+    end
+  end
   local rf = req.response_format or {}
   if rf.type == "json_object" then system[#system + 1] = JSON_INSTRUCTION end
-  local messages = {}
-  for i, t in ipairs(turns) do
-    messages[i] = {role = t.role, content = table.concat(t.texts, "\n\n")}
-  end
   local body = {
     model = cfg.model,
     messages = messages,
@@ -58,7 +104,10 @@ function M.build(cfg, req)
     stop_sequences = common.list(req.stop),
     stream = req.stream or nil,
   }
-  if rf.type == "json_schema" then
+  if req.tools then
+    body.tools = tools_of(req.tools)
+    body.tool_choice = tool_choice(req.tool_choice)
+  elseif rf.type == "json_schema" then
     local name = tool_name(rf.name)
     body.tools = {{name = name, description = "Respond with JSON",
                    input_schema = common.schema(rf.schema)}}
@@ -101,23 +150,31 @@ local errors = common.errors(NAME, describe, M.request_id_header)
 M.classify = errors.classify
 
 --- parse(status, headers, body) → {text, texts, finish_reason, usage, model, raw}
--- Text blocks are joined; with no text, a tool_use block is our forced JSON
--- tool (tide sends no other tools) and its input is the answer.
-function M.parse(status, headers, body)
+-- Text blocks are joined.  A request that offered tools (req.tools) gets its
+-- tool_use blocks as r.tool_calls; else, with no text, a tool_use block is our
+-- forced JSON tool and its input is the answer.
+function M.parse(status, headers, body, req)
   local raw = errors.answer(status, headers, body, "a Messages API JSON object")
   if type(raw.content) ~= "table" then
     common.parse_error(NAME, status, body, "a message with a content list", true)
   end
-  local texts, tool_input = {}, nil
+  local texts, tool_input, calls = {}, nil, {}
+  local offered = type(req) == "table" and req.tools ~= nil
   for _, block in ipairs(raw.content) do
     if get(block, "type") == "text" then
       texts[#texts + 1] = str(block.text)
     elseif get(block, "type") == "tool_use" and type(block.input) == "table" then
       tool_input = tool_input or block.input
+      calls[#calls + 1] = {id = str(block.id), name = str(block.name), args = block.input}
     end
   end
   local text = table.concat(texts)
   local finish = finish_of(raw.stop_reason)
+  if offered and #calls > 0 then
+    return common.tool_result({texts = {text}, usage = usage_of(raw.usage), model = str(raw.model),
+      id = str(raw.id), request_id = common.request_id(headers, M.request_id_header), raw = raw},
+      calls)
+  end
   if text == "" and tool_input then
     text = common.encode(tool_input)
     if finish == "tool_calls" then finish = "stop" end

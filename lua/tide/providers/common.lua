@@ -528,4 +528,62 @@ function M.errors(provider, describe, id_header)
   return R
 end
 
+-- ---- tools -----------------------------------------------------------------------
+
+--- Splits messages with tool calls and results into the system texts and turns
+-- of provider blocks: blocks_of(m) → role, {block...}; consecutive turns of the
+-- same role are merged (a turn's several tool results go back in one message).
+function M.block_turns(messages, provider, blocks_of)
+  local system, turns = {}, {}
+  for _, m in ipairs(messages) do
+    if m.role == "system" then
+      system[#system + 1] = m.content
+    else
+      local role, blocks = blocks_of(m)
+      local last = turns[#turns]
+      if last and last.role == role then
+        for _, b in ipairs(blocks) do last.blocks[#last.blocks + 1] = b end
+      else
+        turns[#turns + 1] = {role = role, blocks = blocks}
+      end
+    end
+  end
+  if #turns == 0 then M.require_turn(messages, provider) end
+  return system, turns
+end
+
+--- The name of the tool each call id was made to, from the assistant messages'
+-- tool_calls (Gemini's functionResponse names the function, not the call).
+function M.tool_names(messages)
+  local names = {}
+  for _, m in ipairs(messages) do
+    for _, c in ipairs(m.tool_calls or {}) do names[c.id] = c.name end
+  end
+  return names
+end
+
+--- A tool call's arguments JSON text → a table, or a `parse` error that carries
+-- the raw text (a model's malformed arguments will not get better on a retry).
+function M.tool_args(provider, name, text)
+  if text == nil or text == "" then return {} end
+  local ok, v = pcall(json.decode, text)
+  if ok and type(v) == "table" then return v end
+  error(core.error{
+    kind = "parse", provider = provider, retryable = false, tool = name,
+    raw_text = tostring(text):sub(1, ERROR_BODY_MAX),
+    message = string.format("%s: the arguments of a call to tool %s are not a JSON object: %s",
+      provider, tostring(name), snippet(tostring(text))),
+  }, 0)
+end
+
+--- A parse's result with tool calls: the text may be empty (a call is an
+-- answer), the finish reason is tool_calls.
+function M.tool_result(r, calls)
+  r.tool_calls = calls
+  r.text = r.texts[1] or ""
+  r.finish_reason = "tool_calls"
+  r.reason = nil
+  return r
+end
+
 return M

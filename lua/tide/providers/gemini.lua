@@ -50,20 +50,75 @@ function M.check(req)
   common.require_turn(req.messages, NAME)
 end
 
+-- ---- tools ----------------------------------------------------------------------------
+
+-- A provider-neutral message → its role and parts: tool calls are functionCall
+-- parts of the model, a tool's result a functionResponse part of the user (named
+-- by the function its call went to: Gemini matches results by name and order).
+local function parts_with_tools(m, names)
+  if m.role == "tool" then
+    return "user", {{functionResponse = {id = m.tool_call_id, name = names[m.tool_call_id] or m.name,
+      response = {content = m.content}}}}
+  end
+  local parts = {}
+  if m.content and m.content ~= "" then parts[1] = {text = m.content} end
+  for _, c in ipairs(m.tool_calls or {}) do
+    parts[#parts + 1] = {functionCall = {name = c.name, args = c.args or {}}}
+  end
+  return m.role == "assistant" and "model" or m.role, parts
+end
+
+local function tools_of(tools)
+  local decls = {}
+  for i, t in ipairs(tools) do
+    decls[i] = {name = t.name, description = t.description,
+                parametersJsonSchema = common.schema(t.parameters)}
+  end
+  return {{functionDeclarations = decls}}
+end
+
+local MODES = {auto = "AUTO", required = "ANY", none = "NONE"}
+
+local function tool_config(choice)
+  if choice == nil then return nil end
+  if MODES[choice] then return {functionCallingConfig = {mode = MODES[choice]}} end
+  return {functionCallingConfig = {mode = "ANY", allowedFunctionNames = {choice}}}
+end
+
+local function tool_contents(req)
+  local names = common.tool_names(req.messages)
+  local system, turns = common.block_turns(req.messages, NAME, function(m)
+    return parts_with_tools(m, names)
+  end)
+  local contents = {}
+  for i, t in ipairs(turns) do contents[i] = {role = t.role, parts = t.blocks} end
+  return system, contents
+end
+
 --- build(cfg, req) → {url, headers, body}
 -- The key goes in a header, never in the URL, so it cannot leak into logs.
 function M.build(cfg, req)
   common.require_messages(req, NAME)
-  local system, turns = common.turns(req.messages, NAME)
-  local contents = {}
-  for i, t in ipairs(turns) do
-    contents[i] = {role = t.role == "assistant" and "model" or t.role, parts = parts_of(t.texts)}
+  local system, contents
+  if req.tool_messages then
+    system, contents = tool_contents(req)
+  else
+    local turns
+    system, turns = common.turns(req.messages, NAME)
+    contents = {}
+    for i, t in ipairs(turns) do
+      contents[i] = {role = t.role == "assistant" and "model" or t.role, parts = parts_of(t.texts)}
+    end
   end
   local body = {
     contents = contents,
     systemInstruction = #system > 0 and {parts = parts_of(system)} or nil,
     generationConfig = generation_config(req),
   }
+  if req.tools then
+    body.tools = tools_of(req.tools)
+    body.toolConfig = tool_config(req.tool_choice)
+  end
   local model = cfg.model:gsub("^models/", "")
   local method = req.stream and ":streamGenerateContent?alt=sse" or ":generateContent"
   return common.request(cfg, req, "/v1beta/models/" .. model .. method, body, "x-goog-api-key")
@@ -86,6 +141,24 @@ local function text_of(candidate)
     end
   end
   return table.concat(out)
+end
+
+-- A candidate's functionCall parts → {{id, name, args}}.  Gemini gives calls no
+-- id (newer models may): one is made from the position, for the results to name.
+local function calls_of(candidate)
+  local calls = {}
+  for _, part in ipairs(get(candidate, "content", "parts") or {}) do
+    local fc = type(part) == "table" and part.functionCall
+    if type(fc) == "table" then
+      local name = str(fc.name)
+      local args = fc.args
+      if type(args) == "string" then args = common.tool_args(NAME, name, args) end
+      if type(args) ~= "table" then args = {} end
+      calls[#calls + 1] = {id = str(fc.id) or string.format("call_%d_%s", #calls + 1, tostring(name)),
+                           name = name, args = args}
+    end
+  end
+  return calls
 end
 
 -- google.rpc.RetryInfo in error.details: how long the quota needs.
@@ -153,9 +226,12 @@ function M.parse(status, headers, body)
   for i, c in ipairs(candidates) do texts[i] = text_of(c) end
   local reason = str(candidates[1].finishReason)
   local finish = finish_of(reason)
-  return common.result(NAME, {texts = texts, finish_reason = finish, reason = reason,
+  local r = {texts = texts, finish_reason = finish, reason = reason,
     usage = usage_of(raw.usageMetadata), model = str(raw.modelVersion), id = str(raw.responseId),
-    raw = raw})
+    raw = raw}
+  local calls = calls_of(candidates[1])
+  if #calls > 0 then return common.tool_result(r, calls) end
+  return common.result(NAME, r)
 end
 
 --- stream_event(state, {event, data}) → text_delta or nil, done

@@ -3,6 +3,7 @@
 local common = require "tide.providers.common"
 
 local get, str = common.get, common.str
+local json_null = require("tide.json").null
 
 local M = {
   name = "openai",
@@ -33,12 +34,45 @@ local function response_format(rf)
   return {type = rf.type}
 end
 
+-- A provider-neutral message with tool calls or a tool's result, in OpenAI's shape.
+local function tool_message(m)
+  if m.role == "tool" then
+    return {role = "tool", tool_call_id = m.tool_call_id, content = m.content}
+  end
+  local calls = {}
+  for i, c in ipairs(m.tool_calls) do
+    calls[i] = {id = c.id, type = "function",
+                ["function"] = {name = c.name, arguments = common.encode(c.args or {})}}
+  end
+  return {role = m.role, content = m.content or json_null, tool_calls = calls}
+end
+
+local function tools_of(tools)
+  local out = {}
+  for i, t in ipairs(tools) do
+    out[i] = {type = "function", ["function"] = {name = t.name, description = t.description,
+      parameters = common.schema(t.parameters)}}
+  end
+  return out
+end
+
+local CHOICES = {auto = true, required = true, none = true}
+
+local function tool_choice(choice)
+  if choice == nil or CHOICES[choice] then return choice end
+  return {type = "function", ["function"] = {name = choice}}
+end
+
 --- build(cfg, req) → {url, headers, body}
 function M.build(cfg, req)
   common.require_messages(req, NAME)
   local messages = {}
   for i, m in ipairs(req.messages) do
-    messages[i] = {role = m.role, content = m.content}   -- system stays in the list
+    if req.tool_messages and (m.tool_calls or m.role == "tool") then
+      messages[i] = tool_message(m)
+    else
+      messages[i] = {role = m.role, content = m.content}   -- system stays in the list
+    end
   end
   local body = {
     model = cfg.model,
@@ -55,6 +89,10 @@ function M.build(cfg, req)
     body[field] = req.max_tokens
   end
   if req.stream then body.stream_options = {include_usage = true} end
+  if req.tools then
+    body.tools = tools_of(req.tools)
+    body.tool_choice = tool_choice(req.tool_choice)
+  end
   return common.request(cfg, req, "/chat/completions", body, "Authorization", "Bearer ")
 end
 
@@ -100,6 +138,17 @@ local errors = common.errors(NAME, describe, M.request_id_header)
 --- classify(status, headers, body) → error object, for a non-2xx answer.
 M.classify = errors.classify
 
+-- message.tool_calls → {{id, name, args}}, the arguments decoded.
+local function calls_of(calls)
+  local out = {}
+  for i, c in ipairs(calls) do
+    local name = str(get(c, "function", "name"))
+    out[i] = {id = str(get(c, "id")), name = name,
+              args = common.tool_args(NAME, name, str(get(c, "function", "arguments")))}
+  end
+  return out
+end
+
 --- parse(status, headers, body) → {text, texts, finish_reason, usage, model, id,
 -- request_id, raw} for a 2xx answer; raises parse / content_filter / empty errors.
 function M.parse(status, headers, body)
@@ -116,9 +165,12 @@ function M.parse(status, headers, body)
   local finish = finish_of(first.finish_reason)
   local refusal = str(first.message.refusal)
   if refusal and texts[1] == "" then finish = "content_filter" end
-  return common.result(NAME, {texts = texts, finish_reason = finish, reason = refusal,
+  local r = {texts = texts, finish_reason = finish, reason = refusal,
     usage = usage_of(raw.usage), model = str(raw.model), id = str(raw.id),
-    request_id = common.request_id(headers, M.request_id_header), raw = raw})
+    request_id = common.request_id(headers, M.request_id_header), raw = raw}
+  local calls = get(first, "message", "tool_calls")
+  if type(calls) == "table" and #calls > 0 then return common.tool_result(r, calls_of(calls)) end
+  return common.result(NAME, r)
 end
 
 --- stream_event(state, {event, data}) → text_delta or nil, done

@@ -263,7 +263,7 @@ describe("Module", function()
     local panel = Panel()
     local names = {}
     for _, np in ipairs(panel:named_predictors()) do names[#names + 1] = np[1] end
-    assert.are.same({"extra[1]", "style", "technical"}, names)
+    assert.are.same({"extra[0]", "style", "technical"}, names)   -- lists from 0, as DSPy names them
     panel:set_lm(tide.DummyLM(function() return reply{{"score", "40"}} end))
     assert.are.equal(80, panel{content = "draft"}.total)
   end)

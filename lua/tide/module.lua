@@ -12,18 +12,21 @@
 -- tide.gather, with no separate async version.
 local predict = require "tide.predict"
 local check = require "tide.check"
+local state = require "tide.state"
 
 local M = {}
 
 local Base = {}
 
 --- The predictors inside a module, walked in a stable (sorted) order:
--- a list of {name, predictor} with dotted names for nested modules and [i] for lists.
+-- a list of {name, predictor} with dotted names for nested modules and [i] for lists
+-- (from 0, as DSPy names them: saved programs use these names).
 local function walk(value, prefix, out, seen)
   if type(value) ~= "table" or seen[value] then return end
   seen[value] = true
   if predict.is_predict(value) then
-    out[#out + 1] = {prefix, value}
+    -- a ChainOfThought is DSPy's module around a Predict named "predict"
+    out[#out + 1] = {value.inner_name and (prefix .. "." .. value.inner_name) or prefix, value}
     return
   end
   local mt = getmetatable(value)
@@ -37,7 +40,7 @@ local function walk(value, prefix, out, seen)
     return type(a) == "number"
   end)
   for _, k in ipairs(keys) do
-    local name = type(k) == "number" and string.format("%s[%d]", prefix, k) or
+    local name = type(k) == "number" and string.format("%s[%d]", prefix, k - 1) or
       (prefix == "" and k or prefix .. "." .. k)
     walk(value[k], name, out, seen)
   end
@@ -53,6 +56,15 @@ function Base:predictors()
   local list = {}
   for i, np in ipairs(self:named_predictors()) do list[i] = np[2] end
   return list
+end
+
+--- m:save(path) / m:load(path): every predictor's state in DSPy's JSON format.
+function Base:save(path)
+  state.save(self, path)
+end
+
+function Base:load(path)
+  return state.load(self, path)
 end
 
 function Base:set_lm(lm)

@@ -17,6 +17,7 @@ local chat = require "tide.adapters.chat"
 local prediction = require "tide.prediction"
 local settings = require "tide.settings"
 local check = require "tide.check"
+local state = require "tide.state"
 
 local M = {}
 
@@ -218,20 +219,37 @@ function Predict:__call(args, opts)
     options == EMPTY and self or call_options(self, options))
 end
 
---- The predictors of this module: itself.
+--- The predictors of this module: itself, named as DSPy names it: "self" for a
+-- Predict, "predict" for a ChainOfThought (DSPy's is a module holding a Predict
+-- of that name).
 function Predict:named_predictors()
-  return {{"self", self}}
+  return {{self.inner_name or "self", self}}
+end
+
+--- p:save(path) / p:load(path): the predictor's demos and signature text in DSPy's
+-- JSON state format (tide.state).
+function Predict:save(path)
+  state.save(self, path)
+end
+
+function Predict:load(path)
+  return state.load(self, path)
 end
 
 function Predict:set_lm(lm)
   self.lm = lm
 end
 
+local REASONING_PREFIX = "Reasoning: Let's think step by step in order to"
+
 --- tide.ChainOfThought(signature [, opts]): Predict with a `reasoning` output
 -- before the others.
 function M.chain_of_thought(sig, opts)
   local p = M.new(sig, opts)
   p.signature = p.signature:prepend("reasoning", {type = "str", desc = "${reasoning}"}, "output")
+  -- DSPy's prefix for the field (saved programs carry it); the new signature's own field
+  p.signature.outputs[1].prefix = REASONING_PREFIX
+  p.inner_name = "predict"
   return p
 end
 

@@ -128,6 +128,14 @@ tide.critics = require "tide.critics"
 tide.Evaluate = require("tide.eval.evaluate").new
 tide.dataset = require "tide.eval.dataset"
 
+--- tide.metrics: exact_match, f1, passage_match, normalize_text (DSPy's).
+tide.metrics = require "tide.metrics"
+
+-- ---- optimizers ----------------------------------------------------------------
+
+--- tide.LabeledFewShot{k}:compile(program, {trainset = ...}) → a program with demos.
+tide.LabeledFewShot = require("tide.optimize.labeled").new
+
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)
   history.inspect(n, nil, write)

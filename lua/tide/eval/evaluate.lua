@@ -29,6 +29,7 @@ local results = require "tide.eval.results"
 local progress = require "tide.eval.progress"
 local report = require "tide.eval.report"
 local circuit = require "tide.circuit"
+local score_of = require("tide.metrics").score_of
 
 local M = {}
 
@@ -173,13 +174,12 @@ local function error_row(e)
   return {kind = "lua", message = tostring(e)}
 end
 
---- A metric's answer as a number: booleans count 1 and 0.
+--- A metric's answer as a number: booleans count 1 and 0, {score =, feedback =} its score.
 local function as_score(v)
-  if v == true then return 1 end
-  if v == false then return 0 end
-  if type(v) == "number" and v == v and v ~= math.huge and v ~= -math.huge then return v end
+  local score = score_of(v)
+  if score ~= nil then return score end
   error(core.error{kind = "metric", message = "the metric returned " .. tostring(v) ..
-    " (a number or a boolean expected)"}, 0)
+    " (a number, a boolean or {score = number, feedback = text} expected)"}, 0)
 end
 
 --- Runs one example as a task whose calls are counted in `usage`; returns the row.

@@ -728,7 +728,8 @@ function LM:stream(req)
     record(self, norm, started, nil, s)
     error(s, 0)
   end
-  local parser, state, pieces = sse.new(), {}, {}
+  -- state.tools: the request offered tools, whose calls the provider assembles in state.calls
+  local parser, state, pieces = sse.new(), {tools = norm.tools ~= nil}, {}
   -- the provider's request id header (Gemini has none)
   local request_id = provider_common.request_id(s.headers, p.provider.request_id_header)
   local given = 0           -- pieces handed to the loop so far
@@ -755,12 +756,17 @@ function LM:stream(req)
   local function finish()
     if finished then return end
     local ok_end, end_err = pcall(p.provider.stream_end, state)
+    local calls
+    if ok_end and state.calls then
+      ok_end, end_err = pcall(provider_common.stream_calls, p.provider.name, state)
+      calls = end_err
+    end
     if not ok_end then return fail(end_err) end
     close()
     local result = {
-      text = table.concat(pieces), finish_reason = state.finish_reason or "stop",
+      text = table.concat(pieces), finish_reason = calls and "tool_calls" or state.finish_reason or "stop",
       usage = state.usage or {input = 0, output = 0, total = 0}, model = state.model or p.cfg.model,
-      id = state.id, request_id = request_id, cached = false, attempts = attempts,
+      id = state.id, request_id = request_id, cached = false, attempts = attempts, tool_calls = calls,
     }
     result.cost = cost_of(self, result.usage)
     for k, v in pairs(result) do final[k] = v end

@@ -199,6 +199,11 @@ end
 function ON.content_block_start(state, d)
   local block = get(d, "content_block")
   if get(block, "type") == "tool_use" then
+    if state.tools then   -- the request offered tools: a call, assembled by its index
+      local c = common.stream_call(state, (math.tointeger(get(d, "index")) or 0) + 1)
+      c.id, c.name = str(block.id), str(block.name)
+      return nil
+    end
     -- only a tool called before any text is the JSON answer (see parse)
     state.json_tool = not state.text_seen
   end
@@ -209,6 +214,12 @@ function ON.content_block_delta(state, d)
   local delta = get(d, "delta")
   local kind = get(delta, "type")
   if kind == "text_delta" then return str(delta.text) end
+  if kind == "input_json_delta" and state.tools then
+    local c = state.calls and state.calls[(math.tointeger(get(d, "index")) or 0) + 1]
+    local piece = str(delta.partial_json)
+    if c and piece then c.parts[#c.parts + 1] = piece end
+    return nil
+  end
   if kind == "input_json_delta" and state.json_tool then return str(delta.partial_json) end
   return nil     -- thinking, signatures, citations: not answer text
 end

@@ -336,7 +336,7 @@ function M.stream_end(provider, state, marker)
         provider, marker),
     }, 0)
   end
-  if state.text_seen then return end
+  if state.text_seen or state.calls then return end   -- tool calls are an answer too
   local finish = state.block_reason and "content_filter" or state.finish_reason or "other"
   M.require_text(provider, nil, finish, state.block_reason)
 end
@@ -574,6 +574,37 @@ function M.tool_args(provider, name, text)
     message = string.format("%s: the arguments of a call to tool %s are not a JSON object: %s",
       provider, tostring(name), snippet(tostring(text))),
   }, 0)
+end
+
+--- The call a stream is assembling at position k (1-based): {id, name, parts
+-- (its arguments' JSON fragments) or args (whole)}.
+function M.stream_call(state, k)
+  local calls = state.calls
+  if calls == nil then
+    calls = {}
+    state.calls = calls
+  end
+  local c = calls[k]
+  if c == nil then
+    c = {parts = {}}
+    calls[k] = c
+  end
+  return c
+end
+
+--- A finished stream's calls → {{id, name, args}}, the fragments joined and
+-- decoded (malformed: `parse`, as for a whole answer).
+function M.stream_calls(provider, state)
+  local order = {}
+  for k in pairs(state.calls) do order[#order + 1] = k end
+  table.sort(order)   -- by index, whatever the holes in a server's numbering
+  local out = {}
+  for _, k in ipairs(order) do
+    local c = state.calls[k]
+    local args = c.args or M.tool_args(provider, c.name, table.concat(c.parts))
+    out[#out + 1] = {id = c.id, name = c.name, args = args}
+  end
+  return out
 end
 
 --- A parse's result with tool calls: the text may be empty (a call is an

@@ -253,6 +253,13 @@ function M.stream_event(state, ev)
     state.finish_reason = finish_of(reason)
     if state.finish_reason == BLOCKED then state.block_reason = reason end
   end
+  local calls = calls_of(candidate)
+  for _, c in ipairs(calls) do
+    local k = state.calls and #state.calls + 1 or 1
+    local call = common.stream_call(state, k)
+    call.id = c.id:match("^call_%d+_") and string.format("call_%d_%s", k, tostring(c.name)) or c.id
+    call.name, call.args = c.name, c.args
+  end
   local text = str(text_of(candidate))
   if text then state.text_seen = true end
   return text, false

@@ -173,6 +173,19 @@ function M.parse(status, headers, body)
   return common.result(NAME, r)
 end
 
+-- delta.tool_calls: a call's id and name first, then its arguments in pieces,
+-- each by the call's index.
+local function stream_calls(state, calls)
+  for _, tc in ipairs(calls) do
+    local index = math.tointeger(get(tc, "index")) or 0
+    local c = common.stream_call(state, index + 1)
+    c.id = c.id or str(get(tc, "id"))
+    c.name = c.name or str(get(tc, "function", "name"))
+    local piece = str(get(tc, "function", "arguments"))
+    if piece then c.parts[#c.parts + 1] = piece end
+  end
+end
+
 --- stream_event(state, {event, data}) → text_delta or nil, done
 -- Text comes from choice 0; usage from the last chunk (include_usage).  The
 -- stream is complete at [DONE] or at choice 0's finish_reason: some compatible
@@ -191,6 +204,8 @@ function M.stream_event(state, ev)
   for _, c in ipairs(get(chunk, "choices") or {}) do
     if type(c) == "table" and (c.index == nil or c.index == 0) then
       text = str(get(c, "delta", "content"))
+      local calls = get(c, "delta", "tool_calls")
+      if type(calls) == "table" then stream_calls(state, calls) end
       local refusal = str(get(c, "delta", "refusal"))
       if refusal then state.block_reason = (state.block_reason or "") .. refusal end
       if type(c.finish_reason) == "string" then

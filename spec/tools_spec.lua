@@ -75,6 +75,14 @@ describe("tide.Tool", function()
     assert.are.equal("timeout", err2.kind)
   end)
 
+  it("wraps a Lua function directly when its args are given", function()
+    local function area(a) return a.w * a.h end
+    local t = tide.Tool(area, {name = "area", desc = "w times h", args = {w = "int", h = "int"}})
+    assert.are.equal("area", t:spec().name)
+    assert.are.equal("12", (t{w = "3", h = 4}))
+    assert.has_error(function() tide.Tool(area) end, "bad argument #2 to 'Tool' (table expected, got nil)")
+  end)
+
   it("checks the name and the spec, blaming the caller's line", function()
     local line = debug.getinfo(1, "l").currentline + 1
     local ok, msg = pcall(tide.Tool, {name = "bad name", fn = print})

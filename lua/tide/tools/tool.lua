@@ -4,6 +4,7 @@
 --     args = {city = "str", unit = "one of: C, F"}, fn = function(args) ... end}
 --   weather{city = "Oslo", unit = "C"}   --> "…" (fn's result, as text), nil
 --   weather.schema                        --> the JSON schema of its arguments
+--   tide.Tool(math.max, {name = "max", args = {...}})   -- a Lua function wrapped directly
 --
 -- args are given in signature type syntax ("str", "int", "list[str]", "one of: a, b",
 -- "Optional[int]") or as a JSON Schema table ({type = "object", properties = ...}).
@@ -55,7 +56,12 @@ local function typed_args(args)
 end
 
 --- tide.Tool{name, desc, args, fn} → a tool.  fn(args) receives the coerced arguments.
-function M.new(spec)
+-- tide.Tool(fn, {name, desc, args}) wraps a Lua function directly.
+function M.new(spec, opts)
+  if check.callable(spec) then
+    opts = check.type("Tool", 2, opts, "table")
+    spec = {name = opts.name, desc = opts.desc, args = opts.args, fn = spec}
+  end
   check.type("Tool", 1, spec, "table")
   local name = check.type("Tool", "name", spec.name, "string")
   if #name > 64 or not name:match(NAME_PATTERN) then

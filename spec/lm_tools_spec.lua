@@ -57,6 +57,7 @@ describe("lm:call with tools", function()
         assert.are.equal("", r.text)
         assert.are.equal(1, lm.usage.calls)
         assert.is_true(r.usage.output > 0)
+        assert.are.same(r.tool_calls, lm.history[1].tool_calls)   -- history shows what was asked
       end)
 
       it("runs a two-step conversation: call, tool result, text answer", function()

@@ -320,6 +320,7 @@ local function record(self, norm, started, result, err)
     entry.finish_reason = result.finish_reason
     entry.usage = result.usage
     entry.id, entry.request_id = result.id, result.request_id
+    if result.tool_calls then entry.tool_calls = result.tool_calls end
     -- a cache hit and a cost are marked only when there is one: an entry of a
     -- plain call then fits a table half the size, and history keeps a thousand
     if result.cached then entry.cached = true end

@@ -78,6 +78,16 @@ describe("program:save / program:load (DSPy's JSON state format)", function()
       state["technical.predict"].demos)
   end)
 
+  it("saves a Prediction demo as its fields, without its other completions", function()
+    local p = tide.Predict("question -> answer")
+    p.demos = {tide.Prediction({question = "q", answer = "a"},
+      {{question = "q", answer = "a"}, {question = "q", answer = "b"}})}
+    assert.is_table(p.demos[1].completions)
+    local path = dir .. "/p.json"
+    p:save(path)
+    assert.are.same({{question = "q", answer = "a"}}, tide.json.decode(files.read(path)).self.demos)
+  end)
+
   it("round-trips: a fresh program loaded from the file sends the same messages", function()
     local program = QA()
     program.technical.demos = {

@@ -15,6 +15,7 @@
 local json = require "tide.json"
 local check = require "tide.check"
 local core = require "tide.core"
+local prediction = require "tide.prediction"
 
 local M = {}
 
@@ -83,11 +84,13 @@ local function encode(v, indent, out)
   out[#out + 1] = "\n" .. string.rep("  ", indent) .. "}"
 end
 
---- A demo as plain fields (an Example, a Prediction or a table), `augmented` kept.
+--- A demo as plain fields (an Example, a Prediction or a table), `augmented` kept;
+-- a Prediction's other samples (`completions`) are not the demo's.
 local function plain_demo(demo)
   local out = {}
+  local skip = prediction.is_prediction(demo) and "completions" or nil
   for k, v in pairs(demo) do
-    if type(k) == "string" and type(v) ~= "function" then out[k] = v end
+    if type(k) == "string" and k ~= skip and type(v) ~= "function" then out[k] = v end
   end
   return out
 end

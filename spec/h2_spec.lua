@@ -48,6 +48,10 @@ end
 
 describe("HTTP/2 over TLS", function()
   it("carries 200 concurrent calls on at most 2 connections", function()
+    -- One call first: until the server's SETTINGS frame arrives, HTTP/2 clients
+    -- (nghttp2 under libcurl) allow 100 streams on a new connection, so a cold
+    -- burst that lands in that window can open more (docs/api.md, known limit).
+    assert.equal(200, tide.request{url = h2.url .. "/?warm", ca_file = pki.ca, timeout = 30}.status)
     local results, sockets = concurrently(200, function(i)
       local r = tide.request{url = h2.url .. "/?i=" .. i, ca_file = pki.ca, timeout = 30}
       return r.status
@@ -55,7 +59,7 @@ describe("HTTP/2 over TLS", function()
     assert.equal(200, #results)
     for _, status in ipairs(results) do assert.equal(200, status) end
     local s = h2:stats()
-    assert.equal(200, s.requests)
+    assert.equal(201, s.requests)
     assert.is_true(s.peak_streams >= 100, "the calls did not overlap: " .. s.peak_streams)
     assert.is_true(s.connections <= 2, s.connections .. " TLS connections for 200 calls")
     assert.equal(s.connections, s.alpn.h2)   -- every one of them spoke h2

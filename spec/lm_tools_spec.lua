@@ -150,6 +150,12 @@ describe("lm:call with tools", function()
     end)
   end
 
+  it("keeps the first sample's tool_calls when n calls are made (Anthropic)", function()
+    local r = lm_for(PROVIDERS[2]):call{messages = {USER}, tools = {weather}, n = 2}
+    assert.are.equal("weather", r.tool_calls[1].name)
+    assert.are.equal(2, server:stats().requests)
+  end)
+
   it("raises a typed parse error with the raw text for malformed arguments (OpenAI)", function()
     local lm = lm_for(PROVIDERS[1], "tool_args=malformed")
     local ok, err = pcall(lm.call, lm, {messages = {USER}, tools = {weather}})

@@ -604,7 +604,7 @@ local function merged(results)
   local first = results[1]
   local all = {text = first.text, texts = {}, finish_reason = first.finish_reason,
     model = first.model, raw = first.raw, id = first.id, request_id = first.request_id,
-    cached = true, cost = 0, attempts = 0, usage = {input = 0, output = 0, total = 0}}
+    tool_calls = first.tool_calls, cached = true, cost = 0, attempts = 0, usage = {input = 0, output = 0, total = 0}}
   local u = all.usage
   for i, r in ipairs(results) do
     local ru = r.usage

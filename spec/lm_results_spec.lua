@@ -119,6 +119,7 @@ describe("LM results", function()
         assert.are.equal(r.usage.input + r.usage.output, r.usage.total)
         local _, final = drain(lm, "some words that make a prompt of a few tokens")
         assert.are.equal(3, final.usage.cached)
+        assert.are.equal(6, lm.usage.cached)   -- the LM's totals add them up
       end)
 
       if p.thinking then
@@ -131,6 +132,7 @@ describe("LM results", function()
           assert.are.equal(r.usage.input + r.usage.output, r.usage.total)
           local _, final = drain(lm, "think about this")
           assert.are.equal(r.usage.reasoning, final.usage.reasoning)
+          assert.are.equal(2 * r.usage.reasoning, lm.usage.reasoning)
         end)
       else
         it("usage.reasoning is absent where the provider does not count thinking apart", function()

@@ -39,6 +39,11 @@ function M.account(totals, usage, cost, cached)
   totals.output = totals.output + amount(usage.output)
   totals.total = totals.total + amount(usage.total)
   totals.cost = totals.cost + amount(cost)
+  -- the parts of input and output read from a prompt cache or spent thinking:
+  -- a total appears once some call reports one, as on a call's own usage
+  local c, r = amount(usage.cached), amount(usage.reasoning)
+  if c > 0 then totals.cached = (totals.cached or 0) + c end
+  if r > 0 then totals.reasoning = (totals.reasoning or 0) + r end
 end
 
 local function indent(text)

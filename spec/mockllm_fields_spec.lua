@@ -9,7 +9,7 @@ local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 local wire = require "support.routes"
 
-local function tokens(text) return math.max(1, math.ceil(#text / 4)) end
+local tokens = wire.tokens
 
 describe("mockllm's fields and headers", function()
   local server

@@ -7,8 +7,7 @@ local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 local wire = require "support.routes"
 
--- mockllm's token: 4 bytes
-local function tokens(text) return math.max(1, math.ceil(#text / 4)) end
+local tokens = wire.tokens
 
 describe("mockllm honours", function()
   local server
@@ -21,16 +20,10 @@ describe("mockllm honours", function()
     assert.are.equal(200, r.status, r.body)
     return cjson.decode(r.body), r
   end
-  -- The reply text, its finish, and its output token count, in any format.
+  -- The reply text, its finish, its output token count and the body, in any format.
   local function answer(name, opts)
-    local b = post(name, opts)
-    if name == "openai" then
-      return b.choices[1].message.content, b.choices[1].finish_reason, b.usage.completion_tokens, b
-    elseif name == "anthropic" then
-      return b.content[1].text, b.stop_reason, b.usage.output_tokens, b
-    end
-    local c = b.candidates[1]
-    return c.content.parts[1].text, c.finishReason, b.usageMetadata.candidatesTokenCount, b
+    local text, count, fin, b = wire.plain_text(server, name, opts)
+    return text, fin, count, b
   end
 
   describe("the token limit", function()

@@ -1,6 +1,6 @@
 --- One request per provider to mockllm, the same prompt for all three, for the specs
--- that check the bytes mockllm answers (mockllm_stream_spec, mockllm_replies_spec,
--- mockllm_hostile_spec).
+-- that check the bytes mockllm answers (mockllm_stream_spec, mockllm_replies_spec, mockllm_params_spec,
+-- mockllm_fields_spec, mockllm_hostile_spec).
 local tide = require "tide"
 local cjson = require "cjson"
 
@@ -48,12 +48,22 @@ function M.post(server, name, opts)
     body = cjson.encode(body), headers = headers, timeout = opts.timeout or 10}
 end
 
---- The text of the same request answered without a stream, and its output token count.
-function M.plain_text(server, name)
-  local r = cjson.decode(M.post(server, name).body)
-  if name == "openai" then return r.choices[1].message.content, r.usage.completion_tokens end
-  if name == "anthropic" then return r.content[1].text, r.usage.output_tokens end
-  return r.candidates[1].content.parts[1].text, r.usageMetadata.candidatesTokenCount
+--- mockllm's token count of a text: 4 bytes a token, at least one.
+function M.tokens(text) return math.max(1, math.ceil(#text / 4)) end
+
+--- The text of a request (opts as M.post's) answered without a stream, its output
+-- token count, its finish, and the decoded body; a status other than 200 is an error.
+function M.plain_text(server, name, opts)
+  local res = M.post(server, name, opts)
+  assert(res.status == 200, res.body)
+  local r = cjson.decode(res.body)
+  if name == "openai" then
+    return r.choices[1].message.content, r.usage.completion_tokens, r.choices[1].finish_reason, r
+  elseif name == "anthropic" then
+    return r.content[1].text, r.usage.output_tokens, r.stop_reason, r
+  end
+  local c = r.candidates[1]
+  return c.content.parts[1].text, r.usageMetadata.candidatesTokenCount, c.finishReason, r
 end
 
 --- The events of an SSE body, each {event = name or nil, data = text}; CRLF and LF alike.

@@ -489,6 +489,21 @@ static void tls_client(lua_State *L, int opts, tls_args *t)
     t->key_password = env_value(KEY_PASSWORD_ENV);
 }
 
+/* The host of url (an http:// or https:// URL), with its port but without the
+ * user info: *hlen bytes from the pointer returned. */
+static const char *url_host(const char *url, size_t *hlen)
+{
+  const char *host = strstr(url, "://") + 3;
+  size_t n = strcspn(host, "/?#");
+  const char *at = memchr(host, '@', n);
+  if (at) {
+    n -= (size_t)(at + 1 - host);
+    host = at + 1;
+  }
+  *hlen = n;
+  return host;
+}
+
 /* Whether host[0..hlen) is in a NO_PROXY list, by libcurl's rules: "*" alone
  * matches every host; an entry matches the host itself and the names under it
  * (a leading dot changes nothing); an address matches itself, or with /bits the
@@ -528,18 +543,12 @@ static int no_proxy_entry(const char *e, size_t elen, const char *host, size_t h
 
 static int no_proxy_match(const char *list, const char *url)
 {
-  const char *host = strstr(url, "://") + 3, *p;
   size_t hlen;
+  const char *host = url_host(url, &hlen);
   while (*list == ' ')
     list++;
   if (strcmp(list, "*") == 0)
     return 1;
-  p = host + strcspn(host, "/?#");
-  if ((hlen = (size_t)(p - host)) > 0 && memchr(host, '@', hlen)) {
-    const char *at = memchr(host, '@', hlen);
-    hlen -= (size_t)(at + 1 - host);
-    host = at + 1;
-  }
   if (*host == '[') {   /* [v6]:port */
     const char *close = memchr(host, ']', hlen);
     host++;
@@ -602,13 +611,8 @@ static const char *tls_proxy(lua_State *L, int opts, const char *url)
 /* [-0, +0, m] once per host, the warning that its certificate goes unchecked. */
 static void warn_unverified(lua_State *L, const char *url)
 {
-  const char *host = strstr(url, "://") + 3;
-  size_t hlen = strcspn(host, "/?#");
-  const char *at = memchr(host, '@', hlen);
-  if (at) {
-    hlen -= (size_t)(at + 1 - host);
-    host = at + 1;
-  }
+  size_t hlen;
+  const char *host = url_host(url, &hlen);
   if (lua_getfield(L, LUA_REGISTRYINDEX, TLS_WARNED_KEY) != LUA_TTABLE) {
     lua_pop(L, 1);
     lua_newtable(L);

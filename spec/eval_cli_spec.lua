@@ -108,6 +108,12 @@ describe("tide eval", function()
     return false
   end
 
+  --- The arguments of `tide eval` running the spec's program on openai/mock over data
+  -- into out, then flags.
+  local function eval_args(data, out, flags)
+    return string.format("%s --model openai/mock --data %s --out %s %s", program_path, data, out, flags or "")
+  end
+
   --- A CSV dataset of `count` drafts; kinds[i] is row i's kind.
   local function dataset(name, count, kinds)
     local lines = {"content,kind"}
@@ -151,8 +157,7 @@ describe("tide eval", function()
 
   it("refuses --out that is neither .jsonl nor .csv, before running anything", function()
     local data = dataset("txt", 2, {})
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/o.txt", program_path,
-      data, dir))
+    local code, out = run(eval_args(data, dir .. "/o.txt"))
     assert.are.equal(2, code)
     assert.matches("%-%-out FILE must end in %.jsonl or %.csv, got '[^']*o%.txt'", out)
     assert.is_nil(read(dir .. "/o.txt"))
@@ -162,36 +167,30 @@ describe("tide eval", function()
   it("reads a dataset whose name does not say its format with --format, and asks for it otherwise", function()
     local data = dir .. "/drafts.data"
     write(data, '{"content": "fmt draft 1", "kind": "ok"}\n{"content": "fmt draft 2", "kind": "ok"}\n')
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/fmt.jsonl --progress none",
-      program_path, data, dir))
+    local code, out = run(eval_args(data, dir .. "/fmt.jsonl", "--progress none"))
     assert.are.equal(2, code)
     assert.matches("cannot tell the format of [^\n]*drafts%.data from its name: pass %-%-format jsonl or %-%-format csv", out)
-    code, out = run(string.format("%s --model openai/mock --data %s --format jsonl --out %s/fmt.jsonl --progress none",
-      program_path, data, dir))
+    code, out = run(eval_args(data, dir .. "/fmt.jsonl", "--format jsonl --progress none"))
     assert.are.equal(0, code, out)
     assert.are.equal(2, #results.read(dir .. "/fmt.jsonl"))
-    code, out = run(string.format("%s --model openai/mock --data %s --format xml --out %s/fmt.jsonl",
-      program_path, data, dir))
+    code, out = run(eval_args(data, dir .. "/fmt.jsonl", "--format xml"))
     assert.are.equal(2, code)
     assert.matches("%-%-format must be jsonl or csv, got 'xml'", out)
   end)
 
   it("names a dataset it cannot open once, and fails on an empty one", function()
     local missing = dir .. "/missing.jsonl"
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/m.jsonl", program_path,
-      missing, dir))
+    local code, out = run(eval_args(missing, dir .. "/m.jsonl"))
     assert.are.equal(1, code)
     assert.are.equal("tide eval: cannot open " .. missing .. ": No such file or directory\n", out)
     local empty = dir .. "/empty.jsonl"
     write(empty, "\n\n")
-    code, out = run(string.format("%s --model openai/mock --data %s --out %s/e.jsonl", program_path,
-      empty, dir))
+    code, out = run(eval_args(empty, dir .. "/e.jsonl"))
     assert.are.equal(1, code)
     assert.matches("empty%.jsonl holds no examples: nothing to evaluate", out)
     assert.is_nil(read(dir .. "/e.jsonl"))
     write(dir .. "/empty.csv", "content,kind\n")
-    code, out = run(string.format("%s --model openai/mock --data %s/empty.csv --out %s/e.jsonl", program_path,
-      dir, dir))
+    code, out = run(eval_args(dir .. "/empty.csv", dir .. "/e.jsonl"))
     assert.are.equal(1, code)
     assert.matches("empty%.csv holds no examples", out)
   end)
@@ -254,8 +253,7 @@ end, function(ex, p) return true end
     assert.is_nil(out:find(CANARY, 1, true))
     -- one example that works is a result, not a failure of the run
     data = dataset("onefine", 3, {[2] = "fail", [3] = "ok"})
-    code, out = run(string.format("%s --model openai/mock --data %s --out %s/onefine.jsonl --progress none",
-      program_path, data, dir))
+    code, out = run(eval_args(data, dir .. "/onefine.jsonl", "--progress none"))
     assert.are.equal(0, code, out)
     assert.matches("errors%s+1 %(server 1%)", out)
   end)
@@ -264,8 +262,7 @@ end, function(ex, p) return true end
     local data = dir .. "/labelled.csv"
     write(data, 'content,kind,expected\n"csv draft 1, with a comma",ok,approve\ncsv draft 2,ok,"85"\n')
     local out_path = dir .. "/labelled-results.csv"
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
-      program_path, data, out_path))
+    local code, out = run(eval_args(data, out_path, "--progress none"))
     assert.are.equal(0, code, out)
     local text = read(out_path)
     assert.are.equal("index,id,score,error_kind,error,input.content,input.kind,output.approved," ..
@@ -310,8 +307,7 @@ end, function() return true end
   it("--merge refuses to write over one of its inputs, however the path is spelt", function()
     local data = dataset("mergeself", 2, {})
     local part = dir .. "/mergeself.jsonl"
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
-      program_path, data, part))
+    local code, out = run(eval_args(data, part, "--progress none"))
     assert.are.equal(0, code, out)
     local before = read(part)
     local sub = dir .. "/sub"
@@ -341,8 +337,7 @@ end, function() return true end
   it("names the file and line of a malformed dataset", function()
     local data = dir .. "/bad.csv"
     write(data, 'content,kind\nfine,ok\n"never closed,ok\n')
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s/bad.jsonl",
-      program_path, data, dir))
+    local code, out = run(eval_args(data, dir .. "/bad.jsonl"))
     assert.are_not.equal(0, code)
     assert.matches("bad%.csv:3: a quoted field opened here is never closed", out)
   end)
@@ -350,8 +345,7 @@ end, function() return true end
   it("runs a program over a CSV dataset, writes the rows, never shows the key, and reruns from the cache", function()
     local data = dataset("e2e", 8, {})
     local out_path = dir .. "/e2e.jsonl"
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress lines --interval 0 --concurrency 3",
-      program_path, data, out_path))
+    local code, out = run(eval_args(data, out_path, "--progress lines --interval 0 --concurrency 3"))
     assert.are.equal(0, code, out)
     assert.matches("eval 8/8%s+100%%%s+mean 1%.000%s+errors 0", out)
     assert.matches("done%s+8", out)
@@ -368,16 +362,14 @@ end, function() return true end
 
     -- the same evaluation again, started over: every call answered from the disk cache
     server:reset()
-    code, out = run(string.format("%s --model openai/mock --data %s --out %s --overwrite --progress none",
-      program_path, data, out_path))
+    code, out = run(eval_args(data, out_path, "--overwrite --progress none"))
     assert.are.equal(0, code, out)
     assert.are.equal(0, server:stats().requests)
     assert.matches("8 calls, 8 from the cache", out)
     assert.are.equal(8, count_lines(out_path))
 
     -- and once more without --overwrite: the results file already holds every row
-    code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
-      program_path, data, out_path))
+    code, out = run(eval_args(data, out_path, "--progress none"))
     assert.are.equal(0, code, out)
     assert.matches("8 %(8 from the results file%)", out)
     assert.are.equal(0, server:stats().requests)
@@ -386,8 +378,7 @@ end, function() return true end
   it("keeps secrets out of the results even when an error quotes them", function()
     local data = dataset("leak", 2, {"leak"})
     local out_path = dir .. "/leak-results.csv"
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none --rows 2",
-      program_path, data, out_path))
+    local code, out = run(eval_args(data, out_path, "--progress none --rows 2"))
     assert.are.equal(0, code, out)
     assert.matches("refused key %[redacted%]", read(out_path))
     assert.is_nil(read(out_path):find(CANARY, 1, true))
@@ -397,8 +388,7 @@ end, function() return true end
   it("stops at --max-errors with a non-zero status, keeping the finished rows", function()
     local data = dataset("maxerr", 6, {[3] = "fail", [4] = "fail"})
     local out_path = dir .. "/maxerr-results.csv"
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none --concurrency 1 --max-errors 1",
-      program_path, data, out_path))
+    local code, out = run(eval_args(data, out_path, "--progress none --concurrency 1 --max-errors 1"))
     assert.are_not.equal(0, code)
     assert.matches("stopped after 1 failed examples", out, 1, false, read(out_path))
     assert.are.same({1, 2, 3}, indices(results.read(out_path)))
@@ -407,8 +397,7 @@ end, function() return true end
   it("resumes a run that was killed: every example present once", function()
     local data = dataset("killed", 8, {[5] = "hang", [6] = "hang", [7] = "hang", [8] = "hang"})
     local out_path = dir .. "/killed.jsonl"
-    local args = string.format("%s --model openai/mock --data %s --out %s --progress none --concurrency 2",
-      program_path, data, out_path)
+    local args = eval_args(data, out_path, "--progress none --concurrency 2")
     local job = start(args, "SPEC_HANG=1")
     assert.is_true(wait_until(function()
       return count_lines(out_path) >= 4 and server:stats().in_flight >= 2
@@ -427,13 +416,11 @@ end, function() return true end
   it("runs shards that --merge combines into the unsharded result", function()
     local data = dataset("shards", 7, {[6] = "fail"})
     local whole = dir .. "/shards-whole.jsonl"
-    local code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none",
-      program_path, data, whole))
+    local code, out = run(eval_args(data, whole, "--progress none"))
     assert.are.equal(0, code, out)
     local parts = {dir .. "/shard1.jsonl", dir .. "/shard2.csv", dir .. "/shard3.jsonl"}
     for k, part in ipairs(parts) do
-      code, out = run(string.format("%s --model openai/mock --data %s --out %s --progress none --shard %d/3",
-        program_path, data, part, k))
+      code, out = run(eval_args(data, part, string.format("--progress none --shard %d/3", k)))
       assert.are.equal(0, code, out)
       assert.matches("shard " .. k .. "/3 of 7", out)
     end
@@ -479,8 +466,7 @@ end, function() return true end
     it("stops within --wait-for-server with status 1, keeping every finished row, and resumes after", function()
       local data = dataset("gone", 12, {})
       local out_path = dir .. "/gone.jsonl"
-      local args = string.format("%s --model openai/mock --data %s --out %s --progress lines --interval 0 " ..
-        "--concurrency 2 --wait-for-server 1", program_path, data, out_path)
+      local args = eval_args(data, out_path, "--progress lines --interval 0 --concurrency 2 --wait-for-server 1")
       local job = start(args, own_env())
       assert.is_true(wait_until(function() return count_lines(out_path) >= 3 end))
       stop_own()
@@ -507,9 +493,8 @@ end, function() return true end
     it("rides out a restart shorter than the wait: no row lost", function()
       local data = dataset("restart", 12, {})
       local out_path = dir .. "/restart.jsonl"
-      local job = start(string.format("%s --model openai/mock --data %s --out %s --progress lines " ..
-        "--interval 0 --concurrency 2 --wait-for-server 30", program_path, data, out_path),
-        own_env("SPEC_CIRCUIT=1"))
+      local job = start(eval_args(data, out_path, "--progress lines --interval 0 --concurrency 2 " ..
+        "--wait-for-server 30"), own_env("SPEC_CIRCUIT=1"))
       assert.is_true(wait_until(function() return count_lines(out_path) >= 3 end))
       stop_own()
       -- held, not failed: the server sees no call until it is back
@@ -528,8 +513,7 @@ end, function() return true end
   it("says a rerun of a finished run had nothing to do, with no rate from no work", function()
     local data = dataset("done-already", 3, {})
     local out_path = dir .. "/done-already.jsonl"
-    local args = string.format("%s --model openai/mock --data %s --out %s --progress none", program_path,
-      data, out_path)
+    local args = eval_args(data, out_path, "--progress none")
     assert.are.equal(0, (run(args)))
     local code, out = run(args)
     assert.are.equal(0, code)
@@ -540,8 +524,7 @@ end, function() return true end
   it("stops cleanly on SIGINT, writing what finished and printing the summary", function()
     local data = dataset("sigint", 6, {[4] = "hang", [5] = "hang", [6] = "hang"})
     local out_path = dir .. "/sigint.jsonl"
-    local job = start(string.format("%s --model openai/mock --data %s --out %s --progress none --concurrency 3",
-      program_path, data, out_path), "SPEC_HANG=1")
+    local job = start(eval_args(data, out_path, "--progress none --concurrency 3"), "SPEC_HANG=1")
     assert.is_true(wait_until(function()
       return count_lines(out_path) >= 3 and server:stats().in_flight >= 3
     end))

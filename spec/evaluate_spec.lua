@@ -63,6 +63,14 @@ describe("tide.Evaluate", function()
       num_retries = 0, headers = scenario and {["X-Mock-Scenario"] = scenario} or nil})
   end
 
+  --- An LM whose server has stopped → the LM, the url it was at.
+  local function dead_lm()
+    local gone = mockllm.start()
+    gone:stop()
+    return tide.LM("openai/mock", {api_key = "sk-test-key", base_url = gone.url .. "/v1",
+      num_retries = 0, cache = false}), gone.url
+  end
+
   --- n drafts; kinds[i] picks the LM example i goes to ("ok", "fail", "hang", "flaky").
   local function devset(n, kinds, t)
     local rows = {}
@@ -494,10 +502,7 @@ describe("tide.Evaluate", function()
   it("stops at a server that stays away, writing no row for the examples it cut short", function()
     local t = tag()
     local path = dir .. "/" .. t .. ".jsonl"
-    local gone = mockllm.start()
-    gone:stop()
-    local dead = tide.LM("openai/mock", {api_key = "sk-test-key", base_url = gone.url .. "/v1",
-      num_retries = 0, cache = false})
+    local dead, gone_url = dead_lm()
     local out = capture()
     local ok, err = pcall(tide.Evaluate, {devset = devset(4, {[3] = "dead"}, t), metric = metric,
       program = program{ok = lm(), dead = dead}, concurrency = 1, save_as = path,
@@ -506,17 +511,14 @@ describe("tide.Evaluate", function()
     assert.are.equal("server_down", err.kind)
     assert.are.equal("server_down", err.result.stopped)
     assert.are.same({1, 2}, file_indices(path))   -- row 3 cut short, row 4 never ran
-    assert.matches("waiting for server at " .. gone.url:gsub("%p", "%%%0") .. " %(up to 0%.2 s%)", out.text())
+    assert.matches("waiting for server at " .. gone_url:gsub("%p", "%%%0") .. " %(up to 0%.2 s%)", out.text())
     assert.matches("stopped%s+the server went away", out.text())
   end)
 
   it("keeps no row a panel judged without its server: the run stops at server_down", function()
     local t = tag()
     local path = dir .. "/" .. t .. ".jsonl"
-    local gone = mockllm.start()
-    gone:stop()
-    local dead = tide.LM("openai/mock", {api_key = "sk-test-key", base_url = gone.url .. "/v1",
-      num_retries = 0, cache = false})
+    local dead = dead_lm()
     local panel = tide.fanout.Panel{critics = {   -- on_failure = "drop": a failed critic is left out
       {"live", tide.Predict(SIG, {lm = lm()})},
       {"dead", tide.Predict(SIG, {lm = dead})},

@@ -5,18 +5,12 @@
 -- no n.
 local tide = require "tide"
 local cjson = require "cjson"
-local mockllm = require "support.mockllm"
+local lm_server = require "support.lm_server"
 local assert_clean = require "support.clean"
 local history = require "tide.history"
-local tmpdir = require("support.files").tmpdir
 
 local KEY = "sk-CANARY-hostile-4c1d9e7a2b"
-
-local PROVIDERS = {
-  {name = "openai", model = "openai/gpt-4o-mini", base = function(s) return s.url .. "/v1" end},
-  {name = "anthropic", model = "anthropic/claude-3-5-haiku", base = function(s) return s.url end},
-  {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
-}
+local PROVIDERS = lm_server.PROVIDERS
 
 local NO_ENV = function() return nil end
 
@@ -44,18 +38,12 @@ local function assert_error_clean(err, key)
 end
 
 describe("tide.LM against hostile servers", function()
-  local server, cache_dir, saved_cache
+  local env, server, cache_dir
   setup(function()
-    server = mockllm.start()
-    cache_dir = tmpdir()
-    saved_cache = require("tide.lm").default_cache()
-    tide.configure{cache = {dir = cache_dir}}
+    env = lm_server.start()
+    server, cache_dir = env.server, env.cache_dir
   end)
-  teardown(function()
-    server:stop()
-    require("tide.lm").set_default_cache(saved_cache)   -- the next spec file's cache is its own
-    os.execute("rm -rf " .. cache_dir)
-  end)
+  teardown(function() env:stop() end)
   before_each(function() server:reset() end)
   after_each(assert_clean)
 

@@ -1,33 +1,18 @@
 local tide = require "tide"
 local cjson = require "cjson"
-local mockllm = require "support.mockllm"
+local lm_server = require "support.lm_server"
 local assert_clean = require "support.clean"
 
 local CANARY = "sk-CANARY-7f3a9c1e5b"
-
--- The three wire formats, each pointed at mockllm the way a user points an SDK
--- at a proxy: OpenAI's base URL includes /v1, the others' do not.
-local PROVIDERS = {
-  {name = "openai", model = "openai/gpt-4o-mini", base = function(s) return s.url .. "/v1" end},
-  {name = "anthropic", model = "anthropic/claude-3-5-haiku", base = function(s) return s.url end},
-  {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
-}
-
-local tmpdir = require("support.files").tmpdir
+local PROVIDERS = lm_server.PROVIDERS
 
 describe("tide.LM", function()
-  local server, cache_dir, saved_cache
+  local env, server, cache_dir
   setup(function()
-    server = mockllm.start()
-    cache_dir = tmpdir()
-    saved_cache = require("tide.lm").default_cache()
-    tide.configure{cache = {dir = cache_dir}}
+    env = lm_server.start()
+    server, cache_dir = env.server, env.cache_dir
   end)
-  teardown(function()
-    server:stop()
-    require("tide.lm").set_default_cache(saved_cache)   -- the next spec file's cache is its own
-    os.execute("rm -rf " .. cache_dir)
-  end)
+  teardown(function() env:stop() end)
   before_each(function() server:reset() end)
   after_each(assert_clean)
 

@@ -7,11 +7,7 @@ local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 
-local PROVIDERS = {
-  {name = "openai", model = "openai/gpt-4o-mini", base = function(s) return s.url .. "/v1" end},
-  {name = "anthropic", model = "anthropic/claude-3-5-haiku", base = function(s) return s.url end},
-  {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
-}
+local PROVIDERS = require("support.lm_server").PROVIDERS
 
 -- mockllm's scenario values are percent-encoded in the header
 local function encode(script)

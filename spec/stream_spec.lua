@@ -99,11 +99,7 @@ describe("lm:stream", function()
   local anthropic = require "tide.providers.anthropic"
   local gemini = require "tide.providers.gemini"
 
-  local PROVIDERS = {
-    {name = "openai", model = "openai/gpt-4o-mini", base = function(s) return s.url .. "/v1" end},
-    {name = "anthropic", model = "anthropic/claude-3-5-haiku", base = function(s) return s.url end},
-    {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
-  }
+  local PROVIDERS = require("support.lm_server").PROVIDERS
 
   local server
   setup(function() server = mockllm.start() end)

@@ -1,0 +1,31 @@
+--- What the tide.LM specs share: the three wire formats pointed at mockllm,
+-- and a mockllm with a private disk cache for one describe block.
+local tide = require "tide"
+local lm = require "tide.lm"
+local mockllm = require "support.mockllm"
+local tmpdir = require("support.files").tmpdir
+
+local M = {}
+
+-- Each wire format pointed at mockllm the way a user points an SDK at a proxy:
+-- OpenAI's base URL includes /v1, the others' do not.
+M.PROVIDERS = {
+  {name = "openai", model = "openai/gpt-4o-mini", base = function(s) return s.url .. "/v1" end},
+  {name = "anthropic", model = "anthropic/claude-3-5-haiku", base = function(s) return s.url end},
+  {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
+}
+
+--- For a setup: a started mockllm (.server) and a new cache directory
+-- (.cache_dir) that the default cache now uses; stop() undoes both.
+function M.start()
+  local env = {server = mockllm.start(), cache_dir = tmpdir(), saved_cache = lm.default_cache()}
+  tide.configure{cache = {dir = env.cache_dir}}
+  function env:stop()
+    self.server:stop()
+    lm.set_default_cache(self.saved_cache)   -- the next spec file's cache is its own
+    os.execute("rm -rf " .. self.cache_dir)
+  end
+  return env
+end
+
+return M

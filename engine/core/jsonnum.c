@@ -26,6 +26,12 @@
 
 static int is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
 
+/* Whether x is integral and exact as a double: a float to make an integer. */
+static int exact_integer(lua_Number x)
+{
+  return x == floor(x) && x > -EXACT_LIMIT && x < EXACT_LIMIT;
+}
+
 /* [-0, +0, -] Whether the number token s[0..n) (with a fraction or an exponent)
  * has an integral value.  Lua reads it (lua_stringtonumber: the same reading,
  * locale and all, as tonumber in tide.json's careful path). */
@@ -90,7 +96,7 @@ static void integers_in(lua_State *L, int depth)
     int t = lua_type(L, -1);
     if (t == LUA_TNUMBER && !lua_isinteger(L, -1)) {
       lua_Number x = lua_tonumber(L, -1);
-      if (x == floor(x) && x > -EXACT_LIMIT && x < EXACT_LIMIT) {
+      if (exact_integer(x)) {
         lua_pushvalue(L, -2);
         lua_pushinteger(L, (lua_Integer)x);
         lua_rawset(L, -5);                   /* an existing key: allowed during lua_next */
@@ -111,7 +117,7 @@ static int jsonnum_lintegers(lua_State *L)
     integers_in(L, 0);
   } else if (lua_type(L, 1) == LUA_TNUMBER && !lua_isinteger(L, 1)) {
     lua_Number x = lua_tonumber(L, 1);
-    if (x == floor(x) && x > -EXACT_LIMIT && x < EXACT_LIMIT)
+    if (exact_integer(x))
       lua_pushinteger(L, (lua_Integer)x);
   }
   return 1;

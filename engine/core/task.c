@@ -210,7 +210,7 @@ static int task_close_thread(lua_State *L, task *t, int raised)
  * the task's error's `close_error` (a tide error: strings are wrapped as kind
  * "lua").  Only the task's own error objects get the field, never a table the
  * task raised as it was. */
-static void task_keep_close_error(tide_engine *E, lua_State *L, task *t)
+static void task_keep_close_error(lua_State *L, task *t)
 {
   int cerr = lua_gettop(L);
   if (!error_is(L, cerr, NULL) && !lua_istable(L, cerr)) {
@@ -225,7 +225,6 @@ static void task_keep_close_error(tide_engine *E, lua_State *L, task *t)
     lua_setfield(L, -2, "close_error");
   }
   lua_settop(L, cerr - 1);
-  (void)E;
 }
 
 /* t's coroutine stopped with an error on top of its stack: stores it as the
@@ -246,7 +245,7 @@ static void task_fail(tide_engine *E, lua_State *L, task *t)
   cancelled = t->cancelled && error_is(L, -1, "cancelled");
   lua_pop(L, 2);
   if (task_close_thread(L, t, raised))
-    task_keep_close_error(E, L, t);
+    task_keep_close_error(L, t);
   lua_pop(L, 1);              /* raised */
   task_finish(E, L, t, cancelled ? TASK_CANCELLED : TASK_FAILED);
 }

@@ -214,13 +214,13 @@ int engine_newclass(lua_State *L, const char *name, const luaL_Reg *methods);
 /* Each part's functions into the module table: [engine, module] on top, as for
  * engine_setfuncs; each leaves the stack as it found it.  [-0, +0, m] */
 void error_open_lib(lua_State *L);                 /* error, is_error */
-void task_open_lib(lua_State *L);                  /* spawn, current, context, spawn_in */
+void task_open_lib(lua_State *L);                  /* spawn, current, task_settings, spawn_in */
 void gather_open_lib(lua_State *L);                /* gather, map, race, timeout */
 void timer_open_lib(lua_State *L);                 /* sleep */
 void sync_open_lib(lua_State *L);                  /* semaphore */
 void retry_open_lib(lua_State *L);                 /* retry */
 void bucket_open_lib(lua_State *L);                /* bucket */
-void http_open_lib(lua_State *L);                  /* request, http_limits */
+void http_open_lib(lua_State *L);   /* request, http_limits, tls_defaults, tls_check */
 void stream_open_lib(lua_State *L);                /* stream */
 void digest_open_lib(lua_State *L);                /* sha256 */
 void jsonnum_open_lib(lua_State *L);               /* json_scan, json_integers */

@@ -22,11 +22,11 @@ local core = require "tide.core"
 
 -- The fast path, in C (engine/core/jsonnum.c): whether the text holds a number
 -- that must be read from its text, and the walk that makes integral floats
--- integers when it does not.
+-- integers (all of them when it does not; the rest, after the markers, when it does).
 local json_scan, json_integers = core.json_scan, core.json_integers
 
 local find, sub, byte = string.find, string.sub, string.byte
-local tointeger, mtype = math.tointeger, math.type
+local mtype = math.type
 
 local M = {}
 
@@ -37,44 +37,6 @@ M.null = cjson.null
 --- encode(value) → JSON text (cjson's encode: integers as integers, floats with
 -- 14 significant digits, an empty table as {}).
 M.encode = cjson.encode
-
--- Floats below this are exact integers when integral; from it on cjson's float
--- may have lost digits the text had.
-local EXACT = 2 ^ 53
-
---- Turns the integral floats of table t (cjson's numbers are all floats) into
--- integers, in place, at any depth; → whether a number past 2^53 was seen (its
--- digits must come from the text).
-local function integers(t)
-  local big = false
-  for k, x in next, t do
-    local tx = type(x)
-    if tx == "number" then
-      if x == x // 1 then
-        if x < EXACT and x > -EXACT then
-          t[k] = tointeger(x)
-        elseif x < math.huge and x > -math.huge then
-          big = true
-        end
-      end
-    elseif tx == "table" and integers(x) then
-      big = true
-    end
-  end
-  return big
-end
-
---- The same for any decoded value: → the value, and whether a number past 2^53
--- was seen.
-local function integral(v)
-  local t = type(v)
-  if t == "table" then return v, integers(v) end
-  if t == "number" and v == v // 1 then
-    if v < EXACT and v > -EXACT then return tointeger(v), false end
-    return v, v < math.huge and v > -math.huge
-  end
-  return v, false
-end
 
 --- The special number tokens of text, outside strings: those with a fraction
 -- or an exponent and an integral value, and integers of 16 digits or more.
@@ -124,7 +86,7 @@ local function restore(v, markers)
     if n ~= nil then return n end
     return v
   end
-  if t == "number" then return (integral(v)) end
+  if t == "number" then return json_integers(v) end
   if t ~= "table" then return v end
   for k, x in pairs(v) do
     local y = restore(x, markers)
@@ -138,7 +100,7 @@ end
 local function decode_marked(text)
   local specials = special_numbers(text)
   if specials == nil or #specials == 0 then
-    return (integral(cjson.decode(text)))
+    return json_integers(cjson.decode(text))
   end
   local prefix = marker_prefix(text)
   local parts, markers, pos = {}, {}, 1

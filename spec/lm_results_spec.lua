@@ -3,9 +3,8 @@
 -- and streams that are cached like calls.  Requests are counted with /__stats.
 local tide = require "tide"
 local cjson = require "cjson"
-local mockllm = require "support.mockllm"
+local lm_server = require "support.lm_server"
 local assert_clean = require "support.clean"
-local tmpdir = require("support.files").tmpdir
 
 local PROVIDERS = {
   {name = "openai", model = "openai/gpt-4o-mini", base = function(s) return s.url .. "/v1" end,
@@ -19,17 +18,12 @@ local PROVIDERS = {
 }
 
 describe("LM results", function()
-  local server, cache_dir, saved_cache
+  local env, server, cache_dir
   setup(function()
-    server = mockllm.start()
-    cache_dir = tmpdir()
-    saved_cache = require("tide.lm").default_cache()
+    env = lm_server.start()
+    server, cache_dir = env.server, env.cache_dir
   end)
-  teardown(function()
-    server:stop()
-    require("tide.lm").set_default_cache(saved_cache)
-    os.execute("rm -rf " .. cache_dir)
-  end)
+  teardown(function() env:stop() end)
   before_each(function()
     server:reset()
     tide.configure{cache = {dir = cache_dir}}   -- a fresh memory over the same disk

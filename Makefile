@@ -22,6 +22,9 @@ DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libcu
 # what the TLS and proxy specs start: the openssl CLI (their CA), Node (an HTTPS and
 # HTTP/2 server, spec/support/tls_server.js) and tinyproxy (without its system service)
 DEB_PACKAGES += openssl nodejs tinyproxy-bin
+# what the shared-cache specs start (a real Redis) and tide links for it (hiredis, with its
+# libuv adapter); headless Chromium renders the evaluation report in its spec
+DEB_PACKAGES += redis-server libhiredis-dev chromium
 
 BUILD ?= build
 OPT ?= -O2

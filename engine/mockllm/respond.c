@@ -2,6 +2,7 @@
    scenario: routing, latency, status, and the faults that break HTTP on purpose. */
 #include "mockllm.h"
 #include "reply.h"
+#include "prompt_task.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -551,7 +552,8 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
     reply_usage_init(&p, r, sc->cached);
     if (sc->reply)  /* a scripted text wins over tool calls */
       buf_add(&text, sc->reply, sc->reply_len);
-    else if (sc->fault == FAULT_HUGE || tools_plan(r, k->doc.root, sc, &p) == 0)
+    else if ((sc->fault == FAULT_HUGE || tools_plan(r, k->doc.root, sc, &p) == 0) &&
+             !task_answer(&text, &p, k->doc.root))
       answer_default(&text, &p, k->doc.root);
     if (sc->fault != FAULT_HUGE && p.tool == NULL && p.ncalls == 0)  /* a tool's input is whole JSON */
       honour_params(r, k->doc.root, &p, &text, &fin);

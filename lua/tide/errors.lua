@@ -29,6 +29,9 @@ M.kinds = {
       "with its traceback"},
   io = {retryable = false, from = "core",
     meaning = "a file operation of the disk cache failed (`path` says which file)"},
+  process = {retryable = false, from = "core (tide.process)",
+    meaning = "a child process could not start, stopped reading its stdin, or was closed " ..
+      "while a task waited on it"},
 
   -- HTTP transfers (tide.request, tide.stream); an LM call reports these as
   -- `transport` with the kind below as its `cause`
@@ -75,14 +78,20 @@ M.kinds = {
     meaning = "an answer that is not what its format says: a provider body that is not its " ..
       "JSON, or a reply without the signature's fields (`raw`, `found`, `missing`)"},
 
+  -- MCP servers (tide.mcp)
+  mcp = {retryable = false, from = "tide.mcp",
+    meaning = "an MCP server exited, wrote something that is not JSON-RPC, answered with a " ..
+      "JSON-RPC error (`code`), or refused the handshake; `stderr` holds a stdio server's last " ..
+      "words"},
+
   -- programs built on predictors
   panel = {retryable = false, from = "tide.fanout",
     meaning = "a critic or aggregator returned something other than a table of fields, " ..
       "or every critic failed (`errors` holds each one's)"},
-  metric = {retryable = false, from = "tide.Evaluate",
+  metric = {retryable = false, from = "tide.Evaluate, optimizers",
     meaning = "the metric raised or returned something other than a number or boolean"},
-  program = {retryable = false, from = "tide.Evaluate", meaning = "the program returned nil"},
-  max_errors = {retryable = false, from = "tide.Evaluate",
+  program = {retryable = false, from = "tide.Evaluate, optimizers", meaning = "the program returned nil"},
+  max_errors = {retryable = false, from = "tide.Evaluate, optimizers",
     meaning = "more examples failed than max_errors allows: the run stopped"},
 }
 

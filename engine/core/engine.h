@@ -90,10 +90,13 @@ struct tide_engine {
   int live_count;
   int refs;                /* registry references held (specs check it returns to 0) */
   struct http_state *http; /* libcurl's side, private to the http files (http.h) */
+  struct redis_conn *redis; /* open Redis connections (redis.h), closed with the engine */
   int timers;              /* uv timers open for sleeps and deadlines */
   uint64_t rng;            /* retry jitter: xorshift state, seeded per engine */
   tide_error_fn on_error;  /* errors of tasks nobody took (tide_set_error_handler) */
   void *on_error_ud;
+  struct proc *procs;      /* child processes not yet freed (process.c) */
+  int processes;
 };
 
 /* ---- scheduler.c: operations, the ready queue, the one scheduler ------------ */
@@ -180,6 +183,12 @@ void http_release(tide_engine *E);
 /* [-0, +0, m] sets transfers, sockets and idle_handles in the table on top. */
 void http_push_stats(lua_State *L, const tide_engine *E);
 
+/* ---- process.c ------------------------------------------------------------- */
+
+/* Kills every running child (SIGKILL to its group), closes their pipes and
+ * forgets them: their handles finish closing on the loop.  No Lua. */
+void process_release_all(tide_engine *E);
+
 /* ---- error.c --------------------------------------------------------------- */
 
 #define ERROR_MT "tide.error"
@@ -224,7 +233,14 @@ void http_open_lib(lua_State *L);   /* request, http_limits, tls_defaults, tls_c
 void stream_open_lib(lua_State *L);                /* stream */
 void digest_open_lib(lua_State *L);                /* sha256 */
 void jsonnum_open_lib(lua_State *L);               /* json_scan, json_integers */
+void process_open_lib(lua_State *L);              /* process */
 void files_open_lib(lua_State *L);   /* mkdir_private, write_atomic, read_private, isatty,
                                       * term_columns, file_id */
+void redis_open_lib(lua_State *L);                 /* redis */
+
+/* ---- redis_conn.c ------------------------------------------------------------ */
+
+/* Closes every Redis connection of E: what waits fails, handles close.  No Lua. */
+void redis_release(tide_engine *E);
 
 #endif

@@ -94,7 +94,7 @@ static int engine_lrun_idle(lua_State *L)
 static int engine_lstats(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
-  lua_createtable(L, 0, 6);
+  lua_createtable(L, 0, 7);
   lua_pushinteger(L, E->live_count);
   lua_setfield(L, -2, "tasks");
   lua_pushinteger(L, E->refs);
@@ -102,6 +102,8 @@ static int engine_lstats(lua_State *L)
   lua_pushinteger(L, E->timers);
   lua_setfield(L, -2, "timers");
   http_push_stats(L, E);   /* transfers, sockets, idle_handles */
+  lua_pushinteger(L, E->processes);
+  lua_setfield(L, -2, "processes");
   return 1;
 }
 
@@ -137,6 +139,8 @@ int luaopen_tide_core(lua_State *L)
   digest_open_lib(L);
   jsonnum_open_lib(L);
   files_open_lib(L);
+  redis_open_lib(L);
+  process_open_lib(L);
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");
   return 1;

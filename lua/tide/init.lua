@@ -62,7 +62,9 @@ local settings = require "tide.settings"
 tide.settings = settings.global
 
 --- tide.configure{lm = lm, adapter = tide.adapters.json, cache = false | {dir = path, memory = n},
--- tls = {ca_file =, ca_path =, cert_file =, key_file =, key_password =} | false}
+-- tls = {ca_file =, ca_path =, cert_file =, key_file =, key_password =} | false,
+-- callbacks = {cb, ...} | false (tide.callbacks), trace = {...} | false (tide.trace:
+-- OpenTelemetry export, docs/tracing.md)}
 -- lm = false and adapter = false unset them: calls then need their own LM, and
 -- use the chat adapter.
 function tide.configure(opts)
@@ -91,6 +93,8 @@ function tide.configure(opts)
     end
   end
   if opts.tls ~= nil then require("tide.tls").configure(opts.tls) end
+  if opts.callbacks ~= nil then require("tide.callbacks").configure(opts.callbacks) end
+  if opts.trace ~= nil then require("tide.trace").configure(opts.trace) end
   return settings.global
 end
 
@@ -116,6 +120,14 @@ tide.Tool = require("tide.tools.tool").new
 
 -- ---- patterns ------------------------------------------------------------------
 
+--- Modules over modules, as DSPy's: BestOfN (N attempts at once, the best kept), Refine
+-- (attempts in turn with advice), MultiChainComparison, Parallel, and majority voting.
+tide.BestOfN = require "tide.modules.best_of_n"
+tide.Refine = require "tide.modules.refine"
+tide.MultiChainComparison = require "tide.modules.multi_chain_comparison"
+tide.Parallel = require "tide.modules.parallel"
+tide.majority = require "tide.modules.majority"
+
 --- Critics in parallel and their verdict: tide.fanout.Panel, .Perspectives and the
 -- aggregation helpers; tide.critics is the founding example's panel.
 tide.fanout = require "tide.fanout"
@@ -135,6 +147,10 @@ tide.metrics = require "tide.metrics"
 
 --- tide.LabeledFewShot{k}:compile(program, {trainset = ...}) → a program with demos.
 tide.LabeledFewShot = require("tide.optimize.labeled").new
+--- tide.BootstrapFewShot{metric, ...}: demos from the teacher's traces that pass the
+-- metric; tide.BootstrapFewShotWithRandomSearch{metric, num_candidate_programs, ...}:
+-- the best of several bootstraps on the valset.
+tide.BootstrapFewShot = require("tide.optimize.bootstrap").new
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)

@@ -15,7 +15,7 @@
 #   make bench    tide beside the C floor and Python/Node peers (BENCH_QUICK=1: short)
 
 CC ?= cc
-PKGS := lua5.4 libuv libcurl
+PKGS := lua5.4 libuv libcurl hiredis
 # luarocks: README's install line (`luarocks make ... tide-*.rockspec`), which a spec runs
 DEB_PACKAGES := build-essential pkg-config lua5.4 liblua5.4-dev libuv1-dev libcurl4-openssl-dev \
                 lua-cjson lua-busted libedit-dev luarocks
@@ -32,7 +32,7 @@ WARN := -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Wmissin
         -Wpointer-arith -Wundef -Wwrite-strings -Wredundant-decls -Wold-style-definition \
         -Wnested-externs -Wdeclaration-after-statement
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS_NOLUA = $(shell pkg-config --libs libuv libcurl 2>/dev/null)
+PKG_LIBS_NOLUA = $(shell pkg-config --libs libuv libcurl hiredis 2>/dev/null)
 PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 BASE_CFLAGS = -std=gnu99 -fPIC $(OPT) -g $(WARN) -Iengine/include $(PKG_CFLAGS)
 SAN ?=
@@ -239,7 +239,7 @@ install: all
 	printf '%s\n' 'prefix=$(PREFIX)' 'includedir=$${prefix}/include' 'libdir=$${prefix}/lib' \
 	  'luadir=$${prefix}/share/lua/5.4' 'luacdir=$${prefix}/lib/lua/5.4' '' \
 	  'Name: tide' 'Description: the tide engine: LM programs in Lua, for embedding' \
-	  'Version: $(VERSION)' 'Requires: lua5.4 libuv libcurl' \
+	  'Version: $(VERSION)' 'Requires: lua5.4 libuv libcurl hiredis' \
 	  'Libs: -L$${libdir} -ltide -lm' 'Cflags: -I$${includedir}' \
 	  > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tide.pc
 

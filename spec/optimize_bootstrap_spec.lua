@@ -60,9 +60,9 @@ describe("tide.BootstrapFewShot", function()
     assert.is_true(loaded.demos[1].augmented)
     assert.are.equal(demos[1].reasoning, loaded.demos[1].reasoning)
     -- the log: each example tried, in trainset order, the first three passed
-    assert.are.equal(3, #opt.log.candidates)
-    for i, c in ipairs(opt.log.candidates) do
-      assert.are.same({"bootstrap", i, true}, {c.kind, c.example, c.passed})
+    assert.are.equal(3, #opt.log.bootstrap)
+    for i, c in ipairs(opt.log.bootstrap) do
+      assert.are.same({1, i, true}, {c.round, c.example, c.passed})
     end
     assert.is_true(opt.log.lm_calls >= 3)
   end)

@@ -143,7 +143,8 @@ function M.bootstrap(run, params, student, trainset, seed)
       if count >= want then break end
       local row = rows[k]
       local ok = passes(params, row)
-      run:record{kind = "bootstrap", round = round + 1, example = i, score = row.score, passed = ok}
+      run.log.bootstrap = run.log.bootstrap or {}
+      table.insert(run.log.bootstrap, {round = round + 1, example = i, score = row.score, passed = ok})
       if ok then
         bootstrapped[i] = true
         count = count + 1
@@ -193,7 +194,7 @@ function Bootstrap:compile(program, opts)
   compiled = run:guard(function()
     return (M.bootstrap(run, params, program, trainset, self.opts.seed))
   end, function() return compiled end)
-  self.log = run:finish{kind = "bootstrap"}
+  self.log = run:finish(nil)
   return compiled
 end
 

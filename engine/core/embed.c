@@ -64,7 +64,6 @@ static void engine_release(tide_engine *E)
   task_abandon_all(E);
   http_release(E);
   redis_release(E);
-  redis_release(E);
   process_release_all(E);
   uv_idle_stop(E->wake);
   uv_close((uv_handle_t *)E->wake, engine_handle_free);

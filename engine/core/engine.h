@@ -91,7 +91,6 @@ struct tide_engine {
   int refs;                /* registry references held (specs check it returns to 0) */
   struct http_state *http; /* libcurl's side, private to the http files (http.h) */
   struct redis_conn *redis; /* open Redis connections (redis.h), closed with the engine */
-  struct redis_conn *redis; /* open Redis connections (redis.h), closed with the engine */
   int timers;              /* uv timers open for sleeps and deadlines */
   uint64_t rng;            /* retry jitter: xorshift state, seeded per engine */
   tide_error_fn on_error;  /* errors of tasks nobody took (tide_set_error_handler) */
@@ -237,12 +236,6 @@ void jsonnum_open_lib(lua_State *L);               /* json_scan, json_integers *
 void process_open_lib(lua_State *L);              /* process */
 void files_open_lib(lua_State *L);   /* mkdir_private, write_atomic, read_private, isatty,
                                       * term_columns, file_id */
-void redis_open_lib(lua_State *L);                 /* redis */
-
-/* ---- redis_conn.c ------------------------------------------------------------ */
-
-/* Closes every Redis connection of E: what waits fails, handles close.  No Lua. */
-void redis_release(tide_engine *E);
 void redis_open_lib(lua_State *L);                 /* redis */
 
 /* ---- redis_conn.c ------------------------------------------------------------ */

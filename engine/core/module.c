@@ -140,7 +140,6 @@ int luaopen_tide_core(lua_State *L)
   jsonnum_open_lib(L);
   files_open_lib(L);
   redis_open_lib(L);
-  redis_open_lib(L);
   process_open_lib(L);
   lua_pushliteral(L, TIDE_VERSION);
   lua_setfield(L, -2, "version");

@@ -77,6 +77,11 @@ struct scenario {
   char *tool_calls;           /* tool_calls=NAME(ARGS)+...: URL-decoded, owned */
   size_t tool_calls_len;
   int tool_args_malformed;    /* tool_args=malformed */
+  char *tool_turns;           /* tool_turns=T1|T2|...: one script per turn, owned */
+  size_t tool_turns_len;
+  char *react;                /* react=STEP|STEP|...: ReAct steps, owned */
+  size_t react_len;
+  unsigned long long context_tokens; /* context=N: longer prompts get error=context_window */
 };
 
 struct failent;

@@ -11,6 +11,7 @@ struct tcall {
   char *name;
   size_t nlen;
   struct buf args;
+  int malformed;              /* NAME!(ARGS) in a script: its arguments malformed */
 };
 
 /* One more choice (n, candidateCount): its text, finish and output tokens. */
@@ -192,6 +193,14 @@ int tools_plan(enum route r, const struct json *root, const struct scenario *sc,
 /* Parses a tool_calls= script s[0..n) (URL-decoded) into p's calls (p may be
    NULL: only checked). Returns 0, or -1 with err set. */
 int tools_script(const char *s, size_t n, struct prompt *p, char *err, size_t errlen);
+/* Checks a tool_turns= script: tool_calls= scripts separated by '|'. */
+int tools_turns_check(const char *s, size_t n, char *err, size_t errlen);
+/* react.c: a DSPy ReAct step's answer (the prompt asks for next_tool_name) as
+   the react= script says for the step the trajectory has reached; returns 1
+   when it wrote one, 0 for another prompt. */
+int react_answer(struct buf *out, const struct prompt *p, const struct scenario *sc);
+/* Checks a react= script: NAME(ARGS) steps separated by '|'. */
+int react_check(const char *s, size_t n, char *err, size_t errlen);
 unsigned long long tools_tokens(const struct prompt *p);
 void tools_free(struct prompt *p);
 /* The non-streamed answer that makes p's calls. */

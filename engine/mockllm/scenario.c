@@ -24,6 +24,10 @@ void scenario_free(struct scenario *sc)
   sc->reply = NULL;
   free(sc->tool_calls);
   sc->tool_calls = NULL;
+  free(sc->tool_turns);
+  sc->tool_turns = NULL;
+  free(sc->react);
+  sc->react = NULL;
 }
 
 static int keyis(const char *k, size_t n, const char *name)
@@ -144,6 +148,22 @@ static int set_item(struct scenario *sc, const char *k, size_t kn, const char *v
     free(sc->tool_calls);
     sc->tool_calls = url_decode(v, vn, &sc->tool_calls_len);
     return tools_script(sc->tool_calls, sc->tool_calls_len, NULL, err, errlen);
+  }
+  if (keyis(k, kn, "tool_turns")) {
+    free(sc->tool_turns);
+    sc->tool_turns = url_decode(v, vn, &sc->tool_turns_len);
+    return tools_turns_check(sc->tool_turns, sc->tool_turns_len, err, errlen);
+  }
+  if (keyis(k, kn, "react")) {
+    free(sc->react);
+    sc->react = url_decode(v, vn, &sc->react_len);
+    return react_check(sc->react, sc->react_len, err, errlen);
+  }
+  if (keyis(k, kn, "context")) {
+    if (parse_num(v, vn, 1ULL << 40, &x) != 0 || x == 0)
+      return bad(err, errlen, "bad token count for", k, kn);
+    sc->context_tokens = x;
+    return 0;
   }
   if (keyis(k, kn, "tool_args")) {
     if (!keyis(v, vn, "malformed") && !keyis(v, vn, "valid"))

@@ -208,12 +208,56 @@ int tools_script(const char *s, size_t n, struct prompt *p, char *err, size_t er
     }
     json_free(&d);
     if (p) {
-      struct tcall *c = add_call(p, name, (size_t)(open - name));
+      size_t nlen = (size_t)(open - name);
+      int bang = nlen > 1 && name[nlen - 1] == '!';  /* NAME!(ARGS): malformed */
+      struct tcall *c = add_call(p, name, nlen - (size_t)bang);
+      c->malformed = bang;
       buf_add(&c->args, e > i ? s + i : "{}", e > i ? e - i : 2);
     }
     i = e + 1;
   }
   return 0;
+}
+
+int tools_turns_check(const char *s, size_t n, char *err, size_t errlen)
+{
+  const char *end = s + n, *bar;
+  for (; s <= end; s = bar + 1) {
+    bar = memchr(s, '|', (size_t)(end - s));
+    if (bar == NULL)
+      bar = end;
+    if (tools_script(s, (size_t)(bar - s), NULL, err, errlen) != 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* The k-th '|'-separated turn of a tool_turns= script, or 0 past its end. */
+static int turn_of(const char *s, size_t n, int k, const char **t, size_t *tn)
+{
+  const char *end = s + n, *bar;
+  for (; s <= end; s = bar + 1, k--) {
+    bar = memchr(s, '|', (size_t)(end - s));
+    if (bar == NULL)
+      bar = end;
+    if (k == 0) {
+      *t = s;
+      *tn = (size_t)(bar - s);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+/* The turn to script: how many times the model spoke in the conversation (its
+   assistant or model messages, demos included). */
+static int tool_turns_done(enum route r, const struct json *root)
+{
+  const struct json *msgs = json_get(root, r == ROUTE_GEMINI ? "contents" : "messages"), *m;
+  int k = 0;
+  for (m = msgs && msgs->type == JSON_ARRAY ? msgs->child : NULL; m; m = m->next)
+    k += json_streq(json_get(m, "role"), r == ROUTE_GEMINI ? "model" : "assistant");
+  return k;
 }
 
 /* The default call: the forced tool, else the first offered. */
@@ -247,6 +291,16 @@ int tools_plan(enum route r, const struct json *root, const struct scenario *sc,
   if (find_tool(r, root, NULL, 0) == NULL)
     return 0;
   ch = choice_of(r, root, &want);
+  if (sc->tool_turns && ch != CHOICE_NONE) {  /* the script says, turn by turn */
+    const char *t;
+    size_t tn;
+    if (turn_of(sc->tool_turns, sc->tool_turns_len, tool_turns_done(r, root), &t, &tn))
+      (void)tools_script(t, tn, p, err, sizeof err);
+    for (i = 0; i < p->ncalls; i++)
+      if (p->calls[i].malformed || sc->tool_args_malformed)
+        malform(r, &p->calls[i].args);
+    return p->ncalls;
+  }
   if (ch == CHOICE_NONE || (ch == CHOICE_AUTO && after_tool_result(r, root)))
     return 0;
   /* Anthropic's forced tool without a script stays structured output (answer.c) */
@@ -256,8 +310,8 @@ int tools_plan(enum route r, const struct json *root, const struct scenario *sc,
     (void)tools_script(sc->tool_calls, sc->tool_calls_len, p, err, sizeof err);
   else
     (void)default_call(r, root, ch, want, p);
-  if (sc->tool_args_malformed)
-    for (i = 0; i < p->ncalls; i++)
+  for (i = 0; i < p->ncalls; i++)
+    if (p->calls[i].malformed || sc->tool_args_malformed)
       malform(r, &p->calls[i].args);
   return p->ncalls;
 }

@@ -1,0 +1,221 @@
+--- The tool loop of a predictor with tools: model → tool calls → results → model,
+-- until the model answers the signature's outputs.
+--
+--   local agent = tide.Predict("question -> answer", {tools = {weather, clock}, max_iters = 5})
+--   local r = agent{question = "Warmer in Oslo or Lima?"}
+--   r.answer, r.tool_calls[1].name, r.tool_calls[1].seconds
+--
+-- One turn's calls run in parallel, each as a task (tide.map, at most `limit` at
+-- once), and their results go back in the order of the calls.  What goes wrong
+-- with a call — a name the model invented, arguments that miss the schema, a tool
+-- that raises or outlives its `timeout` — becomes the result the model reads, and
+-- the loop goes on; so do arguments that are not JSON (the model is told and asked
+-- again).  After `max_iters` turns of calls the model gets one more turn to
+-- answer; calling tools again then is a `max_iters` error carrying the
+-- conversation and the calls.  Apart from predict.lua so that a plain Predict
+-- pays nothing for it (spec/memory_spec.lua bounds what a waiting call holds).
+local core = require "tide.core"
+local check = require "tide.check"
+local tool_mod = require "tide.tools.tool"
+local prediction = require "tide.prediction"
+
+local M = {}
+
+M.DEFAULT_MAX_ITERS = 10
+
+local TURNS = {integer = true, min = 1}
+local LIMIT = {integer = true, min = 1}
+local SECONDS = {above = 0, max = 1e9}
+
+--- A tool's timeout: opts.timeout, a number for every tool or a table by name.
+local function check_timeout(fname, timeout, by_name)
+  if timeout == nil or type(timeout) == "number" then
+    check.number(fname, "opts.timeout", timeout, SECONDS, true)
+    return
+  end
+  check.type(fname, "opts.timeout", timeout, "table")
+  for name, s in pairs(timeout) do
+    if by_name[name] == nil then
+      check.fail(fname, "opts.timeout", string.format("%q is not one of the tools", tostring(name)))
+    end
+    check.number(fname, "opts.timeout." .. name, s, SECONDS)
+  end
+end
+
+--- tools(fname, list) → the list and the tools by name; misuse names the bad entry.
+function M.check_tools(fname, tools)
+  check.type(fname, "opts.tools", tools, "table")
+  if #tools == 0 then check.fail(fname, "opts.tools", "a non-empty list of tide.Tools expected") end
+  local by_name = {}
+  for i, t in ipairs(tools) do
+    if not tool_mod.is_tool(t) then
+      check.fail(fname, "opts.tools[" .. i .. "]", "a tide.Tool expected, got " .. type(t))
+    end
+    if by_name[t.name] then
+      check.fail(fname, "opts.tools[" .. i .. "]", string.format("two tools named %q", t.name))
+    end
+    by_name[t.name] = t
+  end
+  return tools, by_name
+end
+
+--- The tool options of tide.Predict, checked → {tools, by_name, max_iters,
+-- tool_choice, limit, timeout}.
+function M.options(fname, opts)
+  local tools, by_name = M.check_tools(fname, opts.tools)
+  check.number(fname, "opts.max_iters", opts.max_iters, TURNS, true)
+  check.number(fname, "opts.limit", opts.limit, LIMIT, true)
+  check_timeout(fname, opts.timeout, by_name)
+  local choice = opts.tool_choice
+  if choice ~= nil and choice ~= "auto" and choice ~= "required" and choice ~= "none" and
+      by_name[choice] == nil then
+    check.fail(fname, "opts.tool_choice", string.format(
+      "%s: \"auto\", \"required\", \"none\" or the name of a tool expected", tostring(choice)))
+  end
+  return {tools = tools, by_name = by_name, max_iters = opts.max_iters or M.DEFAULT_MAX_ITERS,
+          tool_choice = choice, limit = opts.limit, timeout = opts.timeout}
+end
+
+local LOOP_OPTIONS = {"max_iters", "tool_choice", "limit", "timeout"}
+
+--- from_options(fname, opts) → the loop's options when opts has tools, else nil
+-- (and misuse when it has the loop's other options without tools).
+function M.from_options(fname, opts)
+  if opts.tools ~= nil then return M.options(fname, opts) end
+  for _, k in ipairs(LOOP_OPTIONS) do
+    if opts[k] ~= nil then check.fail(fname, "opts." .. k, "it needs opts.tools") end
+  end
+  return nil
+end
+
+local function timeout_of(timeout, name)
+  if type(timeout) == "table" then return timeout[name] end
+  return timeout
+end
+
+local function names_of(by_name)
+  local names = {}
+  for name in pairs(by_name) do names[#names + 1] = name end
+  table.sort(names)
+  return table.concat(names, ", ")
+end
+
+--- run_tool(tool, args, seconds) → the text the model reads, and the error or nil.
+-- A tool that runs past `seconds` is cancelled and reported; only a cancellation
+-- of the caller is raised.
+function M.run_tool(tool, args, seconds)
+  if seconds == nil then return tool(args) end
+  local ok, text, err = pcall(core.timeout, seconds, function() return tool(args) end)
+  if ok then return text, err end
+  if core.is_error(text, "timeout") then
+    return string.format("Error: tool %s timed out after %g seconds", tool.name, seconds), text
+  end
+  error(text, 0)
+end
+
+--- One call of a turn → its record {turn, id, name, args, result, error,
+-- started, finished, seconds}; result is the text the model reads.
+function M.call_one(cfg, call, turn)
+  local rec = {turn = turn, id = call.id, name = call.name, args = call.args, started = core.now()}
+  local tool = cfg.by_name[call.name]
+  if tool == nil then
+    rec.result = string.format("Error: there is no tool named %q; the tools are: %s",
+      tostring(call.name), names_of(cfg.by_name))
+    rec.error = core.error{kind = "bad_request", message = rec.result}
+  else
+    rec.result, rec.error = M.run_tool(tool, call.args, timeout_of(cfg.timeout, call.name))
+  end
+  rec.finished = core.now()
+  rec.seconds = rec.finished - rec.started
+  return rec
+end
+
+local function copy(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = v end
+  return out
+end
+
+local SAMPLING = {"temperature", "max_tokens", "rollout_id"}
+
+--- The LM request of a turn: the conversation, the tools, the sampling options
+-- set, and the adapter's structured output if it asks for one.
+local function request(adapter, sig, cfg, messages, config, choice)
+  -- a copy: the LM's history keeps each turn's request as it was sent
+  local req = {messages = copy(messages), tools = cfg.tools, tool_choice = choice}
+  for _, k in ipairs(SAMPLING) do req[k] = config[k] end
+  if adapter.response_format then req.response_format = adapter.response_format(sig) end
+  return req
+end
+
+--- Runs a turn's calls side by side; appends the assistant's calls and the
+-- results to the conversation and the records to the history.
+local function run_turn(cfg, r, turn, messages, history)
+  messages[#messages + 1] = {role = "assistant", content = r.text ~= "" and r.text or nil,
+                             tool_calls = r.tool_calls}
+  local records = core.map(r.tool_calls, function(call) return M.call_one(cfg, call, turn) end,
+    {limit = cfg.limit})
+  for _, rec in ipairs(records) do
+    messages[#messages + 1] = {role = "tool", tool_call_id = rec.id, content = rec.result}
+    history[#history + 1] = rec
+  end
+end
+
+--- A reply whose arguments were not JSON: recorded, and the model told so.
+local function bad_arguments(err, turn, messages, history)
+  local now = core.now()
+  history[#history + 1] = {turn = turn, name = err.tool, result = err.message, error = err,
+                           started = now, finished = now, seconds = 0}
+  -- what the model said, in words: the call itself cannot be sent back without an id
+  messages[#messages + 1] = {role = "assistant", content = string.format(
+    "(a call of tool %s with arguments that are not JSON)", tostring(err.tool))}
+  messages[#messages + 1] = {role = "user", content = string.format(
+    "Your call of tool %s had arguments that are not a JSON object: %s\nCall it again with " ..
+    "arguments in JSON.", tostring(err.tool), tostring(err.raw_text or err.message))}
+end
+
+--- A reply that does not parse, fed back to be answered again.
+local function bad_answer(err, text, messages)
+  messages[#messages + 1] = {role = "assistant", content = text}
+  messages[#messages + 1] = {role = "user", content = "Your answer could not be parsed: " ..
+    tostring(err.message) .. "\nAnswer again, following the format exactly."}
+end
+
+--- run(lm, adapter, sig, inputs, opts, cfg) → the Prediction, with `tool_calls`:
+-- the history of the calls.  opts = {demos, config, parse_retries}.
+function M.run(lm, adapter, sig, inputs, opts, cfg)
+  local messages = copy(adapter.format(sig, inputs, opts.demos))
+  local config = opts.config or {}
+  local history, retries = {}, opts.parse_retries or 0
+  local choice = cfg.tool_choice
+  local turn = 0
+  while true do
+    local ok, r = pcall(lm.call, lm, request(adapter, sig, cfg, messages, config, choice))
+    if not ok then
+      if not (core.is_error(r, "parse") and r.tool and turn < cfg.max_iters) then error(r, 0) end
+      turn = turn + 1
+      bad_arguments(r, turn, messages, history)
+    elseif r.tool_calls then
+      if turn >= cfg.max_iters then
+        error(core.error{kind = "max_iters", message = string.format(
+          "tide.Predict: the model still called tools (%s) after max_iters = %d turns of calls",
+          r.tool_calls[1].name, cfg.max_iters), trajectory = messages, tool_calls = history}, 0)
+      end
+      turn = turn + 1
+      run_turn(cfg, r, turn, messages, history)
+      if choice ~= "none" then choice = nil end   -- forced once: then the model may answer
+    else
+      local parsed, outputs = pcall(adapter.parse, sig, r.text)
+      if parsed then
+        local p = prediction.prediction(outputs, {outputs})
+        p.tool_calls = history
+        return p
+      end
+      if not core.is_error(outputs, "parse") or retries == 0 then error(outputs, 0) end
+      retries = retries - 1
+      bad_answer(outputs, r.text, messages)
+    end
+  end
+end
+
+return M

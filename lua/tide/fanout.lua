@@ -22,6 +22,7 @@ local core = require "tide.core"
 local prediction = require "tide.prediction"
 local Signature = require "tide.signature"
 local check = require "tide.check"
+local callbacks = require "tide.callbacks"
 
 local M = {}
 
@@ -364,6 +365,12 @@ function Panel:__call(inputs, opts)
     check.fail("panel", 1, "table of inputs expected, got " .. type(inputs))
   end
   check.type("panel", 2, opts, "table", true)
+  if callbacks.on then   -- the one test a call pays when no callback is configured
+    local heard = callbacks.list()
+    if heard then
+      return callbacks.run(heard, "module", "Panel", self, inputs, judge, self, self.critics, inputs, opts)
+    end
+  end
   return judge(self, self.critics, inputs, opts)
 end
 
@@ -430,6 +437,12 @@ function Perspectives:__call(inputs, opts)
     if not seen[p] then
       seen[p] = true
       members[#members + 1] = {p, self.critic, {[self.input] = p}}
+    end
+  end
+  if callbacks.on then
+    local heard = callbacks.list()
+    if heard then
+      return callbacks.run(heard, "module", "Perspectives", self, inputs, judge, self.panel, members, inputs, opts)
     end
   end
   return judge(self.panel, members, inputs, opts)

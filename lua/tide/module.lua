@@ -13,6 +13,7 @@
 local predict = require "tide.predict"
 local check = require "tide.check"
 local state = require "tide.state"
+local callbacks = require "tide.callbacks"
 
 local M = {}
 
@@ -85,7 +86,13 @@ function M.new(def)
   for k, v in pairs(Base) do class[k] = v end
   for k, v in pairs(def) do class[k] = v end
   class.__index = class
-  class.__call = function(self, ...) return self:forward(...) end
+  class.__call = function(self, ...)
+    if callbacks.on then   -- the one test a call pays when no callback is configured
+      local list = callbacks.list()
+      if list then return callbacks.run(list, "module", "Module", self, (...), self.forward, self, ...) end
+    end
+    return self:forward(...)
+  end
   class.__name = "tide.Module"
   return setmetatable(class, {
     __call = function(cls, ...)

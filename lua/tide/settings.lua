@@ -13,6 +13,10 @@ local M = {}
 
 M.global = {lm = nil, adapter = nil}
 
+--- key → function(value) told when tide.context sets that key (tide.callbacks
+-- checks a callback list there and turns callbacks on).
+M.watch = {}
+
 local task_settings = core.task_settings   -- the running task's table, or nil
 
 --- The value of `key` for the running task: its chain of settings, then the
@@ -34,7 +38,11 @@ function M.with(overrides, fn, ...)
     check.fail("context", 2, "function expected, got " .. type(fn))
   end
   local own = {}
-  for k, v in pairs(overrides) do own[k] = v end
+  for k, v in pairs(overrides) do
+    local watch = M.watch[k]
+    if watch then watch(v) end
+    own[k] = v
+  end
   setmetatable(own, {__index = task_settings()})
   return core.spawn_in(own, fn, ...):wait()
 end

@@ -15,6 +15,7 @@
 local core = require "tide.core"
 local json = require "tide.json"
 local check = require "tide.check"
+local callbacks = require "tide.callbacks"
 local signature = require "tide.signature"
 local coerce = require "tide.adapters.coerce"
 local adapter_common = require "tide.adapters.common"
@@ -140,6 +141,13 @@ local function as_text(v)
   return tostring(v)
 end
 
+--- The text of a tool's outcome (ok, value of its task): what the model sees.
+local function outcome(tool, ok, value)
+  if ok then return as_text(value), nil end
+  if core.is_error(value, "cancelled") then error(value, 0) end
+  return string.format("Error: tool %s failed: %s", tool.name, message_of(value)), value
+end
+
 --- tool(args) → the result as text (what the model sees), and nil; on a failure,
 -- a text that says what failed, and the error.  A cancellation is raised.
 function Tool:__call(args)
@@ -148,11 +156,18 @@ function Tool:__call(args)
     local msg = string.format("Error: tool %s was called with bad arguments: %s", self.name, why)
     return msg, core.error{kind = "bad_request", message = msg}
   end
-  local task = core.spawn(self.fn, coerced)
-  local ok, value = pcall(task.wait, task)
-  if ok then return as_text(value), nil end
-  if core.is_error(value, "cancelled") then error(value, 0) end
-  return string.format("Error: tool %s failed: %s", self.name, message_of(value)), value
+  local task
+  local list = callbacks.on and callbacks.list()
+  if list then
+    -- the tool's task runs under its call: what it calls is the tool call's child
+    local call = callbacks.start(list, "tool", self.name, self, coerced)
+    task = core.spawn_in(callbacks.context(call), self.fn, coerced)
+    local ok, value = pcall(task.wait, task)
+    callbacks.finish(call, ok and value or nil, not ok and value or nil)
+    return outcome(self, ok, value)
+  end
+  task = core.spawn(self.fn, coerced)
+  return outcome(self, pcall(task.wait, task))
 end
 
 return M

@@ -1,0 +1,244 @@
+--- Callbacks: objects told when an LM call, a module, a tool, an evaluation or
+-- one of its examples starts and ends.
+--
+--   local timing = {}
+--   function timing:on_lm_end(call) print(call.name, call.duration, call.usage.total) end
+--   tide.configure{callbacks = {timing}}          -- every call from now on
+--   p(inputs, {callbacks = {other}})              -- this call and all beneath it
+--   tide.context({callbacks = {other}}, fn)       -- everything fn does
+--
+-- A callback is a table with any of on_KIND_start(cb, call) and on_KIND_end(cb,
+-- call), KIND one of lm, module, tool, evaluate, example.  `call` is the same
+-- table at the start and the end: id (unique in the process), parent (the call it
+-- runs under, or nil), kind, name, instance, inputs, started (tide.now()),
+-- start_time (seconds since the epoch); at the end also outputs or error, usage
+-- ({input, output, total}: the LM tokens of the call and everything under it),
+-- duration (seconds).
+--
+-- Callbacks run in the task that made the call.  A callback that fails is
+-- reported once on stderr and never breaks the call.  Per-call callbacks add to
+-- the configured ones and, like settings, are inherited by every task the call
+-- starts; so is the call itself as the parent of the calls made inside it.
+--
+-- Cost with none configured: the callers test M.on, one field, before anything.
+local core = require "tide.core"
+local check = require "tide.check"
+local settings = require "tide.settings"
+
+local M = {}
+
+--- True once a callback list was configured or passed to any call: the hot paths
+-- (an LM call, a predictor) look at this field and nothing else when it is false.
+M.on = false
+
+local KINDS = {"lm", "module", "tool", "evaluate", "example"}
+local START, FINISH, KNOWN = {}, {}, {}
+for _, k in ipairs(KINDS) do
+  START[k], FINISH[k] = "on_" .. k .. "_start", "on_" .. k .. "_end"
+  KNOWN[START[k]], KNOWN[FINISH[k]] = true, true
+end
+
+local CALL_KEY = "callback_call"   -- the settings key of the enclosing call
+local user_list, extra_list = nil, {}   -- tide.configure's list; the tracer and the like
+local next_id = 0
+local reported = setmetatable({}, {__mode = "k"})   -- callback → {method = true}
+
+-- The wall clock at a known tide.now(): os.time() has whole seconds, so a call's
+-- start_time is that exact to the second, and its duration exact.
+local epoch_base, mono_base = os.time(), core.now()
+
+--- now_unix() → seconds since the epoch, from the monotonic clock.
+function M.now_unix()
+  return epoch_base + (core.now() - mono_base)
+end
+
+--- check_list(fname, arg, list) → list: a list of callback objects, each a table
+-- whose on_* fields are functions of known names (a misspelt one would never run).
+function M.check_list(fname, arg, list)
+  check.type(fname, arg, list, "table")
+  for i, cb in ipairs(list) do
+    if type(cb) ~= "table" then
+      check.fail(fname, arg, string.format("callbacks[%d] must be a table of on_* functions, got %s",
+        i, type(cb)))
+    end
+    for k, v in pairs(cb) do
+      if type(k) == "string" and k:match("^on_") then
+        if not KNOWN[k] then
+          check.fail(fname, arg, string.format("callbacks[%d].%s is not a callback; the names are " ..
+            "on_KIND_start and on_KIND_end, KIND one of %s", i, k, table.concat(KINDS, ", ")))
+        end
+        if not check.callable(v) then
+          check.fail(fname, arg, string.format("callbacks[%d].%s must be a function, got %s",
+            i, k, type(v)))
+        end
+      end
+    end
+  end
+  return list
+end
+
+local function rebuild_global()
+  local all = {}
+  for _, cb in ipairs(extra_list) do all[#all + 1] = cb end
+  for _, cb in ipairs(user_list or {}) do all[#all + 1] = cb end
+  settings.global.callbacks = #all > 0 and all or nil
+  if #all > 0 then M.on = true end
+end
+
+--- configure(list | false): tide.configure's callbacks (false unsets them).
+function M.configure(list)
+  if list == false then
+    user_list = nil
+  else
+    user_list = M.check_list("configure", "callbacks", list)
+  end
+  rebuild_global()
+end
+
+--- add(cb) / remove(cb): a callback of the library's own (the tracer), kept beside
+-- the configured ones.
+function M.add(cb)
+  for _, c in ipairs(extra_list) do if c == cb then return end end
+  extra_list[#extra_list + 1] = cb
+  rebuild_global()
+end
+
+function M.remove(cb)
+  for i, c in ipairs(extra_list) do
+    if c == cb then table.remove(extra_list, i) break end
+  end
+  rebuild_global()
+end
+
+--- list([own [, fname]]) → the callbacks of a call made now (the inherited ones,
+-- then the call's own, checked as fname's option), or nil when there are none.
+function M.list(own, fname)
+  local inherited = settings.get("callbacks")
+  if own == nil then
+    if inherited and #inherited > 0 then return inherited end
+    return nil
+  end
+  M.check_list(fname or "call", "callbacks", own)
+  M.on = true
+  if #own == 0 then return M.list() end
+  if inherited == nil or #inherited == 0 then return own end
+  local all, seen = {}, {}
+  for _, list in ipairs{inherited, own} do
+    for _, cb in ipairs(list) do
+      if not seen[cb] then seen[cb] = true; all[#all + 1] = cb end
+    end
+  end
+  return all
+end
+
+-- tide.context({callbacks = ...}, fn) checks the list and turns callbacks on.
+settings.watch.callbacks = function(list)
+  if list ~= false then M.check_list("context", 1, list) end
+  M.on = true
+end
+
+--- The first failure of each callback method goes to stderr; the call goes on.
+local function report(cb, method, err)
+  local seen = reported[cb]
+  if seen == nil then seen = {}; reported[cb] = seen end
+  if seen[method] then return end
+  seen[method] = true
+  local msg = type(err) == "table" and tostring(err.message or err) or tostring(err)
+  io.stderr:write(string.format("tide: callback %s failed (reported once, the call goes on): %s\n",
+    method, msg))
+end
+
+local function notify(list, method, call)
+  for i = 1, #list do
+    local cb = list[i]
+    local fn = cb[method]
+    if fn then
+      local ok, err = pcall(fn, cb, call)
+      if not ok then
+        -- the task is being cancelled: that is no callback's failure, and it goes on up
+        if core.is_error(err, "cancelled") then error(err, 0) end
+        report(cb, method, err)
+      end
+    end
+  end
+end
+
+--- start(list, kind, name, instance, inputs [, parent]) → the call, once every
+-- callback's on_KIND_start has run.  parent: the enclosing call when it is not the
+-- one the running task inherited.
+function M.start(list, kind, name, instance, inputs, parent)
+  next_id = next_id + 1
+  local call = {id = next_id, kind = kind, name = name, instance = instance, inputs = inputs,
+    parent = parent or settings.get(CALL_KEY), started = core.now(), start_time = M.now_unix(),
+    usage = {input = 0, output = 0, total = 0}, callbacks = list}
+  notify(list, START[kind], call)
+  return call
+end
+
+--- finish(call, outputs, err [, usage]): the end of a call; an LM call's usage
+-- is added to its own and to every call above it.
+function M.finish(call, outputs, err, usage)
+  if usage == nil and call.kind == "lm" and type(outputs) == "table" then usage = outputs.usage end
+  call.duration = core.now() - call.started
+  call.outputs, call.error = outputs, err
+  if type(usage) == "table" then
+    local input, output = tonumber(usage.input) or 0, tonumber(usage.output) or 0
+    local total = tonumber(usage.total) or input + output
+    local c = call
+    while c do
+      local u = c.usage
+      u.input, u.output, u.total = u.input + input, u.output + output, u.total + total
+      c = c.parent
+    end
+  end
+  notify(call.callbacks, FINISH[call.kind], call)
+end
+
+--- context(call) → the settings of a task run under call: the callbacks and
+-- the call as the parent of what it starts.
+function M.context(call)
+  return setmetatable({[CALL_KEY] = call, callbacks = call.callbacks},
+    {__index = core.task_settings()})
+end
+
+--- under(settings, call) → settings, with the call and its callbacks added: for a
+-- task started with tide.context(settings, ...) to run under the call.
+function M.under(own, call)
+  own[CALL_KEY], own.callbacks = call, call.callbacks
+  return own
+end
+
+local function ended(call, ok, ...)
+  if ok then
+    M.finish(call, (...))
+    return ...
+  end
+  local err = ...
+  M.finish(call, nil, err)
+  error(err, 0)
+end
+
+local function joined(call, waited, ...)
+  if waited then return ended(call, ...) end
+  return ended(call, false, ...)   -- this task was cancelled as it waited
+end
+
+--- run(list, kind, name, instance, inputs, fn, ...) → fn(...)'s results, fn run
+-- as a task under the call (so that the tasks it starts inherit it); fn's error
+-- is raised after the callbacks heard of it.  The task returns its failure
+-- rather than raising it: were this task cancelled just as fn failed, a raised
+-- error would be left with nobody to take it.
+function M.run(list, kind, name, instance, inputs, fn, ...)
+  local call = M.start(list, kind, name, instance, inputs)
+  local t = core.spawn_in(M.context(call), pcall, fn, ...)
+  return joined(call, pcall(t.wait, t))
+end
+
+--- around(list, kind, name, instance, inputs, fn, ...) → fn(...)'s results, fn
+-- run in this task (for a call nothing runs under, as an LM call).
+function M.around(list, kind, name, instance, inputs, fn, ...)
+  local call = M.start(list, kind, name, instance, inputs)
+  return ended(call, pcall(fn, ...))
+end
+
+return M

@@ -513,4 +513,38 @@ function M.write(path, result, info)
   return path
 end
 
+-- ---- tide.Evaluate's report option ---------------------------------------------------
+
+local INFO_KEYS = {path = true, dataset = true, model = true, title = true}
+
+--- Checks tide.Evaluate's `report` option: a path, or {path, dataset, model, title}
+-- (texts); fail(option, message) raises the misuse at the caller's line.
+function M.check_option(v, fail)
+  if type(v) == "string" then
+    if v == "" then fail("report", "a file path expected, got an empty string") end
+    return
+  end
+  if type(v) ~= "table" then
+    fail("report", "a file path or {path =, dataset =, model =, title =} expected, got " .. type(v))
+  end
+  if type(v.path) ~= "string" or v.path == "" then
+    fail("report", "report.path must be a file path, got " .. type(v.path))
+  end
+  for k, x in pairs(v) do
+    if not INFO_KEYS[k] then fail("report", "unknown key report." .. tostring(k)) end
+    if type(x) ~= "string" then fail("report", "report." .. k .. " must be a string, got " .. type(x)) end
+  end
+end
+
+--- The report of an evaluation's result, for tide.Evaluate's `report` option (as
+-- checked above); the model is the option's, else the default LM's.  → the path,
+-- or nil and the error (an `io` error) when the file could not be written.
+function M.for_evaluation(option, result, secrets, lm)
+  local info = type(option) == "table" and option or {path = option}
+  local ok, err = pcall(M.write, info.path, result, {dataset = info.dataset, title = info.title,
+    model = info.model or (lm and lm.model), secrets = secrets})
+  if not ok then return nil, err end
+  return info.path
+end
+
 return M

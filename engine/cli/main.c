@@ -24,6 +24,7 @@
 static const char usage_text[] =
   "usage: tide [options] [script [args...]]\n"
   "       tide eval PROGRAM.lua --data FILE --out FILE [options]   (tide eval --help)\n"
+  "       tide optimize PROGRAM.lua --optimizer NAME --train FILE --out FILE.json   (tide optimize --help)\n"
   "  -e code        run the Lua code (as a task)\n"
   "  -i             enter the REPL after running the script (or -e code)\n"
   "  -v, --version  print the version\n"
@@ -173,7 +174,7 @@ static int load_failed(lua_State *L, const char *progname)
 }
 
 /* `tide NAME args...` for a subcommand runs require("tide.NAME.cli").main(args...). */
-static const char *const subcommands[] = {"eval", NULL};
+static const char *const subcommands[] = {"eval", "optimize", NULL};
 
 static int is_subcommand(const char *a)
 {

@@ -13,6 +13,7 @@
 -- holistically"); each attempt is shown as DSPy writes it: «I'm trying to <first line
 -- of its reasoning> I'm not sure but my prediction is <first line of its answer>».
 local check = require "tide.check"
+local state = require "tide.state"
 local predict = require "tide.predict"
 local Signature = require "tide.signature"
 local common = require "tide.adapters.common"
@@ -75,6 +76,15 @@ end
 
 function MCC:named_predictors()
   return {{"predict", self.predict}}
+end
+
+--- :save(path) / :load(path): its predictors' state in DSPy's JSON format.
+function MCC:save(path)
+  state.save(self, path)
+end
+
+function MCC:load(path)
+  return state.load(self, path)
 end
 
 function MCC:set_lm(lm)

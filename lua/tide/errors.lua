@@ -88,10 +88,12 @@ M.kinds = {
   panel = {retryable = false, from = "tide.fanout",
     meaning = "a critic or aggregator returned something other than a table of fields, " ..
       "or every critic failed (`errors` holds each one's)"},
-  metric = {retryable = false, from = "tide.Evaluate, optimizers",
+  metric = {retryable = false, from = "tide.Evaluate, optimizers, BestOfN, Refine",
     meaning = "the metric raised or returned something other than a number or boolean"},
   program = {retryable = false, from = "tide.Evaluate, optimizers", meaning = "the program returned nil"},
-  max_errors = {retryable = false, from = "tide.Evaluate, optimizers",
+  code = {retryable = false, from = "tide.ProgramOfThought",
+    meaning = "the generated code still failed after max_iters tries (`code`, `code_error`)"},
+  max_errors = {retryable = false, from = "tide.Evaluate, optimizers, tide.Parallel",
     meaning = "more examples failed than max_errors allows: the run stopped"},
 }
 

@@ -121,11 +121,13 @@ tide.Tool = require("tide.tools.tool").new
 -- ---- patterns ------------------------------------------------------------------
 
 --- Modules over modules, as DSPy's: BestOfN (N attempts at once, the best kept), Refine
--- (attempts in turn with advice), MultiChainComparison, Parallel, and majority voting.
+-- (attempts in turn with advice), MultiChainComparison, Parallel, ProgramOfThought (Lua
+-- code run in a sandbox), and majority voting.
 tide.BestOfN = require "tide.modules.best_of_n"
 tide.Refine = require "tide.modules.refine"
 tide.MultiChainComparison = require "tide.modules.multi_chain_comparison"
 tide.Parallel = require "tide.modules.parallel"
+tide.ProgramOfThought = require "tide.modules.program_of_thought"
 tide.majority = require "tide.modules.majority"
 
 --- Critics in parallel and their verdict: tide.fanout.Panel, .Perspectives and the
@@ -151,6 +153,7 @@ tide.LabeledFewShot = require("tide.optimize.labeled").new
 -- metric; tide.BootstrapFewShotWithRandomSearch{metric, num_candidate_programs, ...}:
 -- the best of several bootstraps on the valset.
 tide.BootstrapFewShot = require("tide.optimize.bootstrap").new
+tide.BootstrapFewShotWithRandomSearch = require("tide.optimize.random_search").new
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)

@@ -2,7 +2,7 @@
 --
 --   tide eval PROGRAM.lua --data drafts.jsonl --out results.jsonl [--concurrency 32]
 --   tide eval PROGRAM.lua --data drafts.jsonl --out part-2.jsonl --shard 2/4
---   tide eval --merge results.jsonl part-*.jsonl
+--   tide eval --merge results.jsonl part-*.jsonl [--report report.html]
 --
 -- PROGRAM.lua returns the program and the metric (`return program, metric`), or a
 -- table {program = , metric = , inputs = {...}, failure_score = , max_errors = }.  It
@@ -23,12 +23,13 @@ local evaluate = require "tide.eval.evaluate"
 local dataset = require "tide.eval.dataset"
 local results = require "tide.eval.results"
 local report = require "tide.eval.report"
+local html = require "tide.eval.html"
 
 local M = {}
 
 M.usage = [[
 usage: tide eval PROGRAM.lua --data FILE --out FILE [options]
-       tide eval --merge OUT IN...
+       tide eval --merge OUT IN... [--report FILE.html]
 
 PROGRAM.lua returns the program and the metric: `return program, metric`, or a table
 {program = ..., metric = ..., inputs = {"field", ...}}.
@@ -53,6 +54,7 @@ Options:
                       the run up to S seconds for it to come back (default 30; 0:
                       do not wait); then stop, keeping the finished rows
   --rows N            also print the first N rows at the end
+  --report FILE.html  also write the HTML report: summary, plots, failures, rows
   --merge OUT IN...   combine the results of shards into OUT (.jsonl or .csv, not one
                       of the INs), in dataset order
   -h, --help          this text
@@ -80,7 +82,7 @@ end
 
 local VALUED = {data = true, out = true, format = true, inputs = true, concurrency = true, model = true,
   shard = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
-  interval = true, rows = true, ["wait-for-server"] = true}
+  interval = true, rows = true, ["wait-for-server"] = true, report = true}
 local FLAGS = {overwrite = true, help = true}
 
 --- argv → options (a table keyed by option name, positional ones in `args`), or nil
@@ -159,7 +161,7 @@ local function merge_problem(out, inputs)
   return nil
 end
 
-local function merge(out, inputs)
+local function merge(out, inputs, report_path)
   local rows, size, missing = results.merge(inputs, function(msg) say("%s", msg) end)
   results.rewrite(out, rows)
   local s = evaluate.summarise(rows, 0)
@@ -167,6 +169,10 @@ local function merge(out, inputs)
     errors = s.errors, error_kinds = s.error_kinds, resumed = 0, usage = s.usage, cost = s.cost,
     save_as = out}
   io.stdout:write(report.summary(result, 0))
+  if report_path then
+    html.write(report_path, result, {dataset = "the shards " .. table.concat(inputs, ", ")})
+    io.stdout:write(string.format("  %-11s %s\n", "report", report_path))
+  end
   if #missing > 0 then
     local shown = {}
     for i = 1, math.min(10, #missing) do shown[i] = tostring(missing[i]) end
@@ -175,6 +181,17 @@ local function merge(out, inputs)
     return 1
   end
   return 0
+end
+
+--- Why --report FILE cannot be the report, or nil.  The name must say HTML, so a
+-- slip (--report results.jsonl) never overwrites a results file.
+local function report_problem(path)
+  if path == nil then return nil end
+  local ext = path:lower():match("%.(%w+)$")
+  if ext ~= "html" and ext ~= "htm" then
+    return string.format("--report FILE must end in .html, got '%s'", path)
+  end
+  return nil
 end
 
 -- ---- a run -------------------------------------------------------------------------
@@ -281,6 +298,8 @@ local function run(o)
   end
   local failure_score = o["failure-score"] and tonumber(o["failure-score"])
   if o["failure-score"] and not failure_score then return usage_error("--failure-score must be a number") end
+  local bad_report = report_problem(o.report)
+  if bad_report then return usage_error("%s", bad_report) end
 
   -- --model, else TIDE_MODEL, else the mock server under scripts/with_mockllm;
   -- with none of them the program may make its own LM.
@@ -320,6 +339,7 @@ local function run(o)
     progress_interval = interval,
     display_table = rows_shown or true,
     wait_for_server = wait,
+    report = o.report and {path = o.report, dataset = o.data},
   })
   if not ok_e then
     if tide.is_error(result, "cancelled") then
@@ -364,9 +384,9 @@ function M.main(...)
   if o.merge then
     if #o.args < 2 then return usage_error("--merge needs OUT and at least one IN file") end
     local ins = {table.unpack(o.args, 2)}
-    local problem = merge_problem(o.args[1], ins)
+    local problem = merge_problem(o.args[1], ins) or report_problem(o.report)
     if problem then return usage_error("%s", problem) end
-    local ok, status = pcall(merge, o.args[1], ins)
+    local ok, status = pcall(merge, o.args[1], ins, o.report)
     if not ok then say("%s", tostring(status)) return 1 end
     return status
   end

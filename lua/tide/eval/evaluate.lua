@@ -28,6 +28,7 @@ local dataset = require "tide.eval.dataset"
 local results = require "tide.eval.results"
 local progress = require "tide.eval.progress"
 local report = require "tide.eval.report"
+local html = require "tide.eval.html"
 local circuit = require "tide.circuit"
 local score_of = require("tide.metrics").score_of
 
@@ -100,6 +101,7 @@ local function check_opts(opts)
   end
   local k, err = parse_shard(opts.shard)
   if opts.shard ~= nil and not k then fail("shard", err) end
+  if opts.report ~= nil then html.check_option(opts.report, fail) end
 end
 
 --- The devset as Examples with declared inputs (plain tables: every field an input).
@@ -125,7 +127,8 @@ end
 -- display_table = true | false | n, save_as, resume, shard = "K/N", secrets = {strings},
 -- wait_for_server = seconds (the LMs' circuit wait; default: each LM's, else 30),
 -- output = a file-like {write} for the progress and the table (default stderr, stdout),
--- label = "eval" (the progress lines' prefix)}
+-- label = "eval" (the progress lines' prefix), report = path | {path, dataset, model,
+-- title} (the HTML report, tide/eval/html.lua; its path in result.report)}
 function M.new(opts)
   check_opts(opts)
   local self = setmetatable({}, Evaluate)
@@ -431,6 +434,13 @@ function Evaluate:run(program, overrides)
     local t = opts.display_table
     if t == nil or t then
       write_table(report.summary(result, math.type(t) == "integer" and t or 0))
+    end
+    if opts.report then
+      local path, report_err = html.for_evaluation(opts.report, result, opts.secrets, settings.get("lm"))
+      -- a report that could not be written fails a run that did not fail already
+      if report_err and ok then error(report_err, 0) end
+      result.report = path
+      if path and (t == nil or t) then write_table(string.format("  %-11s %s\n", "report", path)) end
     end
   end
   if not ok then

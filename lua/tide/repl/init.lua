@@ -12,6 +12,7 @@ local tide = require "tide"
 local pretty = require "tide.repl.pretty"
 local redact = require "tide.redact"
 local script = require "tide.script"
+local html = require "tide.eval.html"
 local check = require "tide.check"
 
 local M = {}
@@ -27,6 +28,7 @@ and predictors work directly; Ctrl-C cancels the running input.
   :history [n]       the last n LM calls (tide.inspect_history)
   :usage             tokens and cost so far
   :model [p/model]   show or set the default LM (tide.configure), also the global `lm`
+  :report            the path (and file:// URL) of the last HTML evaluation report
   :quit              leave (or Ctrl-D)
 Tab completes global names and table fields.
 ]]
@@ -217,6 +219,22 @@ function commands.model(self, arg)
     return
   end
   if self:set_model(arg) then self.write("default LM: ", arg, " (also the global `lm`)\n") end
+end
+
+--- A path as a file:// URL: made absolute from $PWD, bytes other than letters,
+-- digits and -._~/ percent-encoded.
+local function file_url(path)
+  if path:sub(1, 1) ~= "/" then path = (os.getenv("PWD") or ".") .. "/" .. path end
+  return "file://" .. path:gsub("[^%w%-%._~/]", function(c) return string.format("%%%02X", c:byte()) end)
+end
+
+function commands.report(self)
+  local path = html.last
+  if not path then
+    self.write("no report yet: tide.Evaluate{..., report = \"report.html\"} writes one\n")
+    return
+  end
+  self.write(path, "\n", file_url(path), "\n")
 end
 
 --- feed(line) → "more" | "none" | "quit" | "run", function, the whole input as the

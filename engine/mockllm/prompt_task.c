@@ -151,6 +151,10 @@ static void field_text(struct buf *b, const struct name *f, const struct prompt 
     } else {
       buf_adds(b, "', which answers itself.");
     }
+  } else if (f->n != 6 || memcmp(f->s, "answer", 6) != 0) {
+    buf_adds(b, "A note on ");   /* a proposer's summary or description */
+    buf_add(b, f->s, f->n);
+    buf_adds(b, ".");
   } else if (knows) {
     add_reversed(b, v, vn);
   } else {

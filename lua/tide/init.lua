@@ -28,6 +28,9 @@ local tide = {
   -- HTTP
   request = core.request,
   stream = core.stream,
+
+  -- child processes (pipes read and written without blocking)
+  process = core.process,
   http_limits = core.http_limits,
 
   -- retries and rate limits
@@ -55,6 +58,13 @@ local cache = require "tide.cache"
 
 tide.LM = lm.new
 tide.DummyLM = lm.dummy
+
+--- tide.Embedder(model, opts): texts to vectors, batched and cached;
+-- tide.retrieve.knn(embedder, corpus) ranks a corpus by similarity; tide.prices
+-- is the price table an LM (or embedder) given no `price` uses.
+tide.Embedder = require("tide.embedder").new
+tide.retrieve = require "tide.retrieve"
+tide.prices = require "tide.prices"
 
 local settings = require "tide.settings"
 
@@ -117,6 +127,12 @@ tide.adapters = {chat = require "tide.adapters.chat", json = require "tide.adapt
 
 --- tide.Tool{name, desc, args, fn}: a function a model may call (lm:call{tools = ...}).
 tide.Tool = require("tide.tools.tool").new
+
+--- tide.mcp.connect{command = {...}} or {url = ...}: an MCP server's tools as tide.Tools.
+tide.mcp = require "tide.mcp"
+
+--- tide.ReAct(signature, {tools, max_iters}): DSPy's ReAct agent, its prompts included.
+tide.ReAct = require("tide.react").new
 
 -- ---- patterns ------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ local MAX_ROWS = 1000
 local TABLE_BYTES = 3000000
 local VALUE_BYTES = 2000
 local CELL_CHARS = 90
+local MAX_FIELDS = 40       -- fields shown in one detail view (a row may hold thousands)
 local SLOWEST = 10
 local DISAGREE = 10
 local MESSAGES_PER_KIND = 4
@@ -404,8 +405,12 @@ local function fields_block(b, title, v)
     for k in pairs(v) do names[#names + 1] = tostring(k) end
     table.sort(names)
     out[#out + 1] = "<dl>"
-    for _, k in ipairs(names) do
+    for i = 1, math.min(#names, MAX_FIELDS) do
+      local k = names[i]
       out[#out + 1] = "<dt>" .. b.text(k) .. "</dt><dd>" .. pre(b, value_text(v[k])) .. "</dd>"
+    end
+    if #names > MAX_FIELDS then
+      out[#out + 1] = string.format('<dt class="sub">… %d more fields</dt>', #names - MAX_FIELDS)
     end
     out[#out + 1] = "</dl>"
   else

@@ -58,7 +58,7 @@ LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
 BUSTED_ARGS = --ignore-lua --cpath="$(CURDIR)/$(BUILD)/lib/?.so"
 BUSTED = lua5.4 $$(command -v busted) $(BUSTED_ARGS)
 
-.PHONY: all spec-bins deps test check check-run lint demo faults faults-doc soak bench fuzz \
+.PHONY: all spec-bins deps mcp-servers test check check-run lint demo faults faults-doc soak bench fuzz \
         valgrind valgrind-run install rock rock-install clean
 
 all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm
@@ -124,6 +124,17 @@ deps:
 	    echo "missing Debian packages; run:"; \
 	    echo "  sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
+	fi
+	@$(MAKE) --no-print-directory mcp-servers
+
+# The reference MCP servers the MCP specs start, at the versions package-lock.json pins
+# (test-time only: tide itself needs no Node), installed when missing.
+MCP_DIR := spec/support/mcp
+mcp-servers:
+	@if [ ! -d $(MCP_DIR)/node_modules/@modelcontextprotocol/server-everything ] || \
+	    [ ! -d $(MCP_DIR)/node_modules/@modelcontextprotocol/server-filesystem ]; then \
+	  echo "installing the reference MCP servers into $(MCP_DIR)/node_modules (npm ci)"; \
+	  cd $(MCP_DIR) && npm ci --no-audit --no-fund --loglevel=error; \
 	fi
 
 # SPEC=spec/lm_spec.lua runs one file (or a folder) instead of every spec.

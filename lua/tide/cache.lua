@@ -12,7 +12,13 @@
 -- when they are regular files of the user's (never through a symlink), and any
 -- disk failure turns the disk off for this cache with one warning on stderr
 -- naming the directory; calls go on, answered from memory and the network.
+--
+-- Behind the disk, Redis (tide/shared/): the same keys under a versioned prefix,
+-- shared by every process on the same TIDE_REDIS_URL; a Redis hit is checked
+-- against the request's key and then kept in memory; Redis down is a miss.
 local core = require "tide.core"
+local shared_redis = require "tide.shared.redis"
+local shared_cache = require "tide.shared.cache"
 local cjson = require "cjson"
 local json = require "tide.json"
 
@@ -77,14 +83,18 @@ local function warn_stderr(message)
   io.stderr:write("tide: ", message, "\n")
 end
 
---- Cache.new{memory = 10000 entries, dir = path or false (no disk), warn = fn}
+--- Cache.new{memory = 10000 entries, dir = path or false (no disk), warn = fn,
+-- redis = client or false}
 -- warn(message) receives the one warning a disk failure gives (default: stderr).
+-- redis: a tide.shared.redis client, false for none, nil for the process's link
+-- (tide.configure{redis = url}, or $TIDE_REDIS_URL).
 function M.new(opts)
   opts = opts or {}
   local self = setmetatable({
     capacity = opts.memory or 10000,
     dir = opts.dir,
     warn = opts.warn or warn_stderr,
+    redis = opts.redis,
     subdirs = {},    -- the entry folders checked (made private) so far
     map = {},
     size = 0,
@@ -190,6 +200,12 @@ function Cache:_load(key)
   return nil   -- a torn or foreign-format entry is a miss; the next put replaces it
 end
 
+--- The Redis tier's client, or nil.
+function Cache:_redis()
+  if self.redis ~= nil then return self.redis or nil end
+  return shared_redis.current()
+end
+
 --- The stored answer for key, or nil.
 function Cache:get(key)
   local node = self.map[key]
@@ -199,6 +215,8 @@ function Cache:get(key)
     return node.value
   end
   local value = self:_load(key)
+  local client = value == nil and self:_redis()
+  if client then value = shared_cache.get(client, key) end
   if value then
     self:_remember(key, value)
     self.hits = self.hits + 1
@@ -251,6 +269,8 @@ function Cache:put(key, answer)
   end
   self:_remember(key, value)
   self:_store(key, text)
+  local client = self:_redis()
+  if client then shared_cache.put(client, key, text, shared_redis.ttl()) end
   return true
 end
 

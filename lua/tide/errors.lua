@@ -49,6 +49,13 @@ M.kinds = {
   too_large = {retryable = false, from = "HTTP, SSE",
     meaning = "a response passed max_body, or a stream event passed max_event"},
 
+  -- Redis (tide.core.redis; the shared cache and limits fall back on both)
+  redis = {retryable = false, from = "Redis",
+    meaning = "Redis answered an error (`code`: NOSCRIPT, OOM, WRONGPASS, READONLY...)"},
+  redis_unavailable = {retryable = true, from = "Redis",
+    meaning = "no link to Redis: down, refused, lost mid-command, or no reply within the " ..
+      "link's timeout; it reconnects by itself with back-off"},
+
   -- LM calls (tide.LM): transport and the provider's answer
   transport = {retryable = "varies", from = "LM",
     causes = {"dns", "connect", "tls", "proxy", "reset", "protocol", "too_large", "incomplete"},

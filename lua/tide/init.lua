@@ -68,6 +68,8 @@ tide.settings = settings.global
 -- tls = {ca_file =, ca_path =, cert_file =, key_file =, key_password =} | false,
 -- callbacks = {cb, ...} | false (tide.callbacks), trace = {...} | false (tide.trace:
 -- OpenTelemetry export, docs/tracing.md)}
+-- redis = url | {url =, ttl =, timeout =} | false: the Redis that processes share
+-- for the LM cache and rate limits (else $TIDE_REDIS_URL; docs/redis.md).
 -- lm = false and adapter = false unset them: calls then need their own LM, and
 -- use the chat adapter.
 function tide.configure(opts)
@@ -88,7 +90,7 @@ function tide.configure(opts)
   end
   if opts.cache ~= nil then
     if opts.cache == false then
-      lm.set_default_cache(cache.new{memory = 0, dir = false})
+      lm.set_default_cache(cache.new{memory = 0, dir = false, redis = false})
     elseif type(opts.cache) == "table" then
       lm.set_default_cache(cache.new{memory = opts.cache.memory, dir = opts.cache.dir})
     else
@@ -96,6 +98,7 @@ function tide.configure(opts)
     end
   end
   if opts.tls ~= nil then require("tide.tls").configure(opts.tls) end
+  if opts.redis ~= nil then require("tide.shared.redis").configure(opts.redis) end
   if opts.callbacks ~= nil then require("tide.callbacks").configure(opts.callbacks) end
   if opts.trace ~= nil then require("tide.trace").configure(opts.trace) end
   return settings.global

@@ -20,6 +20,7 @@ local redact = require "tide.redact"
 local check = require "tide.check"
 local tls = require "tide.tls"
 local circuit = require "tide.circuit"
+local shared_limits = require "tide.shared.limits"
 
 local M = {}
 
@@ -129,11 +130,14 @@ function M.new(model, opts)
   if opts.max_parallel_requests then
     p.gate = tide_core.semaphore(math.tointeger(opts.max_parallel_requests))
   end
+  -- shared by every process on the same Redis for this (provider, model, key)
   if opts.rpm and opts.rpm > 0 then
-    p.rpm = tide_core.bucket(opts.rpm / 60, math.max(1, opts.rpm / 60))
+    p.rpm = shared_limits.bucket("rpm", opts.rpm / 60, math.max(1, opts.rpm / 60),
+      shared_limits.redis_key("rpm", cfg.provider, cfg.model, cfg.api_key))
   end
   if opts.tpm and opts.tpm > 0 then
-    p.tpm = tide_core.bucket(opts.tpm / 60, math.max(1, opts.tpm / 60))
+    p.tpm = shared_limits.bucket("tpm", opts.tpm / 60, math.max(1, opts.tpm / 60),
+      shared_limits.redis_key("tpm", cfg.provider, cfg.model, cfg.api_key))
   end
   if type(opts.cache) == "table" then p.cache = opts.cache end
   private[self] = p

@@ -1,0 +1,48 @@
+--- The LM cache's Redis tier (tide/cache.lua calls it behind memory and disk):
+-- an answer under PREFIX .. the request's SHA-256 key, the same key as the disk
+-- cache, as JSON {"key": <that key>, "answer": {...}}, with the link's TTL if one
+-- was configured.
+--
+-- What comes back is checked before use: a value that is not JSON, or whose key
+-- is not the request's (another program's value under the prefix, a truncated
+-- write), or without an answer text, is a miss, said once.  So a foreign value
+-- never becomes an answer.  Every failure is a miss: Redis down, an error reply
+-- (OOM, READONLY) — said once by the link — and the call goes on locally.
+local json = require "tide.json"
+
+local M = {}
+
+-- The version in the prefix changes when the entry's shape does: old entries are
+-- then simply not found.
+M.PREFIX = "tide:v1:lm:"
+
+--- The answer stored under key, or nil.
+function M.get(client, key)
+  local text, err = client:call("GET", M.PREFIX .. key)
+  if text == nil then
+    if err and err.kind == "redis" then client:refusal("cache read refused", err) end
+    return nil
+  end
+  local ok, entry = pcall(json.decode, text)
+  if ok and type(entry) == "table" and entry.key == key and type(entry.answer) == "table"
+      and type(entry.answer.text) == "string" then
+    return entry.answer
+  end
+  client:refusal("a value under " .. M.PREFIX .. " that is not tide's was ignored",
+    {code = "foreign", message = M.PREFIX .. key})
+  return nil
+end
+
+--- Stores the answer's JSON text (as the disk cache wrote it) under key.
+function M.put(client, key, answer_json, ttl)
+  local value = '{"key":"' .. key .. '","answer":' .. answer_json .. '}'
+  local ok, err
+  if ttl then
+    ok, err = client:call("SET", M.PREFIX .. key, value, "EX", string.format("%d", math.ceil(ttl)))
+  else
+    ok, err = client:call("SET", M.PREFIX .. key, value)
+  end
+  if ok == nil and err and err.kind == "redis" then client:refusal("cache write refused", err) end
+end
+
+return M

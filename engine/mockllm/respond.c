@@ -544,6 +544,11 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
   err = prompt_read(r, k->doc.root, &p);
   if (err) {
     answer_error(a, 400, err, -1);
+  } else if (sc->context_tokens && token_count(p.all.len) > sc->context_tokens) {
+    a->status = 400;  /* context=N: the prompt does not fit */
+    a->body.len = 0;
+    a->text_at = 0;
+    reply_context_window(&a->body, r);
   } else {
     if (r == ROUTE_GEMINI) {
       p.model = k->model;
@@ -552,6 +557,8 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
     reply_usage_init(&p, r, sc->cached);
     if (sc->reply)  /* a scripted text wins over tool calls */
       buf_add(&text, sc->reply, sc->reply_len);
+    else if (sc->react && react_answer(&text, &p, sc))
+      ;  /* a ReAct step, as react= scripts it */
     else if ((sc->fault == FAULT_HUGE || tools_plan(r, k->doc.root, sc, &p) == 0) &&
              !task_answer(&text, &p, k->doc.root))
       answer_default(&text, &p, k->doc.root);

@@ -127,6 +127,9 @@ tide.Tool = require("tide.tools.tool").new
 --- tide.mcp.connect{command = {...}} or {url = ...}: an MCP server's tools as tide.Tools.
 tide.mcp = require "tide.mcp"
 
+--- tide.ReAct(signature, {tools, max_iters}): DSPy's ReAct agent, its prompts included.
+tide.ReAct = require("tide.react").new
+
 -- ---- patterns ------------------------------------------------------------------
 
 --- Modules over modules, as DSPy's: BestOfN (N attempts at once, the best kept), Refine

@@ -18,6 +18,7 @@ local prediction = require "tide.prediction"
 local settings = require "tide.settings"
 local check = require "tide.check"
 local state = require "tide.state"
+local tools = require "tide.tools.loop"
 
 local M = {}
 
@@ -51,7 +52,8 @@ end
 
 --- tide.Predict(signature [, opts]) — opts: lm, adapter, demos, config,
 -- parse_retries (0: how often a reply that does not parse is asked again), fallback
--- (false: not the adapter's fallback after that; the chat adapter's is the JSON adapter).
+-- (false: not the adapter's fallback after that; the chat adapter's is the JSON adapter),
+-- tools (with max_iters, tool_choice, limit, timeout: the tool loop, tide/tools/loop.lua).
 function M.new(sig, opts)
   if type(opts) == "string" then opts = {instructions = opts} end
   opts = check.type("Predict", 2, opts, "table", true) or {}
@@ -65,6 +67,7 @@ function M.new(sig, opts)
     config = opts.config or {},
     fallback = opts.fallback ~= false,
     parse_retries = opts.parse_retries or 0,
+    tool_loop = tools.from_options("Predict", opts),   -- nil without opts.tools
   }, Predict)
   return self
 end
@@ -201,7 +204,8 @@ end
 -- which tail-calls it, so that a call in flight keeps only this small frame: a
 -- coroutine's stack keeps the size of the deepest point it reached (spec/
 -- memory_spec.lua bounds what a waiting Predict and panel critic hold).
-local function answer(sig, lm, adapter, inputs, c)
+local function answer(sig, lm, adapter, inputs, c, tool_loop)
+  if tool_loop then return tools.run(lm, adapter, sig, inputs, c, tool_loop) end
   local outputs = adapter.call(lm, sig, inputs, c)
   return prediction.prediction(outputs[1], outputs)
 end
@@ -216,7 +220,7 @@ function Predict:__call(args, opts)
   local adapter = options.adapter or self.adapter or settings.get("adapter") or chat
   -- a call without options hands the adapter the predictor: it has the fields asked for
   return answer(self.signature, lm, adapter, inputs,
-    options == EMPTY and self or call_options(self, options))
+    options == EMPTY and self or call_options(self, options), self.tool_loop)
 end
 
 --- The predictors of this module: itself, named as DSPy names it: "self" for a

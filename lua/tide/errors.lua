@@ -100,6 +100,9 @@ M.kinds = {
   program = {retryable = false, from = "tide.Evaluate, optimizers", meaning = "the program returned nil"},
   code = {retryable = false, from = "tide.ProgramOfThought",
     meaning = "the generated code still failed after max_iters tries (`code`, `code_error`)"},
+  max_iters = {retryable = false, from = "tide.Predict with tools",
+    meaning = "the model still called tools after max_iters turns of calls (`trajectory`: " ..
+      "the conversation, `tool_calls`: each call with its result, error and timing)"},
   max_errors = {retryable = false, from = "tide.Evaluate, optimizers, tide.Parallel",
     meaning = "more examples failed than max_errors allows: the run stopped"},
 }

@@ -292,7 +292,7 @@ local function critics_section(b, rows, critics)
     if c.failed > 0 then caption = caption .. string.format(', <span class="err">%d failed</span>', c.failed) end
     b.add("<figure>")
     b.add(plot.histogram(data.histogram(c.scores, {bins = 10}), {colour = plot.COLOURS.critic,
-      width = 360, height = 160, label = "scores of critic " .. b.clean(name)}))
+      width = 340, height = 160, label = "scores of critic " .. b.clean(name)}))
     b.add("<figcaption>" .. caption .. "</figcaption></figure>")
   end
   b.add("</div>")

@@ -24,6 +24,21 @@ local function number_text(v)
 end
 M.number_text = number_text
 
+--- The smallest round width (1, 2, 2.5 or 5 times a power of ten) >= raw.
+local function nice(raw)
+  if raw <= 0 then return 1 end
+  local scale = 10 ^ math.floor(math.log(raw, 10))
+  for _, f in ipairs{1, 2, 2.5, 5, 10} do
+    if f * scale >= raw * (1 - 1e-9) then return f * scale end
+  end
+  return 10 * scale
+end
+
+--- A bin edge as text, without the float's noise (0.30000000000000004 → 0.3).
+local function edge(v)
+  return number_text(tonumber(string.format("%.6g", v)))
+end
+
 --- histogram(values, {bins = 20, cap, unit}) → a list of {label, count, title}.
 -- Few distinct values (a boolean metric's 0 and 1, a 1-10 scale) get one bin
 -- each; others equal-width bins from the smallest value to the largest, or to
@@ -57,26 +72,25 @@ function M.histogram(values, opts)
     if v > hi then hi = v end
   end
   local top = opts.cap and math.min(opts.cap, hi) or hi
-  local n = opts.bins or 20
   local over = opts.cap and hi > opts.cap
-  local width = (top - lo) / n
-  if width <= 0 then width = 1 end
+  -- a round bin width (1, 2, 2.5 or 5 times a power of ten) from a round start,
+  -- so the labels read 0.1 s, 0.2 s... rather than 0.000781 s
+  local width = nice((top - lo) / (opts.bins or 20))
+  local first = math.floor(lo / width) * width
+  local n = math.max(1, math.floor((top - first) / width) + 1)
   local bins = {}
   for i = 1, n do
-    local a = lo + (i - 1) * width
-    bins[i] = {label = number_text(tonumber(string.format("%.3g", a))) .. unit, count = 0, from = a,
-      to = a + width}
+    local a = first + (i - 1) * width
+    bins[i] = {label = edge(a) .. unit, count = 0, from = a, to = a + width}
   end
-  if over then bins[n + 1] = {label = "> " .. number_text(tonumber(string.format("%.3g", top))) .. unit,
-    count = 0, from = top, to = hi} end
+  if over then bins[n + 1] = {label = "> " .. edge(top) .. unit, count = 0, from = top, to = hi} end
   for _, v in ipairs(values) do
     local i
-    if over and v > top then i = n + 1 else i = math.min(n, math.floor((v - lo) / width) + 1) end
+    if over and v > top then i = n + 1 else i = math.min(n, math.floor((v - first) / width) + 1) end
     bins[i].count = bins[i].count + 1
   end
   for _, b in ipairs(bins) do
-    b.title = string.format("%s to %s%s: %d rows", number_text(tonumber(string.format("%.3g", b.from))),
-      number_text(tonumber(string.format("%.3g", b.to))), unit, b.count)
+    b.title = string.format("%s to %s%s: %d rows", edge(b.from), edge(b.to), unit, b.count)
   end
   return bins
 end

@@ -208,3 +208,30 @@ describe("tide.Predict with tools", function()
     end
   end)
 end)
+
+describe("mockllm's agent scripts", function()
+  local server
+  setup(function() server = mockllm.start() end)
+  teardown(function() server:stop() end)
+  after_each(assert_clean)
+
+  local function refusal(scenario)
+    local r = tide.request{url = server.url .. "/v1/chat/completions", method = "POST",
+      headers = {["Content-Type"] = "application/json", Authorization = "Bearer sk-spec",
+                 ["X-Mock-Scenario"] = scenario},
+      body = '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'}
+    return r.status, r.body
+  end
+
+  it("refuses a bad tool_turns, react or context value, naming it", function()
+    local status, body = refusal("tool_turns=" .. encode('weather({"city":"Oslo"})|clock('))
+    assert.are.equal(400, status)
+    assert.matches("tool_calls: no ')' after 'clock'", body, 1, true)
+    status, body = refusal("react=" .. encode('a({})+b({})'))
+    assert.are.equal(400, status)
+    assert.matches("react wants one NAME(JSON_ARGS) per step, step 1 has 2", body, 1, true)
+    status, body = refusal("context=0")
+    assert.are.equal(400, status)
+    assert.matches("bad token count for 'context'", body, 1, true)
+  end)
+end)

@@ -48,6 +48,7 @@ static void usage(FILE *f)
         "  bytes endless\n"
         "  lenient invalid_key (strict checks, see --lenient)\n"
         "  tool_calls=NAME(ARGS)+... tool_args=malformed (tool calls)\n"
+        "  tool_turns=T1|T2|... react=STEP|STEP|... (agents) context=TOKENS\n"
         "  fault=drop|reset_headers|reset_body|truncate|malformed|empty|html|error_body|\n"
         "        huge|drip|hang|blocked|no_text|stream_error|stream_drop|stream_cut|\n"
         "        stream_reset\n"

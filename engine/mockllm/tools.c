@@ -4,7 +4,8 @@
    names, with its arguments, or by default the forced tool or else the first
    one, with arguments the schema filler makes valid against its parameters.
    After a tool result (the conversation's last message), an auto choice
-   answers with text, so an agent loop ends. */
+   answers with text, so an agent loop ends. tool_turns= scripts an agent
+   instead: a script per turn, the turn being how often the model spoke. */
 #include "reply.h"
 
 #include <stdlib.h>

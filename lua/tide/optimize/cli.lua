@@ -25,7 +25,11 @@ local M = {}
 local OPTIMIZERS = {
   labeled = {make = function(o) return tide.LabeledFewShot{k = o.k or 16, seed = o.seed} end, metric = false},
   bootstrap = {make = function(o) return tide.BootstrapFewShot(o) end},
-  random = {make = function(o) return tide.BootstrapFewShotWithRandomSearch(o) end, uses_val = true},
+  random = {make = function(o) return tide.BootstrapFewShotWithRandomSearch(o) end},
+  mipro = {make = function(o)
+    o.auto = "light"
+    return tide.MIPROv2(o)
+  end},
 }
 M.OPTIMIZERS = OPTIMIZERS
 

@@ -56,6 +56,8 @@ end
 
 --- The candidate of number `k` (-3 zero-shot, -2 labeled, -1 bootstrap in order,
 -- 0.. shuffled bootstraps), or nil when the budget cannot pay for its bootstrap.
+-- self: {params (tide.optimize.bootstrap's), seed, min_num_samples}; MIPROv2's
+-- demo sets are made the same way.
 local function candidate(self, run, program, trainset, k)
   local p = self.params
   if k == -3 then return zero_shot(program), "zero-shot" end
@@ -76,6 +78,8 @@ local function candidate(self, run, program, trainset, k)
   return (bootstrap.bootstrap(run, params, program, train, self.seed + k)),
     k == -1 and "bootstrap" or string.format("bootstrap (seed %d, %d demos)", self.seed + k, size)
 end
+
+M.candidate = candidate
 
 --- opt:compile(program, {trainset = examples, valset = examples?}) → the best candidate.
 function Search:compile(program, opts)

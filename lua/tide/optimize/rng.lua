@@ -30,6 +30,16 @@ function Rng:below(n)
   return math.ult(0, n) and ((self:next() >> 1) % n) or 0
 end
 
+--- A float in [0, 1), 53 bits.
+function Rng:random()
+  return (self:next() >> 11) * (1.0 / (1 << 53))
+end
+
+--- One item of list, uniformly.
+function Rng:choice(list)
+  return list[self:below(#list) + 1]
+end
+
 --- k distinct items of list (all when k >= #list), in the order drawn: a partial
 -- Fisher-Yates shuffle of a copy.
 function Rng:sample(list, k)

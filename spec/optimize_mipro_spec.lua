@@ -1,0 +1,70 @@
+-- tide.MIPROv2 against mockllm's prompt-dependent task: its proposer writes the
+-- instruction that teaches the task when its prompt shows bootstrapped demos.
+local tide = require "tide"
+local lm_server = require "support.lm_server"
+local task = require "support.optimize_task"
+local assert_clean = require "support.clean"
+
+describe("tide.MIPROv2", function()
+  local env, lm
+  setup(function()
+    env = lm_server.start()
+    lm = task.lm(env.server)
+  end)
+  teardown(function() env:stop() end)
+  before_each(function() env.server:reset() end)
+  after_each(assert_clean)
+
+  it("auto = 'light' lifts the dev score from zero-shot to >= 0.9, with proposed instructions", function()
+    local program = tide.ChainOfThought("word -> answer", {lm = lm})
+    local dev = task.examples(17, 24)
+    assert.are.equal(0, task.score(program, dev))
+    local opt = tide.MIPROv2{metric = task.metric, auto = "light", seed = 7, display_progress = false}
+    local compiled = opt:compile(program, {trainset = task.examples(1, 8), valset = task.examples(9, 16),
+      max_bootstrapped_demos = 2, max_labeled_demos = 2})
+    assert.is_true(task.score(compiled, dev) >= 0.9)
+    assert.are.same({}, program.demos)
+    local log = opt.log
+    assert.are.equal(6, log.num_candidates)
+    assert.are.equal(10, log.num_trials)          -- DSPy's max(2·2·log2 6, 1.5·6)
+    local proposals = log.instructions.predict
+    assert.are.equal(6, #proposals)
+    assert.are.equal(program.signature.instructions, proposals[1].instruction)
+    local good = 0
+    for _, p in ipairs(proposals) do
+      if p.instruction:find("Reverse the letters", 1, true) then good = good + 1 end
+    end
+    assert.is_true(good >= 1)                     -- grounded on bootstrapped demos
+    assert.are.equal("baseline", log.candidates[1].kind)
+    assert.are.equal(0, log.candidates[1].score)
+    assert.are.equal(1, log.chosen.score)
+  end)
+
+  it("searches instructions alone (no demos) and the same seed gives the same program from the cache", function()
+    local program = tide.Predict("word -> answer", {lm = lm})
+    local function compile()
+      return tide.MIPROv2{metric = task.metric, num_candidates = 4, num_trials = 6, seed = 3,
+        minibatch_size = 4, minibatch_full_eval_steps = 3, display_progress = false}
+        :compile(program, {trainset = task.examples(1, 8), valset = task.examples(9, 16),
+          max_bootstrapped_demos = 0, max_labeled_demos = 0})
+    end
+    local first = compile()
+    local before = env.server:stats().requests
+    local again = compile()
+    assert.are.equal(first.signature.instructions, again.signature.instructions)
+    assert.are.same({}, first.demos)
+    assert.are.equal(before, env.server:stats().requests)
+  end)
+
+  it("refuses bad options and a valset smaller than a minibatch before any LM call", function()
+    assert.has_error(function() tide.MIPROv2{metric = task.metric, auto = "huge"} end)
+    assert.has_error(function() tide.MIPROv2{metric = task.metric} end)
+    assert.has_error(function() tide.MIPROv2{metric = task.metric, auto = "light", num_trials = 3} end)
+    local opt = tide.MIPROv2{metric = task.metric, auto = "light", minibatch_size = 10}
+    local ok, err = pcall(opt.compile, opt, tide.Predict("word -> answer", {lm = lm}),
+      {trainset = task.examples(1, 8), valset = task.examples(9, 12)})
+    assert.is_false(ok)
+    assert.matches("the valset %(4 examples%) is smaller than a minibatch %(minibatch_size = 10%)", err)
+    assert.are.equal(0, env.server:stats().requests)
+  end)
+end)

@@ -2,6 +2,7 @@
    scenario: routing, latency, status, and the faults that break HTTP on purpose. */
 #include "mockllm.h"
 #include "reply.h"
+#include "apis.h"
 #include "prompt_task.h"
 
 #include <stdio.h>
@@ -513,9 +514,36 @@ static void more_choices(enum route r, const struct json *root, struct prompt *p
   p->variant = 0;
 }
 
+/* The Responses API and embeddings (responses.c, embeddings.c): their body,
+   or their events in the scenario's framing. */
+static void answer_api(struct answer *a, struct conn *c, enum route r, enum api api,
+                       const struct scenario *sc, const struct call *k)
+{
+  struct api_answer x;
+  memset(&x, 0, sizeof x);
+  if (api == API_RESPONSES)
+    responses_answer(&x, k->doc.root, sc, k->stream && streams_with(sc->fault),
+                     stream_end_of(sc->fault), ++c->srv->next_id);
+  else
+    embeddings_answer(&x, r, k->doc.root, k->model, k->model_len, sc->lenient);
+  a->status = x.status;
+  buf_free(&a->body);
+  a->body = x.body;
+  a->text_at = 0;
+  if (x.stream) {
+    a->stream = 1;
+    a->ctype = "text/event-stream; charset=utf-8";
+    a->ev = x.ev;
+    if (sc->sse_eol != EOL_DEFAULT)
+      events_set_eol(&a->ev, eol_text(sc->sse_eol));
+    a->filler_event = filler_event_for(sc->sse_eol, r);
+  }
+}
+
 static void answer_provider(struct answer *a, struct conn *c, const struct request *rq,
                             enum route r, const struct scenario *sc, struct call *k)
 {
+  enum api api = api_of(rq->target, rq->target_len);
   struct prompt p;
   struct buf text = {0};
   const char *err;
@@ -531,6 +559,14 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
     snprintf(msg, sizeof msg, "invalid JSON in request body: %s at byte %zu",
              k->doc.error, k->doc.error_at);
     answer_error(a, 400, msg, -1);
+    return;
+  }
+  if (api == API_AZURE && !sc->lenient && strict_azure(rq, &f)) {
+    answer_refusal(a, &f);
+    return;
+  }
+  if (api == API_RESPONSES || api == API_EMBEDDINGS) {
+    answer_api(a, c, r, api, sc, k);
     return;
   }
   if (sc->fault == FAULT_BLOCKED)

@@ -3,6 +3,7 @@
    answer shows up in tide's specs as it would in production. --lenient or
    the scenario key lenient=1 turns these checks off. */
 #include "reply.h"
+#include "apis.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,23 @@ int strict_auth(enum route r, const struct request *rq, int invalid_key, struct 
   }
   free(owned);
   return refused;
+}
+
+/* Azure: the key in an api-key header (a bearer token is Entra ID's, which
+   mockllm does not serve), and an api-version in the query. */
+int strict_azure(const struct request *rq, struct refusal *f)
+{
+  memset(f, 0, sizeof *f);
+  if (rq->auth == NULL || strcmp(rq->auth, "api-key") != 0) {
+    f->x.code = "401";
+    return refuse(f, 401, "Access denied due to missing subscription key. Make sure to include "
+                  "subscription key when making requests to an API.");
+  }
+  if (!query_has(rq->target, rq->target_len, "api-version", NULL)) {
+    f->x.code = "404";
+    return refuse(f, 404, "Resource not found");
+  }
+  return 0;
 }
 
 static int is_empty_content(const struct json *c)

@@ -1,7 +1,9 @@
 --- Model strings to providers: resolve("provider/model", opts) → provider, cfg.
 --
--- A provider module speaks one wire format (openai, anthropic, gemini); the
--- shortcuts are OpenAI-compatible servers with their own URL and key variable.
+-- A provider module speaks one wire format (openai, anthropic, gemini, and
+-- OpenAI's Responses API in responses.lua; azure.lua is OpenAI's format on
+-- Azure's paths); the shortcuts are OpenAI-compatible servers with their own
+-- URL and key variable.
 --
 -- The provider contract: what tide.LM (lm.lua) asks of a wire-format module.
 -- Every function is plain (no I/O, no waiting); tide.LM does the HTTP, retries,
@@ -47,10 +49,35 @@ local PROVIDERS = {
                base_env = "ANTHROPIC_BASE_URL", base = "https://api.anthropic.com"},
   gemini = {module = "gemini", keys = {"GEMINI_API_KEY", "GOOGLE_API_KEY"},
             base_env = "GEMINI_BASE_URL", base = "https://generativelanguage.googleapis.com"},
-  ollama = {module = "openai", keys = {}, keyless = true, base = "http://localhost:11434/v1"},
-  openrouter = {module = "openai", keys = {"OPENROUTER_API_KEY"},
-                base = "https://openrouter.ai/api/v1"},
-  groq = {module = "openai", keys = {"GROQ_API_KEY"}, base = "https://api.groq.com/openai/v1"},
+  ollama = {module = "openai", keys = {}, keyless = true, base = "http://localhost:11434/v1",
+            no_n = true},
+  openrouter = {module = "openai", keys = {"OPENROUTER_API_KEY", "OR_API_KEY"},
+                base_env = "OPENROUTER_API_BASE", base = "https://openrouter.ai/api/v1", no_n = true},
+  groq = {module = "openai", keys = {"GROQ_API_KEY"}, base_env = "GROQ_API_BASE",
+          base = "https://api.groq.com/openai/v1", no_n = true},
+  -- OpenAI-compatible hosts, with LiteLLM's key and base-URL variables.  no_n:
+  -- the host answers one choice whatever n says, so lm:call{n = 3} makes 3 calls
+  mistral = {module = "openai", keys = {"MISTRAL_API_KEY"}, base_env = "MISTRAL_API_BASE",
+             base = "https://api.mistral.ai/v1"},
+  deepseek = {module = "openai", keys = {"DEEPSEEK_API_KEY"}, base_env = "DEEPSEEK_API_BASE",
+              base = "https://api.deepseek.com/beta", no_n = true},
+  together_ai = {module = "openai",
+                 keys = {"TOGETHER_API_KEY", "TOGETHER_AI_API_KEY", "TOGETHERAI_API_KEY",
+                         "TOGETHER_AI_TOKEN"},
+                 base_env = "TOGETHER_AI_API_BASE", base = "https://api.together.xyz/v1"},
+  fireworks_ai = {module = "openai",
+                  keys = {"FIREWORKS_API_KEY", "FIREWORKS_AI_API_KEY", "FIREWORKSAI_API_KEY",
+                          "FIREWORKS_AI_TOKEN"},
+                  base_env = "FIREWORKS_API_BASE", base = "https://api.fireworks.ai/inference/v1"},
+  xai = {module = "openai", keys = {"XAI_API_KEY"}, base_env = "XAI_API_BASE",
+         base = "https://api.x.ai/v1"},
+  cerebras = {module = "openai", keys = {"CEREBRAS_API_KEY"}, base_env = "CEREBRAS_API_BASE",
+              base = "https://api.cerebras.ai/v1", no_n = true},
+  perplexity = {module = "openai", keys = {"PERPLEXITYAI_API_KEY", "PERPLEXITY_API_KEY"},
+                base_env = "PERPLEXITY_API_BASE", base = "https://api.perplexity.ai", no_n = true},
+  -- Azure OpenAI: the model string names a deployment, the URL is the resource's
+  azure = {module = "azure", keys = {"AZURE_API_KEY"}, base_env = "AZURE_API_BASE",
+           base_hint = "the resource's URL, e.g. https://NAME.openai.azure.com, or set AZURE_API_BASE"},
   -- self-hosted servers: the URL is the caller's; a key only if the server wants one
   vllm = {module = "openai", keys = {"OPENAI_API_KEY"}, keyless = true},
   openai_compatible = {module = "openai", keys = {"OPENAI_API_KEY"}, keyless = true},
@@ -104,8 +131,8 @@ local function base_url(spec, prefix, opts, env)
   end
   base = base or spec.base
   if base == nil then
-    check.misuse(string.format("tide.LM: %s needs base_url (the server's OpenAI-compatible "
-      .. "/v1 URL, e.g. http://localhost:8000/v1)", prefix))
+    check.misuse(string.format("tide.LM: %s needs base_url (%s)", prefix, spec.base_hint or
+      "the server's OpenAI-compatible /v1 URL, e.g. http://localhost:8000/v1"))
   end
   check.type("LM", what, base, "string")
   header_safe(what, base)
@@ -147,10 +174,39 @@ function M.key_variables()
   return names
 end
 
+-- Azure's api-version when neither opts.api_version nor AZURE_API_VERSION
+-- gives one: the newest generally available version of the data-plane API.
+M.AZURE_API_VERSION = "2024-10-21"
+
+local function api_version(opts, env)
+  local v = opts.api_version
+  if v ~= nil then
+    return header_safe("opts.api_version", check.type("LM", "opts.api_version", v, "string"))
+  end
+  v = env_value(env, "AZURE_API_VERSION")
+  return v and header_safe("AZURE_API_VERSION", v) or M.AZURE_API_VERSION
+end
+
+-- opts.api: which of a provider's APIs to speak.  Only OpenAI's format has a
+-- second one, the Responses API (POST {base}/responses).
+local function module_of(spec, prefix, opts)
+  local api = check.type("LM", "opts.api", opts.api, "string", true)
+  if api == nil or api == "chat" then return spec.module end
+  if api ~= "responses" then
+    check.fail("LM", "opts.api", string.format("'%s': \"chat\" or \"responses\" expected", api))
+  end
+  if spec.module ~= "openai" then
+    check.fail("LM", "opts.api", string.format("%s has no Responses API: it is OpenAI's "
+      .. "(openai/..., or an OpenAI-compatible server that serves /responses)", prefix))
+  end
+  return "responses"
+end
+
 --- resolve(model_string, opts) → provider module, cfg
--- cfg = {provider, model, base_url, api_key (or nil), headers}.  opts: api_key,
--- base_url, headers, env (a getenv function, for specs).  Misuse raises at the
--- caller's line.
+-- cfg = {provider, model, base_url, api_key (or nil), headers, takes_n (false
+-- when the host has no n), api_version (Azure)}.  opts: api_key, base_url,
+-- headers, api ("chat" or "responses"), api_version (Azure), env (a getenv
+-- function, for specs).  Misuse raises at the caller's line.
 function M.resolve(model_string, opts)
   opts = opts or {}
   check.type("LM", 1, model_string, "string")
@@ -168,14 +224,17 @@ function M.resolve(model_string, opts)
   local env = opts.env or os.getenv
   local base = base_url(spec, prefix, opts, env)
   local headers = headers_of(opts)
-  local provider = require("tide.providers." .. spec.module)
-  return provider, {
+  local provider = require("tide.providers." .. module_of(spec, prefix, opts))
+  local cfg = {
     provider = prefix == "google" and "gemini" or prefix,
     model = model,
     base_url = base,
     api_key = api_key(spec, prefix, opts, env),
     headers = headers,
+    api_version = spec.module == "azure" and api_version(opts, env) or nil,
   }
+  if spec.no_n then cfg.takes_n = false end
+  return provider, cfg
 end
 
 return M

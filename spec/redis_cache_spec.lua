@@ -1,0 +1,339 @@
+--- tide.core.redis on a real redis-server, the redis:// URLs, and the LM cache's
+-- Redis tier: two processes on one Redis (the second repeats no request, counted
+-- at mockllm), foreign values, error replies, and Redis killed and restarted mid-run.
+local tide = require "tide"
+local core = require "tide.core"
+local cjson = require "cjson"
+local cache_mod = require "tide.cache"
+local shared_redis = require "tide.shared.redis"
+local shared_cache = require "tide.shared.cache"
+local redis = require "support.redis"
+local mockllm = require "support.mockllm"
+local assert_clean = require "support.clean"
+
+local TIDE = os.getenv("TIDE_BIN") or "build/tide"
+
+--- Waits (running the loop) until the connection's state is `want`.
+local function wait_state(conn, want)
+  for _ = 1, 600 do
+    if conn:state() == want then return true end
+    tide.sleep(0.01)
+  end
+  return conn:state() == want
+end
+
+--- Runs spec/support/redis_shard.lua as its own tide process → its JSON line.
+local function shard(server_url, redis_url, n, prefix)
+  local cmd = string.format("TIDE_REDIS_URL='%s' %s spec/support/redis_shard.lua %s %d 0 %s",
+    redis_url, TIDE, server_url, n, prefix)
+  local p = assert(io.popen(cmd))
+  local out = p:read("a")
+  p:close()
+  return cjson.decode(out:match("[^\n]+"))
+end
+
+describe("tide.core.redis", function()
+  local server
+  setup(function() server = redis.start{password = "s3cret-pw"} end)
+  teardown(function() server:stop() end)
+  after_each(assert_clean)
+
+  local function open(opts)
+    opts = opts or {}
+    return core.redis{host = "127.0.0.1", port = server.port,
+      password = opts.password or "s3cret-pw", timeout = opts.timeout}
+  end
+
+  it("sends commands and gives their replies as Lua values", function()
+    local r <close> = open()
+    assert.are.equal("OK", r:command("SET", "greeting", "hello\0world"))
+    assert.are.equal("hello\0world", r:command("GET", "greeting"))
+    assert.is_nil(r:command("GET", "absent"))
+    assert.are.equal(3, r:command("RPUSH", "list", "a", 2, "c"))
+    assert.are.same({"a", "2", "c"}, r:command("LRANGE", "list", 0, -1))
+    assert.are.same({1, false, {"x"}},
+      r:command("EVAL", "return {1, redis.call('GET', 'nothing'), {'x'}}", 0))
+    assert.are.equal("ready", r:state())
+  end)
+
+  it("pipelines the commands of many tasks on one link, each reply to its caller", function()
+    local r <close> = open()
+    r:command("DEL", "counter")
+    local ids = {}
+    for i = 1, 200 do ids[i] = i end
+    local got = tide.map(ids, function(i)
+      local n = r:command("INCR", "counter")
+      assert.are.equal(tostring(i), r:command("ECHO", tostring(i)))
+      return n
+    end)
+    table.sort(got)
+    for i = 1, 200 do assert.are.equal(i, got[i]) end
+    assert.are.equal(1, r:stats().connects)
+    assert.are.equal(0, r:stats().pending)
+  end)
+
+  it("raises an error reply as kind redis with its code, and goes on", function()
+    local r <close> = open()
+    local ok, err = pcall(r.command, r, "EVALSHA", string.rep("0", 40), 0)
+    assert.is_false(ok)
+    assert.are.equal("redis", err.kind)
+    assert.are.equal("NOSCRIPT", err.code)
+    assert.matches("127.0.0.1:" .. server.port, err.message, 1, true)
+    assert.are.equal("PONG", r:command("PING"))
+  end)
+
+  it("says a wrong password without showing either password", function()
+    local r <close> = open{password = "not-the-one"}
+    local ok, err = pcall(r.command, r, "GET", "x")
+    assert.is_false(ok)
+    assert.are.equal("redis_unavailable", err.kind)
+    assert.matches("WRONGPASS", err.message)
+    assert.is_nil(err.message:find("not-the-one", 1, true))
+    assert.is_nil(err.message:find("s3cret-pw", 1, true))
+    assert.are.equal("down", r:state())
+    -- while down, a command fails at once (callers fall back without waiting)
+    ok, err = pcall(r.command, r, "GET", "x")
+    assert.are.equal("redis_unavailable", err.kind)
+  end)
+
+  it("fails commands at once when nothing listens, then connects once Redis is there", function()
+    local r <close> = core.redis{host = "127.0.0.1", port = 1}
+    local ok, err = pcall(r.command, r, "PING")
+    assert.is_false(ok)
+    assert.are.equal("redis_unavailable", err.kind)
+    assert.matches("refused", err.message)
+  end)
+
+  it("resolves a host name without blocking, and connects", function()
+    local r <close> = core.redis{host = "localhost", port = server.port, password = "s3cret-pw"}
+    assert.are.equal("PONG", r:command("PING"))
+  end)
+
+  it("fails what waits when closed, and refuses use after close", function()
+    local r = open()
+    local t = tide.spawn(function() return r:command("BLPOP", "never-filled", 0) end)
+    tide.sleep(0.05)
+    r:close()
+    local ok, err = pcall(t.wait, t)
+    assert.is_false(ok)
+    assert.are.equal("redis_unavailable", err.kind)
+    assert.matches("closed", err.message)
+    assert.has_error(function() r:command("PING") end, "attempt to use a closed tide.redis")
+    r:close()   -- twice is fine
+  end)
+
+  it("drops a link whose server answers nothing within the timeout", function()
+    local r <close> = open{timeout = 0.2}
+    local ok, err = pcall(r.command, r, "BLPOP", "never-filled", 0)
+    assert.is_false(ok)
+    assert.are.equal("redis_unavailable", err.kind)
+    assert.matches("no reply within 0.2 s", err.message)
+    assert.is_true(wait_state(r, "ready"))   -- and comes back after its back-off
+    assert.are.equal("PONG", r:command("PING"))
+  end)
+
+  it("cancels a waiting command without disturbing the others on the link", function()
+    local r <close> = open()
+    local waiting = tide.spawn(function() return r:command("BLPOP", "never-filled", "0.3") end)
+    tide.sleep(0.02)
+    waiting:cancel()
+    assert.are.equal("cancelled", select(2, pcall(waiting.wait, waiting)).kind)
+    assert.are.equal("PONG", r:command("PING"))   -- its reply (nil after 0.3 s) is dropped
+  end)
+
+  it("refuses wrong arguments, naming them", function()
+    assert.has_error(function() core.redis{port = 1} end)
+    assert.has_error(function() core.redis{host = "h", port = 70000} end,
+      "bad argument #1 to 'redis' (field 'port' must be an integer from 1 to 65535)")
+    local r <close> = open()
+    assert.has_error(function() r:command() end, "bad argument #1 to 'command' (a command name expected)")
+    assert.has_error(function() r:command("GET", {}) end,
+      "bad argument #2 to 'command' (string or number expected, got table)")
+  end)
+end)
+
+describe("redis:// URLs", function()
+  it("parses host, port, credentials and database", function()
+    local o = shared_redis.parse("redis://user:p%40ss@cache.example:6380/3")
+    assert.are.same({host = "cache.example", port = 6380, user = "user", password = "p@ss",
+      db = 3, where = "cache.example:6380"}, o)
+    o = shared_redis.parse("redis://:pw@[::1]")
+    assert.are.same({host = "::1", port = 6379, password = "pw", db = 0, where = "[::1]:6379"}, o)
+    assert.are.same({host = "h", port = 6379, db = 0, where = "h:6379"},
+      shared_redis.parse("redis://h/"))
+  end)
+
+  it("says what is wrong with a malformed URL, without its password", function()
+    local cases = {
+      {"http://h:1", "not redis://"},
+      {"redis://:secretpw@h:99999", "a port outside 1%-65535"},
+      {"redis://:secretpw@h/x", "a path that is not /DB"},
+      {"redis://:secretpw@/0", "no host"},
+      {"redis://secretpw@h", "credentials without ':'"},
+    }
+    for _, c in ipairs(cases) do
+      local o, why = shared_redis.parse(c[1])
+      assert.is_nil(o)
+      assert.matches(c[2], why)
+      assert.is_nil(why:find("secretpw", 1, true))
+    end
+  end)
+
+  it("refuses rediss:// saying this hiredis has no TLS", function()
+    local o, why = shared_redis.parse("rediss://:pw@h:6380")
+    assert.is_nil(o)
+    assert.matches("this hiredis %(" .. core.hiredis_version .. "%) was built without TLS", why)
+  end)
+
+  it("makes tide.configure{redis = ...} misuse raise at the caller's line", function()
+    local ok, err = pcall(tide.configure, {redis = "redis://:pw@h:0"})
+    assert.is_false(ok)
+    assert.matches("bad argument 'redis' to 'configure' %(a port outside", err)
+    assert.has_error(function() tide.configure{redis = 42} end)
+    assert.has_error(function() tide.configure{redis = {url = "redis://h", ttl = -1}} end)
+  end)
+end)
+
+describe("the LM cache's Redis tier", function()
+  local server, llm
+  local warnings
+  local saved_warn = shared_redis.warn
+  setup(function()
+    server = redis.start()
+    llm = mockllm.start()
+  end)
+  teardown(function()
+    tide.configure{redis = false}
+    shared_redis.warn = saved_warn
+    llm:stop()
+    server:stop()
+  end)
+  before_each(function()
+    llm:reset()
+    server:cli("FLUSHALL")
+    warnings = {}
+    shared_redis.warn = function(message) warnings[#warnings + 1] = message end
+    tide.configure{redis = server.url}
+  end)
+  after_each(function()
+    tide.configure{redis = false}
+    assert_clean()
+  end)
+
+  local function new_lm(cache)
+    return tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-tier-secret",
+      cache = cache})
+  end
+
+  it("lets a second process repeat no request the first one made", function()
+    local first = shard(llm.url, server.url, 12, "shared")
+    assert.are.equal(12, llm:stats().requests)
+    assert.are.equal(0, first.cached)
+    local second = shard(llm.url, server.url, 12, "shared")
+    assert.are.equal(12, llm:stats().requests)   -- none more: every answer came from Redis
+    assert.are.equal(12, second.cached)
+    assert.are.same(first.texts, second.texts)
+    assert.are.same({}, second.warnings)
+    -- what Redis holds: tide's entries under the versioned prefix, no key in them
+    local keys = server:cli("KEYS", "*")
+    for key in keys:gmatch("[^\n]+") do
+      assert.matches("^tide:v1:lm:%x+$", key)
+      assert.is_nil(server:cli("GET", key):find("sk-shard-secret", 1, true))
+    end
+  end)
+
+  it("serves a fresh cache from Redis, keeping what it read in memory", function()
+    local lm1 = new_lm(cache_mod.new{dir = false})
+    local answer = lm1:call("colour?")
+    assert.are.equal(1, llm:stats().requests)
+    local c2 = cache_mod.new{dir = false}
+    local lm2 = new_lm(c2)
+    local again = lm2:call("colour?")
+    assert.is_true(again.cached)
+    assert.are.equal(answer.text, again.text)
+    assert.are.equal(1, llm:stats().requests)
+    assert.are.equal(1, c2.size)
+  end)
+
+  it("writes entries with the configured TTL", function()
+    tide.configure{redis = {url = server.url, ttl = 300}}
+    new_lm(cache_mod.new{dir = false}):call("ttl?")
+    local key = server:cli("KEYS", "tide:v1:lm:*")
+    local ttl = tonumber(server:cli("TTL", key))
+    assert.is_true(ttl > 290 and ttl <= 300)
+  end)
+
+  it("ignores a value under the prefix that is not tide's, and says so once", function()
+    local c = cache_mod.new{dir = false}
+    local key = ("a"):rep(64)
+    server:cli("SET", shared_cache.PREFIX .. key, "not json at all")
+    assert.is_nil(c:get(key))
+    -- a tide entry of another request copied under this key is refused too
+    server:cli("SET", shared_cache.PREFIX .. key,
+      cjson.encode{key = ("b"):rep(64), answer = {text = "poisoned"}})
+    assert.is_nil(c:get(key))
+    assert.are.equal(1, #warnings)
+    assert.matches("not tide's", warnings[1])
+    -- and a call whose key holds such a value is made, then stored over it
+    local lm1 = new_lm(cache_mod.new{dir = false})
+    lm1:call("real?")
+    local stored = server:cli("KEYS", shared_cache.PREFIX .. "*")
+    assert.is_truthy(stored:find("\n", 1, true))   -- two entries now
+  end)
+
+  it("falls back when Redis answers errors (OOM), with one warning", function()
+    local full = redis.start{extra = {"--maxmemory", "1", "--maxmemory-policy", "noeviction"}}
+    tide.configure{redis = full.url}
+    local lm1 = new_lm(cache_mod.new{dir = false})
+    local a = lm1:call("one?")
+    local b = lm1:call("two?")
+    assert.is_string(a.text)
+    assert.is_string(b.text)
+    assert.are.equal(2, llm:stats().requests)
+    assert.are.equal(1, #warnings)
+    assert.matches("cache write refused.*OOM", warnings[1])
+    tide.configure{redis = false}
+    full:stop()
+  end)
+
+  it("loses nothing when Redis is killed mid-run, and shares again once it is back", function()
+    local slow = mockllm.start{latency_ms = 300}
+    local lm_slow = tide.LM("openai/gpt-4o-mini", {base_url = slow.url .. "/v1", api_key = "sk-x",
+      cache = cache_mod.new{dir = false}})
+    local ids = {}
+    for i = 1, 20 do ids[i] = i end
+    local run = tide.spawn(tide.map, ids, function(i) return lm_slow:call("killed " .. i).text end)
+    slow:wait_for(function(s) return s.in_flight == 20 end)
+    server:kill()   -- every call is in flight: their answers cannot be stored in Redis
+    local texts = run:wait()
+    slow:stop()
+    local lm1 = new_lm(cache_mod.new{dir = false})
+    for i = 1, 20 do assert.are.equal("Mock reply to: killed " .. i, texts[i]) end
+    assert.are.equal(1, #warnings)
+    assert.matches("is unavailable", warnings[1])
+    assert.matches("local cache", warnings[1])
+    -- calls go on without it
+    assert.are.equal("Mock reply to: down", lm1:call("down").text)
+    -- back: the link reconnects by itself, and answers are shared again
+    server:restart()
+    local client = shared_redis.current()
+    assert.is_true(wait_state(client.conn, "ready"))
+    lm1:call("after restart")
+    local fresh = new_lm(cache_mod.new{dir = false})
+    local before = llm:stats().requests
+    assert.is_true(fresh:call("after restart").cached)
+    assert.are.equal(before, llm:stats().requests)
+    assert.matches("is back", warnings[#warnings])
+  end)
+
+  it("runs without Redis when TIDE_REDIS_URL is malformed, saying so once", function()
+    local cmd = string.format("TIDE_REDIS_URL='redis://:pw@h:0' %s spec/support/redis_shard.lua %s 2 0 bad",
+      TIDE, llm.url)
+    local p = assert(io.popen(cmd .. " 2>&1"))
+    local out = p:read("a")
+    p:close()
+    assert.matches('"cached":0', out)
+    assert.matches("TIDE_REDIS_URL: a port outside 1%-65535", out)
+    assert.is_nil(out:find(":pw@", 1, true))
+  end)
+end)

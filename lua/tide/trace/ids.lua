@@ -1,0 +1,43 @@
+--- Trace and span ids: random, as W3C Trace Context wants them (16 and 8 bytes,
+-- lowercase hex, never all zero).
+--
+-- The bytes come from /dev/urandom, read 4 KiB at a time, not from math.random:
+-- a program that seeds math.random for its own reproducibility must not make two
+-- runs' traces collide.  Where /dev/urandom cannot be read, math.random mixed with
+-- the clock stands in.
+local core = require "tide.core"
+
+local M = {}
+
+local BLOCK = 4096
+local pool, pos = "", 1
+
+local function refill()
+  local f = io.open("/dev/urandom", "rb")
+  local bytes = f and f:read(BLOCK)
+  if f then f:close() end
+  if bytes == nil or #bytes < BLOCK then
+    local parts = {}
+    local salt = math.floor(core.now() * 1e9) ~ os.time()
+    for i = 1, BLOCK // 4 do parts[i] = string.pack("<I4", (math.random(0, 0xffffffff) ~ salt) & 0xffffffff) end
+    bytes = table.concat(parts)
+  end
+  pool, pos = bytes, 1
+end
+
+--- hex(n) → n random bytes as 2n lowercase hex digits, not all zero.
+local function hex(n)
+  while true do
+    if pos + n - 1 > #pool then refill() end
+    local bytes = pool:sub(pos, pos + n - 1)
+    pos = pos + n
+    if bytes:find("[^%z]") then
+      return string.format(string.rep("%02x", n), bytes:byte(1, n))
+    end
+  end
+end
+
+function M.trace_id() return hex(16) end
+function M.span_id() return hex(8) end
+
+return M

@@ -372,12 +372,13 @@ local function failures_section(b, rows)
   if #kinds == 0 then return end
   b.add('<section id="failures"><h2>Failures by kind</h2>')
   for _, k in ipairs(kinds) do
-    b.add(string.format('<div class="kind"><h3 class="err">%s — %s rows</h3><ul>', b.text(k.kind),
-      count_text(k.count)))
+    b.add(string.format('<div class="kind"><h3 class="err">%s — %s %s</h3><ul>', b.text(k.kind),
+      count_text(k.count), k.count == 1 and "row" or "rows"))
     for _, m in ipairs(k.messages) do
       local shown = {}
       for i, index in ipairs(m.rows) do shown[i] = tostring(index) end
-      local where = string.format("rows %s%s", table.concat(shown, ", "), m.count > #m.rows and ", …" or "")
+      local where = string.format("%s %s%s", #m.rows == 1 and "row" or "rows", table.concat(shown, ", "),
+        m.count > #m.rows and ", …" or "")
       b.add("<li>" .. escape(count_text(m.count) .. " × " .. where) .. ": " .. pre(b, m.message))
       local tried = attempts_text(m.tried)
       if tried then b.add('<span class="sub">tries: ' .. b.text(tried) .. "</span>") end

@@ -287,12 +287,14 @@ static void dspy_answer(struct buf *out, struct field *f, size_t nf,
         buf_adds(out, ", ");
       json_put_str(out, f[i].name, f[i].nlen);
       buf_adds(out, ": ");
-      field_value(out, &f[i], p, h, score, 1);
+      if (!schema_field_answer(out, p, root, f[i].name, f[i].nlen))
+        field_value(out, &f[i], p, h, score, 1);
     } else {
       buf_adds(out, "[[ ## ");
       buf_add(out, f[i].name, f[i].nlen);
       buf_adds(out, " ## ]]\n");
-      field_value(out, &f[i], p, h, score, 0);
+      if (!schema_field_answer(out, p, root, f[i].name, f[i].nlen))
+        field_value(out, &f[i], p, h, score, 0);
       buf_adds(out, "\n\n");
     }
   }

@@ -13,8 +13,71 @@ static void add_text(struct prompt *p, const char *s, size_t n)
   buf_add(&p->all, s, n);
 }
 
-/* A content value: a string, or an array of parts carrying "text". Returns the
-   text via (*s,*n), joining several parts into tmp. */
+/* The bytes a base64 string stands for. */
+static size_t base64_bytes(const struct json *d)
+{
+  size_t n = d->n, pad = 0;
+  while (pad < 2 && n > pad && d->s[n - 1 - pad] == '=')
+    pad++;
+  return n / 4 * 3 - (n % 4 == 0 ? pad : 0);
+}
+
+/* A media part of any of the three formats (OpenAI image_url, input_audio,
+   file; Anthropic image/document source; Gemini inlineData/fileData) as text:
+   "<MIME N bytes>" for inline data, "<MIME URL>" for a reference, so that a
+   reply quoting the prompt shows what arrived. Returns 0 for other parts. */
+static int media_text(const struct json *part, struct buf *out)
+{
+  const struct json *o, *mime = NULL, *data = NULL, *url = NULL;
+  const char *fmt = NULL;
+  if (part->type != JSON_OBJECT)
+    return 0;
+  if ((o = json_get(part, "image_url")) != NULL) {
+    url = json_get(o, "url");
+  } else if ((o = json_get(part, "input_audio")) != NULL) {
+    data = json_get(o, "data");
+    fmt = json_streq(json_get(o, "format"), "mp3") ? "audio/mpeg" : "audio/wav";
+  } else if ((o = json_get(part, "file")) != NULL && o->type == JSON_OBJECT) {
+    url = json_get(o, "file_data");
+  } else if ((o = json_get(part, "source")) != NULL) {
+    mime = json_get(o, "media_type");
+    data = json_get(o, "data");
+    url = json_get(o, "url");
+  } else if ((o = json_get(part, "inlineData")) != NULL) {
+    mime = json_get(o, "mimeType");
+    data = json_get(o, "data");
+  } else if ((o = json_get(part, "fileData")) != NULL) {
+    mime = json_get(o, "mimeType");
+    url = json_get(o, "fileUri");
+  } else {
+    return 0;
+  }
+  if (url && url->type == JSON_STRING && url->n > 5 && memcmp(url->s, "data:", 5) == 0) {
+    const char *semi = memchr(url->s, ';', url->n), *comma = memchr(url->s, ',', url->n);
+    if (semi && comma && semi < comma) {  /* data:MIME;base64,DATA */
+      struct json d = *url;
+      d.s = comma + 1;
+      d.n = url->n - (size_t)(comma + 1 - url->s);
+      buf_addf(out, "<%.*s %zu bytes>", (int)(semi - url->s - 5), url->s + 5, base64_bytes(&d));
+      return 1;
+    }
+  }
+  if (mime && mime->type == JSON_STRING)
+    buf_addf(out, "<%.*s ", (int)(mime->n > 60 ? 60 : mime->n), mime->s);
+  else
+    buf_addf(out, "<%s ", fmt ? fmt : "media");
+  if (data && data->type == JSON_STRING)
+    buf_addf(out, "%zu bytes>", base64_bytes(data));
+  else if (url && url->type == JSON_STRING)
+    buf_addf(out, "%.*s>", (int)(url->n > 80 ? 80 : url->n), url->s);
+  else
+    buf_adds(out, "?>");
+  return 1;
+}
+
+/* A content value: a string, or an array of parts carrying "text" or media
+   (written as media_text). Returns the text via (*s,*n), joining several parts
+   into tmp. */
 static void content_text(const struct json *v, struct buf *tmp, const char **s, size_t *n)
 {
   const struct json *part;
@@ -38,6 +101,12 @@ static void content_text(const struct json *v, struct buf *tmp, const char **s, 
       if (tmp->len)
         buf_addc(tmp, '\n');
       buf_add(tmp, t->s, t->n);
+    } else if (part->type == JSON_OBJECT) {
+      size_t at = tmp->len;
+      if (tmp->len)
+        buf_addc(tmp, '\n');
+      if (!media_text(part, tmp))
+        tmp->len = at;
     }
   }
   *s = tmp->data ? tmp->data : "";

@@ -184,6 +184,12 @@ void answer_default(struct buf *out, struct prompt *p, const struct json *root);
 const struct json *schema_of(enum route r, const struct json *root, const struct json **tool);
 /* A JSON value valid against schema (an object node of the request). */
 void schema_answer(struct buf *out, const struct json *schema, const struct prompt *p);
+/* A DSPy output field whose schema holds a record (pydantic's model): a value
+   valid against it, from the request's structured output or else from the
+   prompt's "# note: ... must adhere to the JSON schema: {...}"; 0 (nothing
+   written) for other fields. root is the request. */
+int schema_field_answer(struct buf *out, const struct prompt *p, const struct json *root,
+                        const char *name, size_t nlen);
 
 /* tools.c: tool calls. Fills p->calls as the request's tools, its
    tool_choice and the scenario (tool_calls=, tool_args=) ask; returns how

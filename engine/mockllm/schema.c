@@ -254,3 +254,58 @@ const struct json *schema_of(enum route r, const struct json *root, const struct
   }
   return json_get(json_get(json_get(root, "response_format"), "json_schema"), "schema");
 }
+
+/* Whether a schema describes an object with properties somewhere (a record:
+   pydantic's model, or a list of them), directly or through a $ref. */
+static int holds_record(const struct json *s, int depth)
+{
+  const struct json *c;
+  if (s == NULL || depth > MAX_DEPTH)
+    return 0;
+  if (s->type == JSON_OBJECT && (json_get(s, "properties") || json_get(s, "$ref")))
+    return 1;
+  for (c = s->type == JSON_OBJECT || s->type == JSON_ARRAY ? s->child : NULL; c; c = c->next)
+    if (holds_record(c, depth + 1))
+      return 1;
+  return 0;
+}
+
+int schema_field_answer(struct buf *out, const struct prompt *p, const struct json *root,
+                        const char *name, size_t nlen)
+{
+  static const char note[] = "}        # note: the value you produce must adhere to the JSON schema: ";
+  const struct json *tool, *s = schema_of(p->route, root, &tool), *m;
+  const char *all = p->all.data, *at, *eol;
+  struct buf pat = {0};
+  struct json_doc d;
+  int done = 0;
+  /* the request's structured output (the JSON adapter): the field's property */
+  for (m = json_get(s, "properties") ? json_get(s, "properties")->child : NULL; m; m = m->next)
+    if (m->keylen == nlen && memcmp(m->key, name, nlen) == 0) {
+      if (!holds_record(m, 0))
+        return 0;
+      schema_answer(out, m, p);
+      return 1;
+    }
+  /* else the chat structure's note: "{name}        # note: ... JSON schema: {...}" */
+  if (all == NULL)
+    return 0;
+  buf_addc(&pat, '{');
+  buf_add(&pat, name, nlen);
+  buf_adds(&pat, note);
+  at = mem_find(all, p->all.len, pat.data, pat.len);
+  buf_free(&pat);
+  if (at == NULL)
+    return 0;
+  at += nlen + sizeof note;   /* '{', the name, then the note (sizeof counts its NUL) */
+  eol = memchr(at, '\n', p->all.len - (size_t)(at - all));
+  if (eol == NULL)
+    eol = all + p->all.len;
+  if (json_parse(&d, at, (size_t)(eol - at)) == 0 && d.root->type == JSON_OBJECT &&
+      holds_record(d.root, 0)) {
+    schema_answer(out, d.root, p);
+    done = 1;
+  }
+  json_free(&d);
+  return done;
+}

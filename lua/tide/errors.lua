@@ -91,6 +91,11 @@ M.kinds = {
       "JSON-RPC error (`code`), or refused the handshake; `stderr` holds a stdio server's last " ..
       "words"},
 
+  media = {retryable = false, from = "tide.Image/Audio/File, providers",
+    meaning = "a media input that cannot be sent: a missing or unreadable file, an unknown " ..
+      "extension or mime type, a kind the provider does not take, or too large for it " ..
+      "(`path`, `mime`, `provider` say which)"},
+
   -- programs built on predictors
   panel = {retryable = false, from = "tide.fanout",
     meaning = "a critic or aggregator returned something other than a table of fields, " ..

@@ -121,6 +121,11 @@ tide.Example = prediction.example
 tide.Prediction = prediction.prediction
 tide.adapters = {chat = require "tide.adapters.chat", json = require "tide.adapters.json"}
 
+--- tide.Image{path =} | {url =} | {bytes =, mime =}, tide.Audio{...}, tide.File{...}:
+-- media for inputs typed image / audio / file, and for lm:call's message content.
+local media = require "tide.media"
+tide.Image, tide.Audio, tide.File = media.image, media.audio, media.file
+
 --- tide.Tool{name, desc, args, fn}: a function a model may call (lm:call{tools = ...}).
 tide.Tool = require("tide.tools.tool").new
 

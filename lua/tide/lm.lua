@@ -21,7 +21,7 @@ local check = require "tide.check"
 local tls = require "tide.tls"
 local circuit = require "tide.circuit"
 local shared_limits = require "tide.shared.limits"
-local prices = require "tide.prices"
+local media = require "tide.media"
 
 local M = {}
 
@@ -72,7 +72,11 @@ local function check_options(opts)
   for _, o in ipairs(OPTION_RANGES) do
     check.number("LM", "opts." .. o[1], opts[o[1]], o[2], true)
   end
-  if opts.price then prices.check("LM", "opts.price", opts.price) end
+  local price = check.type("LM", "opts.price", opts.price, "table", true)
+  if price then
+    check.number("LM", "opts.price.input", price.input, {min = 0}, true)
+    check.number("LM", "opts.price.output", price.output, {min = 0}, true)
+  end
   check.type("LM", "opts.secrets", opts.secrets, "table", true)
   for i, s in ipairs(opts.secrets or {}) do check.type("LM", "opts.secrets[" .. i .. "]", s, "string") end
 end
@@ -113,9 +117,7 @@ function M.new(model, opts)
     max_body = opts.max_body and math.tointeger(opts.max_body),   -- nil: the engine's 64 MiB
     cache = opts.cache ~= false,
     rollout_id = opts.rollout_id,
-    -- {input, output, cached = $ per 1M tokens}: the caller's, else tide.prices'
-    -- (false: none, the cost stays 0)
-    price = opts.price or (opts.price == nil and prices.lookup(cfg.provider, cfg.model)) or nil,
+    price = opts.price,            -- {input = $ per 1M tokens, output = $ per 1M tokens}
     max_cost = opts.max_cost,
     history = {},
     history_limit = opts.history_limit and math.tointeger(opts.history_limit) or history.limit,
@@ -234,7 +236,12 @@ local function normalise(self, req, fname)   -- → the request, and the call's 
   end
   local tool_messages = false
   for i, m in ipairs(messages) do
-    if type(m) ~= "table" or type(m.role) ~= "string" or type(m.content) ~= "string" then
+    if type(m) == "table" and type(m.content) == "table" and m.role ~= "system" and
+        m.tool_calls == nil then
+      -- text and media: tide.Image/Audio/File values among strings
+      check.type(fname, string.format("messages[%d].role", i), m.role, "string")
+      media.check_content(fname, string.format("messages[%d].content", i), m.content)
+    elseif type(m) ~= "table" or type(m.role) ~= "string" or type(m.content) ~= "string" then
       if not tool_message(fname, i, m) then
         check.fail(fname, 1, string.format("messages[%d] must be {role = string, content = string}", i))
       end
@@ -300,12 +307,14 @@ local function cache_for(self, p, req)
 end
 
 local function cost_of(self, usage)
-  return prices.cost(self.price, usage)
+  local price = self.price
+  if not price or not usage then return 0 end
+  return ((usage.input or 0) * (price.input or 0) + (usage.output or 0) * (price.output or 0)) / 1e6
 end
 
 local function estimate_tokens(norm)
   local chars = 0
-  for _, m in ipairs(norm.messages) do chars = chars + #(m.content or "") end
+  for _, m in ipairs(norm.messages) do chars = chars + #(media.text_of(m.content) or "") end
   return math.ceil(chars / 4) + (norm.max_tokens or 0)
 end
 
@@ -648,7 +657,7 @@ function LM:call(req)
   local norm, timeout = normalise(self, req)
   budget_check(self)
   local p = private[self]
-  if norm.n and norm.n > 1 and (p.provider.takes_n == false or p.cfg.takes_n == false) then
+  if norm.n and norm.n > 1 and p.provider.takes_n == false then
     return call_samples(self, req, norm.n)
   end
   local started = tide_core.now()
@@ -829,9 +838,9 @@ end
 
 local function last_user_text(messages)
   for i = #messages, 1, -1 do
-    if messages[i].role == "user" then return messages[i].content end
+    if messages[i].role == "user" then return media.text_of(messages[i].content) end
   end
-  return messages[#messages].content or ""
+  return media.text_of(messages[#messages].content) or ""
 end
 
 local function count_tokens(text)
@@ -878,7 +887,7 @@ function M.dummy(answers, opts)
     if type(text) == "table" then text = text.text end
     text = tostring(text)
     local input = 0
-    for _, m in ipairs(norm.messages) do input = input + count_tokens(m.content or "") end
+    for _, m in ipairs(norm.messages) do input = input + count_tokens(media.text_of(m.content) or "") end
     local output = count_tokens(text)
     return {text = text, finish_reason = "stop", model = "dummy",
       usage = {input = input, output = output, total = input + output}}

@@ -10,6 +10,14 @@
 -- type {kind = "str" | "int" | "float" | "bool" | "list" | "dict" | "any" | "enum",
 -- of = element type (list, dict), values = {...} (enum), text = the Python-style
 -- annotation DSPy shows the model, e.g. "list[str]" or "Literal['a', 'b']"}.
+-- Inputs may also be "image", "audio", "file" (tide.Image/Audio/File values) and
+-- "history" (earlier turns); an output may be a record, {kind = "record", title,
+-- fields = {...}}, written in a table-form signature as a table of field types:
+--   {name = "person", type = {name = "str", age = "int", tags = "list[str]"}}
+--   {name = "people", type = {kind = "list", of = {"name: str", "age: Optional[int]"}}}
+-- (a map's fields in name order; a list of fields keeps its order).  A record is
+-- named after its field as a Python class (person → Person), and `nested` marks
+-- every type holding one.
 local check = require "tide.check"
 
 local M = {}
@@ -37,6 +45,9 @@ M.Signature = Signature
 -- ---- types -------------------------------------------------------------------------
 
 local SCALARS = {str = "str", int = "int", float = "float", bool = "bool"}
+-- Types of inputs only, shown to the model under DSPy's class names.
+local INPUT_ONLY = {image = "Image", audio = "Audio", file = "File", history = "History"}
+M.INPUT_ONLY = INPUT_ONLY
 
 -- Python's quoting of a string inside Literal[...]: single quotes, or double ones
 -- when the text holds only single quotes, or single ones with \' when it holds both.
@@ -57,6 +68,8 @@ local function make(kind, of, values)
     t.text = of and ("dict[str, " .. of.text .. "]") or "dict"
   elseif kind == "any" then
     t.text = "Any"
+  elseif INPUT_ONLY[kind] then
+    t.text = INPUT_ONLY[kind]
   else
     local quoted = {}
     for i, v in ipairs(values) do quoted[i] = literal_quote(v) end
@@ -69,6 +82,8 @@ local NAMED = {
   str = "str", int = "int", float = "float", bool = "bool",
   list = "list", List = "list", dict = "dict", Dict = "dict",
   json = "any", any = "any", Any = "any",
+  image = "image", Image = "image", audio = "audio", Audio = "audio", file = "file", File = "file",
+  history = "history", History = "history",
 }
 
 -- Names from other languages, for the hint in "unknown type" (they are not types).
@@ -78,7 +93,7 @@ local LIKELY = {
 }
 
 local TYPES_TEXT = "str, int, float, bool, list[T], dict[str, T], json, " ..
-  "one of: a, b (or Literal['a', 'b']), Optional[T]"
+  "one of: a, b (or Literal['a', 'b']), Optional[T], image, audio, file, history"
 
 -- "unknown type 'integer' (did you mean 'int'? the types are ...)"; where: the
 -- whole type's text when the name is part of it (list[integer]).
@@ -167,6 +182,7 @@ local function type_reader(text)
       pos = pos + 1
       local of = r.type()
       r.expect("]")
+      if INPUT_ONLY[of.kind] then fail("'" .. of.text .. "' cannot be inside a list") end
       return make("list", of)
     elseif kind == "dict" then
       pos = pos + 1
@@ -223,7 +239,64 @@ local function parse_one_of(list)
   return make("enum", nil, values)
 end
 
-local function copy_type(t)
+local make_field   -- (spec, where, name) → a field, or nil and a message; below
+
+-- A record's Python class name from its field's name: person → Person,
+-- line_items → LineItems.
+local function class_name(name)
+  return (name:gsub("^%l", string.upper):gsub("_(%w)", string.upper))
+end
+
+-- Records made here: a signature rebuilt from fields (append, prepend) shares them.
+local records = setmetatable({}, {__mode = "k"})
+
+local copy_type
+
+--- A record type from a table of field types (map form: the fields in name
+-- order) or a list of fields ("name: type" or {name, type, desc}, in order).
+local function record_type(spec, name)
+  local fields = {}
+  if spec[1] ~= nil then
+    for i, item in ipairs(spec) do
+      local f, err = make_field(item, "record field " .. i)
+      if not f then return nil, err end
+      fields[i] = f
+    end
+  else
+    local names = {}
+    for k in pairs(spec) do
+      if type(k) ~= "string" or not k:match("^[%a_][%w_]*$") then
+        return nil, "a record's keys are field names, got " .. tostring(k)
+      end
+      names[#names + 1] = k
+    end
+    table.sort(names)
+    for i, k in ipairs(names) do
+      local v = spec[k]
+      local t, err
+      if type(v) == "table" then t, err = copy_type(v, k) else t, err = M.parse_type(v, k) end
+      if not t then return nil, "field '" .. k .. "': " .. err end
+      fields[i] = {name = k, type = t, optional = t.nullable and true or nil}
+    end
+  end
+  if #fields == 0 then return nil, "a record needs at least one field" end
+  local seen = {}
+  for _, f in ipairs(fields) do
+    if seen[f.name] then return nil, "duplicate record field '" .. f.name .. "'" end
+    if INPUT_ONLY[f.type.kind] then
+      return nil, "record field '" .. f.name .. "' cannot be " .. f.type.text
+    end
+    seen[f.name] = true
+  end
+  local title = class_name(name or "record")
+  local t = {kind = "record", fields = fields, title = title, text = title, nested = true}
+  records[t] = true
+  return t
+end
+
+copy_type = function(t, name)
+  if records[t] then return t end
+  if t.kind == nil then return record_type(t, name) end
   if t.kind == "enum" then
     local values = {}
     for i, v in ipairs(t.values or {}) do values[i] = tostring(v) end
@@ -233,13 +306,15 @@ local function copy_type(t)
   local of
   if t.of ~= nil then
     local err
-    of, err = copy_type(t.of)
+    if type(t.of) == "table" then of, err = copy_type(t.of, name) else of, err = M.parse_type(t.of, name) end
     if not of then return nil, err end
   end
-  if not (SCALARS[t.kind] or t.kind == "list" or t.kind == "dict" or t.kind == "any") then
+  if not (SCALARS[t.kind] or t.kind == "list" or t.kind == "dict" or t.kind == "any" or
+          INPUT_ONLY[t.kind]) then
     return nil, "unknown type kind '" .. tostring(t.kind) .. "'"
   end
   local copy = make(t.kind, of)
+  if of and of.nested then copy.nested = true end
   if t.nullable then
     copy.nullable = true
     copy.text = "Optional[" .. copy.text .. "]"
@@ -247,10 +322,11 @@ local function copy_type(t)
   return copy
 end
 
---- parse_type(text_or_table) → a type table, or nil and a message.
-function M.parse_type(spec)
+--- parse_type(text_or_table [, name]) → a type table, or nil and a message; name
+-- (the field's) names a record in it.
+function M.parse_type(spec, name)
   if spec == nil then return make("str") end
-  if type(spec) == "table" then return copy_type(spec) end
+  if type(spec) == "table" then return copy_type(spec, name) end
   if type(spec) ~= "string" then return nil, "a type must be a string, got " .. type(spec) end
   local list = spec:match("^%s*[Oo]ne of%s*:(.*)$")
   if list then
@@ -283,7 +359,7 @@ local function check_name(name, where)
 end
 
 -- A field from "name", "name: type" or {name =, type =, desc =, optional =, default =}.
-local function make_field(spec, where, name)
+make_field = function(spec, where, name)
   local f = {}
   if type(spec) == "string" then
     if name then
@@ -305,7 +381,7 @@ local function make_field(spec, where, name)
   f.name = name or f.name
   local ok, err = check_name(f.name, where)
   if not ok then return nil, err end
-  local t, terr = M.parse_type(f.type)
+  local t, terr = M.parse_type(f.type, f.name)
   if not t then return nil, string.format("%s: field '%s': %s", where, f.name, terr) end
   if f.desc ~= nil and type(f.desc) ~= "string" then
     return nil, string.format("%s: field '%s': desc must be a string", where, f.name)
@@ -388,6 +464,12 @@ local function build(inputs, outputs, instructions)
         fail(string.format("Signature: duplicate field name '%s'", f.name))
       end
       seen[f.name] = true
+    end
+  end
+  for _, f in ipairs(outputs) do
+    if INPUT_ONLY[f.type.kind] then
+      fail(string.format("Signature: output '%s' is typed %s, which only inputs may be",
+        f.name, f.type.kind))
     end
   end
   if instructions == nil then

@@ -133,7 +133,7 @@ function M.parse(sig, text)
     local f = sec.name and by_name[sec.name]
     local absent = f and f.optional and NONE[sec.text]   -- sec.text is trimmed already
     if f and values[f.name] == nil and not absent then
-      local v, err = coerce.value(sec.text, f.type)
+      local v, err = coerce.value(sec.text, f.type, f.type.nested and f.name or nil)
       if v == nil then common.type_error("chat", sig, text, f, sec.text, err, present) end
       values[f.name] = v
     end

@@ -390,14 +390,34 @@ check = function(v, t, path)
       out[k] = item
     end
     return out
+  elseif kind == "record" then
+    if type(v) ~= "table" or getmetatable(v) ~= nil or (next(v) ~= nil and pyjson.is_list(v)) then
+      return fail("an object expected")
+    end
+    local out = {}
+    for _, f in ipairs(t.fields) do
+      local item, at = v[f.name], path == "" and f.name or (path .. "." .. f.name)
+      if item == nil or item == cjson.null then
+        if not (f.optional or f.type.nullable) then
+          return nil, string.format("%s: missing (a required field of %s)", at, t.title)
+        end
+      else
+        local x, err = check(item, f.type, at)
+        if x == nil then return nil, err end
+        out[f.name] = x
+      end
+    end
+    return out
   end
   return fail("unknown type")
 end
 
---- value(v, t) → v read as type t, or nil and a message that says why not.
--- A string is taken as the field's text: as is for str, else read as JSON or a
--- Python literal first (when it is one) and then checked, as DSPy's parse_value does.
-function M.value(v, t)
+--- value(v, t [, path]) → v read as type t, or nil and a message that says why not
+-- (a bad value inside names where: path, e.g. the field's name, then
+-- `person.tags[2]`).  A string is taken as the field's text: as is for str, else
+-- read as JSON or a Python literal first (when it is one) and then checked, as
+-- DSPy's parse_value does.
+function M.value(v, t, path)
   if t.kind == "str" then
     if type(v) == "string" then return v end
     return pyjson.str(v)              -- str(value), as DSPy does for a JSON number
@@ -408,9 +428,9 @@ function M.value(v, t)
   end
   if type(v) == "string" then
     local lit = M.literal(v)
-    if lit ~= nil then return check(lit, t, "") end
+    if lit ~= nil then return check(lit, t, path or "") end
   end
-  return check(v, t, "")
+  return check(v, t, path or "")
 end
 
 return M

@@ -17,6 +17,7 @@ local cjson = require "cjson"
 local core = require "tide.core"
 local pyjson = require "tide.adapters.pyjson"
 local check = require "tide.check"
+local media = require "tide.media"
 
 local M = {}
 
@@ -47,8 +48,78 @@ local function is_none(v) return v == nil or v == cjson.null end
 
 local EMPTY = pyjson.ordered({}, {})      -- `{}`: the schema of Any
 
+-- pydantic's title of a field: Python's name.title() with "_" as " ".
+local function field_title(name)
+  local prev_letter = false
+  return (name:gsub(".", function(c)
+    local letter = c:match("%a") ~= nil
+    local out = letter and (prev_letter and c:lower() or c:upper()) or (c == "_" and " " or c)
+    prev_letter = letter
+    return out
+  end))
+end
+
+local model_schema
+
+-- A model's field: its type's schema with pydantic's title (and description);
+-- an optional one is anyOf [T, null] with default null, and leaves `required`.
+local function property_schema(f, defs)
+  local base = model_schema(f.type, defs)
+  local s
+  if f.optional or f.type.nullable then
+    s = {anyOf = {base, {type = "null"}}, default = cjson.null}
+  elseif base["$ref"] then
+    s = {["$ref"] = base["$ref"]}    -- pydantic writes a model's field as the bare $ref
+  else
+    s = {}
+    for k, v in pairs(base) do s[k] = v end
+  end
+  if not s["$ref"] then s.title = field_title(f.name) end
+  if f.desc then s.description = f.desc end
+  return s
+end
+
+-- The schema of t as a part of a pydantic model: each record once in defs
+-- (by its class name), referred to by $ref.
+model_schema = function(t, defs)
+  if t.kind == "record" then
+    if defs[t.title] == nil then
+      defs[t.title] = false            -- being made
+      local properties, required = {}, {}
+      for _, f in ipairs(t.fields) do
+        properties[f.name] = property_schema(f, defs)
+        if not (f.optional or f.type.nullable) then required[#required + 1] = f.name end
+      end
+      local s = {type = "object", properties = properties, title = t.title}
+      if #required > 0 then s.required = required end
+      defs[t.title] = s
+    end
+    return {["$ref"] = "#/$defs/" .. t.title}
+  elseif t.kind == "list" and t.of then
+    return {type = "array", items = model_schema(t.of, defs)}
+  elseif t.kind == "dict" and t.of and t.of.kind ~= "any" then
+    return {type = "object", additionalProperties = model_schema(t.of, defs)}
+  end
+  return M.schema(t)
+end
+
+-- What pydantic's TypeAdapter(T).json_schema() gives a type holding records:
+-- a record inline at the top, the records inside it under $defs.
+local function nested_schema(t)
+  local defs = {}
+  local top = model_schema(t, defs)
+  if t.kind == "record" then
+    top = defs[t.title]
+    defs[t.title] = nil
+  end
+  if t.nullable then top = {anyOf = {top, {type = "null"}}} end
+  if next(defs) ~= nil then top["$defs"] = defs end
+  return top
+end
+
 --- The JSON schema pydantic gives a type, as a table.
 function M.schema(t)
+  if t.nested then return nested_schema(t) end
   local k = t.kind
   if k == "str" then return {type = "string"}
   elseif k == "int" then return {type = "integer"}
@@ -200,16 +271,62 @@ end
 
 -- ---- user turns and demos ----------------------------------------------------------------------
 
+local MEDIA_NAMES = {image = "tide.Image", audio = "tide.Audio", file = "tide.File"}
+
+-- The content of a turn holding media: DSPy writes each media value as a
+-- marked JSON blob and then splits the (stripped) text around it into content
+-- parts; here the parts are made directly: the texts between the media as they
+-- are, the text before the first trimmed at its start and the one after the
+-- last at its end, empty texts left out.
+local function parts_content(sections)
+  local list, text = {}, {}
+  local function flush()
+    if #text > 0 then list[#list + 1] = table.concat(text) end
+    text = {}
+  end
+  for i, s in ipairs(sections) do
+    if i > 1 then text[#text + 1] = "\n\n" end
+    if type(s) == "table" then
+      text[#text + 1] = s[1]
+      flush()
+      list[#list + 1] = s[2]
+    else
+      text[#text + 1] = s
+    end
+  end
+  flush()
+  if type(list[1]) == "string" then list[1] = list[1]:gsub("^%s+", "") end
+  if type(list[#list]) == "string" then list[#list] = list[#list]:gsub("%s+$", "") end
+  local out = {}
+  for _, part in ipairs(list) do
+    if part ~= "" then out[#out + 1] = part end
+  end
+  return media.parts(out)
+end
+
 --- The user turn for these input values (those present), with a prefix, and the
--- output reminder when it is the request itself.
+-- output reminder when it is the request itself: a string, or a list of text
+-- and media parts (tide.media.parts) when a value is a tide.Image/Audio/File.
 function M.user_content(adapter, sig, values, prefix, main_request)
-  local parts = {prefix or ""}
+  local parts, has_media = {prefix or ""}, false
   for _, f in ipairs(sig.inputs) do
     local v = values[f.name]
-    if v ~= nil then parts[#parts + 1] = "[[ ## " .. f.name .. " ## ]]\n" .. M.value_text(f, v) end
+    if v ~= nil then
+      local header = "[[ ## " .. f.name .. " ## ]]\n"
+      if media.is_media(v) then
+        parts[#parts + 1] = {header, v}
+        has_media = true
+      elseif MEDIA_NAMES[f.type.kind] then
+        check.misuse(string.format("input '%s' is typed %s: pass %s{path = ...} (or url =, " ..
+          "bytes =), got %s", f.name, f.type.kind, MEDIA_NAMES[f.type.kind], type(v)))
+      else
+        parts[#parts + 1] = header .. M.value_text(f, v)
+      end
+    end
   end
   if main_request then parts[#parts + 1] = adapter.requirements(sig) end
   parts[#parts + 1] = ""
+  if has_media then return parts_content(parts) end
   return trim(table.concat(parts, "\n\n"))
 end
 
@@ -251,7 +368,57 @@ function M.demo_messages(adapter, sig, demos)
   return messages
 end
 
---- The whole request: system message, demos, then the inputs.
+-- sig → sig without its history field (made once per signature)
+local without_history = setmetatable({}, {__mode = "k"})
+
+local function history_field(sig)
+  for _, f in ipairs(sig.inputs) do
+    if f.type.kind == "history" then return f end
+  end
+  return nil
+end
+
+-- The earlier turns a history input holds: a list of {inputs..., outputs...}
+-- tables, or DSPy's shape {messages = that list}.
+local function turns_of(f, v)
+  if v == nil then return {} end
+  if type(v) == "table" and getmetatable(v) == nil and type(v.messages) == "table" then
+    v = v.messages
+  end
+  if type(v) ~= "table" or not pyjson.is_list(v) then
+    check.misuse(string.format("input '%s' is typed history: pass a list of earlier turns, " ..
+      "each {input = ..., output = ...} by field name, got %s", f.name, type(v)))
+  end
+  for i, turn in ipairs(v) do
+    if type(turn) ~= "table" then
+      check.misuse(string.format("input '%s': turn %d must be a table of field values, got %s",
+        f.name, i, type(turn)))
+    end
+  end
+  return v
+end
+
+--- The turns of a history input as DSPy's dspy.History writes them: each one a
+-- user message of its inputs and an assistant message of its outputs (a
+-- missing output written as None), between the demos and the request.
+-- → the signature the request's own turn is written with (sig without the
+-- history field; sig itself when it has none).
+local function add_history(adapter, sig, inputs, messages)
+  local f = history_field(sig)
+  if f == nil then return sig end
+  local rest = without_history[sig]
+  if rest == nil or rest.instructions ~= sig.instructions then
+    rest = sig:delete(f.name)
+    without_history[sig] = rest
+  end
+  for _, turn in ipairs(turns_of(f, inputs[f.name])) do
+    messages[#messages + 1] = {role = "user", content = M.user_content(adapter, rest, turn)}
+    messages[#messages + 1] = {role = "assistant", content = adapter.assistant(rest, turn, nil)}
+  end
+  return rest
+end
+
+--- The whole request: system message, demos, the history's turns, then the inputs.
 function M.messages(adapter, sig, inputs, demos)
   if getmetatable(sig) == nil or type(sig.inputs) ~= "table" then
     check.fail("format", 1, "signature expected, got " .. type(sig))
@@ -261,7 +428,8 @@ function M.messages(adapter, sig, inputs, demos)
   end
   local messages = {{role = "system", content = M.system_message(adapter, sig)}}
   for _, m in ipairs(M.demo_messages(adapter, sig, demos)) do messages[#messages + 1] = m end
-  messages[#messages + 1] = {role = "user", content = M.user_content(adapter, sig, inputs, "", true)}
+  local current = add_history(adapter, sig, inputs, messages)
+  messages[#messages + 1] = {role = "user", content = M.user_content(adapter, current, inputs, "", true)}
   return messages
 end
 

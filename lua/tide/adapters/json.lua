@@ -67,6 +67,16 @@ local function strict_schema(t)
     return items and {type = "array", items = items}
   elseif k == "dict" or k == "any" then
     return nil
+  elseif k == "record" then      -- inline, every field required, the optional ones nullable
+    local properties, required = {}, {}
+    for i, f in ipairs(t.fields) do
+      local s = strict_schema(f.type)
+      if not s then return nil end
+      if f.optional or f.type.nullable then s = {anyOf = {s, {type = "null"}}} end
+      properties[f.name], required[i] = s, f.name
+    end
+    return {type = "object", properties = properties, required = required,
+            additionalProperties = false}
   end
   return common.schema(t)   -- a scalar or an enum: the same schema as pydantic's
 end
@@ -109,7 +119,7 @@ function M.parse(sig, text)
     local raw = obj[f.name]
     if raw == cjson.null and f.optional then raw = nil end   -- null: take the default
     if raw ~= nil then
-      local v, err = coerce.value(raw, f.type)
+      local v, err = coerce.value(raw, f.type, f.type.nested and f.name or nil)
       if v == nil then common.type_error("json", sig, text, f, raw, err, obj) end
       values[f.name] = v
     end

@@ -95,7 +95,12 @@ end
 local encode
 
 -- The keys and values of an object, in the order they are written.
-local function object_items(v, opts)
+local function object_items(v, opts, hint)
+  if hint and hint.kind == "record" then   -- a model's fields in their order, as model_dump
+    local items = {}
+    for i, f in ipairs(hint.fields) do items[i] = {f.name, v[f.name], f.type} end
+    return items
+  end
   if is_ordered(v) then
     local items = {}
     for i, k in ipairs(v.keys) do items[i] = {k, v.map[k]} end
@@ -128,17 +133,18 @@ encode = function(v, opts, depth, hint)
   end
   local item_sep = indent and "," or ", "
   local sub = hint and hint.of
-  if not is_ordered(v) and M.is_list(v) and not (next(v) == nil and hint and hint.kind == "dict") then
+  if not is_ordered(v) and M.is_list(v) and
+      not (next(v) == nil and hint and (hint.kind == "dict" or hint.kind == "record")) then
     if #v == 0 then return "[]" end
     local parts = {}
     for i = 1, #v do parts[i] = pad_in .. encode(v[i], opts, depth + 1, sub) end
     return "[" .. nl .. table.concat(parts, item_sep .. nl) .. nl .. pad .. "]"
   end
-  local items = object_items(v, opts)
+  local items = object_items(v, opts, hint)
   if #items == 0 then return "{}" end
   local parts = {}
   for i, kv in ipairs(items) do
-    local h = sub
+    local h = kv[3] or sub
     if opts.hints and depth == 0 then h = opts.hints[kv[1]] end
     parts[i] = pad_in .. quote(key_text(kv[1])) .. ": " .. encode(kv[2], opts, depth + 1, h)
   end

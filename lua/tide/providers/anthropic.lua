@@ -1,5 +1,6 @@
 --- Anthropic Messages (POST {base}/v1/messages).
 local common = require "tide.providers.common"
+local media = require "tide.providers.media"
 
 local get, str, int = common.get, common.str, common.int
 
@@ -45,7 +46,11 @@ local function blocks_of(m)
     return "user", {{type = "tool_result", tool_use_id = m.tool_call_id, content = m.content}}
   end
   local blocks = {}
-  if m.content and m.content ~= "" then blocks[1] = {type = "text", text = m.content} end
+  if type(m.content) == "table" then
+    blocks = media.anthropic({m.content})
+  elseif m.content and m.content ~= "" then
+    blocks[1] = {type = "text", text = m.content}
+  end
   for _, c in ipairs(m.tool_calls or {}) do
     blocks[#blocks + 1] = {type = "tool_use", id = c.id, name = c.name, input = c.args or {}}
   end
@@ -89,7 +94,8 @@ function M.build(cfg, req)
     system, turns = common.turns(req.messages, NAME)
     messages = {}
     for i, t in ipairs(turns) do
-      messages[i] = {role = t.role, content = table.concat(t.texts, "\n\n")}
+      messages[i] = {role = t.role, content = media.has_parts(t.texts) and media.anthropic(t.texts)
+                       or table.concat(t.texts, "\n\n")}
     end
   end
   local rf = req.response_format or {}

@@ -1,5 +1,6 @@
 --- Google Gemini API (POST {base}/v1beta/models/{model}:generateContent).
 local common = require "tide.providers.common"
+local media = require "tide.providers.media"
 
 local get, str, int = common.get, common.str, common.int
 
@@ -61,7 +62,11 @@ local function parts_with_tools(m, names)
       response = {content = m.content}}}}
   end
   local parts = {}
-  if m.content and m.content ~= "" then parts[1] = {text = m.content} end
+  if type(m.content) == "table" then
+    parts = media.gemini({m.content})
+  elseif m.content and m.content ~= "" then
+    parts[1] = {text = m.content}
+  end
   for _, c in ipairs(m.tool_calls or {}) do
     parts[#parts + 1] = {functionCall = {name = c.name, args = c.args or {}}}
   end
@@ -107,7 +112,8 @@ function M.build(cfg, req)
     system, turns = common.turns(req.messages, NAME)
     contents = {}
     for i, t in ipairs(turns) do
-      contents[i] = {role = t.role == "assistant" and "model" or t.role, parts = parts_of(t.texts)}
+      contents[i] = {role = t.role == "assistant" and "model" or t.role,
+                     parts = media.has_parts(t.texts) and media.gemini(t.texts) or parts_of(t.texts)}
     end
   end
   local body = {

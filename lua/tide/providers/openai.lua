@@ -1,6 +1,7 @@
 --- OpenAI chat completions (POST {base}/chat/completions), also spoken by
 -- Ollama, vLLM, llama.cpp, OpenRouter and Groq.
 local common = require "tide.providers.common"
+local media = require "tide.providers.media"
 
 local get, str = common.get, common.str
 local json_null = require("tide.json").null
@@ -63,16 +64,15 @@ local function tool_choice(choice)
   return {type = "function", ["function"] = {name = choice}}
 end
 
---- body(cfg, req) → the chat completion request body (a table), which Azure's
--- deployments take too.
-function M.body(cfg, req)
+--- build(cfg, req) → {url, headers, body}
+function M.build(cfg, req)
   common.require_messages(req, NAME)
   local messages = {}
   for i, m in ipairs(req.messages) do
     if req.tool_messages and (m.tool_calls or m.role == "tool") then
       messages[i] = tool_message(m)
     else
-      messages[i] = {role = m.role, content = m.content}   -- system stays in the list
+      messages[i] = {role = m.role, content = media.openai(m.content)}   -- system stays in the list
     end
   end
   local body = {
@@ -94,12 +94,7 @@ function M.body(cfg, req)
     body.tools = tools_of(req.tools)
     body.tool_choice = tool_choice(req.tool_choice)
   end
-  return body
-end
-
---- build(cfg, req) → {url, headers, body}
-function M.build(cfg, req)
-  return common.request(cfg, req, "/chat/completions", M.body(cfg, req), "Authorization", "Bearer ")
+  return common.request(cfg, req, "/chat/completions", body, "Authorization", "Bearer ")
 end
 
 -- cached_tokens are part of prompt_tokens, reasoning_tokens of completion_tokens.
@@ -140,10 +135,6 @@ local function describe(raw)
 end
 
 local errors = common.errors(NAME, describe, M.request_id_header)
-
---- describe(raw) → {message, code, status, kind, retryable}: what an OpenAI
--- error payload says (the Responses API writes the same payload).
-M.describe = describe
 
 --- classify(status, headers, body) → error object, for a non-2xx answer.
 M.classify = errors.classify

@@ -1,0 +1,145 @@
+--- rpm/tpm buckets shared through a real redis-server: processes on one Redis keep
+-- the rate one process would (measured at mockllm's request log), NOSCRIPT is
+-- recovered, and Redis down or refusing falls back to the local bucket.
+local tide = require "tide"
+local cjson = require "cjson"
+local shared_redis = require "tide.shared.redis"
+local limits = require "tide.shared.limits"
+local redis = require "support.redis"
+local mockllm = require "support.mockllm"
+local assert_clean = require "support.clean"
+
+local TIDE = os.getenv("TIDE_BIN") or "build/tide"
+
+--- The sustained rate at the server: the requests after the bucket's first burst
+-- (its capacity) over the time they took, from the log's timestamps.
+local function sustained_rate(server, capacity, weight)
+  local log = server:get_json("/__log").requests
+  local times = {}
+  for _, e in ipairs(log) do
+    if e.path == "/v1/chat/completions" then times[#times + 1] = e.t end
+  end
+  table.sort(times)
+  weight = weight or 1
+  return (#times * weight - capacity) / (times[#times] - times[1]), #times
+end
+
+describe("shared rate limits", function()
+  local server, llm
+  local warnings
+  local saved_warn = shared_redis.warn
+  setup(function()
+    server = redis.start()
+    llm = mockllm.start()
+  end)
+  teardown(function()
+    tide.configure{redis = false}
+    shared_redis.warn = saved_warn
+    llm:stop()
+    server:stop()
+  end)
+  before_each(function()
+    llm:reset()
+    server:cli("FLUSHALL")
+    warnings = {}
+    shared_redis.warn = function(message) warnings[#warnings + 1] = message end
+    tide.configure{redis = server.url}
+  end)
+  after_each(function()
+    tide.configure{redis = false}
+    assert_clean()
+  end)
+
+  it("keeps three processes together at one rpm, measured at the server", function()
+    local rpm, per_shard = 1200, 30   -- 20/s, bursts of 20
+    local pipes = {}
+    for k = 1, 3 do
+      pipes[k] = assert(io.popen(string.format(
+        "TIDE_REDIS_URL='%s' %s spec/support/redis_shard.lua %s %d %d shard%d",
+        server.url, TIDE, llm.url, per_shard, rpm, k)))
+    end
+    for k = 1, 3 do
+      local out = pipes[k]:read("a")
+      pipes[k]:close()
+      assert.are.same({}, cjson.decode(out:match("[^\n]+")).warnings)
+    end
+    local rate, n = sustained_rate(llm, rpm / 60)
+    assert.are.equal(3 * per_shard, n)
+    -- one process alone would allow 20/s; three unshared buckets 60/s and 60 at once
+    assert.is_true(rate <= rpm / 60 * 1.1, "rate at the server: " .. rate)
+    -- Redis holds the bucket under a hash: no key, no model name in clear
+    local keys = server:cli("KEYS", "tide:v1:rate:*")
+    assert.matches("^tide:v1:rate:rpm:%x+$", keys)
+    assert.is_nil(server:cli("HGETALL", keys):find("sk-shard-secret", 1, true))
+  end)
+
+  it("shares tpm between LMs of the same provider, model and key", function()
+    local tpm = 120000   -- 2000 tokens/s, bursts of 2000
+    local function new_lm()
+      return tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-tpm",
+        tpm = tpm, max_tokens = 500, cache = false})
+    end
+    local a, b = new_lm(), new_lm()
+    local ids = {}
+    for i = 1, 6 do ids[i] = i end
+    tide.gather(
+      function() tide.map(ids, function(i) return a:call("a" .. i) end) end,
+      function() tide.map(ids, function(i) return b:call("b" .. i) end) end)
+    -- each call takes ceil(#prompt / 4) + max_tokens = 501 tokens
+    local rate, n = sustained_rate(llm, tpm / 60, 501)
+    assert.are.equal(12, n)
+    assert.is_true(rate <= tpm / 60 * 1.1, "tokens per second at the server: " .. rate)
+    assert.are.same({}, warnings)
+  end)
+
+  it("loads the script again after SCRIPT FLUSH (NOSCRIPT), without falling back", function()
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-ns",
+      rpm = 600, cache = false})
+    lm:call("before")
+    local key = limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-ns")
+    local last = server:cli("HGET", key, "last")
+    server:cli("SCRIPT", "FLUSH")
+    tide.sleep(0.01)
+    lm:call("after")
+    assert.are_not.equal(last, server:cli("HGET", key, "last"))   -- the take went to Redis
+    assert.are.same({}, warnings)
+  end)
+
+  it("falls back to the local bucket when Redis refuses the script's write (OOM)", function()
+    local full = redis.start{extra = {"--maxmemory", "1", "--maxmemory-policy", "noeviction"}}
+    tide.configure{redis = full.url}
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-oom",
+      rpm = 600, cache = false})
+    assert.is_string(lm:call("one").text)
+    assert.is_string(lm:call("two").text)
+    assert.are.equal(2, llm:stats().requests)
+    assert.are.equal(1, #warnings)
+    assert.matches("rpm limit refused.*OOM", warnings[1])
+    tide.configure{redis = false}
+    full:stop()
+  end)
+
+  it("keeps the limit per process when Redis is down, with one warning", function()
+    tide.configure{redis = "redis://127.0.0.1:1"}
+    local rpm = 6000   -- 100/s, bursts of 100
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-down",
+      rpm = rpm, cache = false})
+    local ids = {}
+    for i = 1, 150 do ids[i] = i end
+    tide.map(ids, function(i) return lm:call("down " .. i) end)
+    local rate, n = sustained_rate(llm, rpm / 60)
+    assert.are.equal(150, n)
+    assert.is_true(rate <= rpm / 60 * 1.1, "rate at the server: " .. rate)
+    assert.are.equal(1, #warnings)
+    assert.matches("unavailable.*local cache and rate limits", warnings[1])
+  end)
+
+  it("hashes the key into the bucket's name", function()
+    local k1 = limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-one")
+    assert.are_not.equal(k1, limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-two"))
+    assert.are_not.equal(k1, limits.redis_key("tpm", "openai", "gpt-4o-mini", "sk-one"))
+    assert.are.equal(k1, limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-one"))
+    assert.is_nil(k1:find("sk-one", 1, true))
+    assert.are.equal(16, #limits.key_fingerprint("sk-one"))
+  end)
+end)

@@ -59,6 +59,13 @@ local cache = require "tide.cache"
 tide.LM = lm.new
 tide.DummyLM = lm.dummy
 
+--- tide.Embedder(model, opts): texts to vectors, batched and cached;
+-- tide.retrieve.knn(embedder, corpus) ranks a corpus by similarity; tide.prices
+-- is the price table an LM (or embedder) given no `price` uses.
+tide.Embedder = require("tide.embedder").new
+tide.retrieve = require "tide.retrieve"
+tide.prices = require "tide.prices"
+
 local settings = require "tide.settings"
 
 --- What tide uses when a call does not say (tide.configure sets these).

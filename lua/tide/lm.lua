@@ -22,6 +22,7 @@ local tls = require "tide.tls"
 local circuit = require "tide.circuit"
 local shared_limits = require "tide.shared.limits"
 local media = require "tide.media"
+local prices = require "tide.prices"
 
 local M = {}
 
@@ -72,11 +73,7 @@ local function check_options(opts)
   for _, o in ipairs(OPTION_RANGES) do
     check.number("LM", "opts." .. o[1], opts[o[1]], o[2], true)
   end
-  local price = check.type("LM", "opts.price", opts.price, "table", true)
-  if price then
-    check.number("LM", "opts.price.input", price.input, {min = 0}, true)
-    check.number("LM", "opts.price.output", price.output, {min = 0}, true)
-  end
+  if opts.price then prices.check("LM", "opts.price", opts.price) end
   check.type("LM", "opts.secrets", opts.secrets, "table", true)
   for i, s in ipairs(opts.secrets or {}) do check.type("LM", "opts.secrets[" .. i .. "]", s, "string") end
 end
@@ -117,7 +114,9 @@ function M.new(model, opts)
     max_body = opts.max_body and math.tointeger(opts.max_body),   -- nil: the engine's 64 MiB
     cache = opts.cache ~= false,
     rollout_id = opts.rollout_id,
-    price = opts.price,            -- {input = $ per 1M tokens, output = $ per 1M tokens}
+    -- {input, output, cached = $ per 1M tokens}: the caller's, else tide.prices'
+    -- (false: none, the cost stays 0)
+    price = opts.price or (opts.price == nil and prices.lookup(cfg.provider, cfg.model)) or nil,
     max_cost = opts.max_cost,
     history = {},
     history_limit = opts.history_limit and math.tointeger(opts.history_limit) or history.limit,
@@ -307,9 +306,7 @@ local function cache_for(self, p, req)
 end
 
 local function cost_of(self, usage)
-  local price = self.price
-  if not price or not usage then return 0 end
-  return ((usage.input or 0) * (price.input or 0) + (usage.output or 0) * (price.output or 0)) / 1e6
+  return prices.cost(self.price, usage)
 end
 
 local function estimate_tokens(norm)
@@ -657,7 +654,7 @@ function LM:call(req)
   local norm, timeout = normalise(self, req)
   budget_check(self)
   local p = private[self]
-  if norm.n and norm.n > 1 and p.provider.takes_n == false then
+  if norm.n and norm.n > 1 and (p.provider.takes_n == false or p.cfg.takes_n == false) then
     return call_samples(self, req, norm.n)
   end
   local started = tide_core.now()

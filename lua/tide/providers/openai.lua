@@ -64,8 +64,9 @@ local function tool_choice(choice)
   return {type = "function", ["function"] = {name = choice}}
 end
 
---- build(cfg, req) → {url, headers, body}
-function M.build(cfg, req)
+--- body(cfg, req) → the chat completion request body (a table), which Azure's
+-- deployments take too.
+function M.body(cfg, req)
   common.require_messages(req, NAME)
   local messages = {}
   for i, m in ipairs(req.messages) do
@@ -94,7 +95,12 @@ function M.build(cfg, req)
     body.tools = tools_of(req.tools)
     body.tool_choice = tool_choice(req.tool_choice)
   end
-  return common.request(cfg, req, "/chat/completions", body, "Authorization", "Bearer ")
+  return body
+end
+
+--- build(cfg, req) → {url, headers, body}
+function M.build(cfg, req)
+  return common.request(cfg, req, "/chat/completions", M.body(cfg, req), "Authorization", "Bearer ")
 end
 
 -- cached_tokens are part of prompt_tokens, reasoning_tokens of completion_tokens.
@@ -135,6 +141,10 @@ local function describe(raw)
 end
 
 local errors = common.errors(NAME, describe, M.request_id_header)
+
+--- describe(raw) → {message, code, status, kind, retryable}: what an OpenAI
+-- error payload says (the Responses API writes the same payload).
+M.describe = describe
 
 --- classify(status, headers, body) → error object, for a non-2xx answer.
 M.classify = errors.classify

@@ -26,6 +26,10 @@ local OPTIMIZERS = {
   labeled = {make = function(o) return tide.LabeledFewShot{k = o.k or 16, seed = o.seed} end, metric = false},
   bootstrap = {make = function(o) return tide.BootstrapFewShot(o) end},
   random = {make = function(o) return tide.BootstrapFewShotWithRandomSearch(o) end},
+  gepa = {make = function(o)
+    if not o.max_metric_calls then o.auto = "light" end
+    return tide.GEPA(o)
+  end},
   mipro = {make = function(o)
     o.auto = "light"
     return tide.MIPROv2(o)

@@ -75,6 +75,7 @@ function M.new(name, opts)
     output = opts.output,
     errors = 0,
     metric_calls = 0,
+    other_calls = 0,   -- calls an optimizer counts against max_metric_calls too (GEPA's reflections)
     usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0},
     log = {optimizer = name, candidates = {}},
   }, Run)
@@ -156,7 +157,9 @@ end
 
 --- Whether n more metric calls fit the budget (calls and cost).
 function Run:affords(n)
-  if self.max_metric_calls and self.metric_calls + n > self.max_metric_calls then return false end
+  if self.max_metric_calls and self.metric_calls + self.other_calls + n > self.max_metric_calls then
+    return false
+  end
   if self.max_cost and self.usage.cost >= self.max_cost then return false end
   return true
 end

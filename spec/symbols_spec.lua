@@ -94,8 +94,8 @@ int main(void)
     -- a sanitizer build's library needs the sanitizers' runtime at link time too
     local san = sh("nm " .. LIBTIDE .. " | grep -q __asan_init") and "-fsanitize=address,undefined" or ""
     local ok, out = sh(string.format("cc -std=gnu99 -Wall -Werror %s -Iengine/include " ..
-      "$(pkg-config --cflags lua5.4 libuv libcurl) %s/host.c %s " ..
-      "$(pkg-config --libs lua5.4 libuv libcurl) -lm -o %s/host && %s/host",
+      "$(pkg-config --cflags lua5.4 libuv libcurl hiredis) %s/host.c %s " ..
+      "$(pkg-config --libs lua5.4 libuv libcurl hiredis) -lm -o %s/host && %s/host",
       san, dir, LIBTIDE, dir, dir))
     sh("rm -rf " .. dir)
     assert(ok, out)

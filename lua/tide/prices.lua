@@ -11,8 +11,8 @@
 --   tide.prices.set("openai", "my-finetune", {input = 0.3, output = 1.2})
 --
 -- A model is found by its exact name, else by the longest name in the table
--- that it starts with (a dated snapshot such as gpt-4o-2024-08-06 costs what
--- gpt-4o costs).  Prices change: tide.LM(..., {price = {...}}) or set()
+-- of which it is a snapshot (gpt-4o-2024-08-06 costs what gpt-4o costs; the
+-- name followed by -DIGITS, @, :, -latest or -preview).  Prices change: tide.LM(..., {price = {...}}) or set()
 -- overrides this table.
 local check = require "tide.check"
 
@@ -118,16 +118,19 @@ local TABLE = {
 local RESOLD = {openrouter = true, azure = true}
 local VENDOR = {google = "gemini", ["meta-llama"] = false}
 
+-- What may follow a model's name in a snapshot of it.
+local function snapshot(rest)
+  return rest == "" or rest:match("^%-%d") ~= nil or rest:match("^[@:]") ~= nil
+    or rest:match("^%-latest") ~= nil or rest:match("^%-preview") ~= nil
+end
+
 local function longest_prefix(models, model)
   local best, best_len = nil, 0
   for name, price in pairs(models) do
     if #name > best_len and model:sub(1, #name) == name then
-      local next_char = model:sub(#name + 1, #name + 1)
-      -- a whole name, or one followed by a version or date ("gpt-4o-2024-08-06"),
-      -- never a longer name's start ("o3" is not "o3-mini"'s price)
-      if next_char == "" or next_char == "-" or next_char == "@" or next_char == ":" then
-        best, best_len = price, #name
-      end
+      -- a snapshot of the name: a date or version after it ("gpt-4o-2024-08-06",
+      -- "claude-3-5-haiku@20241022"), never another model ("o3-pro" is not o3)
+      if snapshot(model:sub(#name + 1)) then best, best_len = price, #name end
     end
   end
   return best

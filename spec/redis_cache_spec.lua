@@ -326,6 +326,41 @@ describe("the LM cache's Redis tier", function()
     assert.matches("is back", warnings[#warnings])
   end)
 
+  it("gives tide eval --redis: a second run on another disk cache makes no request", function()
+    local files = require "support.files"
+    local dir = files.tmpdir()
+    files.write(dir .. "/program.lua", [[
+local tide = require "tide"
+local critic = tide.Predict("content -> score: int, approved: bool")
+return {program = function(inputs) return critic{content = inputs.content} end,
+        metric = function() return true end, inputs = {"content"}}
+]])
+    local rows = {}
+    for i = 1, 6 do rows[i] = cjson.encode{content = "draft " .. i} end
+    files.write(dir .. "/data.jsonl", table.concat(rows, "\n") .. "\n")
+    local function eval(run, redis_url)
+      local cmd = string.format("cd %s && env -u TIDE_MODEL -u MOCKLLM_URL -u TIDE_REDIS_URL " ..
+        "OPENAI_API_KEY=sk-eval OPENAI_BASE_URL=%s/v1 TIDE_CACHE_DIR=%s/cache%d %s eval " ..
+        "program.lua --model openai/mock --data data.jsonl --out out%d.jsonl --progress none " ..
+        "--redis '%s' 2>&1", dir, llm.url, dir, run, TIDE, run, redis_url)
+      local p = assert(io.popen(cmd))
+      local out = p:read("a")
+      local _, _, code = p:close()
+      return code, out
+    end
+    local code, out = eval(1, server.url)
+    assert.are.equal(0, code, out)
+    assert.are.equal(6, llm:stats().requests)
+    code, out = eval(2, server.url)
+    assert.are.equal(0, code, out)
+    assert.are.equal(6, llm:stats().requests)
+    code, out = eval(3, "redis://:pw@h:0")
+    assert.are.equal(2, code)
+    assert.matches("tide eval: %-%-redis: a port outside 1%-65535", out)
+    assert.is_nil(out:find(":pw@", 1, true))
+    os.execute("rm -rf " .. dir)
+  end)
+
   it("runs without Redis when TIDE_REDIS_URL is malformed, saying so once", function()
     local cmd = string.format("TIDE_REDIS_URL='redis://:pw@h:0' %s spec/support/redis_shard.lua %s 2 0 bad",
       TIDE, llm.url)

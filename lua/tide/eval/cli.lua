@@ -45,6 +45,9 @@ Options:
   --concurrency N     examples running at once (default 16)
   --model M           the LM, e.g. openai/gpt-4o-mini (default: $TIDE_MODEL)
   --shard K/N         run only the K-th of N slices of the dataset (K from 1)
+  --redis URL         share the LM cache and rate limits with the other shards
+                      through Redis: redis://[[user]:password@]host[:port][/db]
+                      (default: $TIDE_REDIS_URL; docs/redis.md)
   --max-errors N      stop after N examples failed
   --failure-score X   the score of a failed example (default 0)
   --overwrite         start over instead of resuming --out
@@ -81,7 +84,7 @@ local function usage_error(fmt, ...)
 end
 
 local VALUED = {data = true, out = true, format = true, inputs = true, concurrency = true, model = true,
-  shard = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
+  shard = true, redis = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
   interval = true, rows = true, ["wait-for-server"] = true, report = true}
 local FLAGS = {overwrite = true, help = true}
 
@@ -285,6 +288,12 @@ local function run(o)
   if o.shard then
     local k, err = evaluate.parse_shard(o.shard)
     if not k then return usage_error("--%s", err) end
+  end
+  if o.redis then
+    local shared_redis = require "tide.shared.redis"
+    local parsed, why_redis = shared_redis.parse(o.redis)
+    if not parsed then return usage_error("--redis: %s", why_redis) end
+    tide.configure{redis = o.redis}
   end
   local progress_mode = o.progress
   if progress_mode ~= nil and progress_mode ~= "bar" and progress_mode ~= "lines" and progress_mode ~= "none" then

@@ -57,4 +57,40 @@ describe("tide.BootstrapFewShotWithRandomSearch", function()
     assert.are.equal(2, #opt.log.candidates)
     assert.is_true(#compiled.demos > 0)
   end)
+
+  it("cancelled mid-compile (Ctrl-C), keeps the best program so far, and a rerun resumes from the cache", function()
+    local cache_mod = require "tide.cache"
+    local calls, compile_task = 0, nil
+    local function metric(example, pred)
+      calls = calls + 1
+      if calls == 20 then compile_task:cancel() end   -- during the third candidate's bootstrap
+      return task.metric(example, pred)
+    end
+    local function compile(m, cache)
+      local own = task.lm(env.server, {cache = cache})   -- a memory cache of its own
+      return tide.BootstrapFewShotWithRandomSearch{metric = m, num_candidate_programs = 2,
+        max_bootstrapped_demos = 2, max_labeled_demos = 2, display_progress = false}
+        :compile(tide.Predict("word -> answer", {lm = own}),
+          {trainset = task.examples(1, 8), valset = task.examples(9, 14)})
+    end
+    local cache = cache_mod.new{}
+    compile_task = tide.spawn(compile, metric, cache)
+    local ok, err = pcall(compile_task.wait, compile_task)
+    assert.is_false(ok)
+    assert.are.equal("cancelled", err.kind)
+    local best = err.result.program
+    assert.are.equal(2, #best.demos)                   -- the labeled candidate, scored 1
+    assert.are.equal(2, #err.result.log.candidates)
+    local cancelled_run = env.server:stats().requests
+    assert.is_true(cancelled_run > 0)
+    env.server:reset()
+    compile(task.metric, cache)
+    local resumed = env.server:stats().requests
+    env.server:reset()
+    compile(task.metric, cache_mod.new{})
+    local fresh = env.server:stats().requests
+    -- the rerun asks only what the cancelled run had not been answered
+    assert.is_true(resumed < fresh, resumed .. " requests resumed, " .. fresh .. " fresh")
+    assert.is_true(resumed + cancelled_run >= fresh)
+  end)
 end)

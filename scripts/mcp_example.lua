@@ -20,10 +20,10 @@ local function scripted(key, value)
     headers = {["X-Mock-Scenario"] = key .. "=" .. encoded}})
 end
 
--- a scratch directory with two notes: the server may read only there
-local dir = os.tmpname()
-os.remove(dir)
-assert(os.execute("mkdir -p " .. dir))
+-- a scratch directory with two notes: the server may read only there (a fixed
+-- path, so that a rerun's cached replies name the same files)
+local dir = (os.getenv("TMPDIR") or "/tmp") .. "/tide-mcp-example"
+assert(os.execute("mkdir -p '" .. dir .. "'"))
 local function note(name, text)
   local f = assert(io.open(dir .. "/" .. name, "w"))
   f:write(text)
@@ -72,4 +72,4 @@ while p.trajectory["tool_name_" .. i] do
 end
 print("  answer: " .. p.answer)
 
-os.execute("rm -rf " .. dir)
+os.execute("rm -rf '" .. dir .. "'")

@@ -166,6 +166,14 @@ describe("the hosts against mockllm", function()
       r = post("/openai/deployments/d/chat/completions?api-version=2024-10-21", {Authorization = "Bearer k"})
       assert.are.equal(401, r.status)
       assert.matches("missing subscription key", r.body, 1, true)
+      -- the path names the deployment: a body without `model` is fine there, not on /v1
+      local body = cjson.encode{messages = {{role = "user", content = "no model field"}}}
+      r = tide.request{url = server.url .. "/openai/deployments/d/chat/completions?api-version=2024-10-21",
+        method = "POST", headers = {["api-key"] = "k"}, body = body, timeout = 10}
+      assert.are.equal(200, r.status, r.body)
+      r = tide.request{url = server.url .. "/v1/chat/completions", method = "POST",
+        headers = {Authorization = "Bearer k"}, body = body, timeout = 10}
+      assert.are.equal(400, r.status)
     end)
   end)
 end)

@@ -342,13 +342,13 @@ static int reasoning_params(const struct json *root, struct refusal *f)
 
 /* OpenAI's Chat Completions: model, a non-empty list of messages in known
    roles, and each tool answer after the assistant's tool_calls. */
-static int openai_body(const struct json *root, struct refusal *f)
+static int openai_body(const struct json *root, struct refusal *f, int azure)
 {
   static const char *const roles[] = {"system", "developer", "user", "assistant", "tool",
                                       "function"};
   const struct json *msgs = json_get(root, "messages"), *m;
   int i = 0, calls = 0;
-  if (json_get(root, "model") == NULL)
+  if (json_get(root, "model") == NULL && !azure)  /* Azure's path names the deployment */
     return refuse_param(f, "you must provide a model parameter", NULL, "model", -1, 0);
   if (msgs == NULL)
     return refuse_param(f, "Missing required parameter: 'messages'.",
@@ -411,5 +411,5 @@ int strict_body(enum route r, const struct request *rq, const struct json *root,
     return anthropic_body(rq, root, f);
   if (r == ROUTE_GEMINI)
     return gemini_body(root, f);
-  return openai_body(root, f);
+  return openai_body(root, f, api_of(rq->target, rq->target_len) == API_AZURE);
 }

@@ -22,9 +22,9 @@ local function wait_state(conn, want)
   return conn:state() == want
 end
 
---- Runs spec/support/redis_shard.lua as its own tide process → its JSON line.
+--- Runs scripts/bench/redis_shard.lua as its own tide process → its JSON line.
 local function shard(server_url, redis_url, n, prefix)
-  local cmd = string.format("TIDE_REDIS_URL='%s' %s spec/support/redis_shard.lua %s %d 0 %s",
+  local cmd = string.format("TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s %d 0 %s",
     redis_url, TIDE, server_url, n, prefix)
   local p = assert(io.popen(cmd))
   local out = p:read("a")
@@ -362,7 +362,7 @@ return {program = function(inputs) return critic{content = inputs.content} end,
   end)
 
   it("runs without Redis when TIDE_REDIS_URL is malformed, saying so once", function()
-    local cmd = string.format("TIDE_REDIS_URL='redis://:pw@h:0' %s spec/support/redis_shard.lua %s 2 0 bad",
+    local cmd = string.format("TIDE_REDIS_URL='redis://:pw@h:0' %s scripts/bench/redis_shard.lua %s 2 0 bad",
       TIDE, llm.url)
     local p = assert(io.popen(cmd .. " 2>&1"))
     local out = p:read("a")

@@ -55,7 +55,7 @@ describe("shared rate limits", function()
     local pipes = {}
     for k = 1, 3 do
       pipes[k] = assert(io.popen(string.format(
-        "TIDE_REDIS_URL='%s' %s spec/support/redis_shard.lua %s %d %d shard%d",
+        "TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s %d %d shard%d",
         server.url, TIDE, llm.url, per_shard, rpm, k)))
     end
     for k = 1, 3 do

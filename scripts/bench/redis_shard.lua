@@ -1,8 +1,8 @@
---- One shard of the Redis specs and bench: n LM calls to mockllm, in parallel,
--- printing one JSON line {texts, cached, warnings}.  The Redis comes from
--- TIDE_REDIS_URL, as a shard's would; the disk cache is off, so that only Redis
--- can share answers between shards.
---   tide redis_shard.lua BASE_URL N [RPM] [PREFIX]
+--- One shard process for the Redis bench (redis_run) and specs: N LM calls to
+-- mockllm, 16 at a time, printing one JSON line {texts, cached, warnings}.  Its
+-- Redis comes from TIDE_REDIS_URL, as a real shard's would; the disk cache is
+-- off, so that only Redis can share answers or a rate between shards.
+--   tide scripts/bench/redis_shard.lua MOCKLLM_URL N [RPM] [PREFIX]
 local tide = require "tide"
 local cjson = require "cjson"
 local shared_redis = require "tide.shared.redis"

@@ -222,6 +222,15 @@ describe("tide.mcp", function()
       assert.are.equal("Echo: over http", p.tool_calls[1].result)
     end)
 
+    it("answers the server's sampling request sent on the response's event stream", function()
+      local client <close> = tide.mcp.connect{url = http.url,
+        sampling = function() return {role = "assistant", model = "mock",
+          content = {type = "text", text = "sampled over http"}} end}
+      local r = client:call("trigger-sampling-request", {prompt = "hi", maxTokens = 5})
+      assert.is_false(r.is_error)
+      assert.matches("sampled over http", r.text)
+    end)
+
     it("says when the endpoint refuses, without the headers' secrets", function()
       local err = failure(tide.mcp.connect, {url = http.url:gsub("/mcp$", "/nope"),
         headers = {Authorization = "Bearer sk-secret-token"}})
@@ -305,5 +314,8 @@ describe("tide.mcp", function()
     assert.has_error(function() tide.mcp.connect{command = "npx"} end)
     assert.has_error(function() tide.mcp.connect{url = "ftp://x"} end)
     assert.has_error(function() tide.mcp.connect{command = {"x"}, sampling = 3} end)
+    local client <close> = tide.mcp.connect{command = servers.fake("hang")}
+    assert.has_error(function() client:call("one", {}, {timeout = -1}) end)
+    assert.has_error(function() client:call(1) end)
   end)
 end)

@@ -171,7 +171,10 @@ function Client:await(slot)
       local ok, err = pcall(self.transport.pump, self.transport, self, slot)
       self.transport.reading = false
       for _, other in pairs(self.pending) do   -- hand the reading over
-        if other ~= slot and other.sem:waiting() > 0 then other.sem:release(); break end
+        if other ~= slot and not other.done and other.sem:waiting() > 0 then
+          other.sem:release()
+          break
+        end
       end
       if not ok then error(err, 0) end
     end
@@ -274,6 +277,11 @@ function Client:call(name, args, opts)
   check.type("mcp call", 1, name, "string")
   check.type("mcp call", 2, args, "table", true)
   opts = check.type("mcp call", 3, opts, "table", true) or {}
+  check.number("mcp call", "opts.timeout", opts.timeout, {above = 0, max = 1e9}, true)
+  if opts.on_progress ~= nil and not check.callable(opts.on_progress) then
+    check.fail("mcp call", "opts.on_progress", "a function(progress, total, message) expected, got " ..
+      type(opts.on_progress))
+  end
   local params = {name = name, arguments = args or {}}
   local token
   if opts.on_progress then

@@ -39,12 +39,12 @@ local function stderr_tail(self)
 end
 
 --- gone(why) → the `mcp` error for a server that stopped answering: how it ended
--- (it is given a moment to exit when its stdout closed) and its last words.
+-- (it is given a moment to exit) and its last words.
 function Transport:gone(why)
   local status, code, sig = "running", nil, nil
   local ok, s, c, g = pcall(self.proc.status, self.proc)
   if ok then status, code, sig = s, c, g end
-  if ok and status == "running" and why == "eof" then
+  if ok and status == "running" then   -- a dying server: a moment to learn how it ended
     local waited, c2, g2 = pcall(core.timeout, 1, self.proc.wait, self.proc)
     if waited then status, code, sig = "exited", c2, g2 end
   end

@@ -105,6 +105,18 @@ describe("the Responses API", function()
     assert.are.equal(0, server:stats().requests)
   end)
 
+  it("keeps its cache entries apart from the chat API's", function()
+    local cache = require("tide.cache").new{memory = 16, dir = false}
+    local chat = tide.LM("openai/gpt-4o-mini", {api_key = "k", base_url = server.url .. "/v1", cache = cache})
+    local responses = lm_for(nil, nil, {cache = cache})
+    chat:call("the same prompt twice")
+    local r = responses:call("the same prompt twice")
+    assert.is_false(r.cached)
+    assert.are.equal("response", r.raw.object)
+    assert.is_true(responses:call("the same prompt twice").cached)
+    assert.are.equal(2, server:stats().requests)
+  end)
+
   it("makes n samples as n calls (a response has one output)", function()
     local lm = lm_for()
     local r = lm:call{prompt = "two samples please", n = 2}

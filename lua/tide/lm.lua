@@ -289,6 +289,7 @@ local function cache_key(self, norm, rollout_id)
   return cache_mod.key{
     provider = cfg.provider, model = cfg.model, base_url = cfg.base_url or "",
     request = norm, rollout_id = rollout_id or "",
+    api = cfg.api,   -- "responses": its answers (raw) are not chat completions
   }
 end
 

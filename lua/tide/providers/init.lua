@@ -234,6 +234,7 @@ function M.resolve(model_string, opts)
     api_version = spec.module == "azure" and api_version(opts, env) or nil,
   }
   if spec.no_n then cfg.takes_n = false end
+  if opts.api == "responses" then cfg.api = "responses" end
   return provider, cfg
 end
 

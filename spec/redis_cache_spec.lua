@@ -255,6 +255,20 @@ describe("the LM cache's Redis tier", function()
     assert.are.equal(1, c2.size)
   end)
 
+  it("shares embedder results too: a second embedder on a fresh cache sends nothing", function()
+    local function embedder()
+      return require("tide.embedder").new("openai/text-embedding-3-small", {base_url = llm.url .. "/v1",
+        api_key = "sk-embed", cache = cache_mod.new{dir = false}})
+    end
+    local first = embedder():embed{"alpha beta", "gamma"}
+    local requests = llm:stats().requests
+    assert.is_true(requests >= 1)
+    local again = embedder()
+    assert.are.same(first, again:embed{"alpha beta", "gamma"})
+    assert.are.equal(requests, llm:stats().requests)
+    assert.are.equal(2, again.usage.cache_hits)
+  end)
+
   it("writes entries with the configured TTL", function()
     tide.configure{redis = {url = server.url, ttl = 300}}
     new_lm(cache_mod.new{dir = false}):call("ttl?")

@@ -47,6 +47,22 @@ describe("tide.BootstrapFewShotWithRandomSearch", function()
     assert.are.equal(before, env.server:stats().requests)
   end)
 
+  it("stops at its budget of LM cost, and saves its log", function()
+    local priced = task.lm(env.server, {cache = false, price = {input = 1000, output = 1000}})
+    local opt = tide.BootstrapFewShotWithRandomSearch{metric = task.metric, num_candidate_programs = 4,
+      max_cost = 0.5, display_progress = false}
+    opt:compile(tide.Predict("word -> answer", {lm = priced}),
+      {trainset = task.examples(1, 4), valset = task.examples(5, 8)})
+    assert.are.equal(1, #opt.log.candidates)       -- the zero-shot evaluation spent more than $0.50
+    assert.is_true(opt.log.cost > 0.5)
+    local path = os.tmpname()
+    opt:save_log(path)
+    local saved = require("cjson").decode(require("support.files").read(path))
+    os.remove(path)
+    assert.are.equal("BootstrapFewShotWithRandomSearch", saved.optimizer)
+    assert.are.equal("zero-shot", saved.candidates[1].kind)
+  end)
+
   it("stops at its budget of metric calls", function()
     local opt = tide.BootstrapFewShotWithRandomSearch{metric = task.metric, num_candidate_programs = 10,
       max_metric_calls = 20, display_progress = false}

@@ -27,6 +27,7 @@ local M = {}
 
 local Bootstrap = {}
 Bootstrap.__index = Bootstrap
+Bootstrap.save_log = run_mod.save_log
 Bootstrap.__name = "tide.BootstrapFewShot"
 
 local COUNT = {integer = true, min = 0}

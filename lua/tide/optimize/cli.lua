@@ -12,11 +12,11 @@
 -- (Ctrl-C: the best program so far is written to --out; the same command again
 -- resumes through the LM cache).
 local tide = require "tide"
-local cjson = require "cjson"
 local script = require "tide.script"
 local settings = require "tide.settings"
 local dataset = require "tide.eval.dataset"
 local eval_cli = require "tide.eval.cli"
+local run_mod = require "tide.optimize.run"
 
 local M = {}
 
@@ -140,11 +140,7 @@ local function message_of(e)
 end
 
 local function write_log(path, log)
-  local f, err = io.open(path, "w")
-  if not f then return nil, err end
-  f:write(cjson.encode(log), "\n")
-  f:close()
-  return true
+  return pcall(run_mod.save_log, {log = log}, path)
 end
 
 local function options(o)
@@ -226,7 +222,7 @@ local function run(o)
   res.program:save(o.out)
   if o.log and res.log then
     local wrote, werr = write_log(o.log, res.log)
-    if not wrote then say("--log: %s", tostring(werr)) return 1 end
+    if not wrote then say("--log: %s", message_of(werr)) return 1 end
   end
   local chosen = res.log and res.log.chosen
   io.stdout:write(string.format("tide optimize: %s → %s%s\n", o.optimizer, o.out,

@@ -36,6 +36,7 @@ local M = {}
 
 local GEPA = {}
 GEPA.__index = GEPA
+GEPA.save_log = run_mod.save_log
 GEPA.__name = "tide.GEPA"
 
 local NAME = "GEPA"

@@ -37,6 +37,7 @@ local M = {}
 
 local MIPRO = {}
 MIPRO.__index = MIPRO
+MIPRO.save_log = run_mod.save_log
 MIPRO.__name = "tide.MIPROv2"
 
 local NAME = "MIPROv2"

@@ -25,6 +25,7 @@ local M = {}
 
 local Search = {}
 Search.__index = Search
+Search.save_log = run_mod.save_log
 Search.__name = "tide.BootstrapFewShotWithRandomSearch"
 
 local NAME = "BootstrapFewShotWithRandomSearch"

@@ -13,6 +13,7 @@
 -- past which the compile stops with that error.  Every metric call counts against
 -- max_metric_calls and the LM cost of the runs against max_cost: an optimizer asks
 -- run:affords(n) before spending n more calls and stops its search when it cannot.
+local cjson = require "cjson"
 local core = require "tide.core"
 local check = require "tide.check"
 local settings = require "tide.settings"
@@ -275,6 +276,17 @@ function Run:guard(search, best)
     res.result = {program = best(), log = self:finish(nil)}
   end
   error(res, 0)
+end
+
+--- opt:save_log(path): the optimizer's last log (opt.log) as JSON.  Every optimizer
+-- class takes this as its method.
+function M.save_log(opt, path)
+  check.type("save_log", 1, path, "string")
+  if opt.log == nil then check.misuse("save_log: nothing to save: call compile first") end
+  local f, err = io.open(path, "w")
+  if not f then error(core.error{kind = "io", message = "save_log: cannot open " .. err, path = path}, 0) end
+  f:write(cjson.encode(opt.log), "\n")
+  f:close()
 end
 
 --- A demo made of a traced call: its inputs and its outputs, marked augmented

@@ -57,6 +57,8 @@ Options:
                       the run up to S seconds for it to come back (default 30; 0:
                       do not wait); then stop, keeping the finished rows
   --rows N            also print the first N rows at the end
+  --load FILE.json    load the program's saved state first (program:load: demos and
+                      instructions, e.g. what tide optimize --out wrote)
   --report FILE.html  also write the HTML report: summary, plots, failures, rows
   --merge OUT IN...   combine the results of shards into OUT (.jsonl or .csv, not one
                       of the INs), in dataset order
@@ -85,7 +87,7 @@ end
 
 local VALUED = {data = true, out = true, format = true, inputs = true, concurrency = true, model = true,
   shard = true, redis = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
-  interval = true, rows = true, ["wait-for-server"] = true, report = true}
+  interval = true, rows = true, ["wait-for-server"] = true, report = true, load = true}
 local FLAGS = {overwrite = true, help = true}
 
 --- argv → options (a table keyed by option name, positional ones in `args`), or nil
@@ -241,6 +243,8 @@ local function load_program(path, cli)
   return spec
 end
 
+M.load_program = load_program   -- tide optimize loads PROGRAM.lua the same way
+
 local function no_lm(program_path)
   return "no LM: the examples have no model to call. Pass --model provider/model (or set " ..
     "TIDE_MODEL) with the provider's key, e.g.\n" ..
@@ -248,6 +252,7 @@ local function no_lm(program_path)
     "or configure one in " .. program_path .. ": tide.configure{lm = tide.LM(\"openai/gpt-4o-mini\")}\n" ..
     "or, offline against the mock server: scripts/with_mockllm build/tide eval " .. program_path .. " ..."
 end
+M.no_lm = no_lm
 
 --- The dataset's examples (at least one), or nil and a message.
 local function load_dataset(o, inputs)
@@ -324,6 +329,10 @@ local function run(o)
   if not spec then say("%s", err) return 1 end
   if not lm and settings.global.lm == nil and not spec.made_lm then
     return usage_error("%s", no_lm(program_path))
+  end
+  if o.load then
+    local ok_l, load_err = pcall(function() spec.program:load(o.load) end)
+    if not ok_l then say("--load %s: %s", o.load, tostring(load_err)) return 1 end
   end
 
   local inputs = spec.inputs

@@ -107,6 +107,23 @@ describe("the hosts against mockllm", function()
     end)
   end
 
+  it("gemini: candidateCount for n, and n calls for the 1.0 models that refuse it", function()
+    local lm = lm_for("gemini/gemini-2.0-flash", {base_url = server.url})
+    local r = lm:call{prompt = "Name a lake.", n = 3}
+    assert.are.equal(3, #r.texts)
+    assert.are.equal(1, server:stats().requests)
+    server:reset()
+    lm = lm_for("gemini/gemini-1.0-pro", {base_url = server.url})
+    r = lm:call{prompt = "Name a lake.", n = 3}
+    assert.are.equal(3, #r.texts)
+    assert.are.equal(3, server:stats().requests)   -- mockllm refuses candidateCount > 1 there
+    local raw = tide.request{url = server.url .. "/v1beta/models/gemini-1.0-pro:generateContent",
+      method = "POST", headers = {["x-goog-api-key"] = "k"}, timeout = 10, body = cjson.encode{
+        contents = {{role = "user", parts = {{text = "x"}}}}, generationConfig = {candidateCount = 2}}}
+    assert.are.equal(400, raw.status)
+    assert.matches("Multiple candidates is not enabled for models/gemini-1.0-pro", raw.body, 1, true)
+  end)
+
   it("names the host in errors and keeps its key out of them", function()
     local lm = lm_for("mistral/m", nil, "echo_key=1")
     local ok, err = pcall(lm.call, lm, "quote the key")

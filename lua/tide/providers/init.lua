@@ -48,7 +48,12 @@ local PROVIDERS = {
   anthropic = {module = "anthropic", keys = {"ANTHROPIC_API_KEY"},
                base_env = "ANTHROPIC_BASE_URL", base = "https://api.anthropic.com"},
   gemini = {module = "gemini", keys = {"GEMINI_API_KEY", "GOOGLE_API_KEY"},
-            base_env = "GEMINI_BASE_URL", base = "https://generativelanguage.googleapis.com"},
+            base_env = "GEMINI_BASE_URL", base = "https://generativelanguage.googleapis.com",
+            -- the 1.0 models refuse candidateCount > 1: their n samples are n calls
+            one_candidate = function(model)
+              model = model:gsub("^models/", "")
+              return model:match("^gemini%-1%.0") ~= nil or model == "gemini-pro"
+            end},
   ollama = {module = "openai", keys = {}, keyless = true, base = "http://localhost:11434/v1",
             no_n = true},
   openrouter = {module = "openai", keys = {"OPENROUTER_API_KEY", "OR_API_KEY"},
@@ -233,7 +238,7 @@ function M.resolve(model_string, opts)
     headers = headers,
     api_version = spec.module == "azure" and api_version(opts, env) or nil,
   }
-  if spec.no_n then cfg.takes_n = false end
+  if spec.no_n or (spec.one_candidate and spec.one_candidate(model)) then cfg.takes_n = false end
   if opts.api == "responses" then cfg.api = "responses" end
   return provider, cfg
 end

@@ -67,4 +67,48 @@ describe("tide.MIPROv2", function()
     assert.matches("the valset %(4 examples%) is smaller than a minibatch %(minibatch_size = 10%)", err)
     assert.are.equal(0, env.server:stats().requests)
   end)
+
+  it("asks the prompt model as DSPy's grounded proposer does: summary, program, module, demos, tip", function()
+    local prompts = {}
+    local prompt_model = tide.DummyLM(function(messages)
+      local user = messages[#messages].content
+      local field = user:match("starting with the field `%[%[ ## ([%w_]+) ## %]%]`")
+      prompts[#prompts + 1] = {field = field, system = messages[1].content, user = user}
+      return "[[ ## " .. field .. " ## ]]\nReverse the letters of the word.\n\n[[ ## completed ## ]]"
+    end)
+    local opt = tide.MIPROv2{metric = task.metric, num_candidates = 3, num_trials = 2, seed = 1,
+      prompt_model = prompt_model, minibatch = false, display_progress = false}
+    local compiled = opt:compile(tide.ChainOfThought("word -> answer", {lm = lm}),
+      {trainset = task.examples(1, 6), valset = task.examples(7, 10), max_bootstrapped_demos = 1,
+       max_labeled_demos = 1})
+    local fields = {}
+    for _, p in ipairs(prompts) do fields[#fields + 1] = p.field end
+    -- the dataset summary, the program's description, then per proposal the module's role and
+    -- the instruction (num_candidates - 1 = 2 proposals, made at once)
+    assert.are.same({"observations", "summary", "program_description"}, {fields[1], fields[2], fields[3]})
+    table.sort(fields)
+    assert.are.same({"module_description", "module_description", "observations", "program_description",
+      "proposed_instruction", "proposed_instruction", "summary"}, fields)
+    local proposal
+    for _, p in ipairs(prompts) do
+      if p.field == "proposed_instruction" then proposal = p end
+    end
+    for _, name in ipairs{"dataset_description", "program_code", "program_description", "module",
+      "module_description", "task_demos", "basic_instruction"} do
+      assert.truthy(proposal.system:find("`" .. name .. "`", 1, true), name)
+    end
+    assert.matches('predict = tide.ChainOfThought%("word %-> reasoning, answer"%)', proposal.user)
+    local tip = proposal.user:match("%[%[ ## tip ## %]%]\n([^\n]+)")
+    if tip then
+      local known = {}
+      for _, t in ipairs(require("tide.optimize.proposer").TIPS) do known[t[2]] = true end
+      assert.is_true(known[tip], tip)
+    end
+    assert.are.same({"Given the fields `word`, produce the fields `answer`.",
+      "Reverse the letters of the word.", "Reverse the letters of the word."},
+      {opt.log.instructions.predict[1].instruction, opt.log.instructions.predict[2].instruction,
+       opt.log.instructions.predict[3].instruction})
+    assert.are.equal(1, opt.log.chosen.score)
+    assert.truthy(compiled.signature.instructions)
+  end)
 end)

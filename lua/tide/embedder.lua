@@ -102,13 +102,15 @@ local function check_options(opts)
   check.number("Embedder", "opts.num_retries", opts.num_retries, {integer = true, min = 0, max = 100}, true)
   check.number("Embedder", "opts.timeout", opts.timeout, {above = 0, max = 86400}, true)
   check.type("Embedder", "opts.task_type", opts.task_type, "string", true)
+  check.type("Embedder", "opts.secrets", opts.secrets, "table", true)
+  for i, v in ipairs(opts.secrets or {}) do check.type("Embedder", "opts.secrets[" .. i .. "]", v, "string") end
   if opts.price then prices.check("Embedder", "opts.price", opts.price) end
 end
 
 --- tide.Embedder(model, opts): opts = {batch_size, dimensions, task_type
 -- (Gemini's taskType), max_parallel_requests (8), num_retries (3), timeout,
--- cache (false, or a tide cache), price, and the LM's api_key, base_url,
--- headers and TLS options}.
+-- cache (false, or a tide cache), price, secrets (more strings kept out of
+-- errors), and the LM's api_key, base_url, headers and TLS options}.
 function M.new(model, opts)
   check.type("Embedder", 1, model, "string")
   opts = check.type("Embedder", 2, opts, "table", true) or {}
@@ -138,8 +140,12 @@ function M.new(model, opts)
   local secrets = {cfg.api_key}
   for name, value in pairs(cfg.headers) do
     local lower = name:lower()
-    if lower == "authorization" or lower:find("key", 1, true) then secrets[#secrets + 1] = value end
+    if lower == "authorization" or lower:find("key", 1, true) then
+      secrets[#secrets + 1] = value
+      secrets[#secrets + 1] = value:match("^%a+%s+(%S+)%s*$")   -- the token after "Bearer "
+    end
   end
+  for _, s in ipairs(opts.secrets or {}) do secrets[#secrets + 1] = s end
   local p = {provider = provider, wire = wire, cfg = cfg, secrets = redact.usable(secrets),
              gate = core.semaphore(math.tointeger(opts.max_parallel_requests or 8)),
              tls = tls.options("Embedder", opts, cfg.base_url)}

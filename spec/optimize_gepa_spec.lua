@@ -64,4 +64,16 @@ describe("tide.GEPA", function()
       :compile(tide.Predict("word -> answer", {lm = lm}), {trainset = task.examples(1, 4), valset = task.examples(5, 8)})
     assert.matches("## Feedback\nThis trajectory got a score of 0", reflection.history[1].messages[2].content)
   end)
+
+  it("merges two children that changed different predictors of their parent", function()
+    local merge_of = require("tide.optimize.gepa").merge_of
+    local names = {"first", "second", "third"}
+    local parent = {instructions = {first = "f0", second = "s0", third = "t0"}}
+    local a = {score = 0.5, instructions = {first = "f1", second = "s0", third = "t1"}}
+    local b = {score = 0.7, instructions = {first = "f0", second = "s2", third = "t2"}}
+    assert.are.same({first = "f1", second = "s2", third = "t2"}, merge_of(parent, a, b, names))
+    -- b changed nothing a did not: no merge
+    local c = {score = 0.9, instructions = {first = "f1", second = "s0", third = "t0"}}
+    assert.is_nil(merge_of(parent, a, c, names))
+  end)
 end)

@@ -92,6 +92,24 @@ function M.auto_budget(num_preds, n, valset_size)
   return total + fulls * valset_size
 end
 
+--- The merge of candidates a and b, children of `ancestor`: each predictor's
+-- instruction from the one that changed it (the better one's where both did or
+-- neither), or nil unless each changed a predictor the other did not.
+function M.merge_of(ancestor, a, b, names)
+  local merged, from_a, from_b = {}, false, false
+  for _, name in ipairs(names) do
+    local ia, ib, base = a.instructions[name], b.instructions[name], ancestor.instructions[name]
+    if ia ~= base and ib == base then
+      merged[name], from_a = ia, true
+    elseif ib ~= base and ia == base then
+      merged[name], from_b = ib, true
+    else
+      merged[name] = a.score >= b.score and ia or ib
+    end
+  end
+  return from_a and from_b and merged or nil
+end
+
 --- GEPA's markdown for one predictor's examples: inputs, outputs, feedback.
 local function render(items)
   local out = {}
@@ -281,19 +299,8 @@ function GEPA:compile(program, opts)
           local pair = ca.index .. ":" .. cb.index
           if ca.parent and ca.parent == cb.parent and not tried[pair] then
             tried[pair] = true
-            local anc = pool[ca.parent]
-            local merged, differs = {}, {a = false, b = false}
-            for _, name in ipairs(names) do
-              local ia, ib = ca.instructions[name], cb.instructions[name]
-              if ia ~= anc.instructions[name] and ib == anc.instructions[name] then
-                merged[name], differs.a = ia, true
-              elseif ib ~= anc.instructions[name] and ia == anc.instructions[name] then
-                merged[name], differs.b = ib, true
-              else
-                merged[name] = ca.score >= cb.score and ia or ib
-              end
-            end
-            if differs.a and differs.b then
+            local merged = M.merge_of(pool[ca.parent], ca, cb, names)
+            if merged then
               merges = merges + 1
               local sample_n = math.min(5, #valset)
               local idx = {}

@@ -18,6 +18,7 @@ local prediction = require "tide.prediction"
 local settings = require "tide.settings"
 local check = require "tide.check"
 local state = require "tide.state"
+local field_stream = require "tide.adapters.field_stream"
 local tools = require "tide.tools.loop"
 
 local M = {}
@@ -221,6 +222,21 @@ function Predict:__call(args, opts)
   -- a call without options hands the adapter the predictor: it has the fields asked for
   return answer(self.signature, lm, adapter, inputs,
     options == EMPTY and self or call_options(self, options), self.tool_loop)
+end
+
+--- for ev in p:stream(inputs [, opts]) do ... end — the output fields' text as it
+-- arrives, {field = name, chunk = text}, then {prediction = ...}; inputs and
+-- options as for a call (tide.adapters.field_stream).
+function Predict:stream(args, opts)
+  local inputs, options = split_call(self, args, opts)
+  local lm = options.lm or self.lm or settings.get("lm")
+  if lm == nil then
+    check.misuse("tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}")
+  end
+  if self.tool_loop then check.misuse("predictor:stream: a predictor with tools does not stream") end
+  local adapter = options.adapter or self.adapter or settings.get("adapter") or chat
+  return field_stream.stream(self.signature, lm, adapter, inputs,
+    options == EMPTY and self or call_options(self, options))
 end
 
 --- The predictors of this module: itself, named as DSPy names it: "self" for a

@@ -492,6 +492,7 @@ local function request(adapter, sig, messages, config)
   if adapter.response_format then req.response_format = adapter.response_format(sig) end
   return req
 end
+M.request = request   -- a stream's (tide.adapters.field_stream)
 
 local function texts_of(r)
   return r.texts or {r.text}

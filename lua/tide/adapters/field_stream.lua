@@ -1,0 +1,392 @@
+--- Streaming a predictor's output fields as they arrive.
+--
+--   for ev in predictor:stream({question = q}) do
+--     if ev.field then io.write(ev.chunk) else print(ev.prediction.answer) end
+--   end
+--
+-- The reply streams through lm:stream; a splitter follows it and yields
+-- {field = name, chunk = text} for the output fields' text: with the chat
+-- adapter each `[[ ## field ## ]]` section, with the JSON adapter each value of
+-- the reply's object (a string's characters, decoded; another value's JSON text).
+-- The chunks of a field concatenate to exactly the text the adapter's parse reads
+-- for it (a section trimmed as chat.parse trims it, a string as decoded), so a
+-- str field's chunks make its value; markers, blanks the parse would trim and
+-- text outside the fields never appear, however the stream cut them.  Once the
+-- stream ends the whole reply is parsed and {prediction = ...} comes last.  A
+-- reply that does not parse goes, as in a call, to the adapter's fallback (the
+-- chat adapter's JSON call, not streamed) unless fallback is false; parse_retries
+-- do not apply to a stream.  Leaving the loop early closes the LM's stream.
+local common = require "tide.adapters.common"
+local prediction = require "tide.prediction"
+local check = require "tide.check"
+local cjson = require "cjson"
+
+local M = {}
+
+-- ---- the blanks a parse trims ----------------------------------------------------------
+
+-- Feeds a field's text while holding back what trimming may drop: the leading
+-- blanks, the trailing ones until something follows them, and (for a chat section)
+-- the blanks that end its header's line, which chat.parse trims on their own.
+local Trimmer = {}
+Trimmer.__index = Trimmer
+
+local function trimmer(header_line)
+  return setmetatable({started = false, pending = "", header_line = header_line}, Trimmer)
+end
+
+-- %s's bytes: space, \t, \n, \v, \f, \r.
+local SPACE = {[32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true}
+
+-- text → the part that is sure to be in the field's final text
+function Trimmer:feed(text)
+  local out = {}
+  while true do
+    local piece, rest = text, nil
+    if self.header_line then
+      local nl = text:find("\n", 1, true)
+      if nl then piece, rest = text:sub(1, nl - 1), text:sub(nl + 1) end
+    end
+    local first = piece:find("%S")
+    if first then
+      local last, byte = #piece, string.byte
+      while SPACE[byte(piece, last)] do last = last - 1 end
+      if self.started then
+        out[#out + 1] = self.pending
+        out[#out + 1] = piece:sub(1, last)
+      else
+        out[#out + 1] = piece:sub(first, last)
+      end
+      self.started, self.pending = true, piece:sub(last + 1)
+    elseif self.started then
+      self.pending = self.pending .. piece
+    end
+    if rest == nil then break end
+    -- the end of the header's line: its blanks go, a line break stands for them
+    self.header_line = false
+    if self.started then self.pending = "\n" end
+    text = rest
+  end
+  return table.concat(out)
+end
+
+-- ---- the chat adapter's sections -------------------------------------------------------
+
+local HEADER_START = "[[ ## "
+local HEADER_END = " ## ]]"
+local BLANKS = "^[ \t\v\f]*$"
+
+--- At s[i] (a '['): "yes", name, last (a whole header), "maybe" (s ends in what
+-- could still become one) or "no".
+local function header_at(s, i)
+  local name, last = s:match("^%[%[ ## ([%w_]+) ## %]%]()", i)
+  if name then return "yes", name, last - 1 end
+  local n = #s - i + 1
+  local head = s:sub(i, i + #HEADER_START - 1)
+  if head ~= HEADER_START:sub(1, #head) then return "no" end
+  if n <= #HEADER_START then return "maybe" end
+  local after = s:match("^[%w_]*()", i + #HEADER_START)
+  if after == i + #HEADER_START then return "no" end       -- no name
+  if after > #s then return "maybe" end
+  local tail = s:sub(after, after + #HEADER_END - 1)
+  if tail == HEADER_END:sub(1, #tail) and #tail < #HEADER_END then return "maybe" end
+  return "no"
+end
+
+local Chat = {}
+Chat.__index = Chat
+
+local function chat_splitter(sig)
+  local outputs = {}
+  for _, f in ipairs(sig.outputs) do outputs[f.name] = true end
+  return setmetatable({outputs = outputs, seen = {}, buf = "", line_blank = true,
+                       cr = false, done = false}, Chat)
+end
+
+-- Text outside any header: it moves the line state on and goes to the section.
+function Chat:consume(text, emit)
+  if text == "" then return end
+  local nl = text:match(".*()\n")
+  if nl then
+    self.line_blank = text:sub(nl + 1):find(BLANKS) ~= nil
+  elseif self.line_blank then
+    self.line_blank = text:find(BLANKS) ~= nil
+  end
+  if self.field then
+    local out = self.trim:feed(text)
+    if out ~= "" then emit(self.field, out) end
+  end
+end
+
+function Chat:start(name)
+  self.field, self.trim = nil, nil
+  if self.outputs[name] and not self.seen[name] then   -- the first section of a field wins
+    self.seen[name] = true
+    self.field, self.trim = name, trimmer(true)
+  end
+end
+
+-- Line breaks as chat.parse reads them: \r\n and \r are \n (a \r at the end of
+-- a piece waits for the next).
+function Chat:normalise(text)
+  if self.cr then text = "\r" .. text end
+  self.cr = text:sub(-1) == "\r"
+  if self.cr then text = text:sub(1, -2) end
+  if text:find("\r", 1, true) then text = text:gsub("\r\n", "\n"):gsub("\r", "\n") end
+  return text
+end
+
+function Chat:feed(text, emit, last)
+  if self.done then return end
+  text = self:normalise(text)
+  if last and self.cr then text, self.cr = text .. "\n", false end
+  local s, pos = self.buf .. text, 1
+  while true do
+    local i = s:find("[", pos, true)
+    if i == nil then
+      self:consume(s:sub(pos), emit)
+      pos = #s + 1
+      break
+    end
+    self:consume(s:sub(pos, i - 1), emit)
+    pos = i
+    local status, name, stop = "no", nil, nil
+    if self.line_blank then status, name, stop = header_at(s, i) end
+    if status == "maybe" and not last then break end
+    if status == "yes" then
+      if name == "completed" then
+        self.done, self.field = true, nil
+        self.buf = ""
+        return
+      end
+      self:start(name)
+      self.line_blank = false
+      pos = stop + 1
+    else
+      self:consume("[", emit)
+      pos = i + 1
+    end
+  end
+  self.buf = s:sub(pos)
+end
+
+-- ---- the JSON adapter's object ---------------------------------------------------------
+
+local Json = {}
+Json.__index = Json
+
+local function json_splitter(sig)
+  local outputs = {}
+  for _, f in ipairs(sig.outputs) do outputs[f.name] = true end
+  return setmetatable({outputs = outputs, seen = {}, buf = "", state = "seek"}, Json)
+end
+
+-- The end of a string's text that can be decoded now: before its closing quote
+-- (→ position, true) or before an escape not complete yet (→ position, false).
+local function string_end(s, i)
+  while true do
+    local j = s:find('["\\]', i)
+    if j == nil then return #s + 1, false end
+    if s:sub(j, j) == '"' then return j, true end
+    local e = s:sub(j + 1, j + 1)
+    if e == "" then return j, false end
+    if e == "u" then
+      local hex = s:sub(j + 2, j + 5)
+      if #hex < 4 then return j, false end
+      local cp = tonumber(hex, 16)
+      if cp and cp >= 0xD800 and cp <= 0xDBFF then       -- a surrogate pair: both halves
+        if #s < j + 11 then return j, false end
+        i = j + 12
+      else
+        i = j + 6
+      end
+    else
+      i = j + 2
+    end
+  end
+end
+
+local function decode(raw)
+  local ok, v = pcall(cjson.decode, '"' .. raw .. '"')
+  if ok then return v end
+  return raw
+end
+
+function Json:value_emit(text, emit)
+  if self.field and text ~= "" then emit(self.field, text) end
+end
+
+function Json:feed(text, emit, last)
+  local s, i = self.buf .. text, 1
+  while i <= #s do
+    local st = self.state
+    if st == "done" then
+      self.buf = ""
+      return
+    elseif st == "seek" then
+      local j = s:find("{", i, true)
+      if j == nil then i = #s + 1 else self.state, i = "key", j + 1 end
+    elseif st == "key" then
+      local j = s:find("[^%s,]", i)
+      if j == nil then
+        i = #s + 1
+      elseif s:sub(j, j) == "}" then
+        self.state, i = "done", j + 1
+      elseif s:sub(j, j) == '"' then
+        local e, closed = string_end(s, j + 1)
+        if not closed then i = j break end         -- the key whole, or wait
+        self.key = decode(s:sub(j + 1, e - 1))
+        self.state, i = "colon", e + 1
+      else
+        self.state = "done"                         -- not an object of fields: nothing more
+      end
+    elseif st == "colon" then
+      local j = s:find("%S", i)
+      if j == nil then
+        i = #s + 1
+      else
+        self.state, i = "value", (s:sub(j, j) == ":" and j + 1 or j)
+      end
+    elseif st == "value" then
+      local j = s:find("%S", i)
+      if j == nil then
+        i = #s + 1
+      else
+        local key = self.key
+        self.field = nil
+        if self.outputs[key] and not self.seen[key] then
+          self.seen[key] = true
+          self.field = key
+        end
+        if s:sub(j, j) == '"' then
+          self.state, i = "string", j + 1
+        else
+          self.state, i = "raw", j
+          self.depth, self.in_str, self.trim = 0, false, trimmer(false)
+        end
+      end
+    elseif st == "string" then
+      local e, closed = string_end(s, i)
+      if e > i then self:value_emit(decode(s:sub(i, e - 1)), emit) end
+      if closed then
+        self.state, self.field, i = "key", nil, e + 1
+      else
+        i = e
+        break
+      end
+    else   -- "raw": a number, literal, list or object, up to its ',' or '}' outside strings
+      local j = i
+      if self.skip then j, self.skip = j + 1, false end   -- the character escaped at the last end
+      local stop
+      while true do
+        j = s:find(self.in_str and '["\\]' or '[%[%]{}",]', j)
+        if j == nil then break end
+        local c = s:sub(j, j)
+        if self.in_str then
+          if c == "\\" then
+            if j == #s then self.skip = true end
+            j = j + 1
+          else
+            self.in_str = false
+          end
+        elseif c == '"' then
+          self.in_str = true
+        elseif c == "[" or c == "{" then
+          self.depth = self.depth + 1
+        elseif self.depth > 0 and (c == "]" or c == "}") then
+          self.depth = self.depth - 1
+        elseif self.depth == 0 and (c == "," or c == "}") then
+          stop = j
+          break
+        end
+        j = j + 1
+      end
+      local upto = stop and stop - 1 or #s
+      local out = self.trim:feed(s:sub(i, upto))
+      self:value_emit(out, emit)
+      if stop then
+        self.state, self.field = s:sub(stop, stop) == "}" and "done" or "key", nil
+        i = stop + 1
+      else
+        i = #s + 1
+      end
+    end
+  end
+  self.buf = last and "" or s:sub(i)
+end
+
+-- ---- the stream ------------------------------------------------------------------------
+
+local SPLITTERS = {chat = chat_splitter, json = json_splitter}
+
+--- splitter(adapter_name, sig) → a splitter of that adapter's replies:
+-- s:feed(text, emit, last) calls emit(field, chunk) for the fields' text in
+-- `text` (the next piece of the reply; last: the reply ends with it).
+function M.splitter(adapter_name, sig)
+  return SPLITTERS[adapter_name](sig)
+end
+
+--- stream(sig, lm, adapter, inputs, opts) → an iterator of events for a generic
+-- for, with a closer as its fourth value.  opts = {demos, config, fallback} (a
+-- Predict is such a table).
+function M.stream(sig, lm, adapter, inputs, opts)
+  local make = SPLITTERS[adapter.name]
+  if make == nil or type(adapter.parse) ~= "function" then
+    check.misuse("predictor:stream: a stream needs tide.adapters.chat or tide.adapters.json")
+  end
+  local config = opts.config or {}
+  if config.n and config.n > 1 then
+    check.misuse("predictor:stream: one reply streams at a time (config.n is " .. config.n .. ")")
+  end
+  local req = common.request(adapter, sig, adapter.format(sig, inputs, opts.demos), config)
+  local next_piece, _, _, lm_closer = lm:stream(req)
+  local splitter = make(sig)
+  -- the events of the pieces read so far: queue[head..tail]
+  local queue, head, tail, pieces, ended = {}, 1, 0, {}, false
+  local function push(ev)
+    tail = tail + 1
+    queue[tail] = ev
+  end
+  local function emit(field, chunk)      -- a piece's chunks of one field make one event
+    local last = queue[tail]
+    if tail >= head and last.field == field then
+      last.chunk = last.chunk .. chunk
+    else
+      push{field = field, chunk = chunk}
+    end
+  end
+  local function conclude()
+    ended = true
+    local ok, outputs = pcall(adapter.parse, sig, table.concat(pieces))
+    if ok then return push{prediction = prediction.prediction(outputs, {outputs})} end
+    if adapter.fallback and opts.fallback ~= false and type(outputs) == "table" and
+        outputs.kind == "parse" then
+      local all = adapter.fallback(lm, sig, inputs, opts)
+      return push{prediction = prediction.prediction(all[1], all)}
+    end
+    error(outputs, 0)
+  end
+  local function next_event()
+    while head > tail do
+      if ended then return nil end
+      local piece = next_piece()
+      if piece == nil then
+        splitter:feed("", emit, true)
+        conclude()
+      else
+        pieces[#pieces + 1] = piece
+        splitter:feed(piece, emit, false)
+      end
+    end
+    local ev = queue[head]
+    queue[head] = nil
+    head = head + 1
+    return ev
+  end
+  local closer = setmetatable({}, {__close = function()
+    if lm_closer then getmetatable(lm_closer).__close(lm_closer) end
+  end})
+  return next_event, nil, nil, closer
+end
+
+return M

@@ -248,6 +248,15 @@ describe("tide.mcp", function()
       assert.matches("exited with code 3; its stderr ends with: no config file", err.message)
     end)
 
+    it("says what it wrote without the credentials it was given", function()
+      local err = failure(tide.mcp.connect, {command = {"sh", "-c", "echo \"bad token $GITHUB_TOKEN\" >&2; exit 1"},
+        env = {GITHUB_TOKEN = "ghp-spec-secret-4711"}})
+      assert.are.equal("mcp", err.kind)
+      assert.matches("bad token %[redacted%]", err.message)
+      assert.is_nil(tostring(err):find("4711"))
+      assert.is_nil(err.stderr:find("4711"))
+    end)
+
     it("cannot start: kind mcp", function()
       local err = failure(tide.mcp.connect, {command = {"/nonexistent/mcp-server"}})
       assert.are.equal("mcp", err.kind)

@@ -14,6 +14,7 @@ local core = require "tide.core"
 local json = require "tide.json"
 local check = require "tide.check"
 local tool_mod = require "tide.tools.tool"
+local redact = require "tide.redact"
 
 local M = {}
 
@@ -36,8 +37,10 @@ local function mcp_error(message, fields)
 end
 M.error = mcp_error
 
-local function snippet(s)
-  s = tostring(s)
+-- What the server said, for an error message: its credentials redacted (before
+-- the cut), 200 bytes at most, on one line.
+local function snippet(s, secrets)
+  s = redact.text(tostring(s), secrets)
   if #s > 200 then s = s:sub(1, 200) .. "…" end
   return (s:gsub("[%c]", " "))
 end
@@ -47,6 +50,7 @@ function M.new(transport, opts)
   return setmetatable({
     transport = transport,
     name = opts.name,
+    secrets = opts.secrets or {},     -- kept out of every error message
     timeout = opts.timeout or DEFAULT_TIMEOUT,
     sampling = opts.sampling,         -- function(params) → result, for sampling/createMessage
     on_notification = opts.on_notification,
@@ -122,7 +126,8 @@ end
 function Client:dispatch(msg, raw)
   if type(msg) ~= "table" or msg.jsonrpc ~= "2.0" then
     return self:fail(mcp_error(string.format("%s: the server sent something that is not a " ..
-      "JSON-RPC 2.0 message: %s", self.name, snippet(raw or json.encode(msg))), {raw = raw}))
+      "JSON-RPC 2.0 message: %s", self.name, snippet(raw or json.encode(msg), self.secrets)),
+      {raw = raw and redact.text(raw, self.secrets)}))
   end
   local method, id = msg.method, msg.id
   if type(method) == "string" then
@@ -137,7 +142,7 @@ function Client:dispatch(msg, raw)
     return   -- a reply to a request given up on (timed out): dropped
   end
   return self:fail(mcp_error(string.format("%s: the server sent a malformed JSON-RPC message: %s",
-    self.name, snippet(raw or json.encode(msg))), {raw = raw}))
+    self.name, snippet(raw or json.encode(msg), self.secrets)), {raw = raw and redact.text(raw, self.secrets)}))
 end
 
 --- feed(text): one JSON text from the server (a line of stdio, an SSE event's
@@ -156,8 +161,9 @@ end
 
 local function raise_rpc(self, method, e)
   local message = type(e) == "table" and tostring(e.message) or tostring(e)
-  error(mcp_error(string.format("%s: %s failed: %s", self.name, method, snippet(message)),
-    {code = type(e) == "table" and e.code or nil, data = type(e) == "table" and e.data or nil}), 0)
+  error(mcp_error(string.format("%s: %s failed: %s", self.name, method, snippet(message, self.secrets)),
+    {code = type(e) == "table" and e.code or nil,
+     data = type(e) == "table" and redact.value(e.data, self.secrets) or nil}), 0)
 end
 
 -- Waits for slot's reply: the transport pumps what arrives (one task at a time
@@ -362,7 +368,8 @@ function Client:tools()
         fn = function(args)
           local r = self:call(mcp_name, args)
           if r.is_error then
-            error(mcp_error(r.text ~= "" and r.text or ("the tool " .. mcp_name .. " failed")), 0)
+            error(mcp_error(r.text ~= "" and redact.text(r.text, self.secrets) or
+              ("the tool " .. mcp_name .. " failed")), 0)
           end
           if r.text == "" and r.structured ~= nil then return json.encode(r.structured) end
           return r.text

@@ -7,6 +7,7 @@
 local core = require "tide.core"
 local json = require "tide.json"
 local sse = require "tide.sse"
+local redact = require "tide.redact"
 
 local M = {}
 
@@ -18,7 +19,7 @@ local MAX_ERROR_BODY = 64 * 1024
 --- open{url =, headers =, name =, max_message =} → transport
 function M.open(opts)
   return setmetatable({url = opts.url, extra = opts.headers or {}, name = opts.name,
-    max_message = opts.max_message, reading = false}, Transport)
+    max_message = opts.max_message, secrets = opts.secrets or {}, reading = false}, Transport)
 end
 
 function Transport:headers()
@@ -61,7 +62,7 @@ function Transport:send(msg, client)
     fail(self, client, "the server ended the session (HTTP 404 for Mcp-Session-Id)", {status = status})
   end
   if status < 200 or status >= 300 then
-    local body = read_all(s, MAX_ERROR_BODY)
+    local body = redact.text(read_all(s, MAX_ERROR_BODY), self.secrets)
     local ok, decoded = pcall(json.decode, body)
     local detail = ok and type(decoded) == "table" and type(decoded.error) == "table" and
       tostring(decoded.error.message) or body:sub(1, 200)

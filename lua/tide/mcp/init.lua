@@ -12,6 +12,7 @@
 -- sampling = function(params) → result (answers the server's sampling/createMessage),
 -- on_notification = function(method, params), name (for messages).
 local check = require "tide.check"
+local redact = require "tide.redact"
 local client = require "tide.mcp.client"
 
 local M = {
@@ -68,6 +69,27 @@ local function server_name(opts)
   return "mcp " .. opts.url:gsub("[?#].*$", ""):gsub("//[^/@]*@", "//")
 end
 
+-- Names whose values are credentials: kept out of every error (a server may echo
+-- its environment or a header into its stderr or an error text).
+local SECRET_NAME = {"key", "token", "secret", "password", "passwd", "auth", "cookie", "credential"}
+
+local function secrets_of(opts)
+  local list = redact.known_keys()
+  for _, t in ipairs{opts.env or {}, opts.headers or {}} do
+    for name, value in pairs(t) do
+      local lname = type(name) == "string" and name:lower() or ""
+      for _, word in ipairs(SECRET_NAME) do
+        if type(value) == "string" and lname:find(word, 1, true) then
+          list[#list + 1] = value
+          list[#list + 1] = value:match("^%a+%s+(.+)$")   -- "Bearer sk-...": the key alone too
+          break
+        end
+      end
+    end
+  end
+  return redact.usable(list)
+end
+
 --- connect(opts) → a client after the initialize handshake; raises `mcp` when the
 -- server cannot start, breaks the protocol or speaks no version tide knows,
 -- `timeout` when it does not answer in time.
@@ -76,6 +98,8 @@ function M.connect(opts)
   local topts = {}
   for k, v in pairs(opts) do topts[k] = v end
   topts.name = server_name(opts)
+  topts.secrets = secrets_of(opts)
+  redact.register(topts.secrets)
   local transport = opts.command and require("tide.mcp.stdio").open(topts) or
     require("tide.mcp.http").open(topts)
   local c = client.new(transport, topts)

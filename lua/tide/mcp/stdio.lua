@@ -9,6 +9,7 @@
 -- client keeps no task alive.
 local core = require "tide.core"
 local json = require "tide.json"
+local redact = require "tide.redact"
 
 local M = {}
 
@@ -26,14 +27,15 @@ function M.open(opts)
     error(core.error{kind = "mcp", message = opts.name .. ": " .. tostring(proc.message),
       cause = "process"}, 0)
   end
-  return setmetatable({proc = proc, name = opts.name, reading = false}, Transport)
+  return setmetatable({proc = proc, name = opts.name, secrets = opts.secrets or {}, reading = false},
+    Transport)
 end
 
 -- The last of the server's stderr, for an error message.
 local function stderr_tail(self)
   local ok, text = pcall(self.proc.stderr, self.proc)
   if not ok or text == "" then return nil end
-  text = text:gsub("%s+$", "")
+  text = redact.text(text, self.secrets):gsub("%s+$", "")
   if #text > 1000 then text = "…" .. text:sub(-1000) end
   return text
 end

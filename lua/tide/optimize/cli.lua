@@ -55,13 +55,15 @@ Required:
   --train FILE        the training examples (.jsonl or .csv)
   --out FILE.json     the compiled program, in DSPy's JSON state format
 Options:
-  --val FILE          the validation examples (default: the training ones)
+  --val FILE          the validation examples (default: what the optimizer does
+                      without: the trainset, or MIPROv2's split of it)
   --inputs A,B        the datasets' input fields (default: the program's `inputs`,
                       else a lone predictor's signature's inputs)
   --model M           the LM, e.g. openai/gpt-4o-mini (default: $TIDE_MODEL)
   --budget N          at most N metric calls
   --max-cost USD      stop the search once the LM calls cost this much
-  --seed N            the optimizer's seed (default 0): the same seed, the same program
+  --seed N            the optimizer's seed (default: its own): the same seed, the
+                      same program
   --log FILE.json     also write the optimizer's log (candidates, scores, chosen)
   --progress MODE     bar, lines or none (default: bar on a terminal, else lines)
   -h, --help          this text

@@ -42,15 +42,13 @@ local CALL_KEY = "callback_call"   -- the settings key of the enclosing call
 local user_list, extra_list = nil, {}   -- tide.configure's list; the tracer and the like
 local next_id = 0
 local reported = setmetatable({}, {__mode = "k"})   -- callback → {method = true}
+-- coroutine → the call running in it that is not the task's own (a scope()'s): a
+-- call made further down in the same task runs under it
+local current = setmetatable({}, {__mode = "k"})
 
 -- The wall clock at a known tide.now(): os.time() has whole seconds, so a call's
 -- start_time is that exact to the second, and its duration exact.
 local epoch_base, mono_base = os.time(), core.now()
-
---- now_unix() → seconds since the epoch, from the monotonic clock.
-function M.now_unix()
-  return epoch_base + (core.now() - mono_base)
-end
 
 --- check_list(fname, arg, list) → list: a list of callback objects, each a table
 -- whose on_* fields are functions of known names (a misspelt one would never run).
@@ -113,7 +111,8 @@ end
 --- list([own [, fname]]) → the callbacks of a call made now (the inherited ones,
 -- then the call's own, checked as fname's option), or nil when there are none.
 function M.list(own, fname)
-  local inherited = settings.get("callbacks")
+  local inner = current[coroutine.running()]   -- a scope()'s call: its list holds the task's
+  local inherited = inner and inner.callbacks or settings.get("callbacks")
   if own == nil then
     if inherited and #inherited > 0 then return inherited end
     return nil
@@ -168,11 +167,21 @@ end
 -- one the running task inherited.
 function M.start(list, kind, name, instance, inputs, parent)
   next_id = next_id + 1
+  local now = core.now()
   local call = {id = next_id, kind = kind, name = name, instance = instance, inputs = inputs,
-    parent = parent or settings.get(CALL_KEY), started = core.now(), start_time = M.now_unix(),
-    usage = {input = 0, output = 0, total = 0}, callbacks = list}
+    parent = parent or current[coroutine.running()] or settings.get(CALL_KEY), started = now,
+    start_time = epoch_base + (now - mono_base), callbacks = list}
   notify(list, START[kind], call)
   return call
+end
+
+local function usage_of(call)
+  local u = call.usage
+  if u == nil then
+    u = {input = 0, output = 0, total = 0}
+    call.usage = u
+  end
+  return u
 end
 
 --- finish(call, outputs, err [, usage]): the end of a call; an LM call's usage
@@ -186,11 +195,12 @@ function M.finish(call, outputs, err, usage)
     local total = tonumber(usage.total) or input + output
     local c = call
     while c do
-      local u = c.usage
+      local u = usage_of(c)
       u.input, u.output, u.total = u.input + input, u.output + output, u.total + total
       c = c.parent
     end
   end
+  usage_of(call)
   notify(call.callbacks, FINISH[call.kind], call)
 end
 
@@ -232,6 +242,23 @@ function M.run(list, kind, name, instance, inputs, fn, ...)
   local call = M.start(list, kind, name, instance, inputs)
   local t = core.spawn_in(M.context(call), pcall, fn, ...)
   return joined(call, pcall(t.wait, t))
+end
+
+local function scoped(call, co, saved, ok, ...)
+  current[co] = saved
+  return ended(call, ok, ...)
+end
+
+--- scope(list, kind, name, instance, inputs, fn, ...) → fn(...)'s results, fn run
+-- in this task under the call: the calls fn makes in this task are its children
+-- (the tasks fn starts see the call above it: use run() where fn starts tasks).
+-- No task is made, so a call in flight holds no second coroutine.
+function M.scope(list, kind, name, instance, inputs, fn, ...)
+  local call = M.start(list, kind, name, instance, inputs)
+  local co = coroutine.running()
+  local saved = current[co]
+  current[co] = call
+  return scoped(call, co, saved, pcall(fn, ...))
 end
 
 --- around(list, kind, name, instance, inputs, fn, ...) → fn(...)'s results, fn

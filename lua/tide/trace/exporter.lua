@@ -17,7 +17,7 @@ local otlp = require "tide.trace.otlp"
 local M = {}
 M.__index = M
 
-local IDLE_STEP = 0.05   -- how often a waiting exporter looks whether the program is idle
+local IDLE_STEP = 0.02   -- how often a waiting exporter looks whether the program is idle
 local LAST_WAIT = 2      -- the retries' deadline for a batch sent as the program ends
 
 --- new(cfg) → an exporter: cfg {endpoint, headers, resource, timeout,

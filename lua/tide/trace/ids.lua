@@ -25,19 +25,24 @@ local function refill()
   pool, pos = bytes, 1
 end
 
---- hex(n) → n random bytes as 2n lowercase hex digits, not all zero.
-local function hex(n)
-  while true do
-    if pos + n - 1 > #pool then refill() end
-    local bytes = pool:sub(pos, pos + n - 1)
-    pos = pos + n
-    if bytes:find("[^%z]") then
-      return string.format(string.rep("%02x", n), bytes:byte(1, n))
-    end
-  end
+--- A random 64-bit integer from the pool.
+local function u64()
+  if pos + 7 > #pool then refill() end
+  local v = string.unpack("<i8", pool, pos)
+  pos = pos + 8
+  return v
 end
 
-function M.trace_id() return hex(16) end
-function M.span_id() return hex(8) end
+function M.trace_id()
+  local a, b
+  repeat a, b = u64(), u64() until a ~= 0 or b ~= 0
+  return string.format("%016x%016x", a, b)
+end
+
+function M.span_id()
+  local v
+  repeat v = u64() until v ~= 0
+  return string.format("%016x", v)
+end
 
 return M

@@ -2,38 +2,125 @@
 -- /v1/traces (ExportTraceServiceRequest in the protobuf JSON mapping: ids as hex,
 -- 64-bit integers and nanosecond times as decimal strings, attributes as
 -- {key, value = {stringValue | intValue | doubleValue | boolValue | arrayValue}}).
--- No list here is ever empty: lua-cjson would write an empty one as {}.
+--
+-- The text is written as pieces into one list and joined once, rather than built
+-- as tables for cjson: exporting is most of what tracing costs a program, and a
+-- span's dozen attributes would otherwise be three tables and a few strings
+-- each; an attribute whose value repeats is written once and kept.  cjson
+-- escapes every string.
 local cjson = require "cjson"
 
 local M = {}
 
-local SCOPE = {name = "tide", version = "0.1.0"}
+local VERSION = "0.1.0"
+local quote = cjson.encode   -- a Lua string → its JSON string literal
+local format, concat = string.format, table.concat
+local mtype = math.type
 
-local function any_value(v)
-  local t = type(v)
-  if t == "string" then return {stringValue = v} end
-  if t == "boolean" then return {boolValue = v} end
-  if t == "number" then
-    if math.type(v) == "integer" then return {intValue = tostring(v)} end
-    if v ~= v or v == math.huge or v == -math.huge then return {stringValue = tostring(v)} end
-    return {doubleValue = v}
-  end
-  if t == "table" then
-    local values = {}
-    for i, x in ipairs(v) do values[i] = any_value(x) end
-    return {arrayValue = {values = values}}
-  end
-  return {stringValue = tostring(v)}
+local key_json = setmetatable({}, {__index = function(t, k)   -- '{"key":"k","value":'
+  local v = '{"key":' .. quote(k) .. ',"value":'
+  t[k] = v
+  return v
+end})
+
+--- Appends the JSON literal of string s → the new length.
+local function put_string(out, n, s)
+  out[n + 1] = quote(s)
+  return n + 1
 end
 
---- attributes(map) → the OTLP list, sorted by key (stable bodies, easy to read).
-function M.attributes(map)
-  local keys = {}
-  for k in pairs(map) do keys[#keys + 1] = k end
-  table.sort(keys)
-  local out = {}
-  for i, k in ipairs(keys) do out[i] = {key = k, value = any_value(map[k])} end
-  return out
+--- Appends the AnyValue of v → the new length.
+local function put_value(out, n, v)
+  local t = type(v)
+  if t == "string" then
+    out[n + 1] = '{"stringValue":'
+    n = put_string(out, n + 1, v)
+    out[n + 1] = "}"
+    return n + 1
+  elseif t == "boolean" then
+    out[n + 1] = v and '{"boolValue":true}' or '{"boolValue":false}'
+    return n + 1
+  elseif t == "number" then
+    if mtype(v) == "integer" then
+      out[n + 1], out[n + 2], out[n + 3] = '{"intValue":"', v, '"}'
+      return n + 3
+    end
+    if v ~= v or v == math.huge or v == -math.huge then
+      out[n + 1], out[n + 2], out[n + 3] = '{"stringValue":"', tostring(v), '"}'
+      return n + 3
+    end
+    out[n + 1], out[n + 2], out[n + 3] = '{"doubleValue":', format("%.17g", v), "}"
+    return n + 3
+  elseif t == "table" then
+    out[n + 1] = '{"arrayValue":{"values":['
+    n = n + 1
+    for i, x in ipairs(v) do
+      if i > 1 then out[n + 1] = ","; n = n + 1 end
+      n = put_value(out, n, x)
+    end
+    out[n + 1] = "]}}"
+    return n + 1
+  end
+  return put_value(out, n, tostring(v))
+end
+
+-- The text of whole attributes whose values repeat from span to span (the
+-- operation, the provider, the model, a finish reason, a flag): key → value → text,
+-- at most MEMO_VALUES values a key (an id never repeats, and stops being kept).
+local MEMO_VALUES, MEMO_LENGTH = 64, 200
+local memo, memo_count = {}, {}
+
+local function attribute_text(k, v)
+  local t = type(v)
+  local plain = v
+  if t == "table" then   -- a list of one short string (the finish reasons)
+    if #v ~= 1 or type(v[1]) ~= "string" then return nil end
+    plain = "[]" .. v[1]
+  elseif t == "number" then
+    if mtype(v) ~= "integer" then return nil end
+  elseif t == "string" then
+    if #v > MEMO_LENGTH then return nil end
+  elseif t ~= "boolean" then
+    return nil
+  end
+  local by_value = memo[k]
+  if by_value == nil then
+    by_value = {}
+    memo[k], memo_count[k] = by_value, 0
+  end
+  local text = by_value[plain]
+  if text then return text end
+  if memo_count[k] >= MEMO_VALUES then return nil end
+  local out = {key_json[k]}
+  local n = put_value(out, 1, v)
+  out[n + 1] = "}"
+  text = concat(out, "", 1, n + 1)
+  by_value[plain] = text
+  memo_count[k] = memo_count[k] + 1
+  return text
+end
+
+--- Appends the attribute list of a map → the new length.
+local function put_attributes(out, n, map)
+  out[n + 1] = "["
+  n = n + 1
+  local first = true
+  for k, v in pairs(map) do
+    if not first then out[n + 1] = ","; n = n + 1 end
+    first = false
+    local text = attribute_text(k, v)
+    if text then
+      out[n + 1] = text
+      n = n + 1
+    else
+      out[n + 1] = key_json[k]
+      n = put_value(out, n + 1, v)
+      out[n + 1] = "}"
+      n = n + 1
+    end
+  end
+  out[n + 1] = "]"
+  return n + 1
 end
 
 --- Seconds since the epoch (a float) → nanoseconds as a decimal string.
@@ -41,34 +128,56 @@ function M.nanos(t)
   local sec = math.floor(t)
   local ns = math.floor((t - sec) * 1e9 + 0.5)
   if ns >= 1000000000 then sec, ns = sec + 1, ns - 1000000000 end
-  return string.format("%d%09d", sec, ns)
+  return format("%d%09d", sec, ns)
 end
 
-local function span_json(s)
-  local out = {
-    traceId = s.trace_id, spanId = s.span_id, parentSpanId = s.parent_id,
-    name = s.name, kind = s.kind,
-    startTimeUnixNano = M.nanos(s.start), endTimeUnixNano = M.nanos(s.finish),
-    attributes = M.attributes(s.attributes),
-  }
-  if s.status_code then out.status = {code = s.status_code, message = s.status_message} end
-  return out
+local function put_span(out, n, s)
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = '{"traceId":"', s.trace_id, '","spanId":"', s.span_id
+  n = n + 4
+  if s.parent_id then
+    out[n + 1], out[n + 2] = '","parentSpanId":"', s.parent_id
+    n = n + 2
+  end
+  out[n + 1] = '","name":'
+  n = put_string(out, n + 1, s.name)
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6], out[n + 7] =
+    ',"kind":', s.kind, ',"startTimeUnixNano":"', M.nanos(s.start), '","endTimeUnixNano":"',
+    M.nanos(s.finish), '","attributes":'
+  n = put_attributes(out, n + 7, s.attributes)
+  if s.status_code then
+    out[n + 1], out[n + 2], out[n + 3] = ',"status":{"code":', s.status_code, ',"message":'
+    n = put_string(out, n + 3, s.status_message or "")
+    out[n + 1] = "}"
+    n = n + 1
+  end
+  out[n + 1] = "}"
+  return n + 1
+end
+
+--- attributes(map) → the JSON text of the OTLP attribute list.
+function M.attributes(map)
+  local out = {}
+  return concat(out, "", 1, put_attributes(out, 0, map))
 end
 
 --- body(spans, resource) → the JSON text of one export request.
 function M.body(spans, resource)
-  local list = {}
-  for i, s in ipairs(spans) do list[i] = span_json(s) end
   local res = {}
   for k, v in pairs(resource) do res[k] = v end
   if res["service.name"] == nil then res["service.name"] = "unknown_service:tide" end
   res["telemetry.sdk.name"] = "tide"
   res["telemetry.sdk.language"] = "lua"
-  res["telemetry.sdk.version"] = SCOPE.version
-  return cjson.encode{resourceSpans = {{
-    resource = {attributes = M.attributes(res)},
-    scopeSpans = {{scope = SCOPE, spans = list}},
-  }}}
+  res["telemetry.sdk.version"] = VERSION
+  local out = {'{"resourceSpans":[{"resource":{"attributes":'}
+  local n = put_attributes(out, 1, res)
+  out[n + 1] = '},"scopeSpans":[{"scope":{"name":"tide","version":"' .. VERSION .. '"},"spans":['
+  n = n + 1
+  for i, s in ipairs(spans) do
+    if i > 1 then out[n + 1] = ","; n = n + 1 end
+    n = put_span(out, n, s)
+  end
+  out[n + 1] = "]}]}]}"
+  return concat(out, "", 1, n + 1)
 end
 
 return M

@@ -26,6 +26,7 @@ local PROVIDER_NAMES = {openai = "openai", anthropic = "anthropic", gemini = "gc
 -- sink(span) takes each finished span.
 function M.new(cfg, sink)
   local spans = setmetatable({}, {__mode = "k"})   -- call → its open span
+  local signature_text = setmetatable({}, {__mode = "k"})   -- signature → its text, made once
   local tracer = {}
 
   --- The span of the nearest call above `call` that has one.
@@ -54,7 +55,7 @@ function M.new(cfg, sink)
       span_id = ids.span_id(),
       parent_id = parent and parent.span_id or nil,
       name = name, kind = kind, start = call.start_time,
-      attributes = {["tide.call.kind"] = call.kind, ["tide.call.id"] = call.id},
+      attributes = {["tide.call.kind"] = call.kind},
     }
     spans[call] = span
     return span
@@ -173,8 +174,14 @@ function M.new(cfg, sink)
   function tracer.on_module_start(_, call)
     local span = open(call, tostring(call.name), M.KIND_INTERNAL)
     local inst = call.instance
-    if type(inst) == "table" and inst.signature then
-      span.attributes["tide.signature"] = text(tostring(inst.signature))
+    local sig = type(inst) == "table" and inst.signature
+    if sig then
+      local t = signature_text[sig]
+      if t == nil then
+        t = text(tostring(sig))
+        signature_text[sig] = t
+      end
+      span.attributes["tide.signature"] = t
     end
   end
 

@@ -152,6 +152,15 @@ describe("the Responses API", function()
     assert.are.equal("openai", err.provider)
   end)
 
+  it("runs a predictor: DSPy's chat prompt in, its fields parsed out", function()
+    local qa = tide.Predict("question -> answer", {lm = lm_for()})
+    local pred = qa{question = "What is the capital of Peru?"}
+    assert.is_string(pred.answer)
+    assert.are_not.equal("", pred.answer)
+    local _, entry = last_path()
+    assert.are.equal("/v1/responses", entry.path)
+  end)
+
   describe("tools", function()
     local weather = tide.Tool{name = "weather", desc = "Current weather in a city.",
       args = {city = "str", days = "int"},
@@ -173,6 +182,15 @@ describe("the Responses API", function()
       assert.are.equal("stop", r2.finish_reason)
       assert.matches("Mock reply to: Weather in Oslo", r2.text)
       assert.are.equal(2, server:stats().requests)
+    end)
+
+    it("forces the tool tool_choice names", function()
+      local clock = tide.Tool{name = "clock", desc = "The time.", args = {zone = "str"},
+        fn = function(args) return "12:00 " .. args.zone end}
+      local r = lm_for():call{messages = {{role = "user", content = "Weather?"}}, tools = {weather, clock},
+        tool_choice = "clock"}
+      assert.are.equal("clock", r.tool_calls[1].name)
+      assert.is_string(r.tool_calls[1].args.zone)   -- valid against clock's parameters
     end)
 
     it("streams scripted calls with their argument deltas", function()

@@ -218,7 +218,7 @@ describe("Predict's misuse, blamed on the caller's line", function()
     local ok, err = pcall(function() local r = p({q = "x"}, {temprature = 0}); return r end)
     assert.is_false(ok)
     assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument #2 to 'predictor' %(unknown option " ..
-      "'temprature'; the options are adapter, config, demos, fallback, lm, parse_retries%)", err)
+      "'temprature'; the options are adapter, callbacks, config, demos, fallback, lm, parse_retries%)", err)
     ok, err = pcall(function() local r = p({q = "x"}, "fast"); return r end)
     assert.is_false(ok)
     assert.matches("^[^:]*predict_spec%.lua:%d+: bad argument #2 to 'predictor' %(table expected, got string%)", err)

@@ -96,6 +96,11 @@ M.kinds = {
       "extension or mime type, a kind the provider does not take, or too large for it " ..
       "(`path`, `mime`, `provider` say which)"},
 
+  -- OpenTelemetry export (tide.trace): never raised into a program
+  trace_export = {retryable = "varies", from = "tide.trace",
+    meaning = "an OTLP collector refused a batch of spans (`status`; 408, 429 and 5xx are " ..
+      "tried again): the exporter counts the spans dropped and says so once on stderr"},
+
   -- programs built on predictors
   panel = {retryable = false, from = "tide.fanout",
     meaning = "a critic or aggregator returned something other than a table of fields, " ..

@@ -178,6 +178,14 @@ tide.LabeledFewShot = require("tide.optimize.labeled").new
 -- the best of several bootstraps on the valset.
 tide.BootstrapFewShot = require("tide.optimize.bootstrap").new
 tide.BootstrapFewShotWithRandomSearch = require("tide.optimize.random_search").new
+--- tide.MIPROv2{metric, auto = "light", ...}: instructions (a grounded proposer) and
+-- demo sets searched together (TPE on minibatches, full evaluations of the best).
+tide.MIPROv2 = require("tide.optimize.mipro").new
+--- tide.GEPA{metric, reflection_lm, max_metric_calls | auto | max_full_evals}: reflective
+-- evolution of instructions from the metric's feedback, a Pareto front, merge.
+tide.GEPA = require("tide.optimize.gepa").new
+--- tide.Ensemble{reduce_fn, size}:compile(programs): the programs at once, reduced.
+tide.Ensemble = require("tide.optimize.ensemble").new
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)
@@ -202,5 +210,12 @@ function tide.run(fn, ...)
   end
   return core.spawn(fn, ...):wait()
 end
+
+-- ---- tracing -------------------------------------------------------------------
+
+--- tide.trace: OpenTelemetry export (OTEL_TRACES_EXPORTER=otlp, or
+-- tide.configure{trace = {...}}); flush() and stats().  docs/tracing.md
+tide.trace = require "tide.trace"
+tide.trace.from_env()
 
 return tide

@@ -19,6 +19,7 @@ local settings = require "tide.settings"
 local check = require "tide.check"
 local state = require "tide.state"
 local field_stream = require "tide.adapters.field_stream"
+local callbacks = require "tide.callbacks"
 local tools = require "tide.tools.loop"
 
 local M = {}
@@ -31,8 +32,8 @@ M.Predict = Predict
 -- The options of the one-table form (DSPy's), and of p(inputs, opts).
 local CALL_OPTIONS = {lm = true, config = true, demos = true}
 local OPTIONS = {lm = "table", config = "table", demos = "table", adapter = "table",
-                 parse_retries = "number", fallback = "boolean"}
-local OPTION_NAMES = "adapter, config, demos, fallback, lm, parse_retries"
+                 parse_retries = "number", fallback = "boolean", callbacks = "table"}
+local OPTION_NAMES = "adapter, callbacks, config, demos, fallback, lm, parse_retries"
 local RETRIES_RANGE = {integer = true, min = 0}   -- parse_retries, made once
 
 local function as_signature(sig, instructions, fname)
@@ -211,6 +212,14 @@ local function answer(sig, lm, adapter, inputs, c, tool_loop)
   return prediction.prediction(outputs[1], outputs)
 end
 
+--- An optimizer's compile collects what each predictor did under a trace (a
+-- list set as the task setting `compile_trace`, inherited by the tasks it spawns): one
+-- {predictor, inputs, prediction} per call, in the order they finished.
+local function traced(trace, predictor, inputs, pred)
+  trace[#trace + 1] = {predictor, inputs, pred}
+  return pred
+end
+
 --- p(inputs [, opts]) or p{inputs..., lm = , config = , demos = } → Prediction
 function Predict:__call(args, opts)
   local inputs, options = split_call(self, args, opts)
@@ -220,8 +229,25 @@ function Predict:__call(args, opts)
   end
   local adapter = options.adapter or self.adapter or settings.get("adapter") or chat
   -- a call without options hands the adapter the predictor: it has the fields asked for
-  return answer(self.signature, lm, adapter, inputs,
-    options == EMPTY and self or call_options(self, options), self.tool_loop)
+  local c = options == EMPTY and self or call_options(self, options)
+  if callbacks.on then   -- the one test a call pays when no callback is configured
+    local list = callbacks.list(options.callbacks, "predictor")
+    if list then
+      -- a task of its own only where the call starts tasks (its tool calls): a
+      -- call in flight then holds no second coroutine
+      local under = self.tool_loop and callbacks.run or callbacks.scope
+      return under(list, "module", self.inner_name and "ChainOfThought" or "Predict", self,
+        inputs, Predict.respond, self, lm, adapter, inputs, c)
+    end
+  end
+  return Predict.respond(self, lm, adapter, inputs, c)
+end
+
+--- The answer of a call whose LM, adapter and options are known.
+function Predict.respond(self, lm, adapter, inputs, c)
+  local trace = settings.get("compile_trace")
+  if trace then return traced(trace, self, inputs, answer(self.signature, lm, adapter, inputs, c, self.tool_loop)) end
+  return answer(self.signature, lm, adapter, inputs, c, self.tool_loop)
 end
 
 --- for ev in p:stream(inputs [, opts]) do ... end — the output fields' text as it

@@ -23,6 +23,7 @@ local cjson = require "cjson"
 local core = require "tide.core"
 local check = require "tide.check"
 local settings = require "tide.settings"
+local callbacks = require "tide.callbacks"
 local prediction = require "tide.prediction"
 local dataset = require "tide.eval.dataset"
 local results = require "tide.eval.results"
@@ -102,6 +103,7 @@ local function check_opts(opts)
   local k, err = parse_shard(opts.shard)
   if opts.shard ~= nil and not k then fail("shard", err) end
   if opts.report ~= nil then html.check_option(opts.report, fail) end
+  if opts.callbacks ~= nil then callbacks.check_list("Evaluate", "callbacks", opts.callbacks) end
 end
 
 --- The devset as Examples with declared inputs (plain tables: every field an input).
@@ -187,14 +189,19 @@ end
 
 --- Runs one example as a task whose calls are counted in `usage`; returns the row.
 -- circuit_run: what the example's held LM calls tell the run (tide/circuit.lua).
-local function run_example(self, program, item, dataset_size, circuit_run)
+local function run_example(self, program, item, dataset_size, circuit_run, eval_call)
   local ex = item.example
   local usage = new_usage()
   local started = core.now()
+  local context = {usage_sink = usage, circuit_wait = self.wait_for_server,
+    circuit_default_wait = circuit.WAIT, circuit_run = circuit_run}
+  -- under an evaluation the callbacks hear of, each example is a call of its own
+  local call = eval_call and callbacks.start(eval_call.callbacks, "example",
+    "example " .. item.index, ex, ex:inputs(), eval_call)
+  if call then callbacks.under(context, call) end
   -- The task returns its failure rather than raising it: were the run cancelled just
   -- as the example failed, a raised error would be left with nobody to take it.
-  local ok, pred, score = settings.with({usage_sink = usage, circuit_wait = self.wait_for_server,
-      circuit_default_wait = circuit.WAIT, circuit_run = circuit_run}, pcall, function()
+  local ok, pred, score = settings.with(context, pcall, function()
     local p = program(ex:inputs())
     -- nothing to score: the metric would crash on nil, or score it
     if p == nil or p == cjson.null then
@@ -208,6 +215,10 @@ local function run_example(self, program, item, dataset_size, circuit_run)
     end
     return p, as_score(s)
   end)
+  if call then
+    call.index, call.score = item.index, score
+    callbacks.finish(call, ok and pred or nil, not ok and pred or nil)
+  end
   -- cut short by the run's end, not failed: no row, so a resumed run does it again
   if not ok and (core.is_error(pred, "cancelled") or core.is_error(pred, "server_down")) then
     error(pred, 0)
@@ -288,8 +299,28 @@ local function progress_mode(v)
   return v
 end
 
+local run
+
 --- evaluate(program [, overrides]) → the result (see the top of this file).
+-- opts.callbacks (or the configured ones) hear of the evaluation and each example.
 function Evaluate:run(program, overrides)
+  if callbacks.on or self.callbacks or (overrides and overrides.callbacks) then
+    local own = overrides and overrides.callbacks or self.callbacks
+    local list = callbacks.list(own, "Evaluate")
+    if list then
+      local call = callbacks.start(list, "evaluate", "Evaluate", self,
+        {program = program, devset = self.devset})
+      local ok, result = pcall(run, self, program, overrides, call)
+      if ok then call.score = result.score end
+      callbacks.finish(call, ok and result or nil, not ok and result or nil)
+      if not ok then error(result, 0) end
+      return result
+    end
+  end
+  return run(self, program, overrides)
+end
+
+function run(self, program, overrides, eval_call)
   if not check.callable(program) then
     check.fail("Evaluate", 1, "a program (a function of the inputs) expected, got " .. type(program))
   end
@@ -383,7 +414,7 @@ function Evaluate:run(program, overrides)
       next_item = next_item + 1
       local item = pending[next_item]
       if item == nil then return end
-      local row = run_example(opts, program, item, size, circuit_run)
+      local row = run_example(opts, program, item, size, circuit_run, eval_call)
       if gone then error(gone, 0) end
       record(row)
       if opts.max_errors and errors_this_run >= opts.max_errors and stop_reason == nil then

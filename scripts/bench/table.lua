@@ -15,8 +15,9 @@ local WORKLOADS = {
   bounded = "Workload 3: bounded fan-out — N calls, at most 64 in flight",
   tls = "Workload 4: fan-out over HTTPS — HTTP/1.1 keep-alive, a connection per call in flight",
   h2 = "Workload 5: fan-out over HTTPS — HTTP/2 where the client speaks it",
+  tracing = "Workload 6: the founding example with OpenTelemetry tracing off and on",
 }
-local WORKLOAD_ORDER = {"fanout", "critics", "bounded", "tls", "h2"}
+local WORKLOAD_ORDER = {"fanout", "critics", "bounded", "tls", "h2", "tracing"}
 
 -- What a reader of a workload's tables needs to know about it.
 local NOTES = {
@@ -38,6 +39,10 @@ local NOTES = {
     "on one connection (PIPEWAIT); aiohttp, httpx and the openai SDK speak HTTP/1.1 there. " ..
     "The difference between a contender's tls and h2 CPU per call is about what a new " ..
     "connection's handshake costs it.",
+  tracing = "As critics, tide alone: tide-traced runs with OTEL_TRACES_EXPORTER=otlp, " ..
+    "exporting a span per panel, per critic and per LM call to a local OTLP/HTTP receiver " ..
+    "(spec/support/otlp_receiver.js) in batches as the run goes; the last batch leaves after " ..
+    "the batch's CPU is read.",
 }
 
 local records, order = {}, {}
@@ -221,6 +226,17 @@ local function targets()
           local floor_per = floor and (floor.rss - baseline(w, FLOOR)) / floor.calls
           row("tide RSS per call in flight", where, fmt(per, "%.1f KiB"), "≤ 24 KiB", per <= 24,
               floor_per and fmt(floor_per, "%.1f KiB"), floor_per and floor_per <= 24)
+        end
+        local traced = summary(w, "tide-traced", k.n, k.latency)
+        if w == "tracing" and tide and traced then   -- issue 19
+          local ratio = traced.cpu / tide.cpu
+          row("tide-traced CPU/call ÷ tide", where, fmt(ratio, "%.2f×"), "≤ 1.10×", ratio <= 1.10)
+          if k.latency > 0 then
+            local extra = (traced.rss - baseline(w, "tide-traced")) / traced.calls -
+              (tide.rss - baseline(w, TIDE)) / tide.calls
+            row("tide-traced extra RSS per LM call in flight", where, fmt(extra, "%.1f KiB"),
+                "≤ 2 KiB (its spans)", extra <= 2)
+          end
         end
         if w == "fanout" and k.n >= 10000 and k.latency == 200 and tide then
           row("tide wall, 10 000 calls at 200 ms", where, fmt(tide.wall, "%.2f s"), "≤ 1.2 s",

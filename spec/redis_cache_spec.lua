@@ -7,6 +7,7 @@ local cjson = require "cjson"
 local cache_mod = require "tide.cache"
 local shared_redis = require "tide.shared.redis"
 local shared_cache = require "tide.shared.cache"
+local inflight = require "tide.shared.inflight"
 local redis = require "support.redis"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
@@ -267,6 +268,50 @@ describe("the LM cache's Redis tier", function()
     assert.are.same(first, again:embed{"alpha beta", "gamma"})
     assert.are.equal(requests, llm:stats().requests)
     assert.are.equal(2, again.usage.cache_hits)
+  end)
+
+  it("makes identical calls in flight in two processes once", function()
+    local slow = mockllm.start{latency_ms = 800}   -- well past a process's start-up
+    local pipes = {}
+    for k = 1, 2 do
+      pipes[k] = assert(io.popen(string.format(
+        "TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s 6 0 together",
+        server.url, TIDE, slow.url)))
+    end
+    local cached = 0
+    for k = 1, 2 do
+      local out = pipes[k]:read("a")
+      pipes[k]:close()
+      cached = cached + cjson.decode(out:match("[^\n]+")).cached
+    end
+    local requests = slow:stats().requests
+    slow:stop()
+    assert.are.equal(6, requests)   -- not 12: each question was asked by one process
+    assert.are.equal(6, cached)
+    assert.are.equal("", server:cli("KEYS", inflight.PREFIX .. "*"))   -- every lock released
+  end)
+
+  it("waits out a lock whose holder died, then takes it; or takes the holder's answer", function()
+    local c = cache_mod.new{dir = false}
+    local key = ("c"):rep(64)
+    server:cli("SET", inflight.PREFIX .. key, "a-holder-that-crashed", "PX", "300")
+    local lock, answer = inflight.claim(c, key)
+    assert.is_nil(answer)
+    assert.are.equal(lock.token, server:cli("GET", inflight.PREFIX .. key))
+    lock:__close()
+    assert.is_true(wait_state(shared_redis.current().conn, "ready"))
+    tide.sleep(0.05)   -- the release was posted, not awaited
+    assert.are.equal("", server:cli("GET", inflight.PREFIX .. key))
+    -- a live holder stores its answer: the waiter takes it and makes no call
+    server:cli("SET", inflight.PREFIX .. key, "a-live-holder", "PX", "5000")
+    tide.spawn(function()
+      tide.sleep(0.1)
+      shared_cache.put(shared_redis.current(), key, cjson.encode{text = "theirs"})
+    end)
+    lock, answer = inflight.claim(c, key)
+    assert.is_nil(lock)
+    assert.are.equal("theirs", answer.text)
+    assert.are.equal("theirs", c:get(key).text)   -- and keeps it in memory
   end)
 
   it("writes entries with the configured TTL", function()

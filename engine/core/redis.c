@@ -6,6 +6,7 @@
  *                        timeout = 2}
  *   r:command("SET", "k", "v")      --> "OK"  (waits in a task, or runs the loop)
  *   r:command("GET", "k")           --> "v"
+ *   r:post("DEL", "k")              --> true: sent, its reply dropped (never waits)
  *   r:state()                       --> "connecting" | "ready" | "down" | "closed", why
  *   r:stats()                       --> {state, pending, connects, failures}
  *   r:close()                       -- also <close> and __gc
@@ -95,40 +96,79 @@ static int redis_command_k(lua_State *L, int status, lua_KContext ctx)
   return 1;
 }
 
+/* A command's words: the arguments from 2 on.  argv and argvlen point at the
+ * small arrays, or at userdata on L's stack for more than ARGS_ON_STACK. */
+typedef struct redis_args {
+  int argc;
+  const char **argv;
+  size_t *argvlen;
+  const char *argv_small[ARGS_ON_STACK];
+  size_t len_small[ARGS_ON_STACK];
+} redis_args;
+
+/* Counts them and checks each is a string or a number.  [-0, +0, v] */
+static void redis_check_args(lua_State *L, redis_args *a)
+{
+  int i;
+  a->argc = lua_gettop(L) - 1;
+  a->argv = a->argv_small;
+  a->argvlen = a->len_small;
+  if (a->argc < 1)
+    luaL_argerror(L, 2, "a command name expected");
+  for (i = 2; i <= a->argc + 1; i++) {
+    int t = lua_type(L, i);
+    if (t != LUA_TSTRING && t != LUA_TNUMBER)
+      luaL_argerror(L, i, lua_pushfstring(L, "string or number expected, got %s",
+                                          luaL_typename(L, i)));
+  }
+}
+
+/* Points argv at their bytes (numbers become strings in place).  [-0, +0 or +2, m] */
+static void redis_collect_args(lua_State *L, redis_args *a)
+{
+  int i;
+  if (a->argc > ARGS_ON_STACK) {
+    a->argv = (const char **)lua_newuserdatauv(L, sizeof *a->argv * (size_t)a->argc, 0);
+    a->argvlen = (size_t *)lua_newuserdatauv(L, sizeof *a->argvlen * (size_t)a->argc, 0);
+  }
+  for (i = 0; i < a->argc; i++)
+    a->argv[i] = lua_tolstring(L, i + 2, &a->argvlen[i]);
+}
+
 /* r:command(name, args...) → the reply; strings and numbers only. */
 static int redis_lcommand(lua_State *L)
 {
   tide_engine *E = engine_upvalue(L);
   redis_conn *c = redis_check_open(L);
-  int argc = lua_gettop(L) - 1, i;
-  const char *argv_small[ARGS_ON_STACK], **argv = argv_small;
-  size_t len_small[ARGS_ON_STACK], *argvlen = len_small;
+  redis_args a;
   redis_wait *w;
-  if (argc < 1)
-    return luaL_argerror(L, 2, "a command name expected");
-  for (i = 2; i <= argc + 1; i++) {
-    int t = lua_type(L, i);
-    if (t != LUA_TSTRING && t != LUA_TNUMBER)
-      return luaL_argerror(L, i, lua_pushfstring(L, "string or number expected, got %s",
-                                                 luaL_typename(L, i)));
-  }
+  redis_check_args(L, &a);
   engine_check_wait(E, L, "redis:command");
-  if (argc > ARGS_ON_STACK) {
-    argv = (const char **)lua_newuserdatauv(L, sizeof *argv * (size_t)argc, 0);
-    argvlen = (size_t *)lua_newuserdatauv(L, sizeof *argvlen * (size_t)argc, 0);
-  }
-  for (i = 0; i < argc; i++)
-    argv[i] = lua_tolstring(L, i + 2, &argvlen[i]);
+  redis_collect_args(L, &a);
   w = (redis_wait *)lua_newuserdatauv(L, sizeof *w, 0);
   memset(w, 0, sizeof *w);
   op_init(&w->result.op, &redis_wait_class, E);
   luaL_setmetatable(L, REDIS_RESULT_MT);
   strncpy(w->where, redis_conn_where(c), sizeof w->where - 1);
-  if (redis_conn_send(c, &w->result, argc, argv, argvlen) != 0) {
+  if (redis_conn_send(c, &w->result, a.argc, a.argv, a.argvlen) != 0) {
     unavailable_push(L, w->where, w->result.error);
     return lua_error(L);
   }
   return engine_await(E, L, &w->result.op, redis_command_k);
+}
+
+/* r:post(name, args...) → whether it was sent: a command whose reply nobody waits
+ * for (releasing a lock from a __close handler, which must not wait). */
+static int redis_lpost(lua_State *L)
+{
+  redis_conn *c;
+  redis_args a;
+  engine_upvalue(L);
+  c = redis_check_open(L);
+  redis_check_args(L, &a);
+  redis_collect_args(L, &a);
+  lua_pushboolean(L, redis_conn_send(c, NULL, a.argc, a.argv, a.argvlen) == 0);
+  return 1;
 }
 
 /* ---- the connection's other methods --------------------------------------------- */
@@ -256,6 +296,7 @@ void redis_open_lib(lua_State *L)
 {
   static const luaL_Reg methods[] = {
     {"command", redis_lcommand},
+    {"post", redis_lpost},
     {"state", redis_lstate},
     {"stats", redis_lstats},
     {"close", redis_lclose},

@@ -58,7 +58,8 @@ redis_conn *redis_conn_open(tide_engine *E, const redis_options *o);
  * memory goes with the last handle's close callback.  No Lua. */
 void redis_conn_close(redis_conn *c);
 /* Sends argv (copied), or queues it while the host name resolves; 0, or -1 with
- * r->error set (down, closed, out of memory).  r is completed later. */
+ * r->error set (down, closed, out of memory).  r is completed later; NULL: nobody
+ * waits, and the reply is dropped. */
 int redis_conn_send(redis_conn *c, redis_result *r, int argc, const char **argv,
                     const size_t *argvlen);
 /* The waiter is gone (cancelled, collected): the reply, when it comes, is dropped. */

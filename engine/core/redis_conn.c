@@ -579,21 +579,24 @@ void redis_release(tide_engine *E)
     redis_conn_close(E->redis);   /* unlinks it */
 }
 
+/* Says why a command could not be sent, to its waiter if it has one. */
+static int send_failed(redis_result *r, const char *why)
+{
+  if (r)
+    snprintf(r->error, sizeof r->error, "%s", why);
+  return -1;
+}
+
 int redis_conn_send(redis_conn *c, redis_result *r, int argc, const char **argv,
                     const size_t *argvlen)
 {
   redis_cmd *cmd;
   int i;
-  if (c->state == REDIS_CLOSED || c->state == REDIS_DOWN) {
-    snprintf(r->error, sizeof r->error, "%s",
-             c->error[0] ? c->error : "the connection is down");
-    return -1;
-  }
+  if (c->state == REDIS_CLOSED || c->state == REDIS_DOWN)
+    return send_failed(r, c->error[0] ? c->error : "the connection is down");
   cmd = (redis_cmd *)calloc(1, sizeof *cmd);
-  if (cmd == NULL) {
-    snprintf(r->error, sizeof r->error, "out of memory");
-    return -1;
-  }
+  if (cmd == NULL)
+    return send_failed(r, "out of memory");
   cmd->conn = c;
   cmd->result = r;
   if (c->ac == NULL) {   /* resolving: keep a copy until the link exists */
@@ -609,21 +612,22 @@ int redis_conn_send(redis_conn *c, redis_result *r, int argc, const char **argv,
     }
     if (!cmd->argv || !cmd->argvlen || i < argc) {
       cmd_free(cmd);
-      snprintf(r->error, sizeof r->error, "out of memory");
-      return -1;
+      return send_failed(r, "out of memory");
     }
     cmd_link(c, cmd);
-    r->cmd = cmd;
+    if (r)
+      r->cmd = cmd;
     return 0;
   }
   cmd_link(c, cmd);
-  r->cmd = cmd;
+  if (r)
+    r->cmd = cmd;
   if (cmd_write(c, cmd, argc, argv, argvlen) != 0) {
-    r->cmd = NULL;
+    if (r)
+      r->cmd = NULL;
     cmd->result = NULL;
     cmd_finish(cmd, NULL, "");
-    snprintf(r->error, sizeof r->error, "the connection is closing");
-    return -1;
+    return send_failed(r, "the connection is closing");
   }
   return 0;
 }

@@ -21,6 +21,7 @@ local check = require "tide.check"
 local tls = require "tide.tls"
 local circuit = require "tide.circuit"
 local shared_limits = require "tide.shared.limits"
+local shared_inflight = require "tide.shared.inflight"
 local media = require "tide.media"
 local prices = require "tide.prices"
 
@@ -597,6 +598,15 @@ local function call_cached(self, p, req, norm, timeout, cache, started)
     end
     -- the first caller was cancelled, not us: make the call ourselves
   end
+  -- the same call in flight in another process on the same Redis: its answer
+  -- (tide/shared/inflight.lua); else a lock, released once the call is concluded
+  local lock, answer = shared_inflight.claim(cache, key)
+  if answer then
+    local result = served(answer)
+    record(self, norm, started, result)
+    return result
+  end
+  local _ <close> = lock
   -- The shared task never fails: it returns send's (pcall's) results, so its
   -- outcome is never "an error nobody took" when its waiters are cancelled as it fails.
   local t = tide_core.spawn(send, self, p, norm, timeout)

@@ -115,6 +115,13 @@ function Client:call(...)
   error(res, 0)
 end
 
+--- client:post(cmd, args...) → whether it was sent; its reply is dropped.  Never
+-- waits: for a __close handler.
+function Client:post(...)
+  local ok, sent = pcall(self.conn.post, self.conn, ...)
+  return ok and sent
+end
+
 --- Says a Redis error reply (OOM, READONLY, a foreign value...) once per kind of
 -- trouble, for the callers that fall back on it.
 function Client:refusal(what, err)

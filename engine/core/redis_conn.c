@@ -71,6 +71,8 @@ struct redis_conn {
 };
 
 static void conn_connect(redis_conn *c);
+static void conn_watchdog_fired(uv_timer_t *h);
+static void conn_retry_fired(uv_timer_t *h);
 
 /* ---- the commands' list ------------------------------------------------------ */
 
@@ -85,7 +87,7 @@ static void cmd_link(redis_conn *c, redis_cmd *cmd)
   c->tail = cmd;
   if (c->pending++ == 0) {   /* the loop must now wait for the reply */
     uv_ref((uv_handle_t *)&c->watchdog);
-    uv_timer_start(&c->watchdog, c->watchdog.timer_cb, c->timeout_ms, 0);
+    uv_timer_start(&c->watchdog, conn_watchdog_fired, c->timeout_ms, 0);
   }
 }
 
@@ -116,7 +118,7 @@ static void cmd_finish(redis_cmd *cmd, redis_value *reply, const char *error)
     uv_timer_stop(&c->watchdog);
     uv_unref((uv_handle_t *)&c->watchdog);
   } else if (c->state != REDIS_CLOSED) {   /* progress: the next reply gets its time */
-    uv_timer_start(&c->watchdog, c->watchdog.timer_cb, c->timeout_ms, 0);
+    uv_timer_start(&c->watchdog, conn_watchdog_fired, c->timeout_ms, 0);
   }
   if (r) {
     r->cmd = NULL;
@@ -247,12 +249,24 @@ static int events_attach(redisAsyncContext *ac, uv_loop_t *loop)
 
 /* ---- going down, and coming back -------------------------------------------------- */
 
-/* The link is gone (ac already freed or being freed by hiredis): try again later. */
+/* Forgets a resolution in progress (its callback frees the request). */
+static void conn_stop_resolving(redis_conn *c)
+{
+  if (c->resolve) {
+    c->resolve->data = NULL;
+    uv_cancel((uv_req_t *)c->resolve);
+    c->resolve = NULL;
+  }
+}
+
+/* The link is gone (ac already freed or being freed by hiredis), or never came (a
+ * name that did not resolve in time): try again later. */
 static void conn_down(redis_conn *c, const char *why)
 {
   unsigned jitter;
   if (c->state == REDIS_CLOSED)
     return;
+  conn_stop_resolving(c);
   if (why != c->error)
     snprintf(c->error, sizeof c->error, "%s", why);
   c->state = REDIS_DOWN;
@@ -260,7 +274,7 @@ static void conn_down(redis_conn *c, const char *why)
   c->failures++;
   conn_fail_queued(c, c->error);
   jitter = (unsigned)(uv_hrtime() % (c->retry_ms / 4 + 1));
-  uv_timer_start(&c->retry, c->retry.timer_cb, c->retry_ms + jitter, 0);
+  uv_timer_start(&c->retry, conn_retry_fired, c->retry_ms + jitter, 0);
   c->retry_ms = c->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : c->retry_ms * 2;
 }
 
@@ -527,8 +541,6 @@ redis_conn *redis_conn_open(tide_engine *E, const redis_options *o)
   uv_timer_init(E->loop, &c->watchdog);
   uv_timer_init(E->loop, &c->retry);
   c->watchdog.data = c->retry.data = c;
-  c->watchdog.timer_cb = conn_watchdog_fired;   /* what cmd_link and cmd_finish restart */
-  c->retry.timer_cb = conn_retry_fired;
   uv_unref((uv_handle_t *)&c->watchdog);
   uv_unref((uv_handle_t *)&c->retry);   /* a reconnection alone keeps nothing alive */
   c->handles_open = 2;
@@ -550,11 +562,7 @@ void redis_conn_close(redis_conn *c)
   if (c->state == REDIS_CLOSED)
     return;
   snprintf(c->error, sizeof c->error, "the connection was closed");
-  if (c->resolve) {   /* its callback frees it */
-    c->resolve->data = NULL;
-    uv_cancel((uv_req_t *)c->resolve);
-    c->resolve = NULL;
-  }
+  conn_stop_resolving(c);
   c->state = REDIS_CLOSED;
   if (c->ac) {
     redisAsyncContext *ac = c->ac;

@@ -163,6 +163,22 @@ describe("tide.process", function()
     assert.are.equal("process", err.kind)
   end)
 
+  it("a write finished by another task's write, then closed and reaped, raises in its task", function()
+    local p = tide.process{cmd = {"sh", "-c", "sleep 0.1; exec cat >/dev/null"}}
+    local first = tide.spawn(function() p:write(string.rep("x", 300 * 1024)) end)
+    tide.sleep(0)   -- first waits, bytes pending: more than the socket holds
+    os.execute("sleep 0.4")   -- without running the loop: the child drains meanwhile
+    p:write("y")    -- sends the rest of first's bytes too: first's write is done here
+    local pid = p.pid
+    p:close()
+    os.execute("sleep 0.2")   -- the child dies; the next turn of the loop reaps it
+    tide.poll()     -- ... and closes its handles before first resumes
+    assert.is_nil(io.open("/proc/" .. pid .. "/stat"))
+    local ok, err = pcall(first.wait, first)
+    assert.is_false(ok)
+    assert.are.same({"process", "process:write: the process was closed"}, {err.kind, err.message})
+  end)
+
   it("kills the child's whole process group on close, reaped: no zombie, no fd", function()
     local fds = open_fds()
     local p = tide.process{cmd = {"sh", "-c", "sleep 30 & echo $!; wait"}}

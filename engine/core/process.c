@@ -143,7 +143,7 @@ static int proc_has_waiter(const proc *p, int kind)
 {
   const proc_op *o;
   for (o = p->ops; o; o = o->next)
-    if (o->kind == kind)
+    if (o->kind == kind && !o->op.done)
       return 1;
   return 0;
 }
@@ -171,21 +171,25 @@ static void proc_refresh_refs(proc *p)
     proc_set_ref((uv_handle_t *)&p->in_poll, proc_has_waiter(p, OP_WRITE));
 }
 
-/* Completes the waiting ops of that kind (every op when kind < 0, and then
- * detaches them: the process is closing); a write only once its bytes were
- * sent or sending failed. */
+/* Completes the waiting ops of that kind; a write only once its bytes were sent
+ * or sending failed.  A completed op stays linked until its task resumes (its
+ * continuation unlinks it), so that a close meanwhile can still detach it: p
+ * may be freed before that task runs.  kind < 0 (closing): every op, detached. */
 static void proc_wake(proc *p, int kind)
 {
   proc_op *o = p->ops, *next;
   for (; o; o = next) {
     next = o->next;
-    if (kind >= 0 && o->kind != kind)
-      continue;
-    if (kind >= 0 && o->kind == OP_WRITE && !p->in_error && o->until > p->sent)
-      continue;
-    op_unlink(o);
-    if (kind < 0)
+    if (kind < 0) {
+      op_unlink(o);
       o->p = NULL;
+      op_complete(&o->op);
+      continue;
+    }
+    if (o->kind != kind || o->op.done)
+      continue;
+    if (o->kind == OP_WRITE && !p->in_error && o->until > p->sent)
+      continue;
     op_complete(&o->op);
   }
   proc_refresh_refs(p);
@@ -449,13 +453,17 @@ static proc_op *proc_op_push(lua_State *L, proc *p, int kind)
   return o;
 }
 
-/* After a wait: raises when cancelled or when the process was closed meanwhile. */
-static proc *proc_op_check(lua_State *L, proc_op *o, const char *fname)
+/* After a wait: unlinks the op (before anything may raise: the op's memory goes
+ * with the task's stack), then raises when the task was cancelled or the
+ * process closed meanwhile.  [-0, +0, v] */
+static proc *proc_op_finish(lua_State *L, proc_op *o, const char *fname)
 {
+  proc *p = o->p;
+  op_unlink(o);
   op_check(&o->op, L);
-  if (o->p == NULL || o->p->stopped)
+  if (p == NULL || p->stopped)
     error_raise(L, "process", "%s: the process was closed", fname);
-  return o->p;
+  return p;
 }
 
 /* [-0, +1, v] one line (without its "\n"), what is buffered, or nil at the end;
@@ -500,12 +508,13 @@ static int proc_read_start(lua_State *L, int line);
 static int proc_read_k(lua_State *L, int status, lua_KContext ctx)
 {
   proc_op *o = (proc_op *)ctx;
-  proc *p = proc_op_check(L, o, o->line ? "process:read_line" : "process:read");
+  int line = o->line;   /* the op goes with the stack slot popped below */
+  proc *p = proc_op_finish(L, o, line ? "process:read_line" : "process:read");
   (void)status;
   lua_settop(L, 1);
-  if (proc_take(L, p, o->line))
+  if (proc_take(L, p, line))
     return 1;
-  return proc_read_start(L, o->line);   /* woken by bytes that did not finish a line */
+  return proc_read_start(L, line);   /* woken by bytes that did not finish a line */
 }
 
 static int proc_read_start(lua_State *L, int line)
@@ -550,7 +559,7 @@ static int proc_raise_write(lua_State *L, proc *p)
 static int proc_write_k(lua_State *L, int status, lua_KContext ctx)
 {
   proc_op *o = (proc_op *)ctx;
-  proc *p = proc_op_check(L, o, "process:write");
+  proc *p = proc_op_finish(L, o, "process:write");
   (void)status;
   if (p->in_error && p->sent < o->until)
     return proc_raise_write(L, p);
@@ -662,12 +671,8 @@ static int proc_push_exit(lua_State *L, proc *p)
 static int proc_wait_k(lua_State *L, int status, lua_KContext ctx)
 {
   proc_op *o = (proc_op *)ctx;
-  proc *p;
+  proc *p = proc_op_finish(L, o, "process:wait");
   (void)status;
-  op_check(&o->op, L);
-  p = o->p;
-  if (p == NULL)
-    return error_raise(L, "process", "process:wait: the process was closed");
   return proc_push_exit(L, p);
 }
 

@@ -259,3 +259,33 @@ describe("scripts/agent.lua", function()
     assert.are.equal(6, server:stats().requests)
   end)
 end)
+
+describe("tide.DummyLM tool calls", function()
+  after_each(assert_clean)
+
+  it("scripts a tool loop without a server", function()
+    local seen = {}
+    local weather = tide.Tool{name = "weather", args = {city = "str"},
+      fn = function(a) seen[#seen + 1] = a.city; return "sunny in " .. a.city end}
+    local lm = tide.DummyLM{
+      {tool_calls = {{name = "weather", args = {city = "Oslo"}}, {name = "weather", args = {city = "Lima"}}}},
+      "[[ ## answer ## ]]\nBoth sunny\n\n[[ ## completed ## ]]",
+    }
+    local r = tide.Predict("question -> answer", {tools = {weather}})({question = "?"}, {lm = lm})
+    assert.are.equal("Both sunny", r.answer)
+    table.sort(seen)
+    assert.are.same({"Lima", "Oslo"}, seen)
+    assert.are.same({"call_dummy_1", "tool_calls"}, {lm.history[1].tool_calls[1].id, lm.history[1].finish_reason})
+    local sent = lm.history[2].messages
+    assert.are.same({"tool", "call_dummy_2", "sunny in Lima"},
+      {sent[#sent].role, sent[#sent].tool_call_id, sent[#sent].content})
+  end)
+
+  it("refuses a malformed scripted call with a typed error", function()
+    local lm = tide.DummyLM{{tool_calls = {{args = {}}}}}
+    local ok, err = pcall(lm.call, lm, "hi")
+    assert.is_false(ok)
+    assert.are.equal("bad_request", err.kind)
+    assert.matches("tool_calls%[1%] must be {name = string", err.message)
+  end)
+end)

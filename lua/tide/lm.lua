@@ -855,9 +855,25 @@ local function count_tokens(text)
   return math.max(1, math.ceil(#text / 4))
 end
 
+--- An answer's tool calls ({{name =, args =, id =}}), each given an id when it
+-- has none; nil when there are none.
+local function dummy_calls(calls)
+  if calls == nil or #calls == 0 then return nil end
+  local out = {}
+  for i, c in ipairs(calls) do
+    if type(c) ~= "table" or type(c.name) ~= "string" then
+      error(tide_core.error{kind = "bad_request", message = string.format(
+        "DummyLM: tool_calls[%d] must be {name = string, args = table}", i)}, 0)
+    end
+    out[i] = {id = c.id or ("call_dummy_" .. i), name = c.name, args = c.args or {}}
+  end
+  return out
+end
+
 --- tide.DummyLM(answers, opts): an LM for users' own tests, with history and
 -- usage like a real one.  answers: a list (used in order), a table keyed by text
--- found in the last user message, or a function(messages, request) → text.
+-- found in the last user message, or a function(messages, request) → text.  An
+-- answer may be {text =, tool_calls = {{name =, args =}}}: a reply that calls tools.
 function M.dummy(answers, opts)
   local answer_fn = check.callable(answers)
   if not answer_fn and type(answers) ~= "table" then
@@ -892,13 +908,17 @@ function M.dummy(answers, opts)
           message = "DummyLM: no answer for prompt: " .. prompt:sub(1, 80)}, 0)
       end
     end
-    if type(text) == "table" then text = text.text end
+    local calls
+    if type(text) == "table" then
+      calls = dummy_calls(text.tool_calls)
+      text = text.text or ""
+    end
     text = tostring(text)
     local input = 0
     for _, m in ipairs(norm.messages) do input = input + count_tokens(media.text_of(m.content) or "") end
     local output = count_tokens(text)
-    return {text = text, finish_reason = "stop", model = "dummy",
-      usage = {input = input, output = output, total = input + output}}
+    return {text = text, finish_reason = calls and "tool_calls" or "stop", model = "dummy",
+      tool_calls = calls, usage = {input = input, output = output, total = input + output}}
   end
   return self
 end

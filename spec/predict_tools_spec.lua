@@ -75,6 +75,17 @@ describe("tide.Predict with tools", function()
         assert.are.equal(2, #lm.history[1].messages)   -- the first request as it was sent: system, user
       end)
 
+      it("streams a scripted turn's calls (mockllm's tool_turns= in a stream)", function()
+        local weather, clock = recording_tools({})
+        local lm = lm_for(p, turns('clock({"zone":"UTC"})+weather({"city":"Oslo"})', 'clock({"zone":"CET"})'))
+        local messages = {{role = "user", content = "Time and weather?"},
+                          {role = "assistant", content = "Let me see."}}   -- the model spoke once
+        local pieces, final = lm:stream{messages = messages, tools = {weather, clock}}
+        for _ in pieces do end
+        assert.are.equal("tool_calls", final.finish_reason)
+        assert.are.same({{"clock", {zone = "CET"}}}, {{final.tool_calls[1].name, final.tool_calls[1].args}})
+      end)
+
       it("goes on turn after turn until the model answers", function()
         local weather, clock = recording_tools({})
         local lm = lm_for(p, turns('weather({"city":"Lima"})', 'clock({"zone":"UTC"})'))

@@ -38,43 +38,43 @@ end
 -- %s's bytes: space, \t, \n, \v, \f, \r.
 local SPACE = {[32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true}
 
+-- The part of text (no line break of a header's line in it) sure to be in the
+-- field's final text.
+function Trimmer:plain(text)
+  local first = text:find("%S")
+  if first == nil then
+    if self.started then self.pending = self.pending .. text end
+    return ""
+  end
+  local last, byte, n = #text, string.byte, #text
+  while SPACE[byte(text, last)] do last = last - 1 end
+  local out
+  if self.started then
+    out = last == n and text or text:sub(1, last)
+    if self.pending ~= "" then out = self.pending .. out end
+  else
+    out = (first == 1 and last == n) and text or text:sub(first, last)
+  end
+  self.started, self.pending = true, last == n and "" or text:sub(last + 1)
+  return out
+end
+
 -- text → the part that is sure to be in the field's final text
 function Trimmer:feed(text)
-  local out = {}
-  while true do
-    local piece, rest = text, nil
-    if self.header_line then
-      local nl = text:find("\n", 1, true)
-      if nl then piece, rest = text:sub(1, nl - 1), text:sub(nl + 1) end
-    end
-    local first = piece:find("%S")
-    if first then
-      local last, byte = #piece, string.byte
-      while SPACE[byte(piece, last)] do last = last - 1 end
-      if self.started then
-        out[#out + 1] = self.pending
-        out[#out + 1] = piece:sub(1, last)
-      else
-        out[#out + 1] = piece:sub(first, last)
-      end
-      self.started, self.pending = true, piece:sub(last + 1)
-    elseif self.started then
-      self.pending = self.pending .. piece
-    end
-    if rest == nil then break end
-    -- the end of the header's line: its blanks go, a line break stands for them
-    self.header_line = false
-    if self.started then self.pending = "\n" end
-    text = rest
-  end
-  return table.concat(out)
+  if not self.header_line then return self:plain(text) end
+  local nl = text:find("\n", 1, true)
+  if nl == nil then return self:plain(text) end
+  -- the end of the header's line: its blanks go, a line break stands for them
+  local out = self:plain(text:sub(1, nl - 1))
+  self.header_line = false
+  if self.started then self.pending = "\n" end
+  return out .. self:plain(text:sub(nl + 1))
 end
 
 -- ---- the chat adapter's sections -------------------------------------------------------
 
 local HEADER_START = "[[ ## "
 local HEADER_END = " ## ]]"
-local BLANKS = "^[ \t\v\f]*$"
 
 --- At s[i] (a '['): "yes", name, last (a whole header), "maybe" (s ends in what
 -- could still become one) or "no".
@@ -103,19 +103,24 @@ local function chat_splitter(sig)
                        cr = false, done = false}, Chat)
 end
 
--- Text outside any header: it moves the line state on and goes to the section.
+-- Text outside any header goes to the section being streamed.
 function Chat:consume(text, emit)
-  if text == "" then return end
-  local nl = text:match(".*()\n")
-  if nl then
-    self.line_blank = text:sub(nl + 1):find(BLANKS) ~= nil
-  elseif self.line_blank then
-    self.line_blank = text:find(BLANKS) ~= nil
-  end
-  if self.field then
+  if self.field and text ~= "" then
     local out = self.trim:feed(text)
     if out ~= "" then emit(self.field, out) end
   end
+end
+
+local LINE_BLANK = {[32] = true, [9] = true, [11] = true, [12] = true}   -- %s but the line breaks
+
+-- Whether only blanks stand between the line's start and s[i] (before s, the
+-- previous pieces said: self.line_blank); read backwards, a few bytes at most.
+function Chat:at_line_start(s, i)
+  local byte = string.byte
+  local j = i - 1
+  while j >= 1 and LINE_BLANK[byte(s, j)] do j = j - 1 end
+  if j == 0 then return self.line_blank end
+  return byte(s, j) == 10
 end
 
 function Chat:start(name)
@@ -129,45 +134,54 @@ end
 -- Line breaks as chat.parse reads them: \r\n and \r are \n (a \r at the end of
 -- a piece waits for the next).
 function Chat:normalise(text)
+  if not self.cr and not text:find("\r", 1, true) then return text end   -- the usual reply
   if self.cr then text = "\r" .. text end
-  self.cr = text:sub(-1) == "\r"
+  self.cr = text:byte(-1) == 13
   if self.cr then text = text:sub(1, -2) end
-  if text:find("\r", 1, true) then text = text:gsub("\r\n", "\n"):gsub("\r", "\n") end
-  return text
+  return (text:gsub("\r\n", "\n"):gsub("\r", "\n"))
 end
 
 function Chat:feed(text, emit, last)
   if self.done then return end
   text = self:normalise(text)
   if last and self.cr then text, self.cr = text .. "\n", false end
-  local s, pos = self.buf .. text, 1
+  local s = self.buf == "" and text or self.buf .. text
+  local pos, from = 1, 1        -- s[from..pos-1]: text not yet given to the section
   while true do
     local i = s:find("[", pos, true)
     if i == nil then
-      self:consume(s:sub(pos), emit)
       pos = #s + 1
       break
     end
-    self:consume(s:sub(pos, i - 1), emit)
-    pos = i
     local status, name, stop = "no", nil, nil
-    if self.line_blank then status, name, stop = header_at(s, i) end
-    if status == "maybe" and not last then break end
+    if self:at_line_start(s, i) then status, name, stop = header_at(s, i) end
+    if status == "maybe" and not last then
+      pos = i
+      break
+    end
     if status == "yes" then
+      self:consume(s:sub(from, i - 1), emit)
       if name == "completed" then
-        self.done, self.field = true, nil
-        self.buf = ""
+        self.done, self.field, self.buf = true, nil, ""
         return
       end
       self:start(name)
-      self.line_blank = false
-      pos = stop + 1
+      pos, from = stop + 1, stop + 1
     else
-      self:consume("[", emit)
       pos = i + 1
     end
   end
-  self.buf = s:sub(pos)
+  self:consume(from == 1 and pos > #s and s or s:sub(from, pos - 1), emit)
+  -- where the next piece's first byte stands: at a line's start when only blanks
+  -- follow the last line break (or the last header, which is not one)
+  local byte, j = string.byte, pos - 1
+  while j >= from and LINE_BLANK[byte(s, j)] do j = j - 1 end
+  if j >= from then
+    self.line_blank = byte(s, j) == 10
+  elseif from > 1 then
+    self.line_blank = false          -- nothing or only blanks after a header on its line
+  end
+  self.buf = pos > #s and "" or s:sub(pos)
 end
 
 -- ---- the JSON adapter's object ---------------------------------------------------------
@@ -326,6 +340,12 @@ function M.splitter(adapter_name, sig)
   return SPLITTERS[adapter_name](sig)
 end
 
+-- The fourth value of the loop: leaving it closes the LM's stream.
+local CLOSER = {__close = function(c)
+  local lm_closer = c.lm_closer
+  if lm_closer then getmetatable(lm_closer).__close(lm_closer) end
+end}
+
 --- stream(sig, lm, adapter, inputs, opts) → an iterator of events for a generic
 -- for, with a closer as its fourth value.  opts = {demos, config, fallback} (a
 -- Predict is such a table).
@@ -383,10 +403,7 @@ function M.stream(sig, lm, adapter, inputs, opts)
     head = head + 1
     return ev
   end
-  local closer = setmetatable({}, {__close = function()
-    if lm_closer then getmetatable(lm_closer).__close(lm_closer) end
-  end})
-  return next_event, nil, nil, closer
+  return next_event, nil, nil, setmetatable({lm_closer = lm_closer}, CLOSER)
 end
 
 return M

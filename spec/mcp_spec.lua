@@ -176,6 +176,11 @@ describe("tide.mcp", function()
     assert.is_truthy(find(tools, "read_text_file"))
     assert.is_truthy(find(tools, "list_directory"))
     assert.matches("notes.txt", fs:call("list_directory", {path = dir}).text)
+    local big = string.rep("0123456789abcdef\n", 200000)   -- 3.4 MB: one JSON line of many pipe reads
+    f = assert(io.open(dir .. "/big.txt", "w"))
+    f:write(big)
+    f:close()
+    assert.are.equal(big, fs:call("read_text_file", {path = dir .. "/big.txt"}).text)
     local outside = fs:call("read_text_file", {path = "/etc/hostname"})
     assert.is_true(outside.is_error)   -- the server's own sandbox
     local lm = lm_for(PROVIDERS[1], "tool_turns=" .. encode('read_text_file({"path":"' .. dir .. '/notes.txt"})'))
@@ -289,6 +294,16 @@ describe("tide.mcp", function()
       assert.matches("tools/call got no reply in 0.2 s", err.message)
       assert.is_true(client:ping())
       assert.matches("got notifications/cancelled", client.transport.proc:stderr())
+      -- a cancelled call tells the server too
+      local call = tide.spawn(client.call, client, "one", {x = 2})
+      tide.sleep(0.05)
+      call:cancel()
+      assert.are.equal("cancelled", select(2, pcall(call.wait, call)).kind)
+      assert.is_true(client:ping())
+      assert.is_true(eventually(function()
+        local _, n = client.transport.proc:stderr():gsub("got notifications/cancelled", "")
+        return n == 2
+      end))
       -- a tool made from it reports the timeout to the model
       local text = find(client:tools(), "one"){x = 1}
       assert.matches("^Error: tool one failed: .*no reply", text)

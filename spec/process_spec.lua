@@ -92,6 +92,10 @@ describe("tide.process", function()
     assert.are.equal("a b=c|unset", p:read_line())
     assert.are.equal("/tmp", p:read_line())
     assert.are.same({0, nil}, {p:wait()})
+    local quiet <close> = tide.process{cmd = {"sh", "-c", "echo hidden >&2; echo shown"}, stderr = "ignore"}
+    assert.are.equal("shown", quiet:read_line())
+    quiet:wait()
+    assert.are.equal("", quiet:stderr())
   end)
 
   it("keeps the tail of stderr", function()

@@ -211,6 +211,10 @@ function Client:request(method, params, opts)
       error(core.error{kind = "timeout", message = string.format("%s: %s got no reply in %g s",
         self.name, method, opts.timeout or self.timeout)}, 0)
     end
+    if core.is_error(err, "cancelled") and not slot.done and not self.failed and method ~= "initialize" then
+      -- this task can wait no more: a task of its own tells the server to stop
+      core.spawn(pcall, self.notify, self, "notifications/cancelled", {requestId = id, reason = "cancelled"})
+    end
     error(err, 0)
   end
   if slot.error then error(slot.error, 0) end

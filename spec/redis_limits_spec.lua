@@ -134,6 +134,34 @@ describe("shared rate limits", function()
     assert.matches("unavailable.*local cache and rate limits", warnings[1])
   end)
 
+  it("goes on with the local bucket when Redis is killed mid-run, and shares again after", function()
+    local rpm = 3000   -- 50/s, bursts of 50
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-kill",
+      rpm = rpm, cache = false})
+    local key = limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-kill")
+    local ids = {}
+    for i = 1, 120 do ids[i] = i end
+    local run = tide.spawn(tide.map, ids, function(i) return lm:call("kill " .. i).text end)
+    llm:wait_for(function(s) return s.requests >= 60 end, 1000)   -- past the burst: waiting on Redis
+    server:kill()
+    local texts = run:wait()
+    for i = 1, 120 do assert.are.equal("Mock reply to: kill " .. i, texts[i]) end
+    -- the local bucket starts full: one more burst when it takes over, then the rate
+    local rate = sustained_rate(llm, 2 * rpm / 60)
+    assert.is_true(rate <= rpm / 60 * 1.1, "rate at the server: " .. rate)
+    assert.are.equal(1, #warnings)
+    assert.matches("unavailable", warnings[1])
+    server:restart()
+    local client = shared_redis.current()
+    for _ = 1, 600 do
+      if client:state() == "ready" then break end
+      tide.sleep(0.01)
+    end
+    lm:call("after restart")
+    assert.matches("^%d", server:cli("HGET", key, "level"))   -- the take went to Redis again
+    assert.matches("is back", warnings[#warnings])
+  end)
+
   it("hashes the key into the bucket's name", function()
     local k1 = limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-one")
     assert.are_not.equal(k1, limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-two"))

@@ -73,6 +73,19 @@ describe("tide.core.redis", function()
     assert.are.equal(0, r:stats().pending)
   end)
 
+  it("has every task's command out at once while the server holds them (pipelined)", function()
+    local r <close> = open()
+    local admin <close> = open()
+    admin:command("CLIENT", "PAUSE", "300", "ALL")   -- the server reads, answers nothing
+    local ids = {}
+    for i = 1, 100 do ids[i] = i end
+    local run = tide.spawn(tide.map, ids, function(i) return r:command("ECHO", tostring(i)) end)
+    tide.sleep(0.1)
+    assert.are.equal(100, r:stats().pending)   -- none waited for another's reply to be sent
+    local got = run:wait()
+    for i = 1, 100 do assert.are.equal(tostring(i), got[i]) end
+  end)
+
   it("raises an error reply as kind redis with its code, and goes on", function()
     local r <close> = open()
     local ok, err = pcall(r.command, r, "EVALSHA", string.rep("0", 40), 0)

@@ -18,8 +18,9 @@ local function steps(...)
   return "react=" .. encode(table.concat({...}, "|"))
 end
 
--- DSPy's instructions for "question -> answer" and the weather tool, as its
--- ChatAdapter indents them in the system message.
+-- DSPy's instructions for "question -> answer" and the tools below (in DSPy:
+-- def weather(city: str, unit: Literal["C", "F"], days: Optional[int] = None) with
+-- that docstring, and clock()), as its ChatAdapter indents them in the system message.
 local INSTRUCTIONS = [==[
 Given the fields `question`, produce the fields `answer`.
 
@@ -32,7 +33,7 @@ After each tool call, you receive a resulting observation, which gets appended t
 When writing next_thought, you may reason about the current situation and plan for future steps.
 When selecting the next_tool_name and its next_tool_args, the tool must be one of:
 
-(1) weather, whose description is <desc>Current weather in a city.  Celsius or Fahrenheit.</desc>. It takes arguments {'city': {'type': 'string'}, 'unit': {'enum': ['C', 'F'], 'type': 'string'}}.
+(1) weather, whose description is <desc>Current weather in a city.  Celsius or Fahrenheit.</desc>. It takes arguments {'city': {'type': 'string'}, 'days': {'anyOf': [{'type': 'integer'}, {'type': 'null'}], 'default': None}, 'unit': {'enum': ['C', 'F'], 'type': 'string'}}.
 (2) clock. It takes arguments {}.
 (3) finish, whose description is <desc>Marks the task as complete. That is, signals that all information for producing the outputs, i.e. `answer`, are now available to be extracted.</desc>. It takes arguments {}.
 When providing `next_tool_args`, the value inside the field must be in JSON format]==]
@@ -134,7 +135,7 @@ describe("tide.ReAct", function()
   end
 
   local weather = tide.Tool{name = "weather", desc = "Current weather in a city.\nCelsius or Fahrenheit.",
-    args = {city = "str", unit = "one of: C, F"},
+    args = {city = "str", unit = "one of: C, F", days = "Optional[int]"},
     fn = function(a)
       if a.city == "Nowhere" then error("no such city") end
       return (a.unit == "C" and "12 C in " or "70 F in ") .. a.city

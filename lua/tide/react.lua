@@ -17,6 +17,7 @@
 -- reply does not name a tool in ends the trajectory, and the outputs are
 -- extracted from what was gathered.  Tools run one per step (a step names one),
 -- each as a task, with the per-tool `timeout` of tide.Predict's tool loop.
+local cjson = require "cjson"
 local core = require "tide.core"
 local check = require "tide.check"
 local module = require "tide.module"
@@ -76,6 +77,19 @@ local function tool_text(name, desc, properties)
   return name .. d .. " It takes arguments " .. schema_repr(properties or {}) .. "."
 end
 
+--- A tool's arguments as DSPy's Tool holds them: each argument's JSON schema, an
+-- Optional one as pydantic writes it for `x: Optional[T] = None`.
+local function tool_args(t)
+  if not t.fields then return t.schema.properties or {} end   -- a JSON Schema tool
+  local out = {}
+  for _, f in ipairs(t.fields) do
+    local s = common.schema(f.type)
+    if f.type.nullable then s = {anyOf = {s, {type = "null"}}, default = cjson.null} end
+    out[f.name] = s
+  end
+  return out
+end
+
 local function field_names(fields)
   local out = {}
   for i, f in ipairs(fields) do out[i] = "`" .. f.name .. "`" end
@@ -100,7 +114,7 @@ local function instructions(sig, tools)
       "future steps.")
   add("When selecting the next_tool_name and its next_tool_args, the tool must be one of:\n")
   for i, t in ipairs(tools) do
-    add("(" .. i .. ") " .. tool_text(t.name, t.desc, t.schema.properties))
+    add("(" .. i .. ") " .. tool_text(t.name, t.desc, tool_args(t)))
   end
   add("(" .. #tools + 1 .. ") " .. tool_text("finish", "Marks the task as complete. That is, " ..
     "signals that all information for producing the outputs, i.e. " .. outputs ..

@@ -363,7 +363,7 @@ describe("the LM cache's Redis tier", function()
     assert.is_string(b.text)
     assert.are.equal(2, llm:stats().requests)
     assert.are.equal(1, #warnings)
-    assert.matches("cache write refused.*OOM", warnings[1])
+    assert.matches("refused to store an answer: OOM", warnings[1])
     tide.configure{redis = false}
     full:stop()
   end)

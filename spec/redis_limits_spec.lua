@@ -114,7 +114,7 @@ describe("shared rate limits", function()
     assert.is_string(lm:call("two").text)
     assert.are.equal(2, llm:stats().requests)
     assert.are.equal(1, #warnings)
-    assert.matches("rpm limit refused.*OOM", warnings[1])
+    assert.matches("refused a take from the shared rpm bucket: OOM", warnings[1])
     tide.configure{redis = false}
     full:stop()
   end)

@@ -20,7 +20,9 @@ M.PREFIX = "tide:v1:lm:"
 function M.get(client, key)
   local text, err = client:call("GET", M.PREFIX .. key)
   if text == nil then
-    if err and err.kind == "redis" then client:refusal("cache read refused", err) end
+    if err and err.kind == "redis" then
+      client:refusal("refused to read a cached answer", err, "the call goes on without it")
+    end
     return nil
   end
   local ok, entry = pcall(json.decode, text)
@@ -28,8 +30,8 @@ function M.get(client, key)
       and type(entry.answer.text) == "string" then
     return entry.answer
   end
-  client:refusal("a value under " .. M.PREFIX .. " that is not tide's was ignored",
-    {code = "foreign", message = M.PREFIX .. key})
+  client:refusal("holds a value that is not tide's", {code = "foreign",
+    message = M.PREFIX .. key}, "ignored, as a miss (said once)")
   return nil
 end
 
@@ -42,7 +44,9 @@ function M.put(client, key, answer_json, ttl)
   else
     ok, err = client:call("SET", M.PREFIX .. key, value)
   end
-  if ok == nil and err and err.kind == "redis" then client:refusal("cache write refused", err) end
+  if ok == nil and err and err.kind == "redis" then
+    client:refusal("refused to store an answer", err, "answers stay in the local cache")
+  end
 end
 
 return M

@@ -103,7 +103,8 @@ function Bucket:take(n)
     local wait, err = ask(client, self.key, self.rate, self.capacity, n)
     if wait == nil then
       if type(err) == "table" and err.kind ~= "redis_unavailable" then
-        client:refusal(self.kind .. " limit refused", err)
+        client:refusal("refused a take from the shared " .. self.kind .. " bucket", err,
+          "such takes use this process's own bucket")
       end
       return self["local"]:take(n)
     end

@@ -122,16 +122,17 @@ function Client:post(...)
   return ok and sent
 end
 
---- Says a Redis error reply (OOM, READONLY, a foreign value...) once per kind of
--- trouble, for the callers that fall back on it.
-function Client:refusal(what, err)
+--- Says a refusal once per kind of trouble (what, and the error's code): an error
+-- reply (OOM, READONLY...) or a value that is not tide's.  consequence: what tide
+-- does instead.
+function Client:refusal(what, err, consequence)
   local code = type(err) == "table" and err.code or tostring(err)
   local seen = what .. "\0" .. tostring(code)
   if not self.refused[seen] then
     self.refused[seen] = true
-    M.warn(string.format("redis %s: %s (%s); tide falls back to local %s", self.where, what,
-      type(err) == "table" and err.message or tostring(err), what:match("limit") and
-      "rate limits" or "caching"))
+    local detail = type(err) == "table" and tostring(err.message) or tostring(err)
+    M.warn(string.format("redis %s %s: %s; %s", self.where, what,
+      (detail:gsub("^redis %S+ answered an error: ", ""):gsub("%.%s*$", "")), consequence))
   end
 end
 

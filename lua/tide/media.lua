@@ -23,7 +23,7 @@ local Media = {}
 Media.__index = Media
 Media.__name = "tide.Media"
 
--- value → {bytes = string | nil, b64 = string | nil}
+-- value → {bytes = string | nil, b64 = string | nil, data_url = string | nil}
 local private = setmetatable({}, {__mode = "k"})
 
 -- What each kind takes: extension → mime type.
@@ -205,10 +205,13 @@ function Media:base64()
   return p.b64
 end
 
---- value:data_url() → "data:MIME;base64,..." (a URL value: its URL)
+--- value:data_url() → "data:MIME;base64,..." (a URL value: its URL), made once
+-- too: a call in flight then holds only its request's body.
 function Media:data_url()
   if self.url then return self.url end
-  return "data:" .. self.mime .. ";base64," .. self:base64()
+  local p = private[self]
+  if p.data_url == nil then p.data_url = "data:" .. self.mime .. ";base64," .. self:base64() end
+  return p.data_url
 end
 
 --- What a value reads as in a history or a prompt's text.

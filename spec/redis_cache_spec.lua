@@ -433,6 +433,16 @@ return {program = function(inputs) return critic{content = inputs.content} end,
     os.execute("rm -rf " .. dir)
   end)
 
+  it("runs a process whose Redis password is wrong on its local cache, saying so once", function()
+    local url = string.format("redis://:wrong-pw-123@127.0.0.1:%d", server.port)
+    local out = shard(llm.url, url, 3, "wrongpw")
+    assert.are.equal(3, #out.texts)
+    assert.are.equal(1, #out.warnings)
+    assert.matches("refused the credentials", out.warnings[1])
+    assert.matches("local cache and rate limits", out.warnings[1])
+    assert.is_nil(out.warnings[1]:find("wrong-pw-123", 1, true))
+  end)
+
   it("runs without Redis when TIDE_REDIS_URL is malformed, saying so once", function()
     local cmd = string.format("TIDE_REDIS_URL='redis://:pw@h:0' %s scripts/bench/redis_shard.lua %s 2 0 bad",
       TIDE, llm.url)

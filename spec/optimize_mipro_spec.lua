@@ -35,7 +35,7 @@ describe("tide.MIPROv2", function()
       if p.instruction:find("Reverse the letters", 1, true) then good = good + 1 end
     end
     assert.is_true(good >= 1)                     -- grounded on bootstrapped demos
-    assert.are.equal("baseline", log.candidates[1].kind)
+    assert.are.equal("baseline", log.candidates[1].step)
     assert.are.equal(0, log.candidates[1].score)
     assert.are.equal(1, log.chosen.score)
   end)

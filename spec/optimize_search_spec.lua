@@ -31,9 +31,9 @@ describe("tide.BootstrapFewShotWithRandomSearch", function()
     assert.are.same({}, program.demos)
     local log = opt.log
     assert.are.equal(6, #log.candidates)            -- zero-shot, labeled, bootstrap, 3 random
-    assert.are.same({"zero-shot", 0, 0}, {log.candidates[1].kind, log.candidates[1].score,
+    assert.are.same({"zero-shot", 0, 0}, {log.candidates[1].step, log.candidates[1].score,
       log.candidates[1].demos})
-    assert.are.equal("labeled", log.candidates[2].kind)
+    assert.are.equal("labeled", log.candidates[2].step)
     assert.are.equal(1, log.chosen.score)
     assert.are.equal(2, log.chosen.index)           -- the earliest of the best
     assert.are.equal(log.metric_calls, 8 * 6 + 8 * 4)   -- six evaluations, four bootstraps
@@ -60,7 +60,7 @@ describe("tide.BootstrapFewShotWithRandomSearch", function()
     local saved = require("cjson").decode(require("support.files").read(path))
     os.remove(path)
     assert.are.equal("BootstrapFewShotWithRandomSearch", saved.optimizer)
-    assert.are.equal("zero-shot", saved.candidates[1].kind)
+    assert.are.equal("zero-shot", saved.candidates[1].step)
   end)
 
   it("stops at its budget of metric calls", function()

@@ -240,7 +240,7 @@ function GEPA:compile(program, opts)
       best = best_candidate()
     end
     local first = run:evaluate(program, valset, "seed candidate", "valset")
-    add({instructions = seed_instr, parent = nil, changed = {}}, first.scores, {kind = "seed"})
+    add({instructions = seed_instr, parent = nil, changed = {}}, first.scores, {step = "seed"})
 
     -- the trainset in epochs of seeded shuffles, minibatch by minibatch
     local order, at = {}, 1
@@ -318,9 +318,9 @@ function GEPA:compile(program, opts)
               for _, s in ipairs(sub.scores) do sum = sum + s end
               if sum >= math.max(sa, sb) then
                 local full = run:evaluate(build(program, cand), valset, "merge: valset", "valset")
-                add(cand, full.scores, {kind = "merge", parents = {ca.index, cb.index}})
+                add(cand, full.scores, {step = "merge", parents = {ca.index, cb.index}})
               else
-                run:record{kind = "merge rejected", parents = {ca.index, cb.index}, score = sum / sample_n}
+                run:record{step = "merge rejected", parents = {ca.index, cb.index}, score = sum / sample_n}
               end
               return
             end
@@ -344,11 +344,11 @@ function GEPA:compile(program, opts)
       local sum_before = 0
       for _, s in ipairs(before.scores) do sum_before = sum_before + s end
       if self.skip_perfect and sum_before >= self.perfect * #batch then
-        run:record{kind = "skipped: perfect on the minibatch", parent = parent.index, score = before.mean}
+        run:record{step = "skipped: perfect on the minibatch", parent = parent.index, score = before.mean}
       else
         local all = reflective(before.rows, built_names, name)
         if #all == 0 then
-          run:record{kind = "skipped: predictor not called", parent = parent.index, component = name}
+          run:record{step = "skipped: predictor not called", parent = parent.index, component = name}
         else
           run.other_calls = run.other_calls + 1
           local usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0}
@@ -365,10 +365,10 @@ function GEPA:compile(program, opts)
           for _, s in ipairs(after.scores) do sum_after = sum_after + s end
           if sum_after > sum_before then
             local full = run:evaluate(build(program, child), valset, "new candidate: valset", "valset")
-            add(child, full.scores, {kind = "reflection", parent = parent.index, component = name})
+            add(child, full.scores, {step = "reflection", parent = parent.index, component = name})
             try_merge()
           else
-            run:record{kind = "rejected", parent = parent.index, component = name, score = after.mean,
+            run:record{step = "rejected", parent = parent.index, component = name, score = after.mean,
               instruction = child.instructions[name]}
           end
         end

@@ -192,7 +192,7 @@ function MIPRO:compile(program, opts)
     end
     if not run:affords(#valset) then return program_copy(student) end
     local base = run:evaluate(student, valset, "baseline", "valset")
-    consider(program_copy(student), base.mean, run:record{kind = "baseline", score = base.mean})
+    consider(program_copy(student), base.mean, run:record{step = "baseline", score = base.mean})
     local sizes = {}
     for _, name in ipairs(names) do
       sizes[#sizes + 1] = #instructions[name]
@@ -212,7 +212,7 @@ function MIPRO:compile(program, opts)
       full_done[key] = true
       local p = build(student, names, instructions, demo_sets, by_key[key].x, zeroshot)
       local res = run:evaluate(p, valset, "full evaluation", "valset")
-      consider(p, res.mean, run:record{kind = "full", choice = by_key[key].x, score = res.mean})
+      consider(p, res.mean, run:record{step = "full", choice = by_key[key].x, score = res.mean})
     end
     for t = 1, num_trials do
       local x = sampler:suggest()
@@ -226,7 +226,7 @@ function MIPRO:compile(program, opts)
       local res = run:evaluate(p, batch, string.format("trial %d/%d", t, num_trials),
         self.minibatch and "minibatch" or "valset")
       sampler:tell(x, res.mean)
-      local entry = run:record{kind = self.minibatch and "minibatch" or "full", trial = t, choice = x,
+      local entry = run:record{step = self.minibatch and "minibatch" or "full", trial = t, choice = x,
         score = res.mean}
       if self.minibatch then
         local key = table.concat(x, ",")

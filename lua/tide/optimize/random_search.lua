@@ -98,7 +98,7 @@ function Search:compile(program, opts)
       if cand == nil or not run:affords(#valset) then break end
       local n = k + 4
       local r = run:evaluate(cand, valset, string.format("candidate %d/%d", n, total))
-      local entry = run:record{kind = label, score = r.mean, demos = demo_count(cand)}
+      local entry = run:record{step = label, score = r.mean, demos = demo_count(cand)}
       if best_score == nil or r.mean > best_score then
         best, best_score, best_entry = cand, r.mean, entry
       end

@@ -16,6 +16,7 @@
 
 #define ENGINE_KEY "tide:engine"   /* registry field holding the engine userdata */
 #define ENGINE_MT "tide.engine"
+#define CLOSE_HOOKS_KEY "tide:close_hooks"   /* registry field: the at_close functions */
 
 static void engine_print_error(lua_State *L, void *ud);
 
@@ -73,11 +74,53 @@ static void engine_release(tide_engine *E)
   }
 }
 
+/* core.at_close(fn): fn() runs on the main flow when the host calls tide_close,
+ * before the tasks left are cancelled, so that it may still wait for work of its
+ * own (the tracer sends the spans it has queued, within its own time bound). */
+int engine_lat_close(lua_State *L)
+{
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CLOSE_HOOKS_KEY) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    lua_newtable(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, CLOSE_HOOKS_KEY);
+  }
+  lua_pushvalue(L, 1);
+  lua_rawseti(L, -2, (lua_Integer)lua_rawlen(L, -2) + 1);
+  return 0;
+}
+
+/* Runs the at_close functions in the order given; one that raises is reported to
+ * the error handler and the close goes on.  [-0, +0, -] */
+static void engine_run_close_hooks(tide_engine *E, lua_State *L)
+{
+  int top = lua_gettop(L);
+  lua_Integer i, n;
+  luaL_checkstack(L, 3, "tide_close");
+  if (lua_getfield(L, LUA_REGISTRYINDEX, CLOSE_HOOKS_KEY) == LUA_TTABLE) {
+    n = (lua_Integer)lua_rawlen(L, top + 1);
+    for (i = 1; i <= n && !E->closed; i++) {
+      lua_rawgeti(L, top + 1, i);
+      if (lua_pcall(L, 0, 0, 0) != LUA_OK) {
+        if (!lua_istable(L, -1)) {   /* the handler reads an error object's fields */
+          lua_newtable(L);
+          lua_insert(L, -2);
+          lua_setfield(L, -2, "message");
+        }
+        engine_report_error(E, L);
+      }
+    }
+  }
+  lua_settop(L, top);
+}
+
 void tide_close(tide_engine *E)
 {
   task *t;
   if (E->closed)
     return;
+  engine_run_close_hooks(E, E->L);
   for (t = E->live; t; t = t->live_next)
     task_cancel(t);
   engine_run_until_idle(E, E->L);

@@ -136,6 +136,7 @@ void engine_push(lua_State *L, tide_engine *E);     /* [-0, +1, -] the engine us
 /* [-1, +0, e] hands the error object on top of L (a task's nobody took) to the
  * engine's error handler. */
 void engine_report_error(tide_engine *E, lua_State *L);
+int engine_lat_close(lua_State *L);                 /* core.at_close(fn) */
 
 /* ---- task.c ---------------------------------------------------------------- */
 

@@ -122,6 +122,7 @@ int luaopen_tide_core(lua_State *L)
     {"run_until_idle", engine_lrun_idle},
     {"stats", engine_lstats},
     {"now", engine_lnow},
+    {"at_close", engine_lat_close},
     {NULL, NULL}
   };
   engine_push(L, tide_open(L, NULL));

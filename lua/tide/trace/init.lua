@@ -4,13 +4,14 @@
 --
 --   OTEL_TRACES_EXPORTER=otlp OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318 tide eval.lua
 --   tide.configure{trace = {endpoint = "http://localhost:4318/v1/traces", service_name = "critics"}}
---   tide.trace.flush()     -- a host or a plain lua5.4 script, before it closes the engine
+--   tide.trace.flush()     -- a plain lua5.4 script, before it ends (tide_close does it)
 --   tide.trace.stats()     -- {queued, exported, dropped, exports, failed_exports}
 --
 -- Built on tide.callbacks: the tracer is one more callback, beside the user's.
 -- The variables are read when tide is first required (tide/trace/config.lua
 -- lists them); tide.configure{trace = ...} sets or changes the settings later,
 -- and {trace = false} turns tracing off.
+local core = require "tide.core"
 local callbacks = require "tide.callbacks"
 local redact = require "tide.redact"
 local config = require "tide.trace.config"
@@ -20,11 +21,18 @@ local exporter_mod = require "tide.trace.exporter"
 local M = {}
 
 local FLUSH_TIMEOUT = 5   -- seconds flush() waits for the collector by default
+local CLOSE_TIMEOUT = 3   -- seconds tide_close waits for the spans still queued
 
 local active = nil   -- {cfg, tracer, exporter} while tracing is on
 local retired = {}   -- exporters of earlier settings that still had spans to send
 
+local close_hooked = false
+
 local function start(cfg)
+  if not close_hooked then   -- a host's tide_close sends what is queued first
+    close_hooked = true
+    core.at_close(function() M.flush(CLOSE_TIMEOUT) end)
+  end
   cfg.retries = cfg.retries or 3
   local header_values = {}
   for _, v in pairs(cfg.headers) do header_values[#header_values + 1] = v end

@@ -23,6 +23,7 @@ local circuit = require "tide.circuit"
 local shared_limits = require "tide.shared.limits"
 local shared_inflight = require "tide.shared.inflight"
 local media = require "tide.media"
+local callbacks = require "tide.callbacks"
 local prices = require "tide.prices"
 
 local M = {}
@@ -638,6 +639,8 @@ local function merged(results)
   return all
 end
 
+local call   -- LM:call's body (below) without the callbacks
+
 --- n samples from a wire format that has no `n` (Anthropic's): n calls made
 -- together under the LM's gate.  The first is the call n = 1 would make; each
 -- other gets its own rollout, so that the cache and the sharing of calls in
@@ -652,7 +655,7 @@ local function call_samples(self, req, n)
     for k, v in pairs(req) do one[k] = v end
     one.n = nil
     if i > 1 then one.rollout_id = string.format("%s#sample-%d", tostring(base or ""), i) end
-    return self:call(one)
+    return call(self, one)   -- the callbacks hear of the n samples as the one call they are
   end))
 end
 
@@ -661,7 +664,8 @@ end
 -- {messages | prompt, temperature, max_tokens, stop, top_p, n, response_format,
 --  extra, timeout, cache = false, rollout_id}.  With n > 1, `texts` holds the n
 -- answers (made as n calls where the API has no n).  Raises typed errors.
-function LM:call(req)
+-- req.callbacks: callbacks for this call (tide.callbacks), beside the configured ones.
+function call(self, req)
   local norm, timeout = normalise(self, req)
   budget_check(self)
   local p = private[self]
@@ -673,6 +677,14 @@ function LM:call(req)
   if cache then return call_cached(self, p, req, norm, timeout, cache, started) end
   local ok, result = send(self, p, norm, timeout)
   return conclude(self, norm, started, ok, result)
+end
+
+function LM:call(req)
+  if callbacks.on then   -- the one test a call pays when no callback is configured
+    local list = callbacks.list(type(req) == "table" and req.callbacks or nil, "call")
+    if list then return callbacks.around(list, "lm", self.model, self, req, call, self, req) end
+  end
+  return call(self, req)
 end
 
 --- lm(prompt_or_request) → the text of the answer.

@@ -18,9 +18,9 @@ local function encode(s)
   return (s:gsub("[^%w]", function(c) return string.format("%%%02X", c:byte()) end))
 end
 
--- The fields' text a splitter gives for text cut at `cuts`.
-local function split(adapter_name, text, cuts)
-  local s, got, order = field_stream.splitter(adapter_name, SIG), {}, {}
+-- The fields' text a splitter gives for text cut at `cuts` (and the splitter).
+local function split(adapter_name, text, cuts, sig)
+  local s, got, order = field_stream.splitter(adapter_name, sig or SIG), {}, {}
   local function emit(field, chunk)
     assert.are_not.equal("", chunk)
     if got[field] == nil then order[#order + 1] = field end
@@ -32,7 +32,7 @@ local function split(adapter_name, text, cuts)
     from = c + 1
   end
   s:feed(text:sub(from), emit, true)
-  return got, order
+  return got, order, s
 end
 
 -- Checks a field's chunks against the parse: a str field's make its value (none:
@@ -70,12 +70,24 @@ describe("field streaming", function()
   describe("splitters", function()
     -- every cut in two, and cuts in three a few bytes apart (all of them is
     -- quadratic in the reply, too slow for the suite)
+    -- the chat splitter's sections make the parse's result, which the stream's
+    -- prediction is read from
+    local function same_sections(out, text, s, where)
+      if s.sections and not require("luassert.util").deepcompare(
+          chat.read_sections(SIG, text, s:sections()), out, true) then
+        error(where .. ": the sections do not read as the parse")
+      end
+    end
     local function every_cut(adapter, name, text)
       local out = adapter.parse(SIG, text)
       for a = 0, #text do
-        same_as_parse(out, split(name, text, {a}), "cut at " .. a)
+        local got, _, s = split(name, text, {a})
+        same_as_parse(out, got, "cut at " .. a)
+        same_sections(out, text, s, "cut at " .. a)
         for b = a + 1, math.min(#text, a + 24) do
-          same_as_parse(out, split(name, text, {a, b}), string.format("cuts at %d, %d", a, b))
+          got, _, s = split(name, text, {a, b})
+          same_as_parse(out, got, string.format("cuts at %d, %d", a, b))
+          same_sections(out, text, s, string.format("cuts at %d, %d", a, b))
         end
       end
     end
@@ -90,6 +102,15 @@ describe("field streaming", function()
         every_cut(json_adapter, "json", text)
       end)
     end
+
+    it("read an optional field's None and take its next section, as the parse does", function()
+      local sig = tide.Signature("q -> note: Optional[str], answer")
+      local text = "[[ ## note ## ]]\nNone\n\n[[ ## answer ## ]]\nA\n\n[[ ## note ## ]]\nlater\n"
+      local got, _, s = split("chat", text, {20}, sig)
+      assert.are.same(chat.parse(sig, text), chat.read_sections(sig, text, s:sections()))
+      assert.are.equal("later", chat.parse(sig, text).note)
+      assert.are.equal("None", got.note)     -- the stream shows the first section's text
+    end)
 
     it("give the fields in the reply's order and nothing after [[ ## completed ## ]]", function()
       local got, order = split("chat", CHAT_REPLIES[2], {})

@@ -60,7 +60,7 @@ end
 plain()
 fields()
 local cpu = {plain = 0, fields = 0}
-local block = 25
+local block = 10
 for _ = 1, math.ceil(calls / block) do
   for _, side in ipairs{"plain", "fields"} do
     local m = measure.start()

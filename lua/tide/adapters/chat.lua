@@ -123,9 +123,15 @@ end
 -- its value is not of its type.
 function M.parse(sig, text)
   check.type("parse", 2, text, "string")
+  return M.read_sections(sig, text, sections(text))
+end
+
+--- read_sections(sig, text, secs) → what parse gives for text cut into these
+-- sections ({name, text}, in order; those of other names than the outputs' may
+-- be left out): field streaming cuts the reply as it arrives.
+function M.read_sections(sig, text, secs)
   local by_name = {}
   for _, f in ipairs(sig.outputs) do by_name[f.name] = f end
-  local secs = sections(text)
   local present = {}
   for _, sec in ipairs(secs) do if sec.name then present[sec.name] = true end end
   local values = {}

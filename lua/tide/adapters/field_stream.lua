@@ -11,8 +11,11 @@
 -- The chunks of a field concatenate to exactly the text the adapter's parse reads
 -- for it (a section trimmed as chat.parse trims it, a string as decoded), so a
 -- str field's chunks make its value; markers, blanks the parse would trim and
--- text outside the fields never appear, however the stream cut them.  Once the
--- stream ends the whole reply is parsed and {prediction = ...} comes last.  A
+-- text outside the fields never appear, however the stream cut them (a field's
+-- first section streams: an optional field's "None" there shows, and the parse
+-- then reads its next section, as chat.parse does).  Once the stream ends the
+-- reply is read (the chat adapter's from the sections cut on the way, as
+-- chat.parse would cut them) and {prediction = ...} comes last.  A
 -- reply that does not parse goes, as in a call, to the adapter's fallback (the
 -- chat adapter's JSON call, not streamed) unless fallback is false; parse_retries
 -- do not apply to a stream.  Leaving the loop early closes the LM's stream.
@@ -38,37 +41,35 @@ end
 -- %s's bytes: space, \t, \n, \v, \f, \r.
 local SPACE = {[32] = true, [9] = true, [10] = true, [11] = true, [12] = true, [13] = true}
 
--- The part of text (no line break of a header's line in it) sure to be in the
--- field's final text.
-function Trimmer:plain(text)
-  local first = text:find("%S")
-  if first == nil then
-    if self.started then self.pending = self.pending .. text end
+-- The part of text[i..j] (no line break of a header's line in it) sure to be in
+-- the field's final text; one copy at most.
+function Trimmer:plain(text, i, j)
+  local first = text:find("%S", i)
+  if first == nil or first > j then
+    if self.started and i <= j then self.pending = self.pending .. text:sub(i, j) end
     return ""
   end
-  local last, byte, n = #text, string.byte, #text
+  local last, byte = j, string.byte
   while SPACE[byte(text, last)] do last = last - 1 end
-  local out
-  if self.started then
-    out = last == n and text or text:sub(1, last)
-    if self.pending ~= "" then out = self.pending .. out end
-  else
-    out = (first == 1 and last == n) and text or text:sub(first, last)
-  end
-  self.started, self.pending = true, last == n and "" or text:sub(last + 1)
+  local from = self.started and i or first
+  local out = (from == 1 and last == #text) and text or text:sub(from, last)
+  if self.started and self.pending ~= "" then out = self.pending .. out end
+  self.started, self.pending = true, last == j and "" or text:sub(last + 1, j)
   return out
 end
 
 -- text → the part that is sure to be in the field's final text
 function Trimmer:feed(text)
-  if not self.header_line then return self:plain(text) end
+  local n = #text
+  if not self.header_line then return self:plain(text, 1, n) end
   local nl = text:find("\n", 1, true)
-  if nl == nil then return self:plain(text) end
+  if nl == nil then return self:plain(text, 1, n) end
   -- the end of the header's line: its blanks go, a line break stands for them
-  local out = self:plain(text:sub(1, nl - 1))
+  local out = self:plain(text, 1, nl - 1)
   self.header_line = false
   if self.started then self.pending = "\n" end
-  return out .. self:plain(text:sub(nl + 1))
+  local rest = self:plain(text, nl + 1, n)
+  return out == "" and rest or out .. rest
 end
 
 -- ---- the chat adapter's sections -------------------------------------------------------
@@ -100,15 +101,28 @@ local function chat_splitter(sig)
   local outputs = {}
   for _, f in ipairs(sig.outputs) do outputs[f.name] = true end
   return setmetatable({outputs = outputs, seen = {}, buf = "", line_blank = true,
-                       cr = false, done = false}, Chat)
+                       cr = false, done = false, secs = {}}, Chat)
 end
 
--- Text outside any header goes to the section being streamed.
+-- Text outside any header goes to the output field's section it is in, and to
+-- the loop when it is that field's first section.
 function Chat:consume(text, emit)
-  if self.field and text ~= "" then
-    local out = self.trim:feed(text)
-    if out ~= "" then emit(self.field, out) end
+  local sec = self.sec
+  if sec and text ~= "" then
+    local out = sec.trim:feed(text)
+    if out ~= "" then
+      sec[#sec + 1] = out
+      if self.field then emit(self.field, out) end
+    end
   end
+end
+
+--- The reply's sections of output fields so far, {name, text} in order, as
+-- chat.read_sections takes them.
+function Chat:sections()
+  local out = {}
+  for i, sec in ipairs(self.secs) do out[i] = {name = sec.name, text = table.concat(sec)} end
+  return out
 end
 
 local LINE_BLANK = {[32] = true, [9] = true, [11] = true, [12] = true}   -- %s but the line breaks
@@ -124,10 +138,13 @@ function Chat:at_line_start(s, i)
 end
 
 function Chat:start(name)
-  self.field, self.trim = nil, nil
-  if self.outputs[name] and not self.seen[name] then   -- the first section of a field wins
+  self.field, self.sec = nil, nil
+  if not self.outputs[name] then return end
+  self.sec = {name = name, trim = trimmer(true)}
+  self.secs[#self.secs + 1] = self.sec
+  if not self.seen[name] then   -- a field's first section streams (the parse's, but for None)
     self.seen[name] = true
-    self.field, self.trim = name, trimmer(true)
+    self.field = name
   end
 end
 
@@ -162,7 +179,7 @@ function Chat:feed(text, emit, last)
     if status == "yes" then
       self:consume(s:sub(from, i - 1), emit)
       if name == "completed" then
-        self.done, self.field, self.buf = true, nil, ""
+        self.done, self.field, self.sec, self.buf = true, nil, nil, ""
         return
       end
       self:start(name)
@@ -377,7 +394,12 @@ function M.stream(sig, lm, adapter, inputs, opts)
   end
   local function conclude()
     ended = true
-    local ok, outputs = pcall(adapter.parse, sig, table.concat(pieces))
+    local ok, outputs
+    if splitter.sections and adapter.read_sections then   -- the chat reply is cut already
+      ok, outputs = pcall(adapter.read_sections, sig, table.concat(pieces), splitter:sections())
+    else
+      ok, outputs = pcall(adapter.parse, sig, table.concat(pieces))
+    end
     if ok then return push{prediction = prediction.prediction(outputs, {outputs})} end
     if adapter.fallback and opts.fallback ~= false and type(outputs) == "table" and
         outputs.kind == "parse" then

@@ -235,7 +235,8 @@ describe("OpenTelemetry export", function()
     trace_to(recv.endpoint, {capture_content = true, max_attribute = 4096})
     local model = lm()
     local answer = model:call{messages = {{role = "user", content = "my key is " .. KEY .. ", keep it"}}}
-    model("x" .. string.rep("long prompt ", 2000))   -- a huge attribute: cut, still exported
+    -- a huge attribute, cut (never inside a character: "é" is two bytes), still exported
+    model("x" .. string.rep("long prompté ", 2000))
     assert.is_true(tide.trace.flush(5))
     local spans, text = spans_of(recv.received())
     assert.are.equal(2, #spans)
@@ -249,7 +250,22 @@ describe("OpenTelemetry export", function()
     assert.matches("%[redacted%]", output[1].parts[1].content)
     assert.is_nil(text:find(KEY, 1, true))
     local other = first == spans[1] and spans[2] or spans[1]
-    assert.are.equal(4096, #other.attrs["gen_ai.input.messages"])
+    local cut = other.attrs["gen_ai.input.messages"]
+    assert.is_true(#cut <= 4096 and #cut >= 4090)
+    assert.is_truthy(utf8.len(cut))
+    -- two-byte characters only, cut at two limits a byte apart: one of them falls
+    -- inside a character, and both texts stay whole characters
+    local lengths = {}
+    for _, limit in ipairs{4096, 4097} do
+      recv.reset()
+      trace_to(recv.endpoint, {capture_content = true, max_attribute = limit})
+      model(string.rep("é", 3000))
+      assert.is_true(tide.trace.flush(5))
+      local text_attr = spans_of(recv.received())[1].attrs["gen_ai.input.messages"]
+      assert.is_truthy(utf8.len(text_attr))
+      lengths[#lengths + 1] = #text_attr
+    end
+    assert.is_true(lengths[1] == 4095 or lengths[2] == 4096)
   end)
 
   it("leaves the program unaffected by an unreachable collector: spans dropped and counted", function()

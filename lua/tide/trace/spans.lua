@@ -44,7 +44,12 @@ function M.new(cfg, sink)
   local function text(v, redacted)
     if type(v) ~= "string" then v = tostring(v) end
     if redacted then v = redact.text(v, cfg.secrets()) end
-    if #v > cfg.max_attribute then v = v:sub(1, cfg.max_attribute) end
+    local cut = cfg.max_attribute
+    if #v > cut then
+      -- at a character's start: half a UTF-8 sequence would make the batch invalid JSON text
+      while cut > 0 and (v:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
+      v = v:sub(1, cut)
+    end
     return v
   end
 

@@ -3,7 +3,6 @@
 -- ?api-version={version}, the key in an `api-key` header.  The model string's
 -- name is the deployment's (azure/my-gpt4o); everything but the URL and the
 -- key's header is openai.lua's.
-local common = require "tide.providers.common"
 local openai = require "tide.providers.openai"
 
 local M = setmetatable({}, {__index = openai})   -- parse, classify, streams: OpenAI's
@@ -22,7 +21,7 @@ end
 
 --- build(cfg, req) → {url, headers, body}
 function M.build(cfg, req)
-  return common.request(cfg, req, path_of(cfg), openai.body(cfg, req), "api-key")
+  return openai.build(cfg, req, path_of(cfg), "api-key")
 end
 
 return M

@@ -64,9 +64,11 @@ local function tool_choice(choice)
   return {type = "function", ["function"] = {name = choice}}
 end
 
---- body(cfg, req) → the chat completion request body (a table), which Azure's
--- deployments take too.
-function M.body(cfg, req)
+--- build(cfg, req) → {url, headers, body}.  Azure's deployments take the same
+-- body at their own path, with the key in their own header (path and
+-- key_header).  One function, not a body() under it: the frame more would
+-- deepen every waiting call's coroutine stack (spec/memory_spec.lua bounds it).
+function M.build(cfg, req, path, key_header)
   common.require_messages(req, NAME)
   local messages = {}
   for i, m in ipairs(req.messages) do
@@ -95,12 +97,8 @@ function M.body(cfg, req)
     body.tools = tools_of(req.tools)
     body.tool_choice = tool_choice(req.tool_choice)
   end
-  return body
-end
-
---- build(cfg, req) → {url, headers, body}
-function M.build(cfg, req)
-  return common.request(cfg, req, "/chat/completions", M.body(cfg, req), "Authorization", "Bearer ")
+  if path then return common.request(cfg, req, path, body, key_header) end
+  return common.request(cfg, req, "/chat/completions", body, "Authorization", "Bearer ")
 end
 
 -- cached_tokens are part of prompt_tokens, reasoning_tokens of completion_tokens.

@@ -327,6 +327,16 @@ describe("the LM cache's Redis tier", function()
     assert.are.equal("theirs", c:get(key).text)   -- and keeps it in memory
   end)
 
+  it("never writes an API key to Redis, even one a server put in its answer", function()
+    local key = "sk-redis-canary-4242"
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = key,
+      cache = cache_mod.new{dir = false}, headers = {["X-Mock-Scenario"] = "reply=your key is " .. key}})
+    assert.matches(key, lm:call("echo?").text, 1, true)   -- the caller gets the answer as it came
+    local stored = server:cli("GET", server:cli("KEYS", shared_cache.PREFIX .. "*"))
+    assert.is_nil(stored:find(key, 1, true))
+    assert.matches("your key is [redacted]", stored, 1, true)
+  end)
+
   it("writes entries with the configured TTL", function()
     tide.configure{redis = {url = server.url, ttl = 300}}
     new_lm(cache_mod.new{dir = false}):call("ttl?")

@@ -6,9 +6,10 @@
 -- What comes back is checked before use: a value that is not JSON, or whose key
 -- is not the request's (another program's value under the prefix, a truncated
 -- write), or without an answer text, is a miss, said once.  So a foreign value
--- never becomes an answer.  Every failure is a miss: Redis down, an error reply
+-- never becomes an answer; no API key is ever written.  Every failure is a miss: Redis down, an error reply
 -- (OOM, READONLY) — said once by the link — and the call goes on locally.
 local json = require "tide.json"
+local redact = require "tide.redact"
 
 local M = {}
 
@@ -35,9 +36,11 @@ function M.get(client, key)
   return nil
 end
 
---- Stores the answer's JSON text (as the disk cache wrote it) under key.
+--- Stores the answer's JSON text (as the disk cache wrote it) under key.  Redis is
+-- read by every machine of the run: a key a server put in its answer is redacted
+-- first (every LM's, and the providers' variables').
 function M.put(client, key, answer_json, ttl)
-  local value = '{"key":"' .. key .. '","answer":' .. answer_json .. '}'
+  local value = '{"key":"' .. key .. '","answer":' .. redact.text(answer_json, redact.known_keys()) .. '}'
   local ok, err
   if ttl then
     ok, err = client:call("SET", M.PREFIX .. key, value, "EX", string.format("%d", math.ceil(ttl)))

@@ -100,12 +100,13 @@ local function attribute_text(k, v)
   return text
 end
 
---- Appends the attribute list of a map → the new length.
+--- Appends the attribute list of a map (its string keys) → the new length.
 local function put_attributes(out, n, map)
   out[n + 1] = "["
   n = n + 1
   local first = true
   for k, v in pairs(map) do
+    if type(k) ~= "string" then goto next_key end
     if not first then out[n + 1] = ","; n = n + 1 end
     first = false
     local text = attribute_text(k, v)
@@ -118,6 +119,7 @@ local function put_attributes(out, n, map)
       out[n + 1] = "}"
       n = n + 1
     end
+    ::next_key::
   end
   out[n + 1] = "]"
   return n + 1
@@ -131,22 +133,25 @@ function M.nanos(t)
   return format("%d%09d", sec, ns)
 end
 
+--- A span (tide.trace.spans' layout): [1] trace id, [2] span id, [3] parent id
+-- or false, [4] name, [5] kind, [6] start, [7] end, [8] status code or false,
+-- [9] status message; its attributes under their names.
 local function put_span(out, n, s)
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = '{"traceId":"', s.trace_id, '","spanId":"', s.span_id
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = '{"traceId":"', s[1], '","spanId":"', s[2]
   n = n + 4
-  if s.parent_id then
-    out[n + 1], out[n + 2] = '","parentSpanId":"', s.parent_id
+  if s[3] then
+    out[n + 1], out[n + 2] = '","parentSpanId":"', s[3]
     n = n + 2
   end
   out[n + 1] = '","name":'
-  n = put_string(out, n + 1, s.name)
+  n = put_string(out, n + 1, s[4])
   out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6], out[n + 7] =
-    ',"kind":', s.kind, ',"startTimeUnixNano":"', M.nanos(s.start), '","endTimeUnixNano":"',
-    M.nanos(s.finish), '","attributes":'
-  n = put_attributes(out, n + 7, s.attributes)
-  if s.status_code then
-    out[n + 1], out[n + 2], out[n + 3] = ',"status":{"code":', s.status_code, ',"message":'
-    n = put_string(out, n + 3, s.status_message or "")
+    ',"kind":', s[5], ',"startTimeUnixNano":"', M.nanos(s[6]), '","endTimeUnixNano":"',
+    M.nanos(s[7]), '","attributes":'
+  n = put_attributes(out, n + 7, s)
+  if s[8] then
+    out[n + 1], out[n + 2], out[n + 3] = ',"status":{"code":', s[8], ',"message":'
+    n = put_string(out, n + 3, s[9] or "")
     out[n + 1] = "}"
     n = n + 1
   end

@@ -15,6 +15,11 @@ local redact = require "tide.redact"
 
 local M = {}
 
+-- A span is one table: its fields in the array part, by these indices, and its
+-- attributes under their names (what tide.trace.otlp writes).
+M.TRACE_ID, M.SPAN_ID, M.PARENT_ID, M.NAME, M.KIND, M.START, M.FINISH, M.STATUS, M.MESSAGE =
+  1, 2, 3, 4, 5, 6, 7, 8, 9
+
 M.KIND_INTERNAL, M.KIND_CLIENT = 1, 3
 M.STATUS_OK, M.STATUS_ERROR = 1, 2
 
@@ -25,15 +30,16 @@ local PROVIDER_NAMES = {openai = "openai", anthropic = "anthropic", gemini = "gc
 --- new(cfg, sink) → the tracer: cfg {capture_content, max_attribute, secrets},
 -- sink(span) takes each finished span.
 function M.new(cfg, sink)
-  local spans = setmetatable({}, {__mode = "k"})   -- call → its open span
+  local tracer = {}   -- also the key under which a call holds its open span
   local signature_text = setmetatable({}, {__mode = "k"})   -- signature → its text, made once
-  local tracer = {}
+  local lm_names = setmetatable({}, {__mode = "k"})   -- LM → {span name, request model, provider}
+  local finish_lists = {}   -- finish reason → {reason}: the attribute's list, shared
 
   --- The span of the nearest call above `call` that has one.
   local function parent_span(call)
     local p = call.parent
     while p do
-      local s = spans[p]
+      local s = p[tracer]
       if s then return s end
       p = p.parent
     end
@@ -55,27 +61,22 @@ function M.new(cfg, sink)
 
   local function open(call, name, kind)
     local parent = parent_span(call)
-    local span = {
-      trace_id = parent and parent.trace_id or ids.trace_id(),
-      span_id = ids.span_id(),
-      parent_id = parent and parent.span_id or nil,
-      name = name, kind = kind, start = call.start_time,
-      attributes = {["tide.call.kind"] = call.kind},
-    }
-    spans[call] = span
+    local span = {parent and parent[1] or ids.trace_id(), ids.span_id(), parent and parent[2] or false,
+      name, kind, call.start_time, false, false, false, ["tide.call.kind"] = call.kind}
+    call[tracer] = span
     return span
   end
 
   local function close(call, span)
-    spans[call] = nil
-    span.finish = span.start + (call.duration or 0)
+    call[tracer] = nil
+    span[7] = span[6] + (call.duration or 0)
     local err = call.error
     if err ~= nil then
-      span.status_code = M.STATUS_ERROR
+      span[8] = M.STATUS_ERROR
       local kind = type(err) == "table" and err.kind or "lua"
-      span.attributes["error.type"] = tostring(kind)
+      span["error.type"] = tostring(kind)
       local msg = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
-      span.status_message = text(msg, true)
+      span[9] = text(msg, true)
     end
     sink(span)
   end
@@ -115,17 +116,28 @@ function M.new(cfg, sink)
     return ok and s or "[]"
   end
 
+  --- An LM's span name, request model and provider name, worked out once.
+  local function lm_names_of(lm)
+    local names = lm_names[lm]
+    if names == nil then
+      local model = tostring(lm.model or "")
+      local request_model = model:match("^[^/]+/(.+)$") or model
+      local provider = lm.provider
+      names = {"chat " .. request_model, request_model, PROVIDER_NAMES[provider] or provider or "unknown"}
+      lm_names[lm] = names
+    end
+    return names
+  end
+
   function tracer.on_lm_start(_, call)
     local lm, req = call.instance, call.inputs
-    local model = type(lm) == "table" and tostring(lm.model or "") or tostring(call.name)
-    local request_model = model:match("^[^/]+/(.+)$") or model
-    local provider = type(lm) == "table" and lm.provider or nil
-    local span = open(call, "chat " .. request_model, M.KIND_CLIENT)
-    local a = span.attributes
+    if type(lm) ~= "table" then lm = {model = call.name} end
+    local names = lm_names_of(lm)
+    local a = open(call, names[1], M.KIND_CLIENT)
     a["gen_ai.operation.name"] = "chat"
-    a["gen_ai.provider.name"] = PROVIDER_NAMES[provider] or provider or "unknown"
-    a["gen_ai.request.model"] = request_model
-    local kw = type(lm) == "table" and lm.kwargs or {}
+    a["gen_ai.provider.name"] = names[3]
+    a["gen_ai.request.model"] = names[2]
+    local kw = lm.kwargs or {}
     local r = type(req) == "table" and req or {}
     local temperature = r.temperature or kw.temperature
     local max_tokens = r.max_tokens or kw.max_tokens
@@ -140,13 +152,22 @@ function M.new(cfg, sink)
   end
 
   function tracer.on_lm_end(_, call)
-    local span = spans[call]
+    local span = call[tracer]
     if not span then return end
-    local a, r = span.attributes, call.outputs
+    local a, r = span, call.outputs
     if type(r) == "table" then
       if r.model then a["gen_ai.response.model"] = tostring(r.model) end
       if r.id then a["gen_ai.response.id"] = tostring(r.id) end
-      if r.finish_reason then a["gen_ai.response.finish_reasons"] = {tostring(r.finish_reason)} end
+      local reason = r.finish_reason
+      if reason then
+        reason = tostring(reason)
+        local list = finish_lists[reason]
+        if list == nil then
+          list = {reason}
+          finish_lists[reason] = list
+        end
+        a["gen_ai.response.finish_reasons"] = list
+      end
       local u = r.usage
       if type(u) == "table" then
         a["gen_ai.usage.input_tokens"] = math.tointeger(u.input) or 0
@@ -186,13 +207,12 @@ function M.new(cfg, sink)
         t = text(tostring(sig))
         signature_text[sig] = t
       end
-      span.attributes["tide.signature"] = t
+      span["tide.signature"] = t
     end
   end
 
   function tracer.on_tool_start(_, call)
-    local span = open(call, "execute_tool " .. tostring(call.name), M.KIND_INTERNAL)
-    local a = span.attributes
+    local a = open(call, "execute_tool " .. tostring(call.name), M.KIND_INTERNAL)
     a["gen_ai.operation.name"] = "execute_tool"
     a["gen_ai.tool.name"] = tostring(call.name)
     a["gen_ai.tool.type"] = "function"
@@ -200,10 +220,10 @@ function M.new(cfg, sink)
   end
 
   function tracer.on_tool_end(_, call)
-    local span = spans[call]
+    local span = call[tracer]
     if not span then return end
     if cfg.capture_content and call.outputs ~= nil then
-      span.attributes["gen_ai.tool.call.result"] = text(type(call.outputs) == "string" and call.outputs
+      span["gen_ai.tool.call.result"] = text(type(call.outputs) == "string" and call.outputs
         or encode(call.outputs), true)
     end
     close(call, span)
@@ -212,15 +232,15 @@ function M.new(cfg, sink)
   function tracer.on_evaluate_start(_, call)
     local span = open(call, "evaluate", M.KIND_INTERNAL)
     local devset = type(call.inputs) == "table" and call.inputs.devset
-    if type(devset) == "table" then span.attributes["tide.eval.examples"] = #devset end
+    if type(devset) == "table" then span["tide.eval.examples"] = #devset end
   end
 
   function tracer.on_evaluate_end(_, call)
-    local span = spans[call]
+    local span = call[tracer]
     if not span then return end
     local r = call.outputs
     if type(r) == "table" then
-      local a = span.attributes
+      local a = span
       if type(r.score) == "number" then a["tide.eval.score"] = r.score end
       if math.type(r.done) == "integer" then a["tide.eval.done"] = r.done end
       if math.type(r.errors) == "integer" then a["tide.eval.errors"] = r.errors end
@@ -233,15 +253,15 @@ function M.new(cfg, sink)
   end
 
   function tracer.on_example_end(_, call)
-    local span = spans[call]
+    local span = call[tracer]
     if not span then return end
-    if math.type(call.index) == "integer" then span.attributes["tide.example.index"] = call.index end
-    if type(call.score) == "number" then span.attributes["tide.example.score"] = call.score end
+    if math.type(call.index) == "integer" then span["tide.example.index"] = call.index end
+    if type(call.score) == "number" then span["tide.example.score"] = call.score end
     close(call, span)
   end
 
   local function plain_end(_, call)
-    local span = spans[call]
+    local span = call[tracer]
     if span then close(call, span) end
   end
   tracer.on_module_end = plain_end

@@ -142,18 +142,23 @@ end
 local STEP_KEYS = {"thought", "tool_name", "tool_args", "observation"}
 local DICT = {kind = "dict"}   -- tool_args: an empty table is {}
 
---- The trajectory as the chat adapter writes input fields (DSPy formats it with
--- format_user_message_content): `[[ ## thought_0 ## ]]` sections, each value as
--- DSPy writes a str field's value.
+--- A step as the chat adapter writes input fields (DSPy formats the trajectory
+-- with format_user_message_content): `[[ ## thought_0 ## ]]` sections, each value
+-- as DSPy writes a str field's value.  Made once per step: every later prompt
+-- holds it.
+local function step_text(step)
+  local parts = {}
+  for i, key in ipairs(STEP_KEYS) do
+    local v = step[key]
+    local text = key == "tool_args" and pyjson.dumps(v, {type = DICT}) or pyjson.str(v)
+    parts[i] = "[[ ## " .. key .. "_" .. step.idx .. " ## ]]\n" .. text
+  end
+  return table.concat(parts, "\n\n")
+end
+
 local function trajectory_text(steps)
   local parts = {}
-  for _, step in ipairs(steps) do
-    for _, key in ipairs(STEP_KEYS) do
-      local v = step[key]
-      local text = key == "tool_args" and pyjson.dumps(v, {type = DICT}) or pyjson.str(v)
-      parts[#parts + 1] = "[[ ## " .. key .. "_" .. step.idx .. " ## ]]\n" .. text
-    end
-  end
+  for i, step in ipairs(steps) do parts[i] = step.text end
   return common.trim(table.concat(parts, "\n\n"))
 end
 
@@ -252,6 +257,7 @@ local function step(self, idx, pred)
     local tool = self.by_name[s.tool_name]
     s.observation = loop.run_tool(tool, s.tool_args, self.timeout_of(s.tool_name))
   end
+  s.text = step_text(s)
   return s
 end
 

@@ -133,7 +133,7 @@ local function react_signature(sig, tools)
   for _, f in ipairs(sig.outputs) do s = s:delete(f.name) end
   return s:append("trajectory", "str", "input")
           :append("next_thought", "str")
-          :append("next_tool_name", {kind = "enum", values = names})
+          :append("next_tool_name", "one of: " .. table.concat(names, ", "))   -- Literal[...]
           :append("next_tool_args", "dict[str, Any]")
 end
 

@@ -302,6 +302,35 @@ describe("media values", function()
       os.execute("rm -rf " .. cache_dir)
     end)
 
+    it("strict mockllm refuses malformed media parts as the APIs do", function()
+      local function post(path, headers, body)
+        headers["Content-Type"] = "application/json"
+        local r = tide.request{url = server.url .. path, method = "POST", headers = headers,
+                               body = cjson.encode(body), timeout = 10}
+        return r.status, cjson.decode(r.body)
+      end
+      local status, b = post("/v1/chat/completions", {Authorization = "Bearer k"}, {model = "m",
+        messages = {{role = "user", content = {{type = "text", text = "hi"}, {type = "image_url", image_url = {}}}}}})
+      assert.are.equal(400, status)
+      assert.are.equal("Missing required parameter: 'messages[0].content[1].image_url.url'.", b.error.message)
+      assert.are.equal("messages[0].content[1]", b.error.param)
+      status, b = post("/v1/chat/completions", {Authorization = "Bearer k"}, {model = "m",
+        messages = {{role = "user", content = {{type = "input_audio", input_audio = {data = "AA==", format = "flac"}}}}}})
+      assert.are.equal(400, status)
+      assert.are.equal("Invalid value: 'flac'. Supported values are: 'wav' and 'mp3'.", b.error.message)
+      status, b = post("/v1/messages", {["x-api-key"] = "k", ["anthropic-version"] = "2023-06-01"},
+        {model = "m", max_tokens = 5, messages = {{role = "user", content = {
+          {type = "image", source = {type = "base64", media_type = "image/bmp", data = "AA=="}}}}}})
+      assert.are.equal(400, status)
+      assert.are.equal("messages.0.content.0.image.source.base64.media_type: Input should be " ..
+        "'image/jpeg', 'image/png', 'image/gif' or 'image/webp'", b.error.message)
+      status, b = post("/v1beta/models/g:generateContent", {["x-goog-api-key"] = "k"},
+        {contents = {{role = "user", parts = {{text = "hi"}, {inlineData = {data = "AA=="}}}}}})
+      assert.are.equal(400, status)
+      assert.matches("contents[0].parts[1].inline_data.mime_type: Required field is not set.",
+        b.error.message, 1, true)
+    end)
+
     it("refuses media in a system message, and parts that are neither text nor media", function()
       local lm = lm_for(PROVIDERS[1])
       local ok, msg = pcall(lm.call, lm, {messages = {{role = "user", content = {"a", 5}}}})

@@ -156,7 +156,7 @@ void events_set_eol(struct events *ev, const char *eol);
 struct refusal {
   int status;
   char msg[400];
-  char param[48];
+  char param[96];            /* e.g. messages[12].content[3].input_audio.format */
   struct error_extra x;
 };
 /* The credential: none, or a scenario's invalid_key=1. Returns 1 with *f set. */

@@ -147,6 +147,72 @@ static int is_empty_content(const struct json *c)
          ((c->type == JSON_STRING || c->type == JSON_ARRAY) && c->n == 0 && c->child == NULL);
 }
 
+static int is_string(const struct json *v)
+{
+  return v != NULL && v->type == JSON_STRING;
+}
+
+/* An Anthropic image or document block: a source of type base64 (media_type,
+   data; an image's type one of four), url (url) or, for a document, text. */
+static int anthropic_media(const struct json *b, int i, int k, struct refusal *f)
+{
+  const struct json *src = json_get(b, "source");
+  const char *kind = json_streq(json_get(b, "type"), "image") ? "image" : "document";
+  const struct json *mt = json_get(src, "media_type");
+  f->status = 400;
+  if (src == NULL || src->type != JSON_OBJECT) {
+    snprintf(f->msg, sizeof f->msg, "messages.%d.content.%d.%s.source: Field required", i, k, kind);
+    return 1;
+  }
+  if (json_streq(json_get(src, "type"), "url")) {
+    if (is_string(json_get(src, "url")))
+      return 0;
+    snprintf(f->msg, sizeof f->msg, "messages.%d.content.%d.%s.source.url.url: Field required",
+             i, k, kind);
+    return 1;
+  }
+  if (json_streq(json_get(src, "type"), "text") && kind[0] == 'd')
+    return 0;
+  if (!json_streq(json_get(src, "type"), "base64")) {
+    snprintf(f->msg, sizeof f->msg, "messages.%d.content.%d.%s.source: Input tag does not match "
+             "any of the expected tags: 'base64', 'url'%s", i, k, kind, kind[0] == 'd' ? ", 'text'" : "");
+    return 1;
+  }
+  if (!is_string(mt) || !is_string(json_get(src, "data"))) {
+    snprintf(f->msg, sizeof f->msg, "messages.%d.content.%d.%s.source.base64.%s: Field required",
+             i, k, kind, is_string(mt) ? "data" : "media_type");
+    return 1;
+  }
+  if (kind[0] == 'i' && !json_streq(mt, "image/jpeg") && !json_streq(mt, "image/png") &&
+      !json_streq(mt, "image/gif") && !json_streq(mt, "image/webp")) {
+    snprintf(f->msg, sizeof f->msg, "messages.%d.content.%d.image.source.base64.media_type: Input "
+             "should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'", i, k);
+    return 1;
+  }
+  if (kind[0] == 'd' && !json_streq(mt, "application/pdf")) {
+    snprintf(f->msg, sizeof f->msg, "messages.%d.content.%d.document.source.base64.media_type: "
+             "Input should be 'application/pdf'", i, k);
+    return 1;
+  }
+  f->status = 0;
+  return 0;
+}
+
+/* The media blocks of an Anthropic message's content. */
+static int anthropic_blocks(const struct json *content, int i, struct refusal *f)
+{
+  const struct json *b;
+  int k = 0;
+  if (content == NULL || content->type != JSON_ARRAY)
+    return 0;
+  for (b = content->child; b; b = b->next, k++) {
+    const struct json *t = json_get(b, "type");
+    if ((json_streq(t, "image") || json_streq(t, "document")) && anthropic_media(b, i, k, f))
+      return 1;
+  }
+  return 0;
+}
+
 /* Anthropic's Messages API: its header, its required fields, and a
    conversation that starts with the user and alternates. */
 static int anthropic_body(const struct request *rq, const struct json *root, struct refusal *f)
@@ -192,6 +258,8 @@ static int anthropic_body(const struct request *rq, const struct json *root, str
     if (is_empty_content(json_get(m, "content")) && !(m->next == NULL && name[0] == 'a'))
       return refuse(f, 400, "messages: all messages must have non-empty content except for "
                     "the optional final assistant message");
+    if (anthropic_blocks(json_get(m, "content"), i, f))
+      return 1;
     prev = name;
   }
   return 0;
@@ -340,6 +408,61 @@ static int reasoning_params(const struct json *root, struct refusal *f)
   return 0;
 }
 
+/* An OpenAI user message's content parts: text, image_url (a url), input_audio
+   (data, format wav or mp3) or file (file_data or file_id). */
+static int openai_parts(const struct json *content, int i, struct refusal *f)
+{
+  const struct json *part, *o;
+  int k = 0;
+  char msg[240];
+  if (content == NULL || content->type != JSON_ARRAY)
+    return 0;
+  for (part = content->child; part; part = part->next, k++) {
+    const struct json *t = json_get(part, "type");
+    const char *missing = NULL;
+    snprintf(f->param, sizeof f->param, "messages[%d].content[%d]", i, k);
+    if (json_streq(t, "text")) {
+      if (!is_string(json_get(part, "text")))
+        missing = "text";
+    } else if (json_streq(t, "image_url")) {
+      if (!is_string(json_get(json_get(part, "image_url"), "url")))
+        missing = "image_url.url";
+    } else if (json_streq(t, "input_audio")) {
+      o = json_get(part, "input_audio");
+      if (!is_string(json_get(o, "data")))
+        missing = "input_audio.data";
+      else if (!json_streq(json_get(o, "format"), "wav") && !json_streq(json_get(o, "format"), "mp3")) {
+        snprintf(msg, sizeof msg, "Invalid value: '%.20s'. Supported values are: 'wav' and 'mp3'.",
+                 is_string(json_get(o, "format")) ? json_get(o, "format")->s : "null");
+        snprintf(f->param, sizeof f->param, "messages[%d].content[%d].input_audio.format", i, k);
+        f->x.param = f->param;
+        f->x.code = "invalid_value";
+        return refuse(f, 400, msg);
+      }
+    } else if (json_streq(t, "file")) {
+      o = json_get(part, "file");
+      if (!is_string(json_get(o, "file_data")) && !is_string(json_get(o, "file_id")))
+        missing = "file.file_data";
+    } else {
+      snprintf(msg, sizeof msg, "Invalid value: '%.40s'. Supported values are: 'text', "
+               "'image_url', 'input_audio', 'refusal', 'audio', and 'file'.",
+               is_string(t) ? t->s : "null");
+      snprintf(f->param, sizeof f->param, "messages[%d].content[%d].type", i, k);
+      f->x.param = f->param;
+      f->x.code = "invalid_value";
+      return refuse(f, 400, msg);
+    }
+    if (missing) {
+      snprintf(msg, sizeof msg, "Missing required parameter: 'messages[%d].content[%d].%s'.", i, k,
+               missing);
+      f->x.param = f->param;
+      f->x.code = "missing_required_parameter";
+      return refuse(f, 400, msg);
+    }
+  }
+  return 0;
+}
+
 /* OpenAI's Chat Completions: model, a non-empty list of messages in known
    roles, and each tool answer after the assistant's tool_calls. */
 static int openai_body(const struct json *root, struct refusal *f, int azure)
@@ -376,8 +499,35 @@ static int openai_body(const struct json *root, struct refusal *f, int azure)
                           "to a preceeding message with 'tool_calls'.", NULL, "messages", i, 1);
     if (!json_streq(role, "tool"))
       calls = json_streq(role, "assistant") && has_tool_calls(m);
+    if (json_streq(role, "user") && openai_parts(json_get(m, "content"), i, f))
+      return 1;
   }
   return openai_ranges(root, f) || reasoning_params(root, f) || strict_response_format(root, f);
+}
+
+/* A content's inlineData (mimeType, data) and fileData (fileUri) parts. */
+static int gemini_parts(const struct json *parts, int i, struct refusal *f)
+{
+  const struct json *part, *d;
+  int k = 0;
+  for (part = parts->child; part; part = part->next, k++) {
+    const char *missing = NULL;
+    if ((d = json_get(part, "inlineData")) != NULL) {
+      if (!is_string(json_get(d, "mimeType")))
+        missing = "inline_data.mime_type";
+      else if (!is_string(json_get(d, "data")))
+        missing = "inline_data.data";
+    } else if ((d = json_get(part, "fileData")) != NULL && !is_string(json_get(d, "fileUri"))) {
+      missing = "file_data.file_uri";
+    }
+    if (missing) {
+      f->status = 400;
+      snprintf(f->msg, sizeof f->msg, "* GenerateContentRequest.contents[%d].parts[%d].%s: "
+               "Required field is not set.\n", i, k, missing);
+      return 1;
+    }
+  }
+  return 0;
 }
 
 /* Gemini's generateContent: some contents, each from the user or the model. */
@@ -397,6 +547,8 @@ static int gemini_body(const struct json *root, struct refusal *f)
                "contents.parts must not be empty.\n", i);
       return 1;
     }
+    if (gemini_parts(parts, i, f))
+      return 1;
   }
   return 0;
 }

@@ -5,6 +5,7 @@ local tide = require "tide"
 local cjson = require "cjson"
 local shared_redis = require "tide.shared.redis"
 local limits = require "tide.shared.limits"
+local gate = require "tide.shared.gate"
 local redis = require "support.redis"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
@@ -160,6 +161,77 @@ describe("shared rate limits", function()
     lm:call("after restart")
     assert.matches("^%d", server:cli("HGET", key, "level"))   -- the take went to Redis again
     assert.matches("is back", warnings[#warnings])
+  end)
+
+  describe("max_parallel_shared", function()
+    local slow
+    local saved_lease = gate.LEASE
+    after_each(function()
+      gate.LEASE = saved_lease
+      if slow then slow:stop() end
+      slow = nil
+    end)
+
+    local function slow_lm(n, latency_ms)
+      slow = mockllm.start{latency_ms = latency_ms}
+      return tide.LM("openai/gpt-4o-mini", {base_url = slow.url .. "/v1", api_key = "sk-gate",
+        max_parallel_shared = n, cache = false})
+    end
+
+    it("caps the calls in flight of three processes together", function()
+      slow = mockllm.start{latency_ms = 300}
+      local pipes = {}
+      for k = 1, 3 do
+        pipes[k] = assert(io.popen(string.format(
+          "TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s 8 0 gate%d 4",
+          server.url, TIDE, slow.url, k)))
+      end
+      for k = 1, 3 do
+        local out = pipes[k]:read("a")
+        pipes[k]:close()
+        assert.are.same({}, cjson.decode(out:match("[^\n]+")).warnings)
+      end
+      local stats = slow:stats()
+      assert.are.equal(24, stats.requests)
+      assert.is_true(stats.peak_in_flight <= 4, "peak in flight " .. stats.peak_in_flight)
+      assert.is_true(stats.peak_in_flight >= 2)   -- the cap was used, not a queue of one
+      assert.are.equal("0", server:cli("ZCARD", server:cli("KEYS", gate.PREFIX .. "*")))
+    end)
+
+    it("renews a lease while its call runs, past the lease's life", function()
+      gate.LEASE = 0.3
+      local lm = slow_lm(1, 1000)
+      tide.gather(function() return lm:call("first") end, function() return lm:call("second") end)
+      assert.are.equal(2, slow:stats().requests)
+      assert.are.equal(1, slow:stats().peak_in_flight)
+    end)
+
+    it("gives a dead holder's place to others once its lease has ended", function()
+      local lm = slow_lm(1, 0)
+      local key = gate.PREFIX .. limits.identity("openai", "gpt-4o-mini", "sk-gate")
+      local secs, usecs = server:cli("TIME"):match("^(%d+)\n(%d+)$")
+      local ends = math.tointeger(secs) * 1000 + math.tointeger(usecs) // 1000 + 300
+      server:cli("ZADD", key, tostring(ends), "a-process-that-died")
+      assert.are.equal("Mock reply to: after", lm:call("after").text)
+      assert.are.equal("", server:cli("ZSCORE", key, "a-process-that-died"))
+      assert.are.same({}, warnings)
+    end)
+
+    it("refuses a max_parallel_shared that is not a count, naming it", function()
+      assert.has_error(function() tide.LM("openai/x", {api_key = "k", max_parallel_shared = 0}) end,
+        "bad argument 'opts.max_parallel_shared' to 'LM' (an integer >= 1 and <= 1000000 expected, got 0)")
+    end)
+
+    it("caps each process alone when Redis is down", function()
+      tide.configure{redis = "redis://127.0.0.1:1"}
+      local lm = slow_lm(2, 200)
+      local ids = {}
+      for i = 1, 6 do ids[i] = i end
+      tide.map(ids, function(i) return lm:call("down " .. i) end)
+      assert.are.equal(6, slow:stats().requests)
+      assert.are.equal(2, slow:stats().peak_in_flight)
+      assert.are.equal(1, #warnings)
+    end)
   end)
 
   it("hashes the key into the bucket's name", function()

@@ -22,6 +22,7 @@ local tls = require "tide.tls"
 local circuit = require "tide.circuit"
 local shared_limits = require "tide.shared.limits"
 local shared_inflight = require "tide.shared.inflight"
+local shared_gate = require "tide.shared.gate"
 local media = require "tide.media"
 local callbacks = require "tide.callbacks"
 local prices = require "tide.prices"
@@ -60,6 +61,7 @@ local OPTION_RANGES = {
   {"deadline", {above = 0, max = MAX_SECONDS}},
   {"num_retries", {integer = true, min = 0, max = 100}},
   {"max_parallel_requests", {integer = true, min = 1, max = 1000000}},
+  {"max_parallel_shared", {integer = true, min = 1, max = 1000000}},
   {"rpm", {min = 0}},
   {"tpm", {min = 0}},
   {"max_cost", {min = 0}},
@@ -140,6 +142,11 @@ function M.new(model, opts)
   if opts.tpm and opts.tpm > 0 then
     p.tpm = shared_limits.bucket("tpm", opts.tpm / 60, math.max(1, opts.tpm / 60),
       shared_limits.redis_key("tpm", cfg.provider, cfg.model, cfg.api_key))
+  end
+  -- calls in flight across every process on the same Redis (tide/shared/gate.lua)
+  if opts.max_parallel_shared then
+    p.shared_gate = shared_gate.new(math.tointeger(opts.max_parallel_shared),
+      shared_gate.PREFIX .. shared_limits.identity(cfg.provider, cfg.model, cfg.api_key))
   end
   if type(opts.cache) == "table" then p.cache = opts.cache end
   private[self] = p
@@ -373,6 +380,7 @@ end
 local function admit(p, norm)
   if p.rpm then p.rpm:take(1) end
   if p.tpm then p.tpm:take(estimate_tokens(norm)) end
+  if p.shared_gate then return p.shared_gate:acquire(p.gate) end
   if p.gate then return p.gate:acquire() end
   return nil
 end
@@ -520,7 +528,7 @@ local function send(self, p, norm, timeout)
     -- attempt(): a coroutine's stack keeps the size of the deepest point it
     -- reached, and JSON encoding two frames further down would double the stack
     -- every waiting call holds (spec/memory_spec.lua bounds it).
-    if not (p.gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
+    if not (p.gate or p.shared_gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
     -- a connection failure on the last try, its host's circuit open: tried again
     -- (with all its retries) once the host is back, instead of failing
     repeat

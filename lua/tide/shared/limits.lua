@@ -51,10 +51,16 @@ function M.key_fingerprint(api_key)
   return core.sha256("tide-key-fingerprint\0" .. api_key):sub(1, 16)
 end
 
+--- Who a limit is for, as Redis may see it: a hash of (provider, model, key
+-- fingerprint).
+function M.identity(provider, model, api_key)
+  return core.sha256(table.concat({tostring(provider), tostring(model),
+    M.key_fingerprint(api_key)}, "\0"))
+end
+
 --- The Redis key of a bucket: kind ("rpm", "tpm") and the hashed identity.
 function M.redis_key(kind, provider, model, api_key)
-  return M.PREFIX .. kind .. ":" .. core.sha256(table.concat({tostring(provider),
-    tostring(model), M.key_fingerprint(api_key)}, "\0"))
+  return M.PREFIX .. kind .. ":" .. M.identity(provider, model, api_key)
 end
 
 -- The script's SHA-1 as Redis reported it, per client (SCRIPT LOAD's answer).

@@ -162,6 +162,21 @@ describe("media values", function()
       assert.are.equal(img, turn[2])
     end)
 
+    it("writes a list of images as DSPy's JSON list of marked blobs, split around each", function()
+      local s = tide.Signature("photos: list[image], question -> answer")
+      local a, b = tide.Image{bytes = "abc", mime = "image/png"}, tide.Image{url = "https://x/y.jpg"}
+      local msgs = chat.format(s, {photos = {a, b}, question = "Same?"})
+      assert.matches("1. `photos` (list[Image]): ", msgs[1].content, 1, true)
+      assert.are.same({'[[ ## photos ## ]]\n["', a, '", "', b, '"]\n\n[[ ## question ## ]]\nSame?\n\n' ..
+        "Respond with the corresponding output fields, starting with the field `[[ ## answer ## ]]`, " ..
+        "and then ending with the marker for `[[ ## completed ## ]]`."}, {table.unpack(msgs[2].content)})
+      assert.is_string(chat.format(s, {photos = {}, question = "Q"})[2].content)   -- no media: text
+      local ok, msg = pcall(chat.format, s, {photos = {a, "b.png"}, question = "Q"})
+      assert.is_false(ok)
+      assert.matches("item 2 must be a tide.Image value, got string", msg, 1, true)
+      assert.matches("which only inputs may be", select(2, pcall(tide.Signature, "q -> p: list[image]")))
+    end)
+
     it("refuses a value that is not a media value for a media input", function()
       local ok, msg = pcall(chat.format, sig, {photo = "cat.png", question = "q"})
       assert.is_false(ok)
@@ -255,6 +270,15 @@ describe("media values", function()
           local pr = tide.Predict("photo: image, question -> answer", {lm = lm_for(p)})
           local out = pr({photo = img, question = "What?"})
           assert.matches("^Mock answer: <image/png 264 bytes>", out.answer)
+        end)
+
+        it("sends a list of images in their place", function()
+          local img = tide.Image{path = dir .. "/cat.png"}
+          local msgs = chat.format(tide.Signature("photos: list[image] -> answer"), {photos = {img, img}})
+          table.remove(msgs, 1)     -- without the system message mockllm quotes the user's turn
+          local r = lm_for(p):call{messages = msgs}
+          -- (mockllm's quote leaves out the field's marker; the parts are joined by line breaks)
+          assert.are.equal('Mock reply to: [" <image/png 264 bytes> ", " <image/png 264 bytes> "]', r.text)
         end)
 
         it("sends a PDF", function()

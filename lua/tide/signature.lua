@@ -182,7 +182,7 @@ local function type_reader(text)
       pos = pos + 1
       local of = r.type()
       r.expect("]")
-      if INPUT_ONLY[of.kind] then fail("'" .. of.text .. "' cannot be inside a list") end
+      if of.kind == "history" then fail("'History' cannot be inside a list") end
       return make("list", of)
     elseif kind == "dict" then
       pos = pos + 1
@@ -467,9 +467,9 @@ local function build(inputs, outputs, instructions)
     end
   end
   for _, f in ipairs(outputs) do
-    if INPUT_ONLY[f.type.kind] then
+    if INPUT_ONLY[f.type.kind] or (f.type.of and INPUT_ONLY[f.type.of.kind]) then
       fail(string.format("Signature: output '%s' is typed %s, which only inputs may be",
-        f.name, f.type.kind))
+        f.name, f.type.text))
     end
   end
   if instructions == nil then

@@ -286,10 +286,15 @@ local function parts_content(sections)
   end
   for i, s in ipairs(sections) do
     if i > 1 then text[#text + 1] = "\n\n" end
-    if type(s) == "table" then
-      text[#text + 1] = s[1]
-      flush()
-      list[#list + 1] = s[2]
+    if type(s) == "table" then       -- text and media values in turn
+      for _, piece in ipairs(s) do
+        if type(piece) == "string" then
+          text[#text + 1] = piece
+        else
+          flush()
+          list[#list + 1] = piece
+        end
+      end
     else
       text[#text + 1] = s
     end
@@ -304,6 +309,27 @@ local function parts_content(sections)
   return media.parts(out)
 end
 
+-- A list of media values, as DSPy writes one: the JSON list of their marked
+-- blobs, split around each, so that the text keeps `["`, `", "` and `"]`.
+local function media_list(f, header, list)
+  local kind = f.type.of.kind
+  if type(list) ~= "table" or not pyjson.is_list(list) then
+    check.misuse(string.format("input '%s' is typed %s: pass a list of %s values, got %s",
+      f.name, f.type.text, MEDIA_NAMES[kind], type(list)))
+  end
+  if #list == 0 then return header .. "[]" end
+  local out = {header .. '["'}
+  for i, v in ipairs(list) do
+    if not media.is_media(v) or v.kind ~= kind then
+      check.misuse(string.format("input '%s' is typed %s: item %d must be a %s value, got %s",
+        f.name, f.type.text, i, MEDIA_NAMES[kind], media.is_media(v) and tostring(v) or type(v)))
+    end
+    out[#out + 1] = v
+    out[#out + 1] = i < #list and '", "' or '"]'
+  end
+  return out
+end
+
 --- The user turn for these input values (those present), with a prefix, and the
 -- output reminder when it is the request itself: a string, or a list of text
 -- and media parts (tide.media.parts) when a value is a tide.Image/Audio/File.
@@ -316,6 +342,10 @@ function M.user_content(adapter, sig, values, prefix, main_request)
       if media.is_media(v) then
         parts[#parts + 1] = {header, v}
         has_media = true
+      elseif f.type.kind == "list" and f.type.of and MEDIA_NAMES[f.type.of.kind] then
+        local section = media_list(f, header, v)
+        parts[#parts + 1] = section
+        has_media = has_media or type(section) == "table"
       elseif MEDIA_NAMES[f.type.kind] then
         check.misuse(string.format("input '%s' is typed %s: pass %s{path = ...} (or url =, " ..
           "bytes =), got %s", f.name, f.type.kind, MEDIA_NAMES[f.type.kind], type(v)))

@@ -90,7 +90,7 @@ describe("history inputs", function()
   it("cannot be an output", function()
     local ok, msg = pcall(tide.Signature, "question -> history: history")
     assert.is_false(ok)
-    assert.matches("output 'history' is typed history, which only inputs may be", msg, 1, true)
+    assert.matches("output 'history' is typed History, which only inputs may be", msg, 1, true)
   end)
 
   describe("against mockllm", function()

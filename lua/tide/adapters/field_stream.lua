@@ -13,7 +13,8 @@
 -- str field's chunks make its value; markers, blanks the parse would trim and
 -- text outside the fields never appear, however the stream cut them (a field's
 -- first section streams: an optional field's "None" there shows, and the parse
--- then reads its next section, as chat.parse does).  Once the stream ends the
+-- then reads its next section, as chat.parse does; a JSON key given twice streams
+-- its first value, where the parse keeps the last).  Once the stream ends the
 -- reply is read (the chat adapter's from the sections cut on the way, as
 -- chat.parse would cut them) and {prediction = ...} comes last.  A
 -- reply that does not parse goes, as in a call, to the adapter's fallback (the

@@ -183,6 +183,26 @@ describe("callbacks", function()
     assert.are.equal(ended(rec, "lm")[1].usage.total, tool_call.usage.total)
   end)
 
+  it("put a predictor's tool calls and its LM turns under it", function()
+    local rec = recorder()
+    tide.configure{callbacks = {rec}}
+    local script = 'weather({"city":"Oslo"})+weather({"city":"Lima"})'
+    local model = lm("tool_turns=" .. script:gsub("[^%w_()]", function(c)
+      return string.format("%%%02X", c:byte()) end))
+    local weather = tide.Tool{name = "weather", desc = "The weather of a city.", args = {city = "str"},
+      fn = function(a) return "sunny in " .. a.city end}
+    local agent = tide.Predict("question -> answer", {tools = {weather}, lm = model})
+    local r = agent{question = "Weather in Oslo and Lima?"}
+    assert.are.equal(2, #r.tool_calls)
+    local predict_call = ended(rec, "module")[1]
+    local tools = ended(rec, "tool")
+    assert.are.equal(2, #tools)
+    for _, t in ipairs(tools) do assert.are.equal(predict_call, t.parent) end
+    local lms = ended(rec, "lm")
+    assert.are.equal(2, #lms)   -- the turn that asked for the tools, the one that answered
+    for _, c in ipairs(lms) do assert.are.equal(predict_call, c.parent) end
+  end)
+
   it("hear an evaluation, each example and what runs inside it", function()
     local rec = recorder()
     tide.configure{lm = lm()}

@@ -224,7 +224,7 @@ int engine_newclass(lua_State *L, const char *name, const luaL_Reg *methods);
 /* Each part's functions into the module table: [engine, module] on top, as for
  * engine_setfuncs; each leaves the stack as it found it.  [-0, +0, m] */
 void error_open_lib(lua_State *L);                 /* error, is_error */
-void task_open_lib(lua_State *L);                  /* spawn, current, task_settings, spawn_in */
+void task_open_lib(lua_State *L);   /* spawn, current, task_settings, spawn_in, task_swap_settings */
 void gather_open_lib(lua_State *L);                /* gather, map, race, timeout */
 void timer_open_lib(lua_State *L);                 /* sleep */
 void sync_open_lib(lua_State *L);                  /* semaphore */

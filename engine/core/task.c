@@ -600,6 +600,24 @@ static int task_lsettings(lua_State *L)
   return 1;
 }
 
+/* core.task_swap_settings(context | nil) → the running task's context until now;
+ * from now on the task, and the tasks it starts, see the given one.  A call that
+ * must be the parent of what runs under it (tide/callbacks.lua) swaps its own in
+ * and the old one back, without a task of its own. */
+static int task_lswap_settings(lua_State *L)
+{
+  tide_engine *E = engine_upvalue(L);
+  luaL_argexpected(L, lua_istable(L, 1) || lua_isnil(L, 1), 1, "table or nil");
+  if (E->current == NULL)
+    return luaL_error(L, "task_swap_settings: only a task has settings of its own");
+  lua_settop(L, 1);
+  task_push_handle(L, E->current);
+  lua_getiuservalue(L, 2, SLOT_CONTEXT);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, 2, SLOT_CONTEXT);
+  return 1;
+}
+
 /* tide.spawn_in(context, fn, ...) → a task whose context (and its children's)
  * is the given table. */
 static int task_lspawn_in(lua_State *L)
@@ -664,6 +682,7 @@ void task_open_lib(lua_State *L)
     {"current", task_lcurrent},
     {"task_settings", task_lsettings},
     {"spawn_in", task_lspawn_in},
+    {"task_swap_settings", task_lswap_settings},
     {NULL, NULL}
   };
   if (engine_newclass(L, TASK_MT, methods)) {

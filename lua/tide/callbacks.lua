@@ -42,9 +42,7 @@ local CALL_KEY = "callback_call"   -- the settings key of the enclosing call
 local user_list, extra_list = nil, {}   -- tide.configure's list; the tracer and the like
 local next_id = 0
 local reported = setmetatable({}, {__mode = "k"})   -- callback → {method = true}
--- coroutine → the call running in it that is not the task's own (a scope()'s): a
--- call made further down in the same task runs under it
-local current = setmetatable({}, {__mode = "k"})
+local swap_settings = core.task_swap_settings
 
 -- The wall clock at a known tide.now(): os.time() has whole seconds, so a call's
 -- start_time is that exact to the second, and its duration exact.
@@ -111,8 +109,7 @@ end
 --- list([own [, fname]]) → the callbacks of a call made now (the inherited ones,
 -- then the call's own, checked as fname's option), or nil when there are none.
 function M.list(own, fname)
-  local inner = current[coroutine.running()]   -- a scope()'s call: its list holds the task's
-  local inherited = inner and inner.callbacks or settings.get("callbacks")
+  local inherited = settings.get("callbacks")
   if own == nil then
     if inherited and #inherited > 0 then return inherited end
     return nil
@@ -169,7 +166,7 @@ function M.start(list, kind, name, instance, inputs, parent)
   next_id = next_id + 1
   local now = core.now()
   local call = {id = next_id, kind = kind, name = name, instance = instance, inputs = inputs,
-    parent = parent or current[coroutine.running()] or settings.get(CALL_KEY), started = now,
+    parent = parent or settings.get(CALL_KEY), started = now,
     start_time = epoch_base + (now - mono_base), callbacks = list}
   notify(list, START[kind], call)
   return call
@@ -244,21 +241,21 @@ function M.run(list, kind, name, instance, inputs, fn, ...)
   return joined(call, pcall(t.wait, t))
 end
 
-local function scoped(call, co, saved, ok, ...)
-  current[co] = saved
+local function restored(call, saved, ok, ...)
+  swap_settings(saved)
   return ended(call, ok, ...)
 end
 
 --- scope(list, kind, name, instance, inputs, fn, ...) → fn(...)'s results, fn run
--- in this task under the call: the calls fn makes in this task are its children
--- (the tasks fn starts see the call above it: use run() where fn starts tasks).
--- No task is made, so a call in flight holds no second coroutine.
+-- under the call: what it calls, in this task and in the tasks it starts, is the
+-- call's child.  In a task, the task's settings are swapped for the call's while
+-- fn runs (no task is made: a call in flight holds no second coroutine); on the
+-- main flow, which has no settings of its own, fn runs as a task (run()).
 function M.scope(list, kind, name, instance, inputs, fn, ...)
+  if not core.current() then return M.run(list, kind, name, instance, inputs, fn, ...) end
   local call = M.start(list, kind, name, instance, inputs)
-  local co = coroutine.running()
-  local saved = current[co]
-  current[co] = call
-  return scoped(call, co, saved, pcall(fn, ...))
+  local saved = swap_settings(M.context(call))
+  return restored(call, saved, pcall(fn, ...))
 end
 
 --- around(list, kind, name, instance, inputs, fn, ...) → fn(...)'s results, fn

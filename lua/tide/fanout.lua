@@ -368,7 +368,7 @@ function Panel:__call(inputs, opts)
   if callbacks.on then   -- the one test a call pays when no callback is configured
     local heard = callbacks.list()
     if heard then
-      return callbacks.run(heard, "module", "Panel", self, inputs, judge, self, self.critics, inputs, opts)
+      return callbacks.scope(heard, "module", "Panel", self, inputs, judge, self, self.critics, inputs, opts)
     end
   end
   return judge(self, self.critics, inputs, opts)
@@ -442,7 +442,7 @@ function Perspectives:__call(inputs, opts)
   if callbacks.on then
     local heard = callbacks.list()
     if heard then
-      return callbacks.run(heard, "module", "Perspectives", self, inputs, judge, self.panel, members, inputs, opts)
+      return callbacks.scope(heard, "module", "Perspectives", self, inputs, judge, self.panel, members, inputs, opts)
     end
   end
   return judge(self.panel, members, inputs, opts)

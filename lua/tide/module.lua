@@ -89,7 +89,7 @@ function M.new(def)
   class.__call = function(self, ...)
     if callbacks.on then   -- the one test a call pays when no callback is configured
       local list = callbacks.list()
-      if list then return callbacks.run(list, "module", "Module", self, (...), self.forward, self, ...) end
+      if list then return callbacks.scope(list, "module", "Module", self, (...), self.forward, self, ...) end
     end
     return self:forward(...)
   end

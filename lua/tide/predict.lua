@@ -233,10 +233,7 @@ function Predict:__call(args, opts)
   if callbacks.on then   -- the one test a call pays when no callback is configured
     local list = callbacks.list(options.callbacks, "predictor")
     if list then
-      -- a task of its own only where the call starts tasks (its tool calls): a
-      -- call in flight then holds no second coroutine
-      local under = self.tool_loop and callbacks.run or callbacks.scope
-      return under(list, "module", self.inner_name and "ChainOfThought" or "Predict", self,
+      return callbacks.scope(list, "module", self.inner_name and "ChainOfThought" or "Predict", self,
         inputs, Predict.respond, self, lm, adapter, inputs, c)
     end
   end

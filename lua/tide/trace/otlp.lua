@@ -72,10 +72,8 @@ local memo, memo_count = {}, {}
 
 local function attribute_text(k, v)
   local t = type(v)
-  local plain = v
-  if t == "table" then   -- a list of one short string (the finish reasons)
+  if t == "table" then   -- a list of one string, the tracer's own for a finish reason
     if #v ~= 1 or type(v[1]) ~= "string" then return nil end
-    plain = "[]" .. v[1]
   elseif t == "number" then
     if mtype(v) ~= "integer" then return nil end
   elseif t == "string" then
@@ -88,14 +86,14 @@ local function attribute_text(k, v)
     by_value = {}
     memo[k], memo_count[k] = by_value, 0
   end
-  local text = by_value[plain]
+  local text = by_value[v]
   if text then return text end
   if memo_count[k] >= MEMO_VALUES then return nil end
   local out = {key_json[k]}
   local n = put_value(out, 1, v)
   out[n + 1] = "}"
   text = concat(out, "", 1, n + 1)
-  by_value[plain] = text
+  by_value[v] = text
   memo_count[k] = memo_count[k] + 1
   return text
 end
@@ -125,12 +123,25 @@ local function put_attributes(out, n, map)
   return n + 1
 end
 
---- Seconds since the epoch (a float) → nanoseconds as a decimal string.
+--- Seconds since the epoch (a float) → nanoseconds, an integer (table.concat
+-- writes it in decimal).  A double near 1.7e9 s holds a quarter microsecond at
+-- best, which the product keeps.
+local floor = math.floor
 function M.nanos(t)
-  local sec = math.floor(t)
-  local ns = math.floor((t - sec) * 1e9 + 0.5)
-  if ns >= 1000000000 then sec, ns = sec + 1, ns - 1000000000 end
-  return format("%d%09d", sec, ns)
+  return floor(t * 1e9)
+end
+
+-- span names repeat ("chat gpt-4o-mini", "Predict"), up to a few hundred kept
+local NAMES_KEPT = 256
+local name_json, names_kept = {}, 0
+local function quoted_name(name)
+  local v = name_json[name]
+  if v then return v end
+  v = quote(name)
+  if names_kept < NAMES_KEPT then
+    name_json[name], names_kept = v, names_kept + 1
+  end
+  return v
 end
 
 --- A span (tide.trace.spans' layout): [1] trace id, [2] span id, [3] parent id
@@ -143,8 +154,8 @@ local function put_span(out, n, s)
     out[n + 1], out[n + 2] = '","parentSpanId":"', s[3]
     n = n + 2
   end
-  out[n + 1] = '","name":'
-  n = put_string(out, n + 1, s[4])
+  out[n + 1], out[n + 2] = '","name":', quoted_name(s[4])
+  n = n + 2
   out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6], out[n + 7] =
     ',"kind":', s[5], ',"startTimeUnixNano":"', M.nanos(s[6]), '","endTimeUnixNano":"',
     M.nanos(s[7]), '","attributes":'

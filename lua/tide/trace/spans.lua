@@ -173,9 +173,10 @@ function M.new(cfg, sink)
         a["gen_ai.usage.input_tokens"] = math.tointeger(u.input) or 0
         a["gen_ai.usage.output_tokens"] = math.tointeger(u.output) or 0
       end
-      a["tide.lm.cached"] = r.cached == true
-      if type(r.cost) == "number" then a["tide.lm.cost"] = r.cost end
-      if math.type(r.attempts) == "integer" then a["tide.lm.attempts"] = r.attempts end
+      -- tide's own, only when they say something: a hit, a price, a retry
+      if r.cached == true then a["tide.lm.cached"] = true end
+      if type(r.cost) == "number" and r.cost > 0 then a["tide.lm.cost"] = r.cost end
+      if math.type(r.attempts) == "integer" and r.attempts > 1 then a["tide.lm.attempts"] = r.attempts end
       if cfg.capture_content then
         local out = {}
         for i, t in ipairs(type(r.texts) == "table" and r.texts or {r.text}) do

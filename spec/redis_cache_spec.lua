@@ -337,6 +337,21 @@ describe("the LM cache's Redis tier", function()
     assert.matches("your key is [redacted]", stored, 1, true)
   end)
 
+  it("lets calls holding a link that tide.configure replaced go on, without a warning", function()
+    local old = shared_redis.current()
+    local run = tide.spawn(function() return old:call("BLPOP", "never-filled", "5") end)
+    tide.sleep(0.05)
+    tide.configure{redis = server.url}   -- a new link; the old one closes
+    local value, err = run:wait()
+    assert.is_nil(value)
+    assert.are.equal("redis_unavailable", err.kind)
+    value, err = old:call("GET", "x")
+    assert.is_nil(value)
+    assert.matches("this link was closed", err.message)
+    assert.are.same({}, warnings)
+    assert.are.equal("PONG", shared_redis.current():call("PING"))
+  end)
+
   it("writes entries with the configured TTL", function()
     tide.configure{redis = {url = server.url, ttl = 300}}
     new_lm(cache_mod.new{dir = false}):call("ttl?")

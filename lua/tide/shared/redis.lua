@@ -94,6 +94,10 @@ end
 -- redis_unavailable or redis).  Raises only what is not Redis's: a cancellation,
 -- or misuse.
 function Client:call(...)
+  if self.closed then   -- replaced by tide.configure while a task still held it
+    return nil, core.error{kind = "redis_unavailable", retryable = false,
+      message = "redis " .. self.where .. ": this link was closed (tide.configure replaced it)"}
+  end
   local ok, res = pcall(self.conn.command, self.conn, ...)
   if ok then
     if self.down then
@@ -104,7 +108,7 @@ function Client:call(...)
     return res
   end
   if core.is_error(res, "redis_unavailable") then
-    if not self.down then
+    if not self.down and not self.closed then
       self.down = true
       M.warn(string.format("%s; tide uses its local cache and rate limits until it is back",
         res.message))
@@ -140,7 +144,10 @@ function Client:state()
   return self.conn:state()
 end
 
+--- Closes the link: what waits on it fails (quietly: a close is no outage), and
+-- later calls answer nil.
 function Client:close()
+  self.closed = true
   self.conn:close()
 end
 

@@ -235,6 +235,8 @@ describe("media values", function()
       assert.matches("takes audio as data, not a URL", err.message, 1, true)
       err = media_error(body, openai, "openai/gpt-4o", {tide.Audio{bytes = "x", mime = "audio/flac"}})
       assert.matches("takes wav or mp3 audio", err.message, 1, true)
+      err = media_error(body, openai, "openai/gpt-4o", {tide.File{bytes = "x", mime = "text/plain"}})
+      assert.matches("openai takes PDF files", err.message, 1, true)
       local big = tide.Image{bytes = string.rep("x", 5 * 1024 * 1024 + 1), mime = "image/png"}
       err = media_error(body, anthropic, "anthropic/claude-sonnet-4", {big})
       assert.matches("too large for anthropic: 5.0 MB, at most 5.0 MB per image", err.message, 1, true)

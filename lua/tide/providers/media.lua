@@ -62,6 +62,7 @@ local function openai_part(v)
   if v.source == "url" then
     refuse("openai", v, "takes a file as data, not a URL: pass {path = ...} or {bytes = ..., mime = ...}")
   end
+  if v.mime ~= "application/pdf" then refuse("openai", v, "takes PDF files (send plain text as text)") end
   return {type = "file", file = {file_data = v:data_url(), filename = v.filename or "file.pdf"}}
 end
 

@@ -427,10 +427,13 @@ local function row_html(b, row)
   local outcome = e and ('<span class="err">' .. b.text(e.kind) .. ": " ..
     b.text(cut((tostring(e.message or "")):gsub("%s+", " "), CELL_CHARS)) .. "</span>") or cell(b, row.outputs)
   local u = row.usage or {}
+  local result = fields_block(b, "outputs", row.outputs)
+  if e then
+    result = fields_block(b, "error", {kind = e.kind, message = e.message, tries = attempts_text(e.tried)})
+  end
   local detail = {
     fields_block(b, "inputs", row.inputs),
-    fields_block(b, e and "error" or "outputs", e and {kind = e.kind, message = e.message,
-      tries = attempts_text(e.tried)} or row.outputs),
+    result,
     fields_block(b, "labels", row.labels),
     string.format("<dt>usage</dt><dd>%s LM calls, %s tokens in, %s out%s%s</dd>", count_text(u.calls or 0),
       count_text(u.input or 0), count_text(u.output or 0), row.cached and ", all from the cache" or "",

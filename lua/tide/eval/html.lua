@@ -76,6 +76,7 @@ details.row>summary span{overflow:hidden;text-overflow:ellipsis;white-space:nowr
 details.row[open]>summary{background:#eef3fa}
 details.row>div{padding:4px 14px 10px}
 dl{margin:0}dt{font-weight:600;margin-top:6px}dd{margin:0}
+dl dl{padding-left:12px;border-left:2px solid #e2e2e2}dl dl dt{font-weight:500;color:#444;margin-top:3px}
 ]]
 
 -- Sorting the rows by a column: an enhancement, the page reads without it.  The
@@ -125,13 +126,20 @@ local function value_text(v)
   return (s:gsub("\\/", "/"))
 end
 
---- A value as one short line: named fields as "name: value; ...", by name.
+--- Field names in the order a reader scans them: scores first, then by name.
+local function by_score_first(a, b)
+  local sa, sb = a:find("score", 1, true) ~= nil, b:find("score", 1, true) ~= nil
+  if sa ~= sb then return sa end
+  return a < b
+end
+
+--- A value as one short line: named fields as "name: value; ...", scores first.
 local function line_text(v)
   local s
   if type(v) == "table" and next(v) ~= nil and rawlen(v) == 0 then
     local names = {}
     for k in pairs(v) do names[#names + 1] = tostring(k) end
-    table.sort(names)
+    table.sort(names, by_score_first)
     local parts = {}
     for i, k in ipairs(names) do parts[i] = k .. ": " .. value_text(v[k]) end
     s = table.concat(parts, "; ")

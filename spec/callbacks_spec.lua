@@ -83,7 +83,7 @@ describe("callbacks", function()
     -- the module's usage is its LM calls'
     assert.are.same(lm_call.usage, module_call.usage)
     assert.is_true(lm_call.duration >= 0 and module_call.duration >= lm_call.duration)
-    assert.is_true(math.abs(lm_call.start_time - os.time()) < 5)
+    assert.is_true(math.abs(require("tide.callbacks").unix_time(lm_call.started) - os.time()) < 5)
   end)
 
   it("give each gathered task its parent: a module's predictors in parallel are its children", function()
@@ -181,6 +181,17 @@ describe("callbacks", function()
     assert.are.same({word = "tide"}, tool_call.inputs)
     assert.are.equal(tool_call, ended(rec, "lm")[1].parent)
     assert.are.equal(ended(rec, "lm")[1].usage.total, tool_call.usage.total)
+  end)
+
+  it("hear a streamed LM call end once the stream has", function()
+    local rec = recorder()
+    tide.configure{callbacks = {rec}}
+    local pieces = {}
+    for piece in lm():stream{prompt = "stream this"} do pieces[#pieces + 1] = piece end
+    local calls = ended(rec, "lm")
+    assert.are.equal(1, #calls)
+    assert.are.equal(table.concat(pieces), calls[1].outputs.text)
+    assert.is_true(calls[1].usage.output > 0)
   end)
 
   it("put a predictor's tool calls and its LM turns under it", function()

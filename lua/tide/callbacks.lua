@@ -10,8 +10,8 @@
 -- A callback is a table with any of on_KIND_start(cb, call) and on_KIND_end(cb,
 -- call), KIND one of lm, module, tool, evaluate, example.  `call` is the same
 -- table at the start and the end: id (unique in the process), parent (the call it
--- runs under, or nil), kind, name, instance, inputs, started (tide.now()),
--- start_time (seconds since the epoch); at the end also outputs or error, usage
+-- runs under, or nil), kind, name, instance, inputs, started (tide.now();
+-- unix_time(call.started) is seconds since the epoch); at the end also outputs or error, usage
 -- ({input, output, total}: the LM tokens of the call and everything under it),
 -- duration (seconds).
 --
@@ -45,8 +45,13 @@ local reported = setmetatable({}, {__mode = "k"})   -- callback → {method = tr
 local swap_settings = core.task_swap_settings
 
 -- The wall clock at a known tide.now(): os.time() has whole seconds, so a call's
--- start_time is that exact to the second, and its duration exact.
+-- time of day is that exact to the second, and its duration exact.
 local epoch_base, mono_base = os.time(), core.now()
+
+--- unix_time(t) → the seconds since the epoch at tide.now() = t (a call's started).
+function M.unix_time(t)
+  return epoch_base + (t - mono_base)
+end
 
 --- check_list(fname, arg, list) → list: a list of callback objects, each a table
 -- whose on_* fields are functions of known names (a misspelt one would never run).
@@ -164,10 +169,9 @@ end
 -- one the running task inherited.
 function M.start(list, kind, name, instance, inputs, parent)
   next_id = next_id + 1
-  local now = core.now()
+  -- eight fields: a call in flight is a table of eight slots
   local call = {id = next_id, kind = kind, name = name, instance = instance, inputs = inputs,
-    parent = parent or settings.get(CALL_KEY), started = now,
-    start_time = epoch_base + (now - mono_base), callbacks = list}
+    parent = parent or settings.get(CALL_KEY), started = core.now(), callbacks = list}
   notify(list, START[kind], call)
   return call
 end
@@ -201,11 +205,19 @@ function M.finish(call, outputs, err, usage)
   notify(call.callbacks, FINISH[call.kind], call)
 end
 
+-- settings → the metatable of the contexts layered over them, made once
+local layered = setmetatable({}, {__mode = "k"})
+
 --- context(call) → the settings of a task run under call: the callbacks and
 -- the call as the parent of what it starts.
 function M.context(call)
-  return setmetatable({[CALL_KEY] = call, callbacks = call.callbacks},
-    {__index = core.task_settings()})
+  local below = core.task_settings()
+  local mt = below and layered[below]
+  if mt == nil then
+    mt = {__index = below}
+    if below then layered[below] = mt end
+  end
+  return setmetatable({[CALL_KEY] = call, callbacks = call.callbacks}, mt)
 end
 
 --- under(settings, call) → settings, with the call and its callbacks added: for a
@@ -258,11 +270,28 @@ function M.scope(list, kind, name, instance, inputs, fn, ...)
   return restored(call, saved, pcall(fn, ...))
 end
 
---- around(list, kind, name, instance, inputs, fn, ...) → fn(...)'s results, fn
--- run in this task (for a call nothing runs under, as an LM call).
-function M.around(list, kind, name, instance, inputs, fn, ...)
+-- A call whose end is a <close> variable's (tide.Predict's answer_heard): no
+-- frame is added on the way down, where a waiting call's coroutine keeps the
+-- size of the deepest point its stack reached.
+local CLOSING = {}
+
+function CLOSING.__close(call, err)
+  local context = core.task_settings()
+  if context and rawget(context, CALL_KEY) == call then   -- the task's own settings back
+    swap_settings(getmetatable(context).__index)
+  end
+  if err == nil then M.finish(call, call.outputs) else M.finish(call, nil, err) end
+end
+
+--- entered(list, kind, name, instance, inputs) → the call, to be closed (a
+-- <close> variable, its `outputs` set first) in the frame that ends with it; the
+-- task's settings are the call's until then.  Nil on the main flow, which has
+-- no settings of its own: use run() there.
+function M.entered(list, kind, name, instance, inputs)
+  if not core.current() then return nil end
   local call = M.start(list, kind, name, instance, inputs)
-  return ended(call, pcall(fn, ...))
+  swap_settings(M.context(call))
+  return setmetatable(call, CLOSING)
 end
 
 return M

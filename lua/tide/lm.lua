@@ -34,6 +34,8 @@ LM.__index = LM
 M.LM = LM
 
 local private = setmetatable({}, {__mode = "k"})   -- lm → {provider, cfg (with key), gate, ...}
+-- a request (norm) → the call the callbacks heard start (tide.callbacks), until it ends
+local heard_calls = setmetatable({}, {__mode = "k"})
 
 local shared = {cache = nil}   -- the default cache, made on first use
 
@@ -326,6 +328,11 @@ local function estimate_tokens(norm)
 end
 
 local function record(self, norm, started, result, err)
+  local heard_call = heard_calls[norm]
+  if heard_call then   -- the callbacks hear of every end here (tide.callbacks)
+    heard_calls[norm] = nil
+    callbacks.finish(heard_call, result, err)
+  end
   local entry = {
     time = os.time(),
     model = self.model,
@@ -558,7 +565,13 @@ end
 
 --- A failed call: recorded, then raised (send redacted it).
 local function raise_failed(self, norm, started, err)
-  if type(err) == "table" then record(self, norm, started, nil, err) end
+  if type(err) == "table" then
+    record(self, norm, started, nil, err)
+  elseif heard_calls[norm] then   -- not a call's failure for history, but its end all the same
+    local heard_call = heard_calls[norm]
+    heard_calls[norm] = nil
+    callbacks.finish(heard_call, nil, err)
+  end
   error(err, 0)
 end
 
@@ -647,8 +660,6 @@ local function merged(results)
   return all
 end
 
-local call   -- LM:call's body (below) without the callbacks
-
 --- n samples from a wire format that has no `n` (Anthropic's): n calls made
 -- together under the LM's gate.  The first is the call n = 1 would make; each
 -- other gets its own rollout, so that the cache and the sharing of calls in
@@ -663,8 +674,16 @@ local function call_samples(self, req, n)
     for k, v in pairs(req) do one[k] = v end
     one.n = nil
     if i > 1 then one.rollout_id = string.format("%s#sample-%d", tostring(base or ""), i) end
-    return call(self, one)   -- the callbacks hear of the n samples as the one call they are
+    return self:call(one)   -- each sample its own call to the callbacks
   end))
+end
+
+--- The callbacks hear of a call once its request is known; record(), which
+-- every ending goes through, tells them of its end: a call in flight holds no
+-- frame more than without them.
+local function heard(self, req, norm)
+  local list = callbacks.list(type(req) == "table" and req.callbacks or nil, "call")
+  if list then heard_calls[norm] = callbacks.start(list, "lm", self.model, self, norm) end
 end
 
 --- lm:call(req) → {text, finish_reason, usage = {input, output, total, cached?,
@@ -673,26 +692,19 @@ end
 --  extra, timeout, cache = false, rollout_id}.  With n > 1, `texts` holds the n
 -- answers (made as n calls where the API has no n).  Raises typed errors.
 -- req.callbacks: callbacks for this call (tide.callbacks), beside the configured ones.
-function call(self, req)
+function LM:call(req)
   local norm, timeout = normalise(self, req)
   budget_check(self)
   local p = private[self]
   if norm.n and norm.n > 1 and (p.provider.takes_n == false or p.cfg.takes_n == false) then
     return call_samples(self, req, norm.n)
   end
+  if callbacks.on then heard(self, req, norm) end   -- the one test when none is configured
   local started = tide_core.now()
   local cache = cache_for(self, p, req)
   if cache then return call_cached(self, p, req, norm, timeout, cache, started) end
   local ok, result = send(self, p, norm, timeout)
   return conclude(self, norm, started, ok, result)
-end
-
-function LM:call(req)
-  if callbacks.on then   -- the one test a call pays when no callback is configured
-    local list = callbacks.list(type(req) == "table" and req.callbacks or nil, "call")
-    if list then return callbacks.around(list, "lm", self.model, self, req, call, self, req) end
-  end
-  return call(self, req)
 end
 
 --- lm(prompt_or_request) → the text of the answer.
@@ -745,6 +757,7 @@ end
 function LM:stream(req)
   local norm, timeout = normalise(self, req, "stream")
   budget_check(self)
+  if callbacks.on then heard(self, req, norm) end
   local p = private[self]
   local started = tide_core.now()
   local final = {}

@@ -212,6 +212,22 @@ local function answer(sig, lm, adapter, inputs, c, tool_loop)
   return prediction.prediction(outputs[1], outputs)
 end
 
+--- answer, for a call the callbacks hear of (tide.callbacks.entered): the call
+-- closes with this frame, on the answer or on an error, so that a call in flight
+-- holds no frame more than without callbacks.
+local function answer_heard(sig, lm, adapter, inputs, c, tool_loop, call)
+  local _ <close> = call
+  local pred
+  if tool_loop then
+    pred = tools.run(lm, adapter, sig, inputs, c, tool_loop)
+  else
+    local outputs = adapter.call(lm, sig, inputs, c)
+    pred = prediction.prediction(outputs[1], outputs)
+  end
+  call.outputs = pred
+  return pred
+end
+
 --- An optimizer's compile collects what each predictor did under a trace (a
 -- list set as the task setting `compile_trace`, inherited by the tasks it spawns): one
 -- {predictor, inputs, prediction} per call, in the order they finished.
@@ -233,18 +249,26 @@ function Predict:__call(args, opts)
   if callbacks.on then   -- the one test a call pays when no callback is configured
     local list = callbacks.list(options.callbacks, "predictor")
     if list then
-      return callbacks.scope(list, "module", self.inner_name and "ChainOfThought" or "Predict", self,
-        inputs, Predict.respond, self, lm, adapter, inputs, c)
+      local name = self.inner_name and "ChainOfThought" or "Predict"
+      local call = callbacks.entered(list, "module", name, self, inputs)
+      if call == nil then   -- the main flow
+        return callbacks.run(list, "module", name, self, inputs, Predict.respond, self, lm, adapter, inputs, c)
+      end
+      return Predict.respond(self, lm, adapter, inputs, c, call)
     end
   end
   return Predict.respond(self, lm, adapter, inputs, c)
 end
 
---- The answer of a call whose LM, adapter and options are known.
-function Predict.respond(self, lm, adapter, inputs, c)
+--- The answer of a call whose LM, adapter and options are known (call: the
+-- callbacks' call, closed once it is answered).
+function Predict.respond(self, lm, adapter, inputs, c, call)
+  local respond = call and answer_heard or answer
   local trace = settings.get("compile_trace")
-  if trace then return traced(trace, self, inputs, answer(self.signature, lm, adapter, inputs, c, self.tool_loop)) end
-  return answer(self.signature, lm, adapter, inputs, c, self.tool_loop)
+  if trace then
+    return traced(trace, self, inputs, respond(self.signature, lm, adapter, inputs, c, self.tool_loop, call))
+  end
+  return respond(self.signature, lm, adapter, inputs, c, self.tool_loop, call)
 end
 
 --- for ev in p:stream(inputs [, opts]) do ... end — the output fields' text as it

@@ -12,6 +12,7 @@
 local cjson = require "cjson"
 local ids = require "tide.trace.ids"
 local redact = require "tide.redact"
+local callbacks = require "tide.callbacks"
 
 local M = {}
 
@@ -30,7 +31,8 @@ local PROVIDER_NAMES = {openai = "openai", anthropic = "anthropic", gemini = "gc
 --- new(cfg, sink) → the tracer: cfg {capture_content, max_attribute, secrets},
 -- sink(span) takes each finished span.
 function M.new(cfg, sink)
-  local tracer = {}   -- also the key under which a call holds its open span
+  local tracer = {}
+  local open_spans = {}   -- call id → its span, while the call runs
   local signature_text = setmetatable({}, {__mode = "k"})   -- signature → its text, made once
   local lm_names = setmetatable({}, {__mode = "k"})   -- LM → {span name, request model, provider}
   local finish_lists = {}   -- finish reason → {reason}: the attribute's list, shared
@@ -39,7 +41,7 @@ function M.new(cfg, sink)
   local function parent_span(call)
     local p = call.parent
     while p do
-      local s = p[tracer]
+      local s = open_spans[p.id]
       if s then return s end
       p = p.parent
     end
@@ -62,13 +64,13 @@ function M.new(cfg, sink)
   local function open(call, name, kind)
     local parent = parent_span(call)
     local span = {parent and parent[1] or ids.trace_id(), ids.span_id(), parent and parent[2] or false,
-      name, kind, call.start_time, false, false, false, ["tide.call.kind"] = call.kind}
-    call[tracer] = span
+      name, kind, callbacks.unix_time(call.started), false, false, false, ["tide.call.kind"] = call.kind}
+    open_spans[call.id] = span
     return span
   end
 
   local function close(call, span)
-    call[tracer] = nil
+    open_spans[call.id] = nil
     span[7] = span[6] + (call.duration or 0)
     local err = call.error
     if err ~= nil then
@@ -152,7 +154,7 @@ function M.new(cfg, sink)
   end
 
   function tracer.on_lm_end(_, call)
-    local span = call[tracer]
+    local span = open_spans[call.id]
     if not span then return end
     local a, r = span, call.outputs
     if type(r) == "table" then
@@ -221,7 +223,7 @@ function M.new(cfg, sink)
   end
 
   function tracer.on_tool_end(_, call)
-    local span = call[tracer]
+    local span = open_spans[call.id]
     if not span then return end
     if cfg.capture_content and call.outputs ~= nil then
       span["gen_ai.tool.call.result"] = text(type(call.outputs) == "string" and call.outputs
@@ -237,7 +239,7 @@ function M.new(cfg, sink)
   end
 
   function tracer.on_evaluate_end(_, call)
-    local span = call[tracer]
+    local span = open_spans[call.id]
     if not span then return end
     local r = call.outputs
     if type(r) == "table" then
@@ -254,7 +256,7 @@ function M.new(cfg, sink)
   end
 
   function tracer.on_example_end(_, call)
-    local span = call[tracer]
+    local span = open_spans[call.id]
     if not span then return end
     if math.type(call.index) == "integer" then span["tide.example.index"] = call.index end
     if type(call.score) == "number" then span["tide.example.score"] = call.score end
@@ -262,7 +264,7 @@ function M.new(cfg, sink)
   end
 
   local function plain_end(_, call)
-    local span = call[tracer]
+    local span = open_spans[call.id]
     if span then close(call, span) end
   end
   tracer.on_module_end = plain_end

@@ -1,14 +1,19 @@
 --- The tracer: a callback (tide.callbacks) that makes an OpenTelemetry span of
--- every call it hears of and hands each finished span to the exporter.
+-- every call it hears end and hands each span to the exporter.
 --
 -- The spans nest as the calls do: evaluation → example → module → LM call, a
--- tool call under the LM turn's module; a call's parent is the nearest call above
--- it that has a span, across tasks (tide.callbacks hands the enclosing call to
--- the tasks a call starts, as settings are handed on).  LM calls carry the
+-- tool call under the module whose turn asked for it; a call's parent is the
+-- call it ran under, across tasks (tide.callbacks hands the enclosing call to the
+-- tasks a call starts, as settings are handed on).  LM calls carry the
 -- OpenTelemetry GenAI attributes (gen_ai.operation.name, gen_ai.provider.name,
 -- gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens,
 -- gen_ai.usage.output_tokens, gen_ai.response.finish_reasons, error.type);
 -- prompts and answers only when capture_content is on, and then redacted.
+--
+-- A span is made when its call ends, from the call (its start, duration, inputs
+-- and outputs): a call in flight holds no span.  Ids are drawn when first
+-- needed — a call's own at its end, or its parent's when a child ends first — and
+-- kept while the call table lives, so parent and children agree.
 local cjson = require "cjson"
 local ids = require "tide.trace.ids"
 local redact = require "tide.redact"
@@ -32,20 +37,20 @@ local PROVIDER_NAMES = {openai = "openai", anthropic = "anthropic", gemini = "gc
 -- sink(span) takes each finished span.
 function M.new(cfg, sink)
   local tracer = {}
-  local open_spans = {}   -- call id → its span, while the call runs
+  local ident = setmetatable({}, {__mode = "k"})   -- call → {trace id, span id}
   local signature_text = setmetatable({}, {__mode = "k"})   -- signature → its text, made once
   local lm_names = setmetatable({}, {__mode = "k"})   -- LM → {span name, request model, provider}
   local finish_lists = {}   -- finish reason → {reason}: the attribute's list, shared
 
-  --- The span of the nearest call above `call` that has one.
-  local function parent_span(call)
-    local p = call.parent
-    while p do
-      local s = open_spans[p.id]
-      if s then return s end
-      p = p.parent
+  --- A call's {trace id, span id}: its root's trace, a span id of its own.
+  local function ids_of(call)
+    local id = ident[call]
+    if id == nil then
+      local parent = call.parent
+      id = {parent and ids_of(parent)[1] or ids.trace_id(), ids.span_id()}
+      ident[call] = id
     end
-    return nil
+    return id
   end
 
   --- A string attribute, redacted when it may hold what a user typed, then cut.
@@ -61,26 +66,26 @@ function M.new(cfg, sink)
     return v
   end
 
-  local function open(call, name, kind)
-    local parent = parent_span(call)
-    local span = {parent and parent[1] or ids.trace_id(), ids.span_id(), parent and parent[2] or false,
-      name, kind, callbacks.unix_time(call.started), false, false, false, ["tide.call.kind"] = call.kind}
-    open_spans[call.id] = span
-    return span
-  end
-
-  local function close(call, span)
-    open_spans[call.id] = nil
-    span[7] = span[6] + (call.duration or 0)
+  --- The span of a call that has ended, with its status; not yet handed on.
+  local function span_of(call, name, kind)
+    local id, parent = ids_of(call), call.parent
+    local start = callbacks.unix_time(call.started)
+    local span = {id[1], id[2], parent and ids_of(parent)[2] or false, name, kind, start,
+      start + (call.duration or 0), false, false, ["tide.call.kind"] = call.kind}
     local err = call.error
     if err ~= nil then
       span[8] = M.STATUS_ERROR
-      local kind = type(err) == "table" and err.kind or "lua"
-      span["error.type"] = tostring(kind)
+      local kind_of = type(err) == "table" and err.kind or "lua"
+      span["error.type"] = tostring(kind_of)
       local msg = type(err) == "table" and (err.message or tostring(err)) or tostring(err)
       span[9] = text(msg, true)
     end
-    sink(span)
+    return span
+  end
+
+  local function encode(v)
+    local ok, s = pcall(cjson.encode, v)
+    return ok and s or "[]"
   end
 
   -- ---- LM calls ------------------------------------------------------------
@@ -113,9 +118,17 @@ function M.new(cfg, sink)
     return out
   end
 
-  local function encode(v)
-    local ok, s = pcall(cjson.encode, v)
-    return ok and s or "[]"
+  local function output_messages(r)
+    local out = {}
+    for i, t in ipairs(type(r.texts) == "table" and r.texts or {r.text}) do
+      out[i] = {role = "assistant", parts = {{type = "text", content = t}}, finish_reason = r.finish_reason}
+    end
+    if r.tool_calls and out[1] then
+      for _, c in ipairs(r.tool_calls) do
+        out[1].parts[#out[1].parts + 1] = {type = "tool_call", id = c.id, name = c.name, arguments = c.args}
+      end
+    end
+    return out
   end
 
   --- An LM's span name, request model and provider name, worked out once.
@@ -131,45 +144,40 @@ function M.new(cfg, sink)
     return names
   end
 
-  function tracer.on_lm_start(_, call)
-    local lm, req = call.instance, call.inputs
+  local function finish_list(reason)
+    reason = tostring(reason)
+    local list = finish_lists[reason]
+    if list == nil then
+      list = {reason}
+      finish_lists[reason] = list
+    end
+    return list
+  end
+
+  function tracer.on_lm_end(_, call)
+    local lm, req, r = call.instance, call.inputs, call.outputs
     if type(lm) ~= "table" then lm = {model = call.name} end
     local names = lm_names_of(lm)
-    local a = open(call, names[1], M.KIND_CLIENT)
+    local a = span_of(call, names[1], M.KIND_CLIENT)
     a["gen_ai.operation.name"] = "chat"
     a["gen_ai.provider.name"] = names[3]
     a["gen_ai.request.model"] = names[2]
     local kw = lm.kwargs or {}
-    local r = type(req) == "table" and req or {}
-    local temperature = r.temperature or kw.temperature
-    local max_tokens = r.max_tokens or kw.max_tokens
-    local top_p = r.top_p or kw.top_p
+    local q = type(req) == "table" and req or {}
+    local temperature = q.temperature or kw.temperature
+    local max_tokens = q.max_tokens or kw.max_tokens
+    local top_p = q.top_p or kw.top_p
     if type(temperature) == "number" then a["gen_ai.request.temperature"] = temperature end
     if math.type(max_tokens) == "integer" then a["gen_ai.request.max_tokens"] = max_tokens end
     if type(top_p) == "number" then a["gen_ai.request.top_p"] = top_p end
-    if math.type(r.n) == "integer" and r.n > 1 then a["gen_ai.request.choice.count"] = r.n end
+    if math.type(q.n) == "integer" and q.n > 1 then a["gen_ai.request.choice.count"] = q.n end
     if cfg.capture_content then
       a["gen_ai.input.messages"] = text(encode(gen_ai_messages(messages_of(req))), true)
     end
-  end
-
-  function tracer.on_lm_end(_, call)
-    local span = open_spans[call.id]
-    if not span then return end
-    local a, r = span, call.outputs
     if type(r) == "table" then
       if r.model then a["gen_ai.response.model"] = tostring(r.model) end
       if r.id then a["gen_ai.response.id"] = tostring(r.id) end
-      local reason = r.finish_reason
-      if reason then
-        reason = tostring(reason)
-        local list = finish_lists[reason]
-        if list == nil then
-          list = {reason}
-          finish_lists[reason] = list
-        end
-        a["gen_ai.response.finish_reasons"] = list
-      end
+      if r.finish_reason then a["gen_ai.response.finish_reasons"] = finish_list(r.finish_reason) end
       local u = r.usage
       if type(u) == "table" then
         a["gen_ai.usage.input_tokens"] = math.tointeger(u.input) or 0
@@ -179,29 +187,17 @@ function M.new(cfg, sink)
       if r.cached == true then a["tide.lm.cached"] = true end
       if type(r.cost) == "number" and r.cost > 0 then a["tide.lm.cost"] = r.cost end
       if math.type(r.attempts) == "integer" and r.attempts > 1 then a["tide.lm.attempts"] = r.attempts end
-      if cfg.capture_content then
-        local out = {}
-        for i, t in ipairs(type(r.texts) == "table" and r.texts or {r.text}) do
-          out[i] = {role = "assistant", parts = {{type = "text", content = t}},
-                    finish_reason = r.finish_reason}
-        end
-        if r.tool_calls and out[1] then
-          for _, c in ipairs(r.tool_calls) do
-            out[1].parts[#out[1].parts + 1] = {type = "tool_call", id = c.id, name = c.name, arguments = c.args}
-          end
-        end
-        a["gen_ai.output.messages"] = text(encode(out), true)
-      end
+      if cfg.capture_content then a["gen_ai.output.messages"] = text(encode(output_messages(r)), true) end
     elseif type(call.error) == "table" and math.type(call.error.status) == "integer" then
       a["http.response.status_code"] = call.error.status
     end
-    close(call, span)
+    sink(a)
   end
 
   -- ---- modules, tools, evaluations, examples -------------------------------
 
-  function tracer.on_module_start(_, call)
-    local span = open(call, tostring(call.name), M.KIND_INTERNAL)
+  function tracer.on_module_end(_, call)
+    local span = span_of(call, tostring(call.name), M.KIND_INTERNAL)
     local inst = call.instance
     local sig = type(inst) == "table" and inst.signature
     if sig then
@@ -212,62 +208,43 @@ function M.new(cfg, sink)
       end
       span["tide.signature"] = t
     end
-  end
-
-  function tracer.on_tool_start(_, call)
-    local a = open(call, "execute_tool " .. tostring(call.name), M.KIND_INTERNAL)
-    a["gen_ai.operation.name"] = "execute_tool"
-    a["gen_ai.tool.name"] = tostring(call.name)
-    a["gen_ai.tool.type"] = "function"
-    if cfg.capture_content then a["gen_ai.tool.call.arguments"] = text(encode(call.inputs), true) end
+    sink(span)
   end
 
   function tracer.on_tool_end(_, call)
-    local span = open_spans[call.id]
-    if not span then return end
-    if cfg.capture_content and call.outputs ~= nil then
-      span["gen_ai.tool.call.result"] = text(type(call.outputs) == "string" and call.outputs
-        or encode(call.outputs), true)
+    local a = span_of(call, "execute_tool " .. tostring(call.name), M.KIND_INTERNAL)
+    a["gen_ai.operation.name"] = "execute_tool"
+    a["gen_ai.tool.name"] = tostring(call.name)
+    a["gen_ai.tool.type"] = "function"
+    if cfg.capture_content then
+      a["gen_ai.tool.call.arguments"] = text(encode(call.inputs), true)
+      if call.outputs ~= nil then
+        a["gen_ai.tool.call.result"] = text(type(call.outputs) == "string" and call.outputs
+          or encode(call.outputs), true)
+      end
     end
-    close(call, span)
-  end
-
-  function tracer.on_evaluate_start(_, call)
-    local span = open(call, "evaluate", M.KIND_INTERNAL)
-    local devset = type(call.inputs) == "table" and call.inputs.devset
-    if type(devset) == "table" then span["tide.eval.examples"] = #devset end
+    sink(a)
   end
 
   function tracer.on_evaluate_end(_, call)
-    local span = open_spans[call.id]
-    if not span then return end
+    local a = span_of(call, "evaluate", M.KIND_INTERNAL)
+    local devset = type(call.inputs) == "table" and call.inputs.devset
+    if type(devset) == "table" then a["tide.eval.examples"] = #devset end
     local r = call.outputs
     if type(r) == "table" then
-      local a = span
       if type(r.score) == "number" then a["tide.eval.score"] = r.score end
       if math.type(r.done) == "integer" then a["tide.eval.done"] = r.done end
       if math.type(r.errors) == "integer" then a["tide.eval.errors"] = r.errors end
     end
-    close(call, span)
-  end
-
-  function tracer.on_example_start(_, call)
-    open(call, tostring(call.name), M.KIND_INTERNAL)
+    sink(a)
   end
 
   function tracer.on_example_end(_, call)
-    local span = open_spans[call.id]
-    if not span then return end
-    if math.type(call.index) == "integer" then span["tide.example.index"] = call.index end
-    if type(call.score) == "number" then span["tide.example.score"] = call.score end
-    close(call, span)
+    local a = span_of(call, tostring(call.name), M.KIND_INTERNAL)
+    if math.type(call.index) == "integer" then a["tide.example.index"] = call.index end
+    if type(call.score) == "number" then a["tide.example.score"] = call.score end
+    sink(a)
   end
-
-  local function plain_end(_, call)
-    local span = open_spans[call.id]
-    if span then close(call, span) end
-  end
-  tracer.on_module_end = plain_end
 
   return tracer
 end

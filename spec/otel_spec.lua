@@ -36,6 +36,7 @@ local function receiver()
   function self.attempts() return get("/__received?attempts=1").attempts end
   function self.fail(status, times) return get(string.format("/__fail?status=%d&times=%d", status, times)) end
   function self.reset() return get("/__reset") end
+  function self.lm_requests() return get("/__lm_requests") end
   function self.stop()
     os.execute("kill " .. self.pid .. " 2>/dev/null")
     pipe:close()
@@ -391,6 +392,25 @@ lm("from a host")
     local spans = spans_of(recv.received())
     assert.are.equal(1, #spans, out)
     assert.are.equal("host", spans[1].resource["service.name"])
+  end)
+
+  it("sends a W3C traceparent on LM requests: the chat span as the parent; none untraced", function()
+    local function receiver_lm()
+      return tide.LM("openai/receiver", {api_key = KEY, base_url = recv.url .. "/v1", cache = false})
+    end
+    assert.are.equal("ok", receiver_lm()("untraced"))
+    trace_to(recv.endpoint)
+    assert.are.equal("ok", receiver_lm()("traced"))
+    assert.is_true(tide.trace.flush(5))
+    local requests = recv.lm_requests()
+    assert.are.equal(2, #requests)
+    assert.is_nil(requests[1].headers.traceparent)
+    local span = spans_of(recv.received())[1]
+    assert.are.equal(string.format("00-%s-%s-01", span.traceId, span.spanId), requests[2].headers.traceparent)
+    -- traceparent = false: spans, no header
+    trace_to(recv.endpoint, {traceparent = false})
+    assert.are.equal("ok", receiver_lm()("traced, not propagated"))
+    assert.is_nil(recv.lm_requests()[3].headers.traceparent)
   end)
 
   it("refuses bad settings, naming the field", function()

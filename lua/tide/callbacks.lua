@@ -31,6 +31,10 @@ local M = {}
 -- (an LM call, a predictor) look at this field and nothing else when it is false.
 M.on = false
 
+--- propagate(call) → the value of a W3C traceparent header for an LM request
+-- made by call, set by tide.trace while it traces (and sends one); else nil.
+M.propagate = nil
+
 local KINDS = {"lm", "module", "tool", "evaluate", "example"}
 local START, FINISH, KNOWN = {}, {}, {}
 for _, k in ipairs(KINDS) do

@@ -431,8 +431,14 @@ local function retry_opts(self, p)
 end
 
 --- The provider's request (url, headers, body) into the call's tide.request table.
-local function fill(http, built)
+local function fill(http, built, norm)
   http.url, http.headers, http.body = built.url, built.headers, built.body
+  local propagate = callbacks.propagate   -- the tracer's W3C traceparent, when it sends one
+  if propagate then
+    local heard_call = heard_calls[norm]
+    local value = heard_call and propagate(heard_call)
+    if value then http.headers.traceparent = value end
+  end
 end
 
 -- ---- a wrong base_url ---------------------------------------------------------
@@ -506,7 +512,7 @@ end
 local function attempt(p, norm, http)
   http.attempts = http.attempts + 1
   local _ <close> = admit(p, norm)
-  if not http.body then fill(http, p.provider.build(p.cfg, norm)) end
+  if not http.body then fill(http, p.provider.build(p.cfg, norm), norm) end
   circuit.pass(p.origin, http.circuit, http.attempts > 1)   -- held here while the host is down
   local r = tide_core.request(http)
   circuit.answered(p.origin)
@@ -535,7 +541,7 @@ local function send(self, p, norm, timeout)
     -- attempt(): a coroutine's stack keeps the size of the deepest point it
     -- reached, and JSON encoding two frames further down would double the stack
     -- every waiting call holds (spec/memory_spec.lua bounds it).
-    if not (p.gate or p.shared_gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm)) end
+    if not (p.gate or p.shared_gate or p.rpm or p.tpm) then fill(http, p.provider.build(p.cfg, norm), norm) end
     -- a connection failure on the last try, its host's circuit open: tried again
     -- (with all its retries) once the host is back, instead of failing
     repeat

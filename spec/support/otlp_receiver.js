@@ -10,6 +10,9 @@
 //                              the next K posts are answered N (a 429 or 5xx is one
 //                              the tracer tries again) and not recorded
 //   GET  /__reset              forgets the posts and the pending failures
+//   POST /v1/chat/completions  an LM call: its headers recorded (GET /__lm_requests lists
+//                              them), answered with a minimal chat completion, so a spec
+//                              can see what a traced LM call sends (traceparent)
 // Each post is counted in `attempts` (GET /__received?attempts=1 answers {attempts}).
 "use strict";
 const http = require("http");
@@ -18,6 +21,7 @@ let received = [];
 let failures = [];   // statuses for the next posts
 let retryAfter = null;
 let attempts = 0;
+let lmRequests = [];
 
 function reply(res, status, obj, headers) {
   const body = JSON.stringify(obj);
@@ -48,6 +52,13 @@ const server = http.createServer((req, res) => {
       received.push({headers: req.headers, body: body, size: text.length});
       return reply(res, 200, {});
     }
+    if (req.method === "POST" && url.pathname === "/v1/chat/completions") {
+      lmRequests.push({headers: req.headers});
+      return reply(res, 200, {id: "chatcmpl-receiver", object: "chat.completion", model: "receiver",
+        choices: [{index: 0, message: {role: "assistant", content: "ok"}, finish_reason: "stop"}],
+        usage: {prompt_tokens: 1, completion_tokens: 1, total_tokens: 2}});
+    }
+    if (url.pathname === "/__lm_requests") return reply(res, 200, lmRequests);
     if (url.pathname === "/__received") {
       if (url.searchParams.get("attempts")) return reply(res, 200, {attempts: attempts});
       return reply(res, 200, received);
@@ -62,6 +73,7 @@ const server = http.createServer((req, res) => {
     }
     if (url.pathname === "/__reset") {
       received = [];
+      lmRequests = [];
       failures = [];
       retryAfter = null;
       attempts = 0;

@@ -13,6 +13,8 @@
 --   OTEL_BSP_MAX_EXPORT_BATCH_SIZE (512)
 --   OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT / OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT (16384 here)
 --   OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true   prompts and answers, redacted
+--   OTEL_PROPAGATORS=...                         a traceparent header on LM requests
+--                                                unless set without tracecontext
 local check = require "tide.check"
 
 local M = {}
@@ -48,6 +50,15 @@ local function env_int(getenv, name, default)
   local v = math.tointeger(tonumber(getenv(name) or ""))
   if v == nil or v < 1 then return default end
   return v
+end
+
+--- Whether OTEL_PROPAGATORS asks for W3C Trace Context (its default does).
+local function propagates(v)
+  if v == nil or v == "" then return true end
+  for name in v:gmatch("[^,%s]+") do
+    if name == "tracecontext" then return true end
+  end
+  return false
 end
 
 --- The traces URL from an OTLP base endpoint.
@@ -92,6 +103,7 @@ function M.from_env(getenv)
     max_attribute = env_int(getenv, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
       env_int(getenv, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", 16384)),
     capture_content = (getenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT") or ""):lower() == "true",
+    traceparent = propagates(getenv("OTEL_PROPAGATORS")),
   }
 end
 

@@ -47,11 +47,13 @@ local function start(cfg)
   local tracer = spans.new(cfg, function(span) exporter:push(span) end)
   active = {cfg = cfg, tracer = tracer, exporter = exporter}
   callbacks.add(tracer)
+  callbacks.propagate = cfg.traceparent ~= false and tracer.traceparent or nil
 end
 
 local function stop()
   if active == nil then return end
   callbacks.remove(active.tracer)
+  callbacks.propagate = nil
   local e = active.exporter
   if e.task or #e.queue > 0 then retired[#retired + 1] = e end
   active = nil

@@ -246,6 +246,13 @@ function M.new(cfg, sink)
     sink(a)
   end
 
+  --- traceparent(call) → the W3C Trace Context header of a request the call makes
+  -- (the call's own span as the parent, sampled).
+  function tracer.traceparent(call)
+    local id = ids_of(call)
+    return "00-" .. id[1] .. "-" .. id[2] .. "-01"
+  end
+
   return tracer
 end
 

@@ -74,7 +74,10 @@ local function lua_kinds()
     for body in text:gmatch("[%w_]*KIND[%w_]*%s*=%s*(%b{})") do
       collect(found, body, '=%s*"([%w_]+)"', short)
     end
-    collect(causes, text, 'cause%s*=%s*"([%w_]+)"', short)
+    -- a transport error's cause (other kinds, such as mcp, may carry causes of their own)
+    if text:find('"transport"', 1, true) then
+      collect(causes, text, 'cause%s*=%s*"([%w_]+)"', short)
+    end
   end
   return found, causes
 end

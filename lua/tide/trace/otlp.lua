@@ -180,16 +180,14 @@ function M.body(spans, resource)
   res["telemetry.sdk.name"] = "tide"
   res["telemetry.sdk.language"] = "lua"
   res["telemetry.sdk.version"] = VERSION
-  local out = {'{"resourceSpans":[{"resource":{"attributes":'}
-  local n = put_attributes(out, 1, res)
-  out[n + 1] = '},"scopeSpans":[{"scope":{"name":"tide","version":"' .. VERSION .. '"},"spans":['
-  n = n + 1
-  for i, s in ipairs(spans) do
-    if i > 1 then out[n + 1] = ","; n = n + 1 end
-    n = put_span(out, n, s)
-  end
-  out[n + 1] = "]}]}]}"
-  return concat(out, "", 1, n + 1)
+  local head = {'{"resourceSpans":[{"resource":{"attributes":'}
+  local n = put_attributes(head, 1, res)
+  head[n + 1] = '},"scopeSpans":[{"scope":{"name":"tide","version":"' .. VERSION .. '"},"spans":['
+  -- each span joined on its own (one buffer, reused): the batch is then a list of
+  -- span texts, not of the tens of thousands of pieces they are made of
+  local texts, buf = {}, {}
+  for i, s in ipairs(spans) do texts[i] = concat(buf, "", 1, put_span(buf, 0, s)) end
+  return concat(head, "", 1, n + 1) .. concat(texts, ",") .. "]}]}]}"
 end
 
 return M

@@ -36,6 +36,7 @@ M.LM = LM
 local private = setmetatable({}, {__mode = "k"})   -- lm → {provider, cfg (with key), gate, ...}
 -- a request (norm) → the call the callbacks heard start (tide.callbacks), until it ends
 local heard_calls = setmetatable({}, {__mode = "k"})
+local traceparents = setmetatable({}, {__mode = "k"})   -- a request → its traceparent header
 
 local shared = {cache = nil}   -- the default cache, made on first use
 
@@ -433,10 +434,8 @@ end
 --- The provider's request (url, headers, body) into the call's tide.request table.
 local function fill(http, built, norm)
   http.url, http.headers, http.body = built.url, built.headers, built.body
-  local propagate = callbacks.propagate   -- the tracer's W3C traceparent, when it sends one
-  if propagate then
-    local heard_call = heard_calls[norm]
-    local value = heard_call and propagate(heard_call)
+  if callbacks.propagate then   -- the tracer's W3C traceparent, made when the call began
+    local value = traceparents[norm]
     if value then http.headers.traceparent = value end
   end
 end
@@ -689,7 +688,14 @@ end
 -- frame more than without them.
 local function heard(self, req, norm)
   local list = callbacks.list(type(req) == "table" and req.callbacks or nil, "call")
-  if list then heard_calls[norm] = callbacks.start(list, "lm", self.model, self, norm) end
+  if list then
+    local call = callbacks.start(list, "lm", self.model, self, norm)
+    heard_calls[norm] = call
+    -- made here, near the top of the call, not where the request is built: that is
+    -- the deepest point of a waiting call, whose coroutine keeps the size it reached
+    local propagate = callbacks.propagate
+    if propagate then traceparents[norm] = propagate(call) end
+  end
 end
 
 --- lm:call(req) → {text, finish_reason, usage = {input, output, total, cached?,

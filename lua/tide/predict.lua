@@ -215,17 +215,15 @@ end
 --- answer, for a call the callbacks hear of (tide.callbacks.entered): the call
 -- closes with this frame, on the answer or on an error, so that a call in flight
 -- holds no frame more than without callbacks.
-local function answer_heard(sig, lm, adapter, inputs, c, tool_loop, call)
+local function answer_heard(self, lm, adapter, inputs, c, call)
   local _ <close> = call
-  local pred
-  if tool_loop then
-    pred = tools.run(lm, adapter, sig, inputs, c, tool_loop)
+  if self.tool_loop then
+    call.outputs = tools.run(lm, adapter, self.signature, inputs, c, self.tool_loop)
   else
-    local outputs = adapter.call(lm, sig, inputs, c)
-    pred = prediction.prediction(outputs[1], outputs)
+    local outputs = adapter.call(lm, self.signature, inputs, c)
+    call.outputs = prediction.prediction(outputs[1], outputs)
   end
-  call.outputs = pred
-  return pred
+  return call.outputs
 end
 
 --- An optimizer's compile collects what each predictor did under a trace (a
@@ -263,12 +261,13 @@ end
 --- The answer of a call whose LM, adapter and options are known (call: the
 -- callbacks' call, closed once it is answered).
 function Predict.respond(self, lm, adapter, inputs, c, call)
-  local respond = call and answer_heard or answer
   local trace = settings.get("compile_trace")
-  if trace then
-    return traced(trace, self, inputs, respond(self.signature, lm, adapter, inputs, c, self.tool_loop, call))
+  if call then
+    if trace then return traced(trace, self, inputs, answer_heard(self, lm, adapter, inputs, c, call)) end
+    return answer_heard(self, lm, adapter, inputs, c, call)
   end
-  return respond(self.signature, lm, adapter, inputs, c, self.tool_loop, call)
+  if trace then return traced(trace, self, inputs, answer(self.signature, lm, adapter, inputs, c, self.tool_loop)) end
+  return answer(self.signature, lm, adapter, inputs, c, self.tool_loop)
 end
 
 --- for ev in p:stream(inputs [, opts]) do ... end — the output fields' text as it

@@ -54,7 +54,7 @@ describe("tide.mcp", function()
   after_each(function()
     assert.is_true(eventually(function() return tide.stats().processes == live end),
       "a child process was left")
-    assert_clean()
+    assert_clean(live)
   end)
 
   local function lm_for(p, scenario)

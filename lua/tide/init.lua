@@ -59,12 +59,27 @@ local cache = require "tide.cache"
 tide.LM = lm.new
 tide.DummyLM = lm.dummy
 
+-- What a program may not use is loaded when first named (tide.BestOfN, tide.mcp, ...):
+-- `require "tide"` then costs a script or a host that embeds tide only the parts it
+-- uses.  The REPL's completion reads the names from the metatable's __fields.
+local LAZY = {}
+setmetatable(tide, {
+  __index = function(t, name)
+    local load = LAZY[name]
+    if load == nil then return nil end
+    local v = load()
+    rawset(t, name, v)
+    return v
+  end,
+  __fields = LAZY,
+})
+
 --- tide.Embedder(model, opts): texts to vectors, batched and cached;
 -- tide.retrieve.knn(embedder, corpus) ranks a corpus by similarity; tide.prices
 -- is the price table an LM (or embedder) given no `price` uses.
-tide.Embedder = require("tide.embedder").new
-tide.retrieve = require "tide.retrieve"
-tide.prices = require "tide.prices"
+function LAZY.Embedder() return require("tide.embedder").new end
+function LAZY.retrieve() return require "tide.retrieve" end
+function LAZY.prices() return require "tide.prices" end
 
 local settings = require "tide.settings"
 
@@ -137,22 +152,22 @@ tide.Image, tide.Audio, tide.File = media.image, media.audio, media.file
 tide.Tool = require("tide.tools.tool").new
 
 --- tide.mcp.connect{command = {...}} or {url = ...}: an MCP server's tools as tide.Tools.
-tide.mcp = require "tide.mcp"
+function LAZY.mcp() return require "tide.mcp" end
 
 --- tide.ReAct(signature, {tools, max_iters}): DSPy's ReAct agent, its prompts included.
-tide.ReAct = require("tide.react").new
+function LAZY.ReAct() return require("tide.react").new end
 
 -- ---- patterns ------------------------------------------------------------------
 
 --- Modules over modules, as DSPy's: BestOfN (N attempts at once, the best kept), Refine
 -- (attempts in turn with advice), MultiChainComparison, Parallel, ProgramOfThought (Lua
 -- code run in a sandbox), and majority voting.
-tide.BestOfN = require "tide.modules.best_of_n"
-tide.Refine = require "tide.modules.refine"
-tide.MultiChainComparison = require "tide.modules.multi_chain_comparison"
-tide.Parallel = require "tide.modules.parallel"
-tide.ProgramOfThought = require "tide.modules.program_of_thought"
-tide.majority = require "tide.modules.majority"
+function LAZY.BestOfN() return require "tide.modules.best_of_n" end
+function LAZY.Refine() return require "tide.modules.refine" end
+function LAZY.MultiChainComparison() return require "tide.modules.multi_chain_comparison" end
+function LAZY.Parallel() return require "tide.modules.parallel" end
+function LAZY.ProgramOfThought() return require "tide.modules.program_of_thought" end
+function LAZY.majority() return require "tide.modules.majority" end
 
 --- Critics in parallel and their verdict: tide.fanout.Panel, .Perspectives and the
 -- aggregation helpers; tide.critics is the founding example's panel.
@@ -163,29 +178,29 @@ tide.critics = require "tide.critics"
 
 --- tide.Evaluate{devset, metric, ...}: a program over a dataset, scored; tide.dataset
 -- loads JSONL, CSV and Lua tables as Examples.
-tide.Evaluate = require("tide.eval.evaluate").new
-tide.dataset = require "tide.eval.dataset"
+function LAZY.Evaluate() return require("tide.eval.evaluate").new end
+function LAZY.dataset() return require "tide.eval.dataset" end
 
 --- tide.metrics: exact_match, f1, passage_match, normalize_text (DSPy's).
-tide.metrics = require "tide.metrics"
+function LAZY.metrics() return require "tide.metrics" end
 
 -- ---- optimizers ----------------------------------------------------------------
 
 --- tide.LabeledFewShot{k}:compile(program, {trainset = ...}) → a program with demos.
-tide.LabeledFewShot = require("tide.optimize.labeled").new
+function LAZY.LabeledFewShot() return require("tide.optimize.labeled").new end
 --- tide.BootstrapFewShot{metric, ...}: demos from the teacher's traces that pass the
 -- metric; tide.BootstrapFewShotWithRandomSearch{metric, num_candidate_programs, ...}:
 -- the best of several bootstraps on the valset.
-tide.BootstrapFewShot = require("tide.optimize.bootstrap").new
-tide.BootstrapFewShotWithRandomSearch = require("tide.optimize.random_search").new
+function LAZY.BootstrapFewShot() return require("tide.optimize.bootstrap").new end
+function LAZY.BootstrapFewShotWithRandomSearch() return require("tide.optimize.random_search").new end
 --- tide.MIPROv2{metric, auto = "light", ...}: instructions (a grounded proposer) and
 -- demo sets searched together (TPE on minibatches, full evaluations of the best).
-tide.MIPROv2 = require("tide.optimize.mipro").new
+function LAZY.MIPROv2() return require("tide.optimize.mipro").new end
 --- tide.GEPA{metric, reflection_lm, max_metric_calls | auto | max_full_evals}: reflective
 -- evolution of instructions from the metric's feedback, a Pareto front, merge.
-tide.GEPA = require("tide.optimize.gepa").new
+function LAZY.GEPA() return require("tide.optimize.gepa").new end
 --- tide.Ensemble{reduce_fn, size}:compile(programs): the programs at once, reduced.
-tide.Ensemble = require("tide.optimize.ensemble").new
+function LAZY.Ensemble() return require("tide.optimize.ensemble").new end
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)
@@ -215,7 +230,9 @@ end
 
 --- tide.trace: OpenTelemetry export (OTEL_TRACES_EXPORTER=otlp, or
 -- tide.configure{trace = {...}}); flush() and stats().  docs/tracing.md
-tide.trace = require "tide.trace"
-tide.trace.from_env()
+function LAZY.trace() return require "tide.trace" end
+-- the OTEL_* variables are read once, here; without an exporter named, tracing stays
+-- off and its modules unloaded
+if os.getenv("OTEL_TRACES_EXPORTER") ~= nil then tide.trace.from_env() end
 
 return tide

@@ -72,15 +72,22 @@ M.fail = fail
 
 local ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 -- Two output characters per 12 bits: one table look-up per half of a 3-byte
--- group, rather than four, keeps a 1 MB image under a tenth of a second.
-local PAIR = {}
-for v = 0, 4095 do
-  local hi, lo = v >> 6, v & 63
-  PAIR[v] = ALPHABET:sub(hi + 1, hi + 1) .. ALPHABET:sub(lo + 1, lo + 1)
+-- group, rather than four, keeps a 1 MB image under a tenth of a second.  Made on
+-- first use: 4096 strings are a millisecond every `require "tide"` would pay.
+local PAIR
+
+local function pairs_table()
+  local t = {}
+  for v = 0, 4095 do
+    local hi, lo = v >> 6, v & 63
+    t[v] = ALPHABET:sub(hi + 1, hi + 1) .. ALPHABET:sub(lo + 1, lo + 1)
+  end
+  return t
 end
 
 --- base64(s) → s in standard base64 with padding.
 function M.base64(s)
+  PAIR = PAIR or pairs_table()
   local byte, n = string.byte, #s
   local out, k = {}, 0
   local whole = n - n % 3

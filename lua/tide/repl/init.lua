@@ -287,6 +287,13 @@ local function fields_of(v, only_functions, out)
       end
     end
     local mt = getmetatable(v)
+    -- names a table loads when first used (tide's lazy parts) are listed in __fields
+    local lazy = type(mt) == "table" and rawget(mt, "__fields")
+    if type(lazy) == "table" then
+      for k in next, lazy do
+        if type(k) == "string" then out[k] = true end
+      end
+    end
     v = type(mt) == "table" and rawget(mt, "__index") or nil
   end
   return out
@@ -299,6 +306,8 @@ local function lookup(v, key)
     local x = rawget(v, key)
     if x ~= nil then return x end
     local mt = getmetatable(v)
+    local lazy = type(mt) == "table" and rawget(mt, "__fields")
+    if type(lazy) == "table" and lazy[key] ~= nil then return v[key] end
     v = type(mt) == "table" and rawget(mt, "__index") or nil
   end
 end

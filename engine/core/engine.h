@@ -221,6 +221,19 @@ void engine_setfuncs(lua_State *L, const luaL_Reg *l);
  * metamethods.  Expects the same [engine, module] pair on top.  [-0, +1, m] */
 int engine_newclass(lua_State *L, const char *name, const luaL_Reg *methods);
 
+/* ---- field_class.c: classes whose userdata answer fields too ---------------- */
+
+/* As engine_newclass, but the methods go into the metatable's own __methods
+ * table and `index` becomes __index: it answers the fields and ends with
+ * engine_index_method for the rest.  [-0, +1, m] */
+int engine_newclass_fields(lua_State *L, const char *name, const luaL_Reg *methods,
+                           lua_CFunction index);
+
+/* The tail of such an __index: pushes the method named by L[2] (nil when
+ * there is none) from the metatable of the userdata L[1], and returns 1.
+ * [-0, +3, -] */
+int engine_index_method(lua_State *L);
+
 /* Each part's functions into the module table: [engine, module] on top, as for
  * engine_setfuncs; each leaves the stack as it found it.  [-0, +0, m] */
 void error_open_lib(lua_State *L);                 /* error, is_error */

@@ -737,11 +737,7 @@ static int proc_lindex(lua_State *L)
   const char *key = lua_tostring(L, 2);
   if (key && strcmp(key, "pid") == 0)
     return proc_lindex_pid(L, u);
-  lua_getmetatable(L, 1);
-  lua_getfield(L, -1, "__methods");
-  lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
-  return 1;
+  return engine_index_method(L);
 }
 
 static int proc_ltostring(lua_State *L)
@@ -993,13 +989,7 @@ void process_open_lib(lua_State *L)
     {"process", proc_lspawn},
     {NULL, NULL}
   };
-  if (luaL_newmetatable(L, PROCESS_MT)) {
-    lua_newtable(L);
-    lua_pushvalue(L, -4);   /* the engine */
-    luaL_setfuncs(L, methods, 1);
-    lua_setfield(L, -2, "__methods");
-    lua_pushcfunction(L, proc_lindex);
-    lua_setfield(L, -2, "__index");
+  if (engine_newclass_fields(L, PROCESS_MT, methods, proc_lindex)) {
     lua_pushcfunction(L, proc_lclose);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, proc_lclose);

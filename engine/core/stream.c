@@ -154,11 +154,7 @@ static int stream_lindex(lua_State *L)
   lua_pushvalue(L, 2);
   if (lua_istable(L, -2) && lua_rawget(L, -2) != LUA_TNIL)
     return 1;
-  lua_getmetatable(L, 1);
-  lua_getfield(L, -1, "__methods");
-  lua_pushvalue(L, 2);
-  lua_rawget(L, -2);
-  return 1;
+  return engine_index_method(L);
 }
 
 static int stream_ltostring(lua_State *L)
@@ -181,13 +177,7 @@ void stream_open_lib(lua_State *L)
     {"stream", stream_lopen},
     {NULL, NULL}
   };
-  if (luaL_newmetatable(L, STREAM_MT)) {
-    lua_newtable(L);
-    lua_pushvalue(L, -4);   /* the engine */
-    luaL_setfuncs(L, methods, 1);
-    lua_setfield(L, -2, "__methods");
-    lua_pushcfunction(L, stream_lindex);
-    lua_setfield(L, -2, "__index");
+  if (engine_newclass_fields(L, STREAM_MT, methods, stream_lindex)) {
     lua_pushcfunction(L, transfer_gc);
     lua_setfield(L, -2, "__gc");
     lua_pushcfunction(L, stream_lclose);

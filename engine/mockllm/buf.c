@@ -120,3 +120,19 @@ const char *mem_find(const char *hay, size_t hn, const char *needle, size_t nn)
   }
   return NULL;
 }
+
+int mem_piece(const char *s, size_t n, char sep, int k, const char **t, size_t *tn)
+{
+  const char *end = s + n, *cut;
+  for (; s <= end; s = cut + 1, k--) {
+    cut = memchr(s, sep, (size_t)(end - s));
+    if (cut == NULL)
+      cut = end;
+    if (k == 0) {
+      *t = s;
+      *tn = (size_t)(cut - s);
+      return 1;
+    }
+  }
+  return 0;
+}

@@ -22,6 +22,10 @@ void buf_free(struct buf *b);
 /* First occurrence of needle in hay, or NULL. */
 const char *mem_find(const char *hay, size_t hn, const char *needle, size_t nn);
 
+/* The k-th sep-separated piece of s[0..n) (from 0) in *t, *tn; 0 past the
+   last one. */
+int mem_piece(const char *s, size_t n, char sep, int k, const char **t, size_t *tn);
+
 /* Allocate or die. */
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);

@@ -33,29 +33,12 @@ static int steps_taken(const char *s, size_t n)
   return next;
 }
 
-/* The k-th '|'-separated step of s[0..n), or 0 past its end. */
-static int step_of(const char *s, size_t n, int k, const char **t, size_t *tn)
-{
-  const char *end = s + n, *bar;
-  for (; s <= end; s = bar + 1, k--) {
-    bar = memchr(s, '|', (size_t)(end - s));
-    if (bar == NULL)
-      bar = end;
-    if (k == 0) {
-      *t = s;
-      *tn = (size_t)(bar - s);
-      return 1;
-    }
-  }
-  return 0;
-}
-
 int react_check(const char *s, size_t n, char *err, size_t errlen)
 {
   const char *t;
   size_t tn;
   int k;
-  for (k = 0; step_of(s, n, k, &t, &tn); k++) {
+  for (k = 0; mem_piece(s, n, '|', k, &t, &tn); k++) {
     struct prompt one;
     int calls;
     memset(&one, 0, sizeof one);
@@ -86,7 +69,7 @@ int react_answer(struct buf *out, const struct prompt *p, const struct scenario 
     return 0;
   k = steps_taken(p->last_user ? p->last_user : "", p->last_user ? p->last_user_len : 0);
   memset(&one, 0, sizeof one);
-  if (step_of(sc->react, sc->react_len, k, &t, &tn) &&
+  if (mem_piece(sc->react, sc->react_len, '|', k, &t, &tn) &&
       tools_script(t, tn, &one, err, sizeof err) == 0 && one.ncalls == 1) {
     name = one.calls[0].name;
     nlen = one.calls[0].nlen;

@@ -148,6 +148,8 @@ void sse_reply(struct events *ev, enum route r, const struct prompt *p,
                unsigned long long id, const char *text, size_t n,
                unsigned long long ctok, enum finish f, const struct stream_opts *o);
 void events_free(struct events *ev);
+/* The event written since the previous mark ends here. */
+void events_mark(struct events *ev);
 /* Rewrites the line endings of the events' framing (LF or CR LF) as eol. */
 void events_set_eol(struct events *ev, const char *eol);
 

@@ -445,20 +445,6 @@ static void put_response(struct buf *b, const struct rsp *r, int done)
 
 /* ---- streaming ---------------------------------------------------------- */
 
-static void ev_mark(struct events *ev)
-{
-  if (ev->n == ev->cap) {
-    size_t cap = ev->cap ? ev->cap * 2 : 32;
-    size_t *end = xmalloc(cap * sizeof *end);
-    if (ev->n)
-      memcpy(end, ev->end, ev->n * sizeof *end);
-    free(ev->end);
-    ev->end = end;
-    ev->cap = cap;
-  }
-  ev->end[ev->n++] = ev->data.len;
-}
-
 /* "event: TYPE\ndata: {"type":"TYPE","sequence_number":N," — the caller
    writes the rest of the object, then ev_end closes it. */
 static void ev_begin(struct events *ev, struct rsp *r, const char *type)
@@ -470,7 +456,7 @@ static void ev_begin(struct events *ev, struct rsp *r, const char *type)
 static void ev_end(struct events *ev)
 {
   buf_adds(&ev->data, "}\n\n");
-  ev_mark(ev);
+  events_mark(ev);
 }
 
 /* Where the piece of t[at..n) ends: about a PIECES-th of the text, at a word

@@ -40,8 +40,7 @@ void events_set_eol(struct events *ev, const char *eol)
   ev->data = out;
 }
 
-/* The event written since the previous mark ends here. */
-static void ev_mark(struct events *ev)
+void events_mark(struct events *ev)
 {
   if (ev->n == ev->cap) {
     size_t cap = ev->cap ? ev->cap * 2 : 16;
@@ -132,7 +131,7 @@ static void openai_begin(struct buf *b, unsigned long long id, long long created
 static void openai_end(struct events *ev, const struct stream_opts *o)
 {
   buf_adds(&ev->data, o->include_usage ? "],\"usage\":null}\n\n" : "]}\n\n");
-  ev_mark(ev);
+  events_mark(ev);
 }
 
 /* Choices 1.. of a streamed answer with n > 1, each as the first is sent:
@@ -199,7 +198,7 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
   if (o->end == STREAM_END_ERROR) {
     buf_adds(b, "data: {\"error\":{\"message\":\"mock stream error\",\"type\":\"server_error\","
              "\"param\":null,\"code\":null}}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
     return;
   }
   openai_begin(b, id, created, p);
@@ -215,10 +214,10 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
     buf_adds(b, "],");
     reply_openai_usage(b, p, ptok, ctok);
     buf_adds(b, "}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
   }
   buf_adds(b, "data: [DONE]\n\n");
-  ev_mark(ev);
+  events_mark(ev);
 }
 
 /* ---- Anthropic: event: NAME / data: JSON */
@@ -233,7 +232,7 @@ static void anthropic_message_start(struct events *ev, const struct prompt *p, u
   buf_adds(b, ",\"content\":[],\"stop_reason\":null,\"stop_sequence\":null,");
   reply_anthropic_usage(b, p, 1, 0);
   buf_adds(b, "}}\n\n");
-  ev_mark(ev);
+  events_mark(ev);
 }
 
 /* message_delta (the stop reason, the output usage) and message_stop. */
@@ -246,9 +245,9 @@ static void anthropic_message_end(struct events *ev, const struct prompt *p, enu
   buf_adds(b, "},");
   reply_anthropic_usage(b, p, ctok, 1);
   buf_adds(b, "}\n\n");
-  ev_mark(ev);
+  events_mark(ev);
   buf_adds(b, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n");
-  ev_mark(ev);
+  events_mark(ev);
 }
 
 static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned long long id,
@@ -266,14 +265,14 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
              "\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_mock_%llu\",\"name\":", id);
     put_tool_name(b, p);
     buf_adds(b, ",\"input\":{}}}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
   } else if (has_text) {
     buf_adds(b, "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,"
              "\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
   }
   buf_adds(b, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
-  ev_mark(ev);
+  events_mark(ev);
   pieces_init(&ps, text, has_text && !(p->tool && f != FINISH_STOP) ? n : 0, o);
   while (pieces_next(&ps, &s, &len)) {
     buf_adds(b, "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,");
@@ -281,19 +280,19 @@ static void anthropic_stream(struct events *ev, const struct prompt *p, unsigned
                         : "\"delta\":{\"type\":\"text_delta\",\"text\":");
     json_put_str(b, s, len);
     buf_adds(b, "}}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
   }
   if (o->end == STREAM_END_CUT || o->end == STREAM_END_CLEAN)
     return;
   if (o->end == STREAM_END_ERROR) {
     buf_adds(b, "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\","
              "\"message\":\"Overloaded\"}}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
     return;
   }
   if (has_text) {
     buf_adds(b, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
   }
   anthropic_message_end(ev, p, f, has_text ? ctok : 0);
 }
@@ -313,7 +312,7 @@ static void gemini_close(struct events *ev, const struct stream_opts *o)
 {
   if (!o->json_array)
     buf_adds(&ev->data, "\r\n\r\n");
-  ev_mark(ev);
+  events_mark(ev);
 }
 
 static void gemini_stream(struct events *ev, const struct prompt *p, unsigned long long id,
@@ -418,10 +417,10 @@ static void openai_tools_stream(struct events *ev, const struct prompt *p,
     buf_adds(b, "],");
     reply_openai_usage(b, p, token_count(p->all.len), ctok);
     buf_adds(b, "}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
   }
   buf_adds(b, "data: [DONE]\n\n");
-  ev_mark(ev);
+  events_mark(ev);
 }
 
 static void anthropic_tools_stream(struct events *ev, const struct prompt *p,
@@ -441,10 +440,10 @@ static void anthropic_tools_stream(struct events *ev, const struct prompt *p,
              i, id, i);
     json_put_str(b, c->name, c->nlen);
     buf_adds(b, ",\"input\":{}}}\n\n");
-    ev_mark(ev);
+    events_mark(ev);
     if (i == 0) {
       buf_adds(b, "event: ping\ndata: {\"type\":\"ping\"}\n\n");
-      ev_mark(ev);
+      events_mark(ev);
     }
     pieces_init(&ps, c->args.data ? c->args.data : "", c->args.len, o);
     while (pieces_next(&ps, &s, &len)) {
@@ -452,11 +451,11 @@ static void anthropic_tools_stream(struct events *ev, const struct prompt *p,
                "\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":", i);
       json_put_str(b, s, len);
       buf_adds(b, "}}\n\n");
-      ev_mark(ev);
+      events_mark(ev);
     }
     buf_addf(b, "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":%d}\n\n",
              i);
-    ev_mark(ev);
+    events_mark(ev);
   }
   anthropic_message_end(ev, p, FINISH_STOP, ctok);
 }

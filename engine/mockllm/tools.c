@@ -233,23 +233,6 @@ int tools_turns_check(const char *s, size_t n, char *err, size_t errlen)
   return 0;
 }
 
-/* The k-th '|'-separated turn of a tool_turns= script, or 0 past its end. */
-static int turn_of(const char *s, size_t n, int k, const char **t, size_t *tn)
-{
-  const char *end = s + n, *bar;
-  for (; s <= end; s = bar + 1, k--) {
-    bar = memchr(s, '|', (size_t)(end - s));
-    if (bar == NULL)
-      bar = end;
-    if (k == 0) {
-      *t = s;
-      *tn = (size_t)(bar - s);
-      return 1;
-    }
-  }
-  return 0;
-}
-
 /* The turn to script: how many times the model spoke in the conversation (its
    assistant or model messages, demos included). */
 static int tool_turns_done(enum route r, const struct json *root)
@@ -295,7 +278,8 @@ int tools_plan(enum route r, const struct json *root, const struct scenario *sc,
   if (sc->tool_turns && ch != CHOICE_NONE) {  /* the script says, turn by turn */
     const char *t;
     size_t tn;
-    if (turn_of(sc->tool_turns, sc->tool_turns_len, tool_turns_done(r, root), &t, &tn))
+    if (mem_piece(sc->tool_turns, sc->tool_turns_len, '|',
+                  tool_turns_done(r, root), &t, &tn))
       (void)tools_script(t, tn, p, err, sizeof err);
     for (i = 0; i < p->ncalls; i++)
       if (p->calls[i].malformed || sc->tool_args_malformed)

@@ -6,6 +6,7 @@
 local tide = require "tide"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
+local stderr_of = require "support.stderr"
 
 --- A callback that records every event as {event, call}.
 local function recorder()
@@ -27,18 +28,6 @@ local function ended(rec, kind)
     if e[1] == kind .. "_end" then out[#out + 1] = e[2] end
   end
   return out
-end
-
---- Replaces io.stderr while fn runs → what was written to it.
-local function stderr_of(fn)
-  local saved, written = io.stderr, {}
-  io.stderr = {write = function(_, ...)   -- luacheck: ignore 122
-    for _, s in ipairs{...} do written[#written + 1] = s end
-  end}
-  local ok, err = pcall(fn)
-  io.stderr = saved   -- luacheck: ignore 122
-  if not ok then error(err, 0) end
-  return table.concat(written)
 end
 
 describe("callbacks", function()

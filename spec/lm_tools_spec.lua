@@ -9,10 +9,7 @@ local assert_clean = require "support.clean"
 
 local PROVIDERS = require("support.lm_server").PROVIDERS
 
--- mockllm's scenario values are percent-encoded in the header
-local function encode(script)
-  return (script:gsub("[^%w_()]", function(c) return string.format("%%%02X", c:byte()) end))
-end
+local encode = mockllm.encode   -- a scenario value for the header
 
 describe("lm:call with tools", function()
   local server

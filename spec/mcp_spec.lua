@@ -7,23 +7,14 @@
 local tide = require "tide"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
+local eventually = require "support.eventually"
 local servers = require "support.mcp.servers"
 local tmpdir = require("support.files").tmpdir
 local tool_mod = require "tide.tools.tool"
 
 local PROVIDERS = require("support.lm_server").PROVIDERS
 
-local function encode(script)
-  return (script:gsub("[^%w_()]", function(c) return string.format("%%%02X", c:byte()) end))
-end
-
-local function eventually(ok)
-  for _ = 1, 500 do
-    if ok() then return true end
-    tide.sleep(0.01)
-  end
-  return ok()
-end
+local encode = mockllm.encode   -- a scenario value for the header
 
 local function names(tools)
   local out = {}

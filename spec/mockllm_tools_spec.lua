@@ -29,8 +29,7 @@ local function assert_weather_args(args)
   assert.is_true(args.days == math.floor(args.days) and args.days >= 1 and args.days <= 7, tostring(args.days))
 end
 
-local function encode(script) return (script:gsub("[^%w_()]", function(c)
-  return string.format("%%%02X", c:byte()) end)) end
+local encode = mockllm.encode   -- a scenario value for the header
 
 describe("mockllm tool calls", function()
   local server

@@ -2,34 +2,14 @@
 -- the input reversed, right only when the prompt holds demos or says so).
 local tide = require "tide"
 local lm_server = require "support.lm_server"
+local task = require "support.optimize_task"
 local assert_clean = require "support.clean"
-
-local WORDS = {"apple", "stone", "river", "candle", "garden", "pepper", "silver", "window",
-  "forest", "bottle", "planet", "rocket", "castle", "butter", "mirror", "carpet", "lemon",
-  "tiger", "violin", "hammer", "pencil", "desert", "harbor", "meadow"}
-
-local function examples(from, to)
-  local out = {}
-  for i = from, to do
-    out[#out + 1] = tide.Example{word = WORDS[i], answer = WORDS[i]:reverse()}:with_inputs("word")
-  end
-  return out
-end
-
-local function metric(example, pred)
-  return example.answer == pred.answer
-end
-
-local function quiet_eval(program, devset)
-  return tide.Evaluate{devset = devset, metric = metric, display_progress = false,
-    display_table = false}(program).score
-end
 
 describe("tide.BootstrapFewShot", function()
   local env, lm
   setup(function()
     env = lm_server.start()
-    lm = tide.LM("openai/mock-task", {api_key = "sk-test-key", base_url = env.server.url .. "/v1"})
+    lm = task.lm(env.server)
   end)
   teardown(function() env:stop() end)
   before_each(function() env.server:reset() end)
@@ -37,18 +17,18 @@ describe("tide.BootstrapFewShot", function()
 
   it("lifts the dev score from zero-shot to >= 0.9 with augmented demos that keep reasoning", function()
     local program = tide.ChainOfThought("word -> answer", {lm = lm})
-    local dev = examples(13, 24)
-    assert.are.equal(0, quiet_eval(program, dev))
-    local opt = tide.BootstrapFewShot{metric = metric, max_bootstrapped_demos = 3,
+    local dev = task.examples(13, 24)
+    assert.are.equal(0, task.score(program, dev))
+    local opt = tide.BootstrapFewShot{metric = task.metric, max_bootstrapped_demos = 3,
       max_labeled_demos = 5, display_progress = false}
-    local compiled = opt:compile(program, {trainset = examples(1, 12)})
-    assert.is_true(quiet_eval(compiled, dev) >= 0.9)
+    local compiled = opt:compile(program, {trainset = task.examples(1, 12)})
+    assert.is_true(task.score(compiled, dev) >= 0.9)
     assert.are.same({}, program.demos)                 -- the input program is not mutated
     local demos = compiled.demos
     assert.are.equal(5, #demos)
     for i = 1, 3 do
       assert.is_true(demos[i].augmented)
-      assert.are.equal(WORDS[i]:reverse(), demos[i].answer)   -- trainset order
+      assert.are.equal(task.WORDS[i]:reverse(), demos[i].answer)   -- trainset order
       assert.matches("reversed read", demos[i].reasoning)
     end
     assert.is_nil(demos[4].augmented)                  -- labeled fill
@@ -68,12 +48,11 @@ describe("tide.BootstrapFewShot", function()
   end)
 
   it("runs the teacher over the trainset in parallel under the LM's gate", function()
-    local slow = tide.LM("openai/mock-task", {api_key = "sk-test-key", cache = false,
-      base_url = env.server.url .. "/v1", max_parallel_requests = 6,
+    local slow = task.lm(env.server, {cache = false, max_parallel_requests = 6,
       headers = {["X-Mock-Scenario"] = "latency=100"}})
-    local opt = tide.BootstrapFewShot{metric = metric, max_bootstrapped_demos = 12,
+    local opt = tide.BootstrapFewShot{metric = task.metric, max_bootstrapped_demos = 12,
       display_progress = false}
-    opt:compile(tide.Predict("word -> answer", {lm = slow}), {trainset = examples(1, 12)})
+    opt:compile(tide.Predict("word -> answer", {lm = slow}), {trainset = task.examples(1, 12)})
     local s = env.server:stats()
     assert.are.equal(12, s.requests)
     assert.are.equal(6, s.peak_in_flight)
@@ -83,10 +62,10 @@ describe("tide.BootstrapFewShot", function()
     local function bad(example, pred)
       if example.word == "stone" then error("boom") end
       if example.word == "river" then return nil end
-      return metric(example, pred)
+      return task.metric(example, pred)
     end
     local opt = tide.BootstrapFewShot{metric = bad, max_errors = 3, display_progress = false}
-    local compiled = opt:compile(tide.Predict("word -> answer", {lm = lm}), {trainset = examples(1, 6)})
+    local compiled = opt:compile(tide.Predict("word -> answer", {lm = lm}), {trainset = task.examples(1, 6)})
     assert.are.equal(2, #opt.log.errors)
     assert.matches("the metric %(spec/optimize_bootstrap_spec%.lua:%d+%) raised: .*boom on trainset%[2%]",
       opt.log.errors[1])
@@ -97,14 +76,14 @@ describe("tide.BootstrapFewShot", function()
     local worse = tide.BootstrapFewShot{metric = function() return "yes" end, max_errors = 2,
       display_progress = false}
     local ok, err = pcall(worse.compile, worse, tide.Predict("word -> answer", {lm = lm}),
-      {trainset = examples(1, 6)})
+      {trainset = task.examples(1, 6)})
     assert.is_false(ok)
     assert.are.equal("max_errors", err.kind)
     assert.matches("after 2 errors .*returned yes", err.message)
   end)
 
   it("refuses an empty trainset, a missing input and a program without an LM before any LM call", function()
-    local opt = tide.BootstrapFewShot{metric = metric, display_progress = false}
+    local opt = tide.BootstrapFewShot{metric = task.metric, display_progress = false}
     local p = tide.Predict("word -> answer", {lm = lm})
     local line = debug.getinfo(1, "l").currentline + 1
     local ok, err = pcall(function() opt:compile(p, {trainset = {}}) end)
@@ -114,11 +93,11 @@ describe("tide.BootstrapFewShot", function()
     ok, err = pcall(opt.compile, opt, p, {trainset = {tide.Example{text = "x", answer = "y"}:with_inputs("text")}})
     assert.is_false(ok)
     assert.matches("trainset%[1%] lacks the input 'word'", err)
-    ok, err = pcall(opt.compile, opt, tide.Predict("word -> answer"), {trainset = examples(1, 2)})
+    ok, err = pcall(opt.compile, opt, tide.Predict("word -> answer"), {trainset = task.examples(1, 2)})
     assert.is_false(ok)
     assert.matches("predictor 'self' has no LM: tide.configure", err)
     assert.has_error(function() tide.BootstrapFewShot{} end)
-    assert.has_error(function() tide.BootstrapFewShot{metric = metric, max_rounds = 0} end)
+    assert.has_error(function() tide.BootstrapFewShot{metric = task.metric, max_rounds = 0} end)
     assert.are.equal(0, env.server:stats().requests)
   end)
 end)

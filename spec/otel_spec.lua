@@ -8,6 +8,7 @@ local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
+local stderr_of = require "support.stderr"
 
 local KEY = "sk-otel-spec-key-0123456789"
 
@@ -87,18 +88,6 @@ local function by_id(spans)
   local out = {}
   for _, s in ipairs(spans) do out[s.spanId] = s end
   return out
-end
-
---- Replaces io.stderr while fn runs → what was written to it.
-local function stderr_of(fn)
-  local saved, written = io.stderr, {}
-  io.stderr = {write = function(_, ...)   -- luacheck: ignore 122
-    for _, s in ipairs{...} do written[#written + 1] = s end
-  end}
-  local ok, err = pcall(fn)
-  io.stderr = saved   -- luacheck: ignore 122
-  if not ok then error(err, 0) end
-  return table.concat(written)
 end
 
 describe("OpenTelemetry export", function()

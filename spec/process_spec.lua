@@ -3,16 +3,7 @@
 -- cancellation, misuse, and no child, zombie or descriptor left behind.
 local tide = require "tide"
 local assert_clean = require "support.clean"
-
--- Polls the loop until ok() holds (at most ~5 s): for what the kernel finishes
--- on its own time (a killed child reaped, its stderr read).
-local function eventually(ok)
-  for _ = 1, 500 do
-    if ok() then return true end
-    tide.sleep(0.01)
-  end
-  return ok()
-end
+local eventually = require "support.eventually"
 
 local function alive(pid)
   local f = io.open("/proc/" .. pid .. "/stat")

@@ -10,9 +10,7 @@ local assert_clean = require "support.clean"
 
 local PROVIDERS = require("support.lm_server").PROVIDERS
 
-local function encode(script)
-  return (script:gsub("[^%w_()]", function(c) return string.format("%%%02X", c:byte()) end))
-end
+local encode = mockllm.encode   -- a scenario value for the header
 
 local function steps(...)
   return "react=" .. encode(table.concat({...}, "|"))

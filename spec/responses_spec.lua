@@ -8,9 +8,7 @@ local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 
-local function encode(script)
-  return (script:gsub("[^%w_()]", function(c) return string.format("%%%02X", c:byte()) end))
-end
+local encode = mockllm.encode   -- a scenario value for the header
 
 describe("the Responses API", function()
   local server

@@ -2,6 +2,7 @@
 -- its control endpoints.  Everything goes over real sockets through tide.request.
 local tide = require "tide"
 local cjson = require "cjson"
+local exited = require "support.exited"
 
 local M = {}
 M.__index = M
@@ -34,6 +35,12 @@ function M.start(opts)
   return self
 end
 
+--- A scenario value percent-encoded for the header (mockllm decodes %XX there):
+-- all but letters, digits, _ and the parentheses of a tool script.
+function M.encode(script)
+  return (script:gsub("[^%w_()]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
 function M:get_json(path)
   local r = tide.request{url = self.url .. path, timeout = 10}
   assert(r.status == 200, "mockllm " .. path .. " answered " .. r.status)
@@ -48,15 +55,6 @@ end
 
 function M:reset()
   return self:get_json("/__reset")
-end
-
---- Whether process pid is gone: no /proc entry, or a zombie nobody reaped yet.
-local function exited(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return true end
-  local stat = f:read("a") or ""
-  f:close()
-  return stat:match("^%d+ %b() (%a)") == "Z"
 end
 
 --- Stops the server and waits until it has exited (SIGTERM lets it finish what

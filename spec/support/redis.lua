@@ -7,17 +7,10 @@
 --   server:kill(); server:restart(); server:stop()
 local tide = require "tide"
 local files = require "support.files"
+local exited = require "support.exited"
 
 local M = {}
 M.__index = M
-
-local function exited(pid)
-  local f = io.open("/proc/" .. pid .. "/stat")
-  if not f then return true end
-  local stat = f:read("a") or ""
-  f:close()
-  return stat:match("^%d+ %b() (%a)") == "Z"
-end
 
 local function shell_quote(s)
   return "'" .. s:gsub("'", [['\'']]) .. "'"

@@ -17,8 +17,7 @@
 -- interrupted run is resumed by running it again.
 local tide = require "tide"
 local core = require "tide.core"
-local script = require "tide.script"
-local settings = require "tide.settings"
+local command_line = require "tide.eval.command_line"
 local evaluate = require "tide.eval.evaluate"
 local dataset = require "tide.eval.dataset"
 local results = require "tide.eval.results"
@@ -74,53 +73,12 @@ went away, --max-errors; or it could not run), 2 a usage error, 130 cancelled
 (Ctrl-C); run the same command to resume.
 ]]
 
-local function say(fmt, ...)
-  io.stderr:write("tide eval: ", string.format(fmt, ...), "\n")
-  io.stderr:flush()
-end
-
-local function usage_error(fmt, ...)
-  say(fmt, ...)
-  io.stderr:write("(tide eval --help for the options)\n")
-  return 2
-end
+local say, usage_error, fail = command_line.messages("eval")
 
 local VALUED = {data = true, out = true, format = true, inputs = true, concurrency = true, model = true,
   shard = true, redis = true, ["max-errors"] = true, ["failure-score"] = true, progress = true,
   interval = true, rows = true, ["wait-for-server"] = true, report = true, load = true}
-local FLAGS = {overwrite = true, help = true}
-
---- argv → options (a table keyed by option name, positional ones in `args`), or nil
--- and a message.
-local function parse(argv)
-  local o = {args = {}}
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
-    name = name or a:match("^%-%-([%w-]+)$")
-    if a == "-h" then name = "help" end
-    if name == "merge" then
-      o.merge = true
-    elseif name and VALUED[name] then
-      local v = inline
-      if v == nil then
-        i = i + 1
-        v = argv[i]
-      end
-      if v == nil then return nil, "--" .. name .. " needs a value" end
-      o[name] = v
-    elseif name and FLAGS[name] then
-      o[name] = true
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      return nil, "unknown option '" .. a .. "'"
-    else
-      o.args[#o.args + 1] = a
-    end
-    i = i + 1
-  end
-  return o
-end
+local FLAGS = {overwrite = true, help = true, merge = true}
 
 local function integer_option(o, name, min)
   local v = o[name]
@@ -201,67 +159,6 @@ end
 
 -- ---- a run -------------------------------------------------------------------------
 
--- The constructors of LMs a program may call as it loads.
-local LM_MAKERS = {"LM", "DummyLM"}
-
---- Runs fn(...) → whether it made an LM, then pcall's results.  (A program that makes
--- its own LMs needs none from the command line.)
-local function watching_lms(fn, ...)
-  local made = false
-  local saved = {}
-  for _, name in ipairs(LM_MAKERS) do
-    local make = tide[name]
-    saved[name] = make
-    tide[name] = function(...)
-      made = true
-      return make(...)
-    end
-  end
-  local packed = table.pack(pcall(fn, ...))
-  for name, make in pairs(saved) do tide[name] = make end
-  return made, table.unpack(packed, 1, packed.n)
-end
-
---- PROGRAM.lua's returns → program, and a table of its settings (`made_lm`: it made
--- a tide.LM as it loaded).
-local function load_program(path, cli)
-  local chunk, err = loadfile(path)
-  if not chunk then return nil, err end
-  local made_lm, ok, a, b = watching_lms(chunk, cli)
-  if not ok then return nil, tostring(a) end
-  local spec
-  if type(a) == "table" and getmetatable(a) == nil and a.program ~= nil then
-    spec = a
-  else
-    spec = {program = a, metric = b}
-  end
-  if spec.program == nil or spec.metric == nil then
-    return nil, path .. " must return the program and the metric " ..
-      "(return program, metric; or return {program = ..., metric = ...})"
-  end
-  spec.made_lm = made_lm
-  return spec
-end
-
-M.load_program = load_program   -- tide optimize loads PROGRAM.lua the same way
-
-local function no_lm(program_path)
-  return "no LM: the examples have no model to call. Pass --model provider/model (or set " ..
-    "TIDE_MODEL) with the provider's key, e.g.\n" ..
-    "  OPENAI_API_KEY=... tide eval " .. program_path .. " --model openai/gpt-4o-mini ...\n" ..
-    "or configure one in " .. program_path .. ": tide.configure{lm = tide.LM(\"openai/gpt-4o-mini\")}\n" ..
-    "or, offline against the mock server: scripts/with_mockllm build/tide eval " .. program_path .. " ..."
-end
-M.no_lm = no_lm
-
---- The dataset's examples (at least one), or nil and a message.
-local function load_dataset(o, inputs)
-  local ok, devset = pcall(dataset.load, o.data, {inputs = inputs, format = o.format})
-  if not ok then return nil, tostring(devset) end
-  if #devset == 0 then return nil, string.format("%s holds no examples: nothing to evaluate", o.data) end
-  return devset
-end
-
 --- The first row's error, for the message of a run in which every example failed.
 local function first_error(result)
   for _, row in ipairs(result.rows) do
@@ -301,9 +198,8 @@ local function run(o)
     tide.configure{redis = o.redis}
   end
   local progress_mode = o.progress
-  if progress_mode ~= nil and progress_mode ~= "bar" and progress_mode ~= "lines" and progress_mode ~= "none" then
-    return usage_error("--progress must be bar, lines or none")
-  end
+  local bad_progress = command_line.progress_problem(progress_mode)
+  if bad_progress then return usage_error("%s", bad_progress) end
   local interval = o.interval and tonumber(o.interval)
   if o.interval and (not interval or interval < 0) then return usage_error("--interval must be seconds >= 0") end
   local wait = o["wait-for-server"] and tonumber(o["wait-for-server"])
@@ -315,32 +211,16 @@ local function run(o)
   local bad_report = report_problem(o.report)
   if bad_report then return usage_error("%s", bad_report) end
 
-  -- --model, else TIDE_MODEL, else the mock server under scripts/with_mockllm;
-  -- with none of them the program may make its own LM.
-  local cli = {}
-  local lm, why = script.lm(o.model, "eval " .. program_path)
-  if lm then
-    tide.configure{lm = lm}
-    cli.lm, cli.model = lm, lm.model
-  elseif o.model or (os.getenv("TIDE_MODEL") or "") ~= "" then
-    return usage_error("%s", why)
-  end
-  local spec, err = load_program(program_path, cli)
-  if not spec then say("%s", err) return 1 end
-  if not lm and settings.global.lm == nil and not spec.made_lm then
-    return usage_error("%s", no_lm(program_path))
-  end
+  local spec, status, why = command_line.load_program("eval", program_path, o.model)
+  if not spec then return fail(status, why) end
   if o.load then
     local ok_l, load_err = pcall(function() spec.program:load(o.load) end)
     if not ok_l then say("--load %s: %s", o.load, tostring(load_err)) return 1 end
   end
 
-  local inputs = spec.inputs
-  if o.inputs then
-    inputs = {}
-    for name in o.inputs:gmatch("[^,%s]+") do inputs[#inputs + 1] = name end
-  end
-  local devset, data_err = load_dataset(o, inputs)
+  local inputs = o.inputs and command_line.field_list(o.inputs) or spec.inputs
+  local devset, data_err = command_line.load_examples(o.data, {inputs = inputs, format = o.format},
+    ": nothing to evaluate")
   if not devset then say("%s", data_err) return 1 end
 
   local ok_e, result = pcall(tide.Evaluate, {
@@ -390,10 +270,7 @@ end
 
 --- tide eval args... → the exit status.
 function M.main(...)
-  local argv = table.pack(...)
-  local list = {}
-  for i = 1, argv.n do list[i] = tostring(argv[i]) end
-  local o, err = parse(list)
+  local o, err = command_line.parse(VALUED, FLAGS, ...)
   if not o then return usage_error("%s", err) end
   if o.help then
     io.stdout:write(M.usage)

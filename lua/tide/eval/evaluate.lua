@@ -24,8 +24,7 @@ local core = require "tide.core"
 local check = require "tide.check"
 local settings = require "tide.settings"
 local callbacks = require "tide.callbacks"
-local prediction = require "tide.prediction"
-local dataset = require "tide.eval.dataset"
+local as_examples = require("tide.eval.examples").as_examples
 local results = require "tide.eval.results"
 local progress = require "tide.eval.progress"
 local report = require "tide.eval.report"
@@ -109,19 +108,7 @@ end
 --- The devset as Examples with declared inputs (plain tables: every field an input).
 local function examples(devset)
   if devset[1] == nil then fail("devset", "the devset is empty: there is nothing to evaluate") end
-  local list = {}
-  for i, ex in ipairs(devset) do
-    if type(ex) ~= "table" then fail("devset", string.format("devset[%d] is a %s, not an example", i, type(ex))) end
-    if getmetatable(ex) == prediction.Example then
-      if not ex:input_names() then
-        fail("devset", string.format("devset[%d] has no declared inputs: call with_inputs(...) on it", i))
-      end
-      list[i] = ex
-    else
-      list[i] = dataset.from_table({ex})[1]
-    end
-  end
-  return list
+  return as_examples(devset, "devset", function(message) fail("devset", message) end)
 end
 
 --- tide.Evaluate{devset, metric, program?, concurrency = 16, max_errors, failure_score = 0,

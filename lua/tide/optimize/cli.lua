@@ -12,10 +12,7 @@
 -- (Ctrl-C: the best program so far is written to --out; the same command again
 -- resumes through the LM cache).
 local tide = require "tide"
-local script = require "tide.script"
-local settings = require "tide.settings"
-local dataset = require "tide.eval.dataset"
-local eval_cli = require "tide.eval.cli"
+local command_line = require "tide.eval.command_line"
 local run_mod = require "tide.optimize.run"
 
 local M = {}
@@ -72,58 +69,20 @@ Exit status: 0 done, 1 failed, 2 a usage error, 130 cancelled (Ctrl-C; the best
 program so far is written to --out, and the same command resumes from the cache).
 ]]
 
-local function say(fmt, ...)
-  io.stderr:write("tide optimize: ", string.format(fmt, ...), "\n")
-  io.stderr:flush()
-end
-
-local function usage_error(fmt, ...)
-  say(fmt, ...)
-  io.stderr:write("(tide optimize --help for the options)\n")
-  return 2
-end
+local say, usage_error, fail = command_line.messages("optimize")
 
 local VALUED = {optimizer = true, train = true, val = true, out = true, inputs = true, model = true,
   budget = true, ["max-cost"] = true, seed = true, log = true, progress = true}
-
-local function parse(argv)
-  local o = {args = {}}
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
-    name = name or a:match("^%-%-([%w-]+)$")
-    if a == "-h" or name == "help" then
-      o.help = true
-    elseif name and VALUED[name] then
-      local v = inline
-      if v == nil then
-        i = i + 1
-        v = argv[i]
-      end
-      if v == nil then return nil, "--" .. name .. " needs a value" end
-      o[name] = v
-    elseif a:sub(1, 1) == "-" and a ~= "-" then
-      return nil, "unknown option '" .. a .. "'"
-    else
-      o.args[#o.args + 1] = a
-    end
-    i = i + 1
-  end
-  return o
-end
+local FLAGS = {help = true}
 
 --- The input fields: --inputs, else PROGRAM.lua's `inputs`, else a lone
 -- predictor's signature's inputs; nil when none of these says.
 local function input_names(o, spec)
-  local list = {}
-  if o.inputs then
-    for name in o.inputs:gmatch("[^,%s]+") do list[#list + 1] = name end
-    return list
-  end
+  if o.inputs then return command_line.field_list(o.inputs) end
   if spec.inputs then return spec.inputs end
   local sig = type(spec.program) == "table" and rawget(spec.program, "signature")
   if type(sig) == "table" and sig.inputs then
+    local list = {}
     for i, f in ipairs(sig.inputs) do list[i] = f.name end
     return list
   end
@@ -131,15 +90,10 @@ local function input_names(o, spec)
 end
 
 local function load_examples(path, inputs)
-  local ok, list = pcall(dataset.load, path, {inputs = inputs})
-  if not ok then return nil, tostring(list) end
-  if #list == 0 then return nil, path .. " holds no examples" end
-  return list
+  return command_line.load_examples(path, {inputs = inputs})
 end
 
-local function message_of(e)
-  return type(e) == "table" and tostring(e.message or e) or tostring(e)
-end
+local message_of = run_mod.message_of
 
 local function write_log(path, log)
   return pcall(run_mod.save_log, {log = log}, path)
@@ -160,9 +114,8 @@ local function options(o)
   local max_cost = o["max-cost"] and tonumber(o["max-cost"])
   if o["max-cost"] and not (max_cost and max_cost >= 0) then return nil, "--max-cost must be dollars >= 0" end
   local mode = o.progress
-  if mode ~= nil and mode ~= "bar" and mode ~= "lines" and mode ~= "none" then
-    return nil, "--progress must be bar, lines or none"
-  end
+  local bad_progress = command_line.progress_problem(mode)
+  if bad_progress then return nil, bad_progress end
   return {max_metric_calls = budget, seed = seed, max_cost = max_cost,
     display_progress = mode == nil or mode}
 end
@@ -173,19 +126,8 @@ local function run(o)
   if #o.args > 1 then return usage_error("unexpected argument '%s'", o.args[2]) end
   local opt_opts, bad = options(o)
   if not opt_opts then return usage_error("%s", bad) end
-  local cli = {}
-  local lm, why = script.lm(o.model, "optimize " .. program_path)
-  if lm then
-    tide.configure{lm = lm}
-    cli.lm, cli.model = lm, lm.model
-  elseif o.model or (os.getenv("TIDE_MODEL") or "") ~= "" then
-    return usage_error("%s", why)
-  end
-  local spec, err = eval_cli.load_program(program_path, cli)
-  if not spec then say("%s", err) return 1 end
-  if not lm and settings.global.lm == nil and not spec.made_lm then
-    return usage_error("%s", eval_cli.no_lm(program_path):gsub("tide eval", "tide optimize"))
-  end
+  local spec, status, why = command_line.load_program("optimize", program_path, o.model)
+  if not spec then return fail(status, why) end
   local inputs = input_names(o, spec)
   if not inputs then
     return usage_error("which fields are inputs? pass --inputs A,B or return {inputs = {...}} from %s",
@@ -234,10 +176,7 @@ end
 
 --- tide optimize args... → the exit status.
 function M.main(...)
-  local argv = table.pack(...)
-  local list = {}
-  for i = 1, argv.n do list[i] = tostring(argv[i]) end
-  local o, err = parse(list)
+  local o, err = command_line.parse(VALUED, FLAGS, ...)
   if not o then return usage_error("%s", err) end
   if o.help then
     io.stdout:write(M.usage)

@@ -17,8 +17,7 @@ local cjson = require "cjson"
 local core = require "tide.core"
 local check = require "tide.check"
 local settings = require "tide.settings"
-local prediction = require "tide.prediction"
-local dataset = require "tide.eval.dataset"
+local as_examples = require("tide.eval.examples").as_examples
 local progress = require "tide.eval.progress"
 local score_of = require("tide.metrics").score_of
 
@@ -94,22 +93,7 @@ function M.examples(fname, what, list, required)
     check.fail(fname, "opts." .. what, "the " .. what .. " is empty: give at least one example " ..
       "(tide.Example{...}:with_inputs(...))")
   end
-  local out = {}
-  for i, ex in ipairs(list) do
-    if type(ex) ~= "table" then
-      check.fail(fname, "opts." .. what, string.format("%s[%d] is a %s, not an example", what, i, type(ex)))
-    end
-    if getmetatable(ex) == prediction.Example then
-      if not ex:input_names() then
-        check.fail(fname, "opts." .. what, string.format(
-          "%s[%d] has no declared inputs: call with_inputs(...) on it", what, i))
-      end
-      out[i] = ex
-    else
-      out[i] = dataset.from_table({ex})[1]
-    end
-  end
-  return out
+  return as_examples(list, what, function(message) check.fail(fname, "opts." .. what, message) end)
 end
 
 --- A program's predictors must have an LM, and a lone predictor's inputs must be
@@ -179,10 +163,12 @@ function Run:count_error(err)
   end
 end
 
+--- An error's message: a tide error's `message`, else the value as text.
 local function message_of(e)
   if type(e) == "table" and e.message then return tostring(e.message) end
   return tostring(e)
 end
+M.message_of = message_of   -- tide optimize reports errors the same way
 
 --- The score of one metric answer, or nil and why not.
 local function score(self, ex, pred, trace)

@@ -270,12 +270,8 @@ end
 
 --- tide eval args... → the exit status.
 function M.main(...)
-  local o, err = command_line.parse(VALUED, FLAGS, ...)
-  if not o then return usage_error("%s", err) end
-  if o.help then
-    io.stdout:write(M.usage)
-    return 0
-  end
+  local o, exit_status = command_line.options("eval", M.usage, VALUED, FLAGS, ...)
+  if not o then return exit_status end
   if o.merge then
     if #o.args < 2 then return usage_error("--merge needs OUT and at least one IN file") end
     local ins = {table.unpack(o.args, 2)}

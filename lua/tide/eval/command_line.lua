@@ -67,6 +67,22 @@ function M.parse(valued, flags, ...)
   return o
 end
 
+--- options(command, usage, valued, flags, ...) → what M.parse makes of main's
+-- arguments, or nil and the exit status: 0 after writing `usage` for --help,
+-- 2 after a usage error.
+function M.options(command, usage, valued, flags, ...)
+  local o, err = M.parse(valued, flags, ...)
+  if not o then
+    local _, usage_error = M.messages(command)
+    return nil, usage_error("%s", err)
+  end
+  if o.help then
+    io.stdout:write(usage)
+    return nil, 0
+  end
+  return o
+end
+
 --- Why --progress MODE is wrong, or nil.
 function M.progress_problem(mode)
   if mode ~= nil and mode ~= "bar" and mode ~= "lines" and mode ~= "none" then

@@ -27,6 +27,7 @@ local callbacks = require "tide.callbacks"
 local as_examples = require("tide.eval.examples").as_examples
 local results = require "tide.eval.results"
 local progress = require "tide.eval.progress"
+local display_progress = require "tide.eval.display_progress"
 local report = require "tide.eval.report"
 local html = require "tide.eval.html"
 local circuit = require "tide.circuit"
@@ -67,8 +68,6 @@ function M.shard_range(size, k, n)
   return (k - 1) * size // n + 1, k * size // n
 end
 
-local DISPLAY = {[true] = true, [false] = true, bar = true, lines = true, none = true}
-
 local function check_opts(opts)
   check.type("Evaluate", 1, opts, "table")
   if type(opts.devset) ~= "table" then
@@ -89,10 +88,8 @@ local function check_opts(opts)
       (type(save_as) == "string" and string.format("%q", save_as) or type(save_as)))
   end
   if opts.resume and not save_as then fail("resume", "resume needs save_as (the results to resume)") end
-  if not DISPLAY[opts.display_progress == nil and true or opts.display_progress] then
-    fail("display_progress", "true, false, 'bar', 'lines' or 'none' expected, got " ..
-      tostring(opts.display_progress))
-  end
+  local bad_display = display_progress.problem(opts.display_progress)
+  if bad_display then fail("display_progress", bad_display) end
   check.number("Evaluate", "progress_interval", opts.progress_interval, {min = 0}, true)
   check.number("Evaluate", "wait_for_server", opts.wait_for_server, {min = 0, max = 86400}, true)
   local t = opts.display_table
@@ -280,12 +277,6 @@ local function summarise(rows, failure_score)
   return s
 end
 
-local function progress_mode(v)
-  if v == nil or v == true then return progress.detect() end
-  if v == false then return "none" end
-  return v
-end
-
 local run
 
 --- evaluate(program [, overrides]) → the result (see the top of this file).
@@ -345,7 +336,7 @@ function run(self, program, overrides, eval_call)
     if output then output:write(s) else io.stdout:write(s) io.stdout:flush() end
   end
   local totals = summarise(rows, failure_score)
-  local bar = progress.new{total = #items, mode = progress_mode(opts.display_progress),
+  local bar = progress.new{total = #items, mode = display_progress.mode(opts.display_progress),
     write = write_progress, interval = opts.progress_interval, start_done = resumed,
     label = opts.label}
 

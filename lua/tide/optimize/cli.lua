@@ -176,12 +176,8 @@ end
 
 --- tide optimize args... → the exit status.
 function M.main(...)
-  local o, err = command_line.parse(VALUED, FLAGS, ...)
-  if not o then return usage_error("%s", err) end
-  if o.help then
-    io.stdout:write(M.usage)
-    return 0
-  end
+  local o, exit_status = command_line.options("optimize", M.usage, VALUED, FLAGS, ...)
+  if not o then return exit_status end
   return run(o)
 end
 

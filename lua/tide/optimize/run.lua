@@ -19,6 +19,7 @@ local check = require "tide.check"
 local settings = require "tide.settings"
 local as_examples = require("tide.eval.examples").as_examples
 local progress = require "tide.eval.progress"
+local display_progress = require "tide.eval.display_progress"
 local score_of = require("tide.metrics").score_of
 
 local M = {}
@@ -26,7 +27,6 @@ local M = {}
 local Run = {}
 Run.__index = Run
 
-local DISPLAY = {[true] = true, [false] = true, bar = true, lines = true, none = true}
 local POSITIVE_INT = {integer = true, min = 1}
 
 --- Checks the options every optimizer shares (metric, budget, progress).
@@ -42,10 +42,8 @@ function M.check_common(fname, opts, metric_required)
   check.number(fname, "opts.max_cost", opts.max_cost, {min = 0}, true)
   check.number(fname, "opts.concurrency", opts.concurrency, POSITIVE_INT, true)
   check.number(fname, "opts.seed", opts.seed, {integer = true}, true)
-  if not DISPLAY[opts.display_progress == nil and true or opts.display_progress] then
-    check.fail(fname, "opts.display_progress", "true, false, 'bar', 'lines' or 'none' expected, got " ..
-      tostring(opts.display_progress))
-  end
+  local bad_display = display_progress.problem(opts.display_progress)
+  if bad_display then check.fail(fname, "opts.display_progress", bad_display) end
 end
 
 --- A name for the metric in errors: its own (opts.metric_name), else where it was defined.
@@ -125,16 +123,10 @@ function M.check_program(fname, program, lists)
   end
 end
 
-local function progress_mode(v)
-  if v == nil or v == true then return progress.detect() end
-  if v == false then return "none" end
-  return v
-end
-
 --- A progress bar (tide.Evaluate's) over `total` items, labelled.
 function Run:bar(total, label)
   local output = self.output
-  return progress.new{total = total, mode = progress_mode(self.display), label = label,
+  return progress.new{total = total, mode = display_progress.mode(self.display), label = label,
     write = function(s)
       if output then output:write(s) else io.stderr:write(s) io.stderr:flush() end
     end}

@@ -5,23 +5,19 @@
 local tide = require "tide"
 local cjson = require "cjson"
 local assert_clean = require "support.clean"
+local spawn = require "support.spawn"
 
 local DIR = "spec/fixtures/recorded"
 
 local function start()
-  local pipe = assert(io.popen("node spec/support/replay_server.js " .. DIR .. " & echo PID $!", "r"))
-  local server = {pipe = pipe}
-  for _ = 1, 2 do
-    local line = pipe:read("l")
-    if not line then break end
-    server.pid = server.pid or tonumber(line:match("^PID (%d+)"))
-    server.port = server.port or tonumber(line:match("^listening on 127%.0%.0%.1 (%d+)$"))
-  end
-  assert(server.pid and server.port, "the replay server did not start")
+  local server, port = {}
+  server.pipe, server.pid, port = spawn("node spec/support/replay_server.js " .. DIR,
+    "^listening on 127%.0%.0%.1 (%d+)$", "the replay server")
+  server.port = tonumber(port)
   server.url = "http://127.0.0.1:" .. server.port
   function server.stop()
     os.execute("kill " .. server.pid .. " 2>/dev/null")
-    pipe:close()
+    server.pipe:close()
   end
   function server.last()
     return cjson.decode(tide.request{url = server.url .. "/__last", timeout = 10}.body)

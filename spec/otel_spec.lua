@@ -9,6 +9,7 @@ local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 local stderr_of = require "support.stderr"
+local spawn = require "support.spawn"
 
 local KEY = "sk-otel-spec-key-0123456789"
 
@@ -16,16 +17,10 @@ local KEY = "sk-otel-spec-key-0123456789"
 -- :fail(status, times), :reset(), :stop().
 local function receiver()
   -- node is not ours to check: under `make check` it goes without the sanitizers' preload
-  local pipe = assert(io.popen("env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS " ..
-    "node spec/support/otlp_receiver.js & echo PID $!", "r"))
-  local self = {pipe = pipe}
-  for _ = 1, 2 do
-    local line = pipe:read("l")
-    if not line then break end
-    self.pid = self.pid or tonumber(line:match("^PID (%d+)"))
-    self.port = self.port or tonumber(line:match("^listening on 127%.0%.0%.1 (%d+)$"))
-  end
-  assert(self.pid and self.port, "the OTLP receiver did not start")
+  local self, port = {}
+  self.pipe, self.pid, port = spawn("env -u LD_PRELOAD -u ASAN_OPTIONS -u LSAN_OPTIONS " ..
+    "node spec/support/otlp_receiver.js", "^listening on 127%.0%.0%.1 (%d+)$", "the OTLP receiver")
+  self.port = tonumber(port)
   self.url = "http://127.0.0.1:" .. self.port
   self.endpoint = self.url .. "/v1/traces"
   local function get(path)
@@ -40,7 +35,7 @@ local function receiver()
   function self.lm_requests() return get("/__lm_requests") end
   function self.stop()
     os.execute("kill " .. self.pid .. " 2>/dev/null")
-    pipe:close()
+    self.pipe:close()
   end
   return self
 end

@@ -3,6 +3,7 @@
 local tide = require "tide"
 local cjson = require "cjson"
 local exited = require "support.exited"
+local spawn = require "support.spawn"
 
 local M = {}
 M.__index = M
@@ -21,16 +22,11 @@ function M.start(opts)
   if opts.scenario then args[#args + 1] = "--scenario '" .. opts.scenario .. "'" end
   if opts.no_accept then args[#args + 1] = "--no-accept" end
   if opts.lenient then args[#args + 1] = "--lenient" end
-  local cmd = string.format("%s %s & echo PID $!", bin(), table.concat(args, " "))
-  local pipe = assert(io.popen(cmd, "r"))
-  local self = setmetatable({pipe = pipe}, M)
-  for _ = 1, 2 do
-    local line = pipe:read("l")
-    if not line then break end
-    self.pid = self.pid or tonumber(line:match("^PID (%d+)"))
-    self.port = self.port or tonumber(line:match("listening on http://127%.0%.0%.1:(%d+)$"))
-  end
-  assert(self.pid and self.port, "mockllm did not start: " .. cmd)
+  local self = setmetatable({}, M)
+  local port
+  self.pipe, self.pid, port = spawn(bin() .. " " .. table.concat(args, " "),
+    "listening on http://127%.0%.0%.1:(%d+)$", "mockllm")
+  self.port = tonumber(port)
   self.url = "http://127.0.0.1:" .. self.port
   return self
 end

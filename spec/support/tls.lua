@@ -4,6 +4,7 @@
 -- SSL_CERT_FILE and friends must not decide a spec's outcome).
 local tide = require "tide"
 local cjson = require "cjson"
+local spawn = require "support.spawn"
 
 local M = {}
 
@@ -62,18 +63,11 @@ Server.__index = Server
 function M.server(pki, opts)
   local conf = {cert = pki.cert, key = pki.key, ca = pki.ca}
   for k, v in pairs(opts or {}) do conf[k] = v end
-  local cmd = string.format("node spec/support/tls_server.js %s & echo PID $!",
-    quote(cjson.encode(conf)))
-  local pipe = assert(io.popen(cmd, "r"))
-  local self = setmetatable({pipe = pipe}, Server)
-  for _ = 1, 2 do
-    local line = pipe:read("l")
-    if not line then break end
-    self.pid = self.pid or tonumber(line:match("^PID (%d+)"))
-    local port, control = line:match("^listening on 127%.0%.0%.1 (%d+) (%d+)$")
-    if port then self.port, self.control = tonumber(port), tonumber(control) end
-  end
-  assert(self.pid and self.port, "the TLS server did not start: " .. cmd)
+  local self = setmetatable({}, Server)
+  local port, control
+  self.pipe, self.pid, port, control = spawn("node spec/support/tls_server.js " .. quote(cjson.encode(conf)),
+    "^listening on 127%.0%.0%.1 (%d+) (%d+)$", "the TLS server")
+  self.port, self.control = tonumber(port), tonumber(control)
   self.url = "https://127.0.0.1:" .. self.port
   return self
 end

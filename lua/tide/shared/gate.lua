@@ -17,6 +17,7 @@
 -- the cap holds per process instead: a local semaphore of n.
 local core = require "tide.core"
 local shared_redis = require "tide.shared.redis"
+local script = require "tide.shared.script"
 
 local M = {}
 
@@ -52,26 +53,14 @@ local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return math.max(1, tonumber(first[2]) - now)
 ]]
 
--- The script's SHA-1 per client, as SCRIPT LOAD answered.
-local loaded = setmetatable({}, {__mode = "k"})
+local gate_script = script.new(M.SCRIPT, "gate")
 
---- One EVALSHA (NOSCRIPT: load it and again) → its integer, or nil and the error.
+--- One run of the script → its integer, or nil and the error.
 local function run(client, key, ...)
-  for _ = 1, 2 do
-    local sha = loaded[client]
-    if sha == nil then
-      local err
-      sha, err = client:call("SCRIPT", "LOAD", M.SCRIPT)
-      if sha == nil then return nil, err end
-      loaded[client] = sha
-    end
-    local n, err = client:call("EVALSHA", sha, "1", key, ...)
-    if math.type(n) == "integer" then return n end
-    if n ~= nil then return nil, {code = "reply", message = "the gate script answered " .. tostring(n)} end
-    if not (err and err.code == "NOSCRIPT") then return nil, err end
-    loaded[client] = nil
-  end
-  return nil, {code = "NOSCRIPT", message = "the gate script could not be loaded"}
+  local n, err = gate_script:run(client, key, ...)
+  if n == nil then return nil, err end
+  if math.type(n) == "integer" then return n end
+  return nil, {code = "reply", message = "the gate script answered " .. tostring(n)}
 end
 
 local serial = 0

@@ -17,6 +17,7 @@
 -- fingerprint in it is itself a hash (key_fingerprint).
 local core = require "tide.core"
 local shared_redis = require "tide.shared.redis"
+local script = require "tide.shared.script"
 
 local M = {}
 
@@ -63,30 +64,16 @@ function M.redis_key(kind, provider, model, api_key)
   return M.PREFIX .. kind .. ":" .. M.identity(provider, model, api_key)
 end
 
--- The script's SHA-1 as Redis reported it, per client (SCRIPT LOAD's answer).
-local loaded = setmetatable({}, {__mode = "k"})
+local bucket_script = script.new(M.SCRIPT, "bucket")
 
---- One EVALSHA; → the wait in seconds (0: taken), or nil and the error.
+--- One run of the script; → the wait in seconds (0: taken), or nil and the error.
 local function ask(client, key, rate, capacity, n)
-  for _ = 1, 2 do
-    local sha = loaded[client]
-    if sha == nil then
-      local err
-      sha, err = client:call("SCRIPT", "LOAD", M.SCRIPT)
-      if sha == nil then return nil, err end
-      loaded[client] = sha
-    end
-    local wait, err = client:call("EVALSHA", sha, "1", key, string.format("%.17g", rate),
-      string.format("%.17g", capacity), string.format("%.17g", n))
-    if wait ~= nil then
-      local w = tonumber(wait)
-      if w then return w end
-      return nil, {code = "reply", message = "the bucket script answered " .. tostring(wait)}
-    end
-    if not (err and err.code == "NOSCRIPT") then return nil, err end
-    loaded[client] = nil   -- Redis restarted or flushed its scripts: load it again
-  end
-  return nil, {code = "NOSCRIPT", message = "the bucket script could not be loaded"}
+  local wait, err = bucket_script:run(client, key, string.format("%.17g", rate),
+    string.format("%.17g", capacity), string.format("%.17g", n))
+  if wait == nil then return nil, err end
+  local w = tonumber(wait)
+  if w then return w end
+  return nil, {code = "reply", message = "the bucket script answered " .. tostring(wait)}
 end
 
 local Bucket = {}

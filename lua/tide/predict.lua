@@ -234,14 +234,20 @@ local function traced(trace, predictor, inputs, pred)
   return pred
 end
 
---- p(inputs [, opts]) or p{inputs..., lm = , config = , demos = } → Prediction
-function Predict:__call(args, opts)
-  local inputs, options = split_call(self, args, opts)
+-- The LM and adapter a call uses: its options', else the predictor's, else the
+-- configured ones (the chat adapter by default); no LM anywhere is a misuse.
+local function lm_and_adapter(self, options)
   local lm = options.lm or self.lm or settings.get("lm")
   if lm == nil then
     check.misuse("tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}")
   end
-  local adapter = options.adapter or self.adapter or settings.get("adapter") or chat
+  return lm, options.adapter or self.adapter or settings.get("adapter") or chat
+end
+
+--- p(inputs [, opts]) or p{inputs..., lm = , config = , demos = } → Prediction
+function Predict:__call(args, opts)
+  local inputs, options = split_call(self, args, opts)
+  local lm, adapter = lm_and_adapter(self, options)
   -- a call without options hands the adapter the predictor: it has the fields asked for
   local c = options == EMPTY and self or call_options(self, options)
   if callbacks.on then   -- the one test a call pays when no callback is configured
@@ -275,12 +281,8 @@ end
 -- options as for a call (tide.adapters.field_stream).
 function Predict:stream(args, opts)
   local inputs, options = split_call(self, args, opts)
-  local lm = options.lm or self.lm or settings.get("lm")
-  if lm == nil then
-    check.misuse("tide.Predict: no LM: pass lm = ..., or tide.configure{lm = ...}")
-  end
+  local lm, adapter = lm_and_adapter(self, options)
   if self.tool_loop then check.misuse("predictor:stream: a predictor with tools does not stream") end
-  local adapter = options.adapter or self.adapter or settings.get("adapter") or chat
   return field_stream.stream(self.signature, lm, adapter, inputs,
     options == EMPTY and self or call_options(self, options))
 end

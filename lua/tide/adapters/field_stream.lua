@@ -95,13 +95,18 @@ local function header_at(s, i)
   return "no"
 end
 
+-- The signature's output names as a set: the fields either splitter streams.
+local function output_set(sig)
+  local set = {}
+  for _, f in ipairs(sig.outputs) do set[f.name] = true end
+  return set
+end
+
 local Chat = {}
 Chat.__index = Chat
 
 local function chat_splitter(sig)
-  local outputs = {}
-  for _, f in ipairs(sig.outputs) do outputs[f.name] = true end
-  return setmetatable({outputs = outputs, seen = {}, buf = "", line_blank = true,
+  return setmetatable({outputs = output_set(sig), seen = {}, buf = "", line_blank = true,
                        cr = false, done = false, secs = {}}, Chat)
 end
 
@@ -208,9 +213,7 @@ local Json = {}
 Json.__index = Json
 
 local function json_splitter(sig)
-  local outputs = {}
-  for _, f in ipairs(sig.outputs) do outputs[f.name] = true end
-  return setmetatable({outputs = outputs, seen = {}, buf = "", state = "seek"}, Json)
+  return setmetatable({outputs = output_set(sig), seen = {}, buf = "", state = "seek"}, Json)
 end
 
 -- The end of a string's text that can be decoded now: before its closing quote

@@ -31,12 +31,6 @@ local function ticks(names)
   return table.concat(out, ", ")
 end
 
-local function names(fields)
-  local out = {}
-  for i, f in ipairs(fields) do out[i] = f.name end
-  return out
-end
-
 --- The signature of one step, with its instructions (DSPy's, for Lua).
 local function step_signature(sig, mode)
   local inputs, outputs, prefixes = {}, {}, {}
@@ -59,7 +53,7 @@ local function step_signature(sig, mode)
     prefixes.final_generated_code, prefixes.code_output = "Code:", "Code Output:"
   end
   local step = Signature.new{inputs = inputs, outputs = outputs}
-  local ins, outs = ticks(names(step.inputs)), ticks(names(step.outputs))
+  local ins, outs = ticks(step:input_names()), ticks(step:output_names())
   local lines
   if mode == "generate" then
     lines = {
@@ -68,7 +62,7 @@ local function step_signature(sig, mode)
       "After you're done with the computation and think you have the answer, make sure to " ..
         "provide your answer by calling the preloaded function `FINAL()`.",
       string.format("You should structure your answer in a table, like {field_a = answer_a, ...}, " ..
-        "evaluates to the correct value mapping for %s.", ticks(names(sig.outputs))),
+        "evaluates to the correct value mapping for %s.", ticks(sig:output_names())),
       "The code runs in a sandbox with Lua 5.4's string, table, math and utf8 libraries only.",
     }
   elseif mode == "regenerate" then

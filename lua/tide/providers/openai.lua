@@ -101,11 +101,18 @@ function M.build(cfg, req, path, key_header)
   return common.request(cfg, req, "/chat/completions", body, "Authorization", "Bearer ")
 end
 
--- cached_tokens are part of prompt_tokens, reasoning_tokens of completion_tokens.
+--- usage(u, input, output) → usage: an OpenAI usage object whose counts are
+-- named <input>_tokens and <output>_tokens ("prompt"/"completion" here,
+-- "input"/"output" in the Responses API); cached_tokens are part of the input's,
+-- reasoning_tokens of the output's, each under <name>_tokens_details.
+function M.usage(u, input, output)
+  return common.usage(get(u, input .. "_tokens"), get(u, output .. "_tokens"),
+    get(u, "total_tokens"), get(u, input .. "_tokens_details", "cached_tokens"),
+    get(u, output .. "_tokens_details", "reasoning_tokens"))
+end
+
 local function usage_of(u)
-  return common.usage(get(u, "prompt_tokens"), get(u, "completion_tokens"), get(u, "total_tokens"),
-    get(u, "prompt_tokens_details", "cached_tokens"),
-    get(u, "completion_tokens_details", "reasoning_tokens"))
+  return M.usage(u, "prompt", "completion")
 end
 
 -- The status an error payload stands for when it has none of its own: by its

@@ -119,11 +119,8 @@ function M.build(cfg, req)
   return common.request(cfg, req, "/responses", body, "Authorization", "Bearer ")
 end
 
--- cached_tokens are part of input_tokens, reasoning_tokens of output_tokens.
 local function usage_of(u)
-  return common.usage(get(u, "input_tokens"), get(u, "output_tokens"), get(u, "total_tokens"),
-    get(u, "input_tokens_details", "cached_tokens"),
-    get(u, "output_tokens_details", "reasoning_tokens"))
+  return openai.usage(u, "input", "output")
 end
 
 local errors = common.errors(NAME, openai.describe, M.request_id_header)

@@ -7,11 +7,12 @@ local csv = require "tide.eval.csv"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
+local lm_server = require "support.lm_server"
 
 local SIG = "content -> score: int, approved: bool"
 
 local files = require "support.files"
-local tmpdir, read_file, count_lines = files.tmpdir, files.read, files.count_lines
+local read_file, count_lines = files.read, files.count_lines
 
 --- A writer that keeps what it is given, for the output of a run.
 local function capture()
@@ -35,20 +36,14 @@ local function file_indices(path)
 end
 
 describe("tide.Evaluate", function()
-  local server, dir, saved_cache
+  local env, server, dir
   local tag_n = 0
 
   setup(function()
-    server = mockllm.start()
-    dir = tmpdir()
-    saved_cache = lm_mod.default_cache()
-    tide.configure{cache = {dir = dir .. "/cache"}}
+    env = lm_server.start()
+    server, dir = env.server, env.dir
   end)
-  teardown(function()
-    server:stop()
-    lm_mod.set_default_cache(saved_cache)
-    os.execute("rm -rf " .. dir)
-  end)
+  teardown(function() env:stop() end)
   before_each(function() server:reset() end)
   after_each(assert_clean)
 

@@ -4,11 +4,10 @@
 -- rendered in headless Chromium (the screenshot's plot colours, no console errors,
 -- the sort script allowed by the page's Content-Security-Policy).
 local tide = require "tide"
-local lm_mod = require "tide.lm"
 local html = require "tide.eval.html"
 local plot = require "tide.eval.plot"
 local repl = require "tide.repl"
-local mockllm = require "support.mockllm"
+local lm_server = require "support.lm_server"
 local assert_clean = require "support.clean"
 local files = require "support.files"
 
@@ -76,20 +75,14 @@ local function exists(path)
 end
 
 describe("the HTML evaluation report", function()
-  local server, dir, saved_cache
+  local lm_env, server, dir
   local report_path, result
 
   setup(function()
-    server = mockllm.start()
-    dir = files.tmpdir()
-    saved_cache = lm_mod.default_cache()
-    tide.configure{cache = {dir = dir .. "/cache"}}
+    lm_env = lm_server.start()
+    server, dir = lm_env.server, lm_env.dir
   end)
-  teardown(function()
-    server:stop()
-    lm_mod.set_default_cache(saved_cache)
-    os.execute("rm -rf " .. dir)
-  end)
+  teardown(function() lm_env:stop() end)
   after_each(assert_clean)
 
   local function lm(scenario)

@@ -15,15 +15,18 @@ M.PROVIDERS = {
   {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
 }
 
---- For a setup: a started mockllm (.server) and a new cache directory
--- (.cache_dir) that the default cache now uses; stop() undoes both.
+--- For a setup: a started mockllm (.server), a new directory (.dir) for the spec's
+-- own files, and in it the cache directory (.cache_dir) that the default cache now
+-- uses; stop() undoes all three.
 function M.start()
-  local env = {server = mockllm.start(), cache_dir = tmpdir(), saved_cache = lm.default_cache()}
+  local dir = tmpdir()
+  local env = {server = mockllm.start(), dir = dir, cache_dir = dir .. "/cache",
+    saved_cache = lm.default_cache()}
   tide.configure{cache = {dir = env.cache_dir}}
   function env:stop()
     self.server:stop()
     lm.set_default_cache(self.saved_cache)   -- the next spec file's cache is its own
-    os.execute("rm -rf " .. self.cache_dir)
+    os.execute("rm -rf " .. self.dir)
   end
   return env
 end

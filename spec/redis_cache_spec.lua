@@ -11,6 +11,7 @@ local inflight = require "tide.shared.inflight"
 local redis = require "support.redis"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
+local run_shards = require "support.redis_shards"
 
 local TIDE = os.getenv("TIDE_BIN") or "build/tide"
 
@@ -25,12 +26,7 @@ end
 
 --- Runs scripts/bench/redis_shard.lua as its own tide process → its JSON line.
 local function shard(server_url, redis_url, n, prefix)
-  local cmd = string.format("TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s %d 0 %s",
-    redis_url, TIDE, server_url, n, prefix)
-  local p = assert(io.popen(cmd))
-  local out = p:read("a")
-  p:close()
-  return cjson.decode(out:match("[^\n]+"))
+  return run_shards(redis_url, server_url, {string.format("%d 0 %s", n, prefix)})[1]
 end
 
 describe("tide.core.redis", function()
@@ -285,17 +281,9 @@ describe("the LM cache's Redis tier", function()
 
   it("makes identical calls in flight in two processes once", function()
     local slow = mockllm.start{latency_ms = 800}   -- well past a process's start-up
-    local pipes = {}
-    for k = 1, 2 do
-      pipes[k] = assert(io.popen(string.format(
-        "TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s 6 0 together",
-        server.url, TIDE, slow.url)))
-    end
     local cached = 0
-    for k = 1, 2 do
-      local out = pipes[k]:read("a")
-      pipes[k]:close()
-      cached = cached + cjson.decode(out:match("[^\n]+")).cached
+    for _, out in ipairs(run_shards(server.url, slow.url, {"6 0 together", "6 0 together"})) do
+      cached = cached + out.cached
     end
     local requests = slow:stats().requests
     slow:stop()

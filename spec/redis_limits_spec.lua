@@ -2,15 +2,13 @@
 -- the rate one process would (measured at mockllm's request log), NOSCRIPT is
 -- recovered, and Redis down or refusing falls back to the local bucket.
 local tide = require "tide"
-local cjson = require "cjson"
 local shared_redis = require "tide.shared.redis"
 local limits = require "tide.shared.limits"
 local gate = require "tide.shared.gate"
 local redis = require "support.redis"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
-
-local TIDE = os.getenv("TIDE_BIN") or "build/tide"
+local run_shards = require "support.redis_shards"
 
 --- The sustained rate at the server: the requests after the bucket's first burst
 -- (its capacity) over the time they took, from the log's timestamps.
@@ -53,16 +51,10 @@ describe("shared rate limits", function()
 
   it("keeps three processes together at one rpm, measured at the server", function()
     local rpm, per_shard = 1200, 30   -- 20/s, bursts of 20
-    local pipes = {}
-    for k = 1, 3 do
-      pipes[k] = assert(io.popen(string.format(
-        "TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s %d %d shard%d",
-        server.url, TIDE, llm.url, per_shard, rpm, k)))
-    end
-    for k = 1, 3 do
-      local out = pipes[k]:read("a")
-      pipes[k]:close()
-      assert.are.same({}, cjson.decode(out:match("[^\n]+")).warnings)
+    local args = {}
+    for k = 1, 3 do args[k] = string.format("%d %d shard%d", per_shard, rpm, k) end
+    for _, out in ipairs(run_shards(server.url, llm.url, args)) do
+      assert.are.same({}, out.warnings)
     end
     local rate, n = sustained_rate(llm, rpm / 60)
     assert.are.equal(3 * per_shard, n)
@@ -180,16 +172,8 @@ describe("shared rate limits", function()
 
     it("caps the calls in flight of three processes together", function()
       slow = mockllm.start{latency_ms = 300}
-      local pipes = {}
-      for k = 1, 3 do
-        pipes[k] = assert(io.popen(string.format(
-          "TIDE_REDIS_URL='%s' %s scripts/bench/redis_shard.lua %s 8 0 gate%d 4",
-          server.url, TIDE, slow.url, k)))
-      end
-      for k = 1, 3 do
-        local out = pipes[k]:read("a")
-        pipes[k]:close()
-        assert.are.same({}, cjson.decode(out:match("[^\n]+")).warnings)
+      for _, out in ipairs(run_shards(server.url, slow.url, {"8 0 gate1 4", "8 0 gate2 4", "8 0 gate3 4"})) do
+        assert.are.same({}, out.warnings)
       end
       local stats = slow:stats()
       assert.are.equal(24, stats.requests)

@@ -12,6 +12,7 @@ local redis = require "support.redis"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 local run_shards = require "support.redis_shards"
+local redis_tier = require "support.redis_tier"
 
 local TIDE = os.getenv("TIDE_BIN") or "build/tide"
 
@@ -205,30 +206,18 @@ describe("redis:// URLs", function()
 end)
 
 describe("the LM cache's Redis tier", function()
-  local server, llm
-  local warnings
-  local saved_warn = shared_redis.warn
+  local tier = redis_tier.new()
+  local server, llm, warnings
   setup(function()
-    server = redis.start()
-    llm = mockllm.start()
+    tier.setup()
+    server, llm = tier.server, tier.llm
   end)
-  teardown(function()
-    tide.configure{redis = false}
-    shared_redis.warn = saved_warn
-    llm:stop()
-    server:stop()
-  end)
+  teardown(tier.teardown)
   before_each(function()
-    llm:reset()
-    server:cli("FLUSHALL")
-    warnings = {}
-    shared_redis.warn = function(message) warnings[#warnings + 1] = message end
-    tide.configure{redis = server.url}
+    tier.before_each()
+    warnings = tier.warnings
   end)
-  after_each(function()
-    tide.configure{redis = false}
-    assert_clean()
-  end)
+  after_each(tier.after_each)
 
   local function new_lm(cache)
     return tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-tier-secret",

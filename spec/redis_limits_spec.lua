@@ -7,8 +7,8 @@ local limits = require "tide.shared.limits"
 local gate = require "tide.shared.gate"
 local redis = require "support.redis"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 local run_shards = require "support.redis_shards"
+local redis_tier = require "support.redis_tier"
 
 --- The sustained rate at the server: the requests after the bucket's first burst
 -- (its capacity) over the time they took, from the log's timestamps.
@@ -24,30 +24,18 @@ local function sustained_rate(server, capacity, weight)
 end
 
 describe("shared rate limits", function()
-  local server, llm
-  local warnings
-  local saved_warn = shared_redis.warn
+  local tier = redis_tier.new()
+  local server, llm, warnings
   setup(function()
-    server = redis.start()
-    llm = mockllm.start()
+    tier.setup()
+    server, llm = tier.server, tier.llm
   end)
-  teardown(function()
-    tide.configure{redis = false}
-    shared_redis.warn = saved_warn
-    llm:stop()
-    server:stop()
-  end)
+  teardown(tier.teardown)
   before_each(function()
-    llm:reset()
-    server:cli("FLUSHALL")
-    warnings = {}
-    shared_redis.warn = function(message) warnings[#warnings + 1] = message end
-    tide.configure{redis = server.url}
+    tier.before_each()
+    warnings = tier.warnings
   end)
-  after_each(function()
-    tide.configure{redis = false}
-    assert_clean()
-  end)
+  after_each(tier.after_each)
 
   it("keeps three processes together at one rpm, measured at the server", function()
     local rpm, per_shard = 1200, 30   -- 20/s, bursts of 20

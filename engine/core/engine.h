@@ -246,6 +246,7 @@ void bucket_open_lib(lua_State *L);                /* bucket */
 void http_open_lib(lua_State *L);   /* request, http_limits, tls_defaults, tls_check */
 void stream_open_lib(lua_State *L);                /* stream */
 void digest_open_lib(lua_State *L);                /* sha256 */
+void otlp_open_lib(lua_State *L);                  /* otlp_body: spans as OTLP JSON */
 void jsonnum_open_lib(lua_State *L);               /* json_scan, json_integers */
 void process_open_lib(lua_State *L);              /* process */
 void files_open_lib(lua_State *L);   /* mkdir_private, write_atomic, read_private, isatty,

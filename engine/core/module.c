@@ -139,6 +139,7 @@ int luaopen_tide_core(lua_State *L)
   stream_open_lib(L);
   digest_open_lib(L);
   jsonnum_open_lib(L);
+  otlp_open_lib(L);
   files_open_lib(L);
   redis_open_lib(L);
   process_open_lib(L);

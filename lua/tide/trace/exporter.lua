@@ -1,10 +1,10 @@
 --- The span exporter: a bounded queue and a background task that posts the
 -- spans in batches to an OTLP/HTTP collector through tide.request.
 --
--- A finished span is queued (or, the queue full, dropped and counted) and the
--- program goes on: nothing here blocks it or raises into it.  The task starts
--- with the first span queued and ends once the queue is empty, so a program that
--- traces nothing holds no task or timer.  It sends a batch when one is full, when
+-- A finished span is queued as its OTLP JSON text (or, the queue full, dropped and
+-- counted) and the program goes on: nothing here blocks it or raises into it.  The
+-- task starts with the first span queued and ends once the queue is empty, so a
+-- program that traces nothing holds no task or timer.  It sends a batch when one is full, when
 -- the schedule delay has passed, at once when nothing but itself is left running
 -- (a script that has returned, a host with nothing to do: that is how a `tide`
 -- script's spans go out as it ends), or when flush() asks.  A failed export is
@@ -102,14 +102,21 @@ local function run(self)
   self.task = nil
 end
 
---- push(span): queues a finished span (dropped and counted when the queue is full).
+--- push(span): queues a finished span, as its JSON text (dropped and counted when
+-- the queue is full).  Text, not the table: a queue of strings is nothing for the
+-- garbage collector to walk while it waits for its batch.
 function M:push(span)
   local q = self.queue
   if #q >= self.cfg.max_queue then
     self.counts.dropped = self.counts.dropped + 1
     return
   end
-  q[#q + 1] = span
+  local ok, text = pcall(otlp.span, span)
+  if not ok then
+    self.counts.dropped = self.counts.dropped + 1
+    return
+  end
+  q[#q + 1] = text
   if self.task == nil then self.task = core.spawn(run, self) end
 end
 

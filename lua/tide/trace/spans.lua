@@ -13,7 +13,7 @@
 -- A span is made when its call ends, from the call (its start, duration, inputs
 -- and outputs): a call in flight holds no span.  Ids are drawn when first
 -- needed — a call's own at its end, or its parent's when a child ends first — and
--- kept while the call table lives, so parent and children agree.
+-- kept on the call (trace_id, span_id), so parent and children agree.
 local cjson = require "cjson"
 local ids = require "tide.trace.ids"
 local redact = require "tide.redact"
@@ -37,20 +37,21 @@ local PROVIDER_NAMES = {openai = "openai", anthropic = "anthropic", gemini = "gc
 -- sink(span) takes each finished span.
 function M.new(cfg, sink)
   local tracer = {}
-  local ident = setmetatable({}, {__mode = "k"})   -- call → {trace id, span id}
   local signature_text = setmetatable({}, {__mode = "k"})   -- signature → its text, made once
   local lm_names = setmetatable({}, {__mode = "k"})   -- LM → {span name, request model, provider}
   local finish_lists = {}   -- finish reason → {reason}: the attribute's list, shared
 
-  --- A call's {trace id, span id}: its root's trace, a span id of its own.
+  --- A call's trace id and span id: its root's trace, a span id of its own, kept
+  -- on the call itself (call.trace_id, call.span_id: a callback may read them), not
+  -- in a weak table beside it, which the collector would have to clear per call.
   local function ids_of(call)
-    local id = ident[call]
-    if id == nil then
+    local trace_id = call.trace_id
+    if trace_id == nil then
       local parent = call.parent
-      id = {parent and ids_of(parent)[1] or ids.trace_id(), ids.span_id()}
-      ident[call] = id
+      trace_id = parent and (ids_of(parent)) or ids.trace_id()
+      call.trace_id, call.span_id = trace_id, ids.span_id()
     end
-    return id
+    return trace_id, call.span_id
   end
 
   --- A string attribute, redacted when it may hold what a user typed, then cut.
@@ -68,9 +69,10 @@ function M.new(cfg, sink)
 
   --- The span of a call that has ended, with its status; not yet handed on.
   local function span_of(call, name, kind)
-    local id, parent = ids_of(call), call.parent
+    local trace_id, span_id = ids_of(call)
+    local parent = call.parent
     local start = callbacks.unix_time(call.started)
-    local span = {id[1], id[2], parent and ids_of(parent)[2] or false, name, kind, start,
+    local span = {trace_id, span_id, parent and select(2, ids_of(parent)) or false, name, kind, start,
       start + (call.duration or 0), false, false, ["tide.call.kind"] = call.kind}
     local err = call.error
     if err ~= nil then
@@ -249,8 +251,8 @@ function M.new(cfg, sink)
   --- traceparent(call) → the W3C Trace Context header of a request the call makes
   -- (the call's own span as the parent, sampled).
   function tracer.traceparent(call)
-    local id = ids_of(call)
-    return "00-" .. id[1] .. "-" .. id[2] .. "-01"
+    local trace_id, span_id = ids_of(call)
+    return "00-" .. trace_id .. "-" .. span_id .. "-01"
   end
 
   return tracer

@@ -201,6 +201,7 @@ function LAZY.MIPROv2() return require("tide.optimize.mipro").new end
 function LAZY.GEPA() return require("tide.optimize.gepa").new end
 --- tide.Ensemble{reduce_fn, size}:compile(programs): the programs at once, reduced.
 function LAZY.Ensemble() return require("tide.optimize.ensemble").new end
+function LAZY.KNNFewShot() return require("tide.optimize.knn").new end
 
 --- tide.inspect_history(n) prints the last n LM calls, from every LM.
 function tide.inspect_history(n, write)

@@ -278,13 +278,17 @@ end
 
 --- for ev in p:stream(inputs [, opts]) do ... end — the output fields' text as it
 -- arrives, {field = name, chunk = text}, then {prediction = ...}; inputs and
--- options as for a call (tide.adapters.field_stream).
+-- options as for a call (tide.adapters.field_stream).  With tools, each model
+-- turn streams and {status = "tool_call" | "tool_result", ...} events come
+-- between them (tide.tools.loop's stream).
 function Predict:stream(args, opts)
   local inputs, options = split_call(self, args, opts)
   local lm, adapter = lm_and_adapter(self, options)
-  if self.tool_loop then check.misuse("predictor:stream: a predictor with tools does not stream") end
-  return field_stream.stream(self.signature, lm, adapter, inputs,
-    options == EMPTY and self or call_options(self, options))
+  local c = options == EMPTY and self or call_options(self, options)
+  if self.tool_loop then   -- each turn streamed, the calls' status between them
+    return tools.stream(lm, adapter, self.signature, inputs, c, self.tool_loop)
+  end
+  return field_stream.stream(self.signature, lm, adapter, inputs, c)
 end
 
 --- The predictors of this module: itself, named as DSPy names it: "self" for a

@@ -20,6 +20,8 @@
 -- reply that does not parse goes, as in a call, to the adapter's fallback (the
 -- chat adapter's JSON call, not streamed) unless fallback is false; parse_retries
 -- do not apply to a stream.  Leaving the loop early closes the LM's stream.
+-- A predictor with tools streams turn by turn through reply and read
+-- (tide.tools.loop's stream).
 local common = require "tide.adapters.common"
 local prediction = require "tide.prediction"
 local check = require "tide.check"
@@ -367,18 +369,51 @@ local CLOSER = {__close = function(c)
   if lm_closer then getmetatable(lm_closer).__close(lm_closer) end
 end}
 
+--- check(adapter, config): misuse unless the adapter's replies can be split
+-- (tide.adapters.chat or .json) and one reply is asked for.
+function M.check(adapter, config)
+  if SPLITTERS[adapter.name] == nil or type(adapter.parse) ~= "function" then
+    check.misuse("predictor:stream: a stream needs tide.adapters.chat or tide.adapters.json")
+  end
+  if config.n and config.n > 1 then
+    check.misuse("predictor:stream: one reply streams at a time (config.n is " .. config.n .. ")")
+  end
+end
+
+--- reply(lm, req, sig, adapter, emit) → lm:stream's `final` and the splitter:
+-- one reply streamed to its end, its fields' chunks given to emit(field, chunk)
+-- and emit() after each piece (a task cancelled meanwhile closes the LM's stream).
+function M.reply(lm, req, sig, adapter, emit)
+  local next_piece, final, _, lm_closer = lm:stream(req)
+  local _ <close> = lm_closer
+  local splitter = SPLITTERS[adapter.name](sig)
+  while true do
+    local piece = next_piece()
+    if piece == nil then break end
+    splitter:feed(piece, emit, false)
+    emit()
+  end
+  splitter:feed("", emit, true)
+  return final, splitter
+end
+
+--- read(adapter, sig, text, splitter) → the outputs of a reply streamed through
+-- the splitter (the chat adapter's from the sections cut on the way, as
+-- chat.parse would cut them); a reply that does not parse raises as the parse does.
+function M.read(adapter, sig, text, splitter)
+  if splitter.sections and adapter.read_sections then
+    return adapter.read_sections(sig, text, splitter:sections())
+  end
+  return adapter.parse(sig, text)
+end
+
 --- stream(sig, lm, adapter, inputs, opts) → an iterator of events for a generic
 -- for, with a closer as its fourth value.  opts = {demos, config, fallback} (a
 -- Predict is such a table).
 function M.stream(sig, lm, adapter, inputs, opts)
   local make = SPLITTERS[adapter.name]
-  if make == nil or type(adapter.parse) ~= "function" then
-    check.misuse("predictor:stream: a stream needs tide.adapters.chat or tide.adapters.json")
-  end
   local config = opts.config or {}
-  if config.n and config.n > 1 then
-    check.misuse("predictor:stream: one reply streams at a time (config.n is " .. config.n .. ")")
-  end
+  M.check(adapter, config)
   local req = common.request(adapter, sig, adapter.format(sig, inputs, opts.demos), config)
   local next_piece, _, _, lm_closer = lm:stream(req)
   local splitter = make(sig)
@@ -398,12 +433,7 @@ function M.stream(sig, lm, adapter, inputs, opts)
   end
   local function conclude()
     ended = true
-    local ok, outputs
-    if splitter.sections and adapter.read_sections then   -- the chat reply is cut already
-      ok, outputs = pcall(adapter.read_sections, sig, table.concat(pieces), splitter:sections())
-    else
-      ok, outputs = pcall(adapter.parse, sig, table.concat(pieces))
-    end
+    local ok, outputs = pcall(M.read, adapter, sig, table.concat(pieces), splitter)
     if ok then return push{prediction = prediction.prediction(outputs, {outputs})} end
     if adapter.fallback and opts.fallback ~= false and type(outputs) == "table" and
         outputs.kind == "parse" then

@@ -18,6 +18,7 @@ local core = require "tide.core"
 local check = require "tide.check"
 local tool_mod = require "tide.tools.tool"
 local prediction = require "tide.prediction"
+local field_stream = require "tide.adapters.field_stream"
 
 local M = {}
 
@@ -148,16 +149,22 @@ local function request(adapter, sig, cfg, messages, config, choice)
   return req
 end
 
---- Runs a turn's calls side by side; appends the assistant's calls and the
--- results to the conversation and the records to the history.
-local function run_turn(cfg, r, turn, messages, history)
+--- A turn's calls side by side (tide.map, at most cfg.limit at once) → their
+-- records in the order of the calls.
+function M.run_calls(cfg, calls, turn)
+  return core.map(calls, function(call) return M.call_one(cfg, call, turn) end, {limit = cfg.limit})
+end
+
+--- Runs a turn's calls (run_calls: M.run_calls or the stream's); appends the
+-- assistant's calls and the results to the conversation and the records to the history.
+local function run_turn(s, r, run_calls)
+  local messages = s.messages
   messages[#messages + 1] = {role = "assistant", content = r.text ~= "" and r.text or nil,
                              tool_calls = r.tool_calls}
-  local records = core.map(r.tool_calls, function(call) return M.call_one(cfg, call, turn) end,
-    {limit = cfg.limit})
+  local records = run_calls(s.cfg, r.tool_calls, s.turn)
   for _, rec in ipairs(records) do
     messages[#messages + 1] = {role = "tool", tool_call_id = rec.id, content = rec.result}
-    history[#history + 1] = rec
+    s.history[#s.history + 1] = rec
   end
 end
 
@@ -181,41 +188,159 @@ local function bad_answer(err, text, messages)
     tostring(err.message) .. "\nAnswer again, following the format exactly."}
 end
 
+--- session(adapter, sig, inputs, opts, cfg) → a conversation about to start:
+-- {messages, history, turn, ...}.  opts = {demos, config, parse_retries}.
+function M.session(adapter, sig, inputs, opts, cfg)
+  return {adapter = adapter, sig = sig, cfg = cfg, messages = copy(adapter.format(sig, inputs, opts.demos)),
+          config = opts.config or {}, history = {}, retries = opts.parse_retries or 0,
+          choice = cfg.tool_choice, turn = 0}
+end
+
+--- The request of the session's next model turn.
+function M.request(s)
+  return request(s.adapter, s.sig, s.cfg, s.messages, s.config, s.choice)
+end
+
+--- turn(s, ok, r, run_calls, parse) → the Prediction once the model answered,
+-- else nil (ask again with M.request(s)).  ok, r: pcall of the model's turn (r
+-- {text, tool_calls} or its error); run_calls runs a turn's calls (M.run_calls
+-- by default); parse(sig, r) reads the answer (the adapter's parse of r.text by
+-- default).  The one step of the loop, for a call (M.run) and a stream (M.stream).
+function M.turn(s, ok, r, run_calls, parse)
+  local cfg = s.cfg
+  if not ok then
+    if not (core.is_error(r, "parse") and r.tool and s.turn < cfg.max_iters) then error(r, 0) end
+    s.turn = s.turn + 1
+    bad_arguments(r, s.turn, s.messages, s.history)
+  elseif r.tool_calls then
+    if s.turn >= cfg.max_iters then
+      error(core.error{kind = "max_iters", message = string.format(
+        "tide.Predict: the model still called tools (%s) after max_iters = %d turns of calls",
+        r.tool_calls[1].name, cfg.max_iters), trajectory = s.messages, tool_calls = s.history}, 0)
+    end
+    s.turn = s.turn + 1
+    run_turn(s, r, run_calls or M.run_calls)
+    if s.choice ~= "none" then s.choice = nil end   -- forced once: then the model may answer
+  else
+    local parsed, outputs
+    if parse then
+      parsed, outputs = pcall(parse, s.sig, r)
+    else
+      parsed, outputs = pcall(s.adapter.parse, s.sig, r.text)
+    end
+    if parsed then
+      local p = prediction.prediction(outputs, {outputs})
+      p.tool_calls = s.history
+      return p
+    end
+    if not core.is_error(outputs, "parse") or s.retries == 0 then error(outputs, 0) end
+    s.retries = s.retries - 1
+    bad_answer(outputs, r.text, s.messages)
+  end
+  return nil
+end
+
 --- run(lm, adapter, sig, inputs, opts, cfg) → the Prediction, with `tool_calls`:
 -- the history of the calls.  opts = {demos, config, parse_retries}.
 function M.run(lm, adapter, sig, inputs, opts, cfg)
-  local messages = copy(adapter.format(sig, inputs, opts.demos))
-  local config = opts.config or {}
-  local history, retries = {}, opts.parse_retries or 0
-  local choice = cfg.tool_choice
-  local turn = 0
+  local s = M.session(adapter, sig, inputs, opts, cfg)
   while true do
-    local ok, r = pcall(lm.call, lm, request(adapter, sig, cfg, messages, config, choice))
-    if not ok then
-      if not (core.is_error(r, "parse") and r.tool and turn < cfg.max_iters) then error(r, 0) end
-      turn = turn + 1
-      bad_arguments(r, turn, messages, history)
-    elseif r.tool_calls then
-      if turn >= cfg.max_iters then
-        error(core.error{kind = "max_iters", message = string.format(
-          "tide.Predict: the model still called tools (%s) after max_iters = %d turns of calls",
-          r.tool_calls[1].name, cfg.max_iters), trajectory = messages, tool_calls = history}, 0)
-      end
-      turn = turn + 1
-      run_turn(cfg, r, turn, messages, history)
-      if choice ~= "none" then choice = nil end   -- forced once: then the model may answer
+    local p = M.turn(s, pcall(lm.call, lm, M.request(s)))
+    if p then return p end
+  end
+end
+
+-- ---- the stream ------------------------------------------------------------------------
+
+-- A record as the stream's event of a call that finished.
+local function result_event(rec)
+  return {status = "tool_result", turn = rec.turn, id = rec.id, name = rec.name, args = rec.args,
+          result = rec.result, error = rec.error, seconds = rec.seconds}
+end
+
+local FAILED = {}   -- the key of the queue's last entry when the conversation failed
+
+-- The fourth value of the loop: leaving it cancels the task holding the conversation
+-- (its LM stream is closed, its tools cancelled).
+local STREAM_CLOSER = {__close = function(c) c.task:cancel() end}
+
+--- stream(lm, adapter, sig, inputs, opts, cfg) → an iterator of events for a
+-- generic for, with a closer as its fourth value: the loop of M.run with each
+-- model turn streamed (tide.adapters.field_stream), {field, chunk} as the
+-- fields' text arrives, {status = "tool_call", turn, id, name, args} for each
+-- call of a turn before they run, {status = "tool_result", turn, id, name, args,
+-- result, error, seconds} as each finishes, then {prediction = ...}.  The
+-- conversation runs in a task of its own that fills a queue; the iterator
+-- waits on it.  parse_retries do not apply (a field streamed twice would be
+-- wrong): a reply that does not parse is the loop's parse error.
+function M.stream(lm, adapter, sig, inputs, opts, cfg)
+  field_stream.check(adapter, opts.config or {})
+  local s = M.session(adapter, sig, inputs, {demos = opts.demos, config = opts.config}, cfg)
+  local queue, head, tail, piece_start = {}, 1, 0, 1
+  local wake = core.semaphore(1)
+  wake:acquire()      -- held by the iterator: a push hands it over to wake it up
+  local function push(ev)
+    tail = tail + 1
+    queue[tail] = ev
+    if wake:waiting() > 0 then wake:release() end
+  end
+  local function emit(field, chunk)     -- a piece's chunks of one field make one event
+    if field == nil then
+      piece_start = tail + 1
+      return
+    end
+    local last = queue[tail]
+    if tail >= head and tail >= piece_start and last.field == field then
+      last.chunk = last.chunk .. chunk
     else
-      local parsed, outputs = pcall(adapter.parse, sig, r.text)
-      if parsed then
-        local p = prediction.prediction(outputs, {outputs})
-        p.tool_calls = history
-        return p
-      end
-      if not core.is_error(outputs, "parse") or retries == 0 then error(outputs, 0) end
-      retries = retries - 1
-      bad_answer(outputs, r.text, messages)
+      push{field = field, chunk = chunk}
     end
   end
+  local function ask(req)
+    local final, splitter = field_stream.reply(lm, req, sig, adapter, emit)
+    return {text = final.text, tool_calls = final.tool_calls, splitter = splitter}
+  end
+  local function run_calls(c, calls, turn)
+    for _, call in ipairs(calls) do
+      push{status = "tool_call", turn = turn, id = call.id, name = call.name, args = call.args}
+    end
+    return core.map(calls, function(call)
+      local rec = M.call_one(c, call, turn)
+      push(result_event(rec))
+      return rec
+    end, {limit = c.limit})
+  end
+  local function parse(sg, r) return field_stream.read(adapter, sg, r.text, r.splitter) end
+  local function converse()
+    while true do
+      local ok, r = pcall(ask, M.request(s))
+      local n = #s.history
+      local p = M.turn(s, ok, r, run_calls, parse)
+      for i = n + 1, ok and n or #s.history do   -- a call whose arguments were not JSON
+        push(result_event(s.history[i]))
+      end
+      if p then return p end
+    end
+  end
+  local task = core.spawn(function()
+    local ok, p = pcall(converse)
+    if ok then push{prediction = p} else push{[FAILED] = p} end
+  end)
+  local ended = false
+  local function next_event()
+    if ended then return nil end
+    while head > tail do wake:acquire() end
+    local ev = queue[head]
+    queue[head] = nil
+    head = head + 1
+    if ev[FAILED] ~= nil then
+      ended = true
+      error(ev[FAILED], 0)
+    end
+    if ev.prediction then ended = true end
+    return ev
+  end
+  return next_event, nil, nil, setmetatable({task = task}, STREAM_CLOSER)
 end
 
 return M

@@ -6,9 +6,10 @@
 -- oldest step as DSPy does.
 local tide = require "tide"
 local mockllm = require "support.mockllm"
+local lm_server = require "support.lm_server"
 local assert_clean = require "support.clean"
 
-local PROVIDERS = require("support.lm_server").PROVIDERS
+local PROVIDERS = lm_server.PROVIDERS
 
 local encode = mockllm.encode   -- a scenario value for the header
 
@@ -127,10 +128,7 @@ describe("tide.ReAct", function()
   before_each(function() server:reset() end)
   after_each(assert_clean)
 
-  local function lm_for(p, scenario)
-    return tide.LM(p.model, {api_key = "sk-spec", base_url = p.base(server), cache = false,
-      num_retries = 0, headers = scenario and {["X-Mock-Scenario"] = scenario} or nil})
-  end
+  local function lm_for(p, scenario) return lm_server.lm_for(server, p, scenario) end
 
   local weather = tide.Tool{name = "weather", desc = "Current weather in a city.\nCelsius or Fahrenheit.",
     args = {city = "str", unit = "one of: C, F", days = "Optional[int]"},

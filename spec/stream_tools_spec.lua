@@ -6,9 +6,10 @@
 -- its fields, and the prediction's tool_calls are the plain call's.
 local tide = require "tide"
 local mockllm = require "support.mockllm"
+local lm_server = require "support.lm_server"
 local assert_clean = require "support.clean"
 
-local PROVIDERS = require("support.lm_server").PROVIDERS
+local PROVIDERS = lm_server.PROVIDERS
 local ADAPTERS = {{"chat", tide.adapters.chat}, {"json", tide.adapters.json}}
 
 local function turns(...)
@@ -62,10 +63,7 @@ describe("predictor:stream with tools", function()
   before_each(function() server:reset() end)
   after_each(assert_clean)
 
-  local function lm_for(p, scenario)
-    return tide.LM(p.model, {api_key = "sk-spec", base_url = p.base(server), cache = false,
-      num_retries = 0, headers = {["X-Mock-Scenario"] = scenario}})
-  end
+  local function lm_for(p, scenario) return lm_server.lm_for(server, p, scenario) end
 
   local SCRIPT = {'weather({"city":"Oslo"})+clock({"zone":"CET"})', 'clock({"zone":"UTC"})'}
 

@@ -15,6 +15,13 @@ M.PROVIDERS = {
   {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
 }
 
+--- lm_for(server, p, scenario) → an LM of provider p (one of PROVIDERS) on the
+-- server, without cache or retries, scripted by the mockllm scenario when one is given.
+function M.lm_for(server, p, scenario)
+  return tide.LM(p.model, {api_key = "sk-spec", base_url = p.base(server), cache = false,
+    num_retries = 0, headers = scenario and {["X-Mock-Scenario"] = scenario} or nil})
+end
+
 --- For a setup: a started mockllm (.server), a new directory (.dir) for the spec's
 -- own files, and in it the cache directory (.cache_dir) that the default cache now
 -- uses; stop() undoes all three.

@@ -207,7 +207,8 @@ fuzz: deps
 # Other child processes (mockllm, the shell) are not traced; spec/support/valgrind.supp
 # says why each entry exists.
 VALGRIND_SPECS := spec/task_spec.lua spec/gather_spec.lua spec/sync_spec.lua spec/http_spec.lua \
-                  spec/stream_spec.lua spec/embed_spec.lua spec/lm_spec.lua spec/process_spec.lua
+                  spec/stream_spec.lua spec/embed_spec.lua spec/lm_spec.lua spec/process_spec.lua \
+                  spec/redis_cache_spec.lua spec/otlp_spec.lua spec/callbacks_spec.lua
 VALGRIND = valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=definite \
            --error-exitcode=1 --trace-children=no --num-callers=30 \
            --suppressions=$(CURDIR)/spec/support/valgrind.supp

@@ -251,7 +251,7 @@ function Embedder:embed(texts)
   end
   local p = private[self]
   local cache = cache_of(p)
-  local out, todo, where = {}, {}, {}   -- where[text] = the positions waiting for it
+  local out, unsent, where = {}, {}, {}   -- unsent: the texts to send; where[text] = their positions
   for i, text in ipairs(list) do
     if where[text] then
       local w = where[text]
@@ -264,13 +264,13 @@ function Embedder:embed(texts)
         self.usage.cache_hits = self.usage.cache_hits + 1
       else
         where[text] = {i}
-        todo[#todo + 1] = text
+        unsent[#unsent + 1] = text
       end
     end
   end
   local batches = {}
-  for s = 1, #todo, self.batch_size do
-    batches[#batches + 1] = table.move(todo, s, math.min(s + self.batch_size - 1, #todo), 1, {})
+  for s = 1, #unsent, self.batch_size do
+    batches[#batches + 1] = table.move(unsent, s, math.min(s + self.batch_size - 1, #unsent), 1, {})
   end
   local results = core.map(batches, function(batch)
     local vectors, tokens = send(self, p, batch)

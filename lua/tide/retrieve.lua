@@ -7,10 +7,11 @@
 --   end
 --
 -- The corpus is embedded once, on the first search (in batches, through the
--- embedder's cache); each search embeds the query and ranks every item by
--- cosine similarity, best first, ties in corpus order.  Linear in the corpus:
--- meant for the thousands of examples a program's demos come from, not for a
--- vector database's millions.
+-- embedder's cache; searches arriving meanwhile wait for it); each search
+-- embeds the query and ranks every item by cosine similarity, best first, ties
+-- in corpus order.  Linear in the corpus: meant for the thousands of examples
+-- a program's demos come from, not for a vector database's millions.
+local core = require "tide.core"
 local check = require "tide.check"
 
 local M = {}
@@ -68,16 +69,21 @@ function M.knn(embedder, corpus, opts)
   if #corpus == 0 then check.fail("knn", 2, "an empty corpus: nothing to search") end
   local texts = {}
   for i, item in ipairs(corpus) do texts[i] = text_of(opts, item, i) end
-  return setmetatable({embedder = embedder, corpus = corpus, texts = texts}, Knn)
+  return setmetatable({embedder = embedder, corpus = corpus, texts = texts,
+                       once = core.semaphore(1)}, Knn)
 end
 
---- The corpus's vectors and their norms, made on the first search.
+--- The corpus's vectors and their norms, made on the first search; searches
+-- arriving meanwhile wait for it rather than embed the corpus again.
 function Knn:_index()
   if self.vectors == nil then
-    local vectors = self.embedder:embed(self.texts)
-    local norms = {}
-    for i, v in ipairs(vectors) do norms[i] = norm(v) end
-    self.vectors, self.norms = vectors, norms
+    self.once:with(function()
+      if self.vectors ~= nil then return end
+      local vectors = self.embedder:embed(self.texts)
+      local norms = {}
+      for i, v in ipairs(vectors) do norms[i] = norm(v) end
+      self.vectors, self.norms = vectors, norms
+    end)
   end
   return self.vectors, self.norms
 end

@@ -7,7 +7,9 @@ local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 
-local PROVIDERS = require("support.lm_server").PROVIDERS
+local lm_server = require "support.lm_server"
+
+local PROVIDERS = lm_server.PROVIDERS
 
 local encode = mockllm.encode   -- a scenario value for the header
 
@@ -18,15 +20,7 @@ describe("lm:call with tools", function()
   before_each(function() server:reset() end)
   after_each(assert_clean)
 
-  local function lm_for(p, scenario, opts)
-    opts = opts or {}
-    opts.api_key = "sk-spec"
-    opts.base_url = p.base(server)
-    if opts.cache == nil then opts.cache = false end
-    opts.num_retries = 0
-    if scenario then opts.headers = {["X-Mock-Scenario"] = scenario} end
-    return tide.LM(p.model, opts)
-  end
+  local function lm_for(p, scenario, opts) return lm_server.lm_for(server, p, scenario, opts) end
 
   local weather = tide.Tool{name = "weather", desc = "Current weather in a city.",
     args = {city = "str", days = "int"},
@@ -196,10 +190,7 @@ describe("lm:stream with tools", function()
   local clock = tide.Tool{name = "clock", args = {zone = "one of: UTC, CET"}, fn = function() end}
   local USER = {role = "user", content = "Weather in Oslo?"}
 
-  local function lm_for(p, scenario)
-    return tide.LM(p.model, {api_key = "sk-spec", base_url = p.base(server), cache = false,
-      num_retries = 0, headers = scenario and {["X-Mock-Scenario"] = scenario} or nil})
-  end
+  local function lm_for(p, scenario) return lm_server.lm_for(server, p, scenario) end
 
   for _, p in ipairs(PROVIDERS) do
     it(p.name .. ": assembles streamed calls into final.tool_calls, as lm:call gives them", function()

@@ -6,6 +6,7 @@
 local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
+local lm_server = require "support.lm_server"
 local assert_clean = require "support.clean"
 
 local encode = mockllm.encode   -- a scenario value for the header
@@ -17,15 +18,10 @@ describe("the Responses API", function()
   before_each(function() server:reset() end)
   after_each(assert_clean)
 
-  local function lm_for(model, scenario, opts)
-    opts = opts or {}
-    opts.api = "responses"
-    opts.api_key = "sk-spec-responses"
-    opts.base_url = server.url .. "/v1"
-    if opts.cache == nil then opts.cache = false end
-    opts.num_retries = opts.num_retries or 0
-    if scenario then opts.headers = {["X-Mock-Scenario"] = scenario} end
-    return tide.LM("openai/" .. (model or "gpt-4o-mini"), opts)
+  -- an OpenAI LM (model: gpt-4o-mini unless given) on the Responses API; cache: none unless given
+  local function lm_for(model, scenario, cache)
+    return lm_server.lm_for(server, {model = "openai/" .. (model or "gpt-4o-mini"),
+      base = lm_server.PROVIDERS[1].base}, scenario, {api = "responses", cache = cache or false})
   end
 
   local function last_path()
@@ -106,7 +102,7 @@ describe("the Responses API", function()
   it("keeps its cache entries apart from the chat API's", function()
     local cache = require("tide.cache").new{memory = 16, dir = false}
     local chat = tide.LM("openai/gpt-4o-mini", {api_key = "k", base_url = server.url .. "/v1", cache = cache})
-    local responses = lm_for(nil, nil, {cache = cache})
+    local responses = lm_for(nil, nil, cache)
     chat:call("the same prompt twice")
     local r = responses:call("the same prompt twice")
     assert.is_false(r.cached)

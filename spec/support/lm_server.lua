@@ -15,11 +15,14 @@ M.PROVIDERS = {
   {name = "gemini", model = "gemini/gemini-2.5-flash", base = function(s) return s.url end},
 }
 
---- lm_for(server, p, scenario) → an LM of provider p (one of PROVIDERS) on the
--- server, without cache or retries, scripted by the mockllm scenario when one is given.
-function M.lm_for(server, p, scenario)
-  return tide.LM(p.model, {api_key = "sk-spec", base_url = p.base(server), cache = false,
-    num_retries = 0, headers = scenario and {["X-Mock-Scenario"] = scenario} or nil})
+--- lm_for(server, p, scenario, opts) → an LM of provider p (one of PROVIDERS) on the
+-- server, without cache or retries, scripted by the mockllm scenario when one is
+-- given; opts' fields (e.g. a cache, api = "responses") go over those.
+function M.lm_for(server, p, scenario, opts)
+  local o = {api_key = "sk-spec", base_url = p.base(server), cache = false, num_retries = 0,
+    headers = scenario and {["X-Mock-Scenario"] = scenario} or nil}
+  for k, v in pairs(opts or {}) do o[k] = v end
+  return tide.LM(p.model, o)
 end
 
 --- For a setup: a started mockllm (.server), a new directory (.dir) for the spec's

@@ -222,14 +222,12 @@ int tools_script(const char *s, size_t n, struct prompt *p, char *err, size_t er
 
 int tools_turns_check(const char *s, size_t n, char *err, size_t errlen)
 {
-  const char *end = s + n, *bar;
-  for (; s <= end; s = bar + 1) {
-    bar = memchr(s, '|', (size_t)(end - s));
-    if (bar == NULL)
-      bar = end;
-    if (tools_script(s, (size_t)(bar - s), NULL, err, errlen) != 0)
+  const char *t;
+  size_t tn;
+  int k;
+  for (k = 0; mem_piece(s, n, '|', k, &t, &tn); k++)
+    if (tools_script(t, tn, NULL, err, errlen) != 0)
       return -1;
-  }
   return 0;
 }
 
@@ -281,20 +279,16 @@ int tools_plan(enum route r, const struct json *root, const struct scenario *sc,
     if (mem_piece(sc->tool_turns, sc->tool_turns_len, '|',
                   tool_turns_done(r, root), &t, &tn))
       (void)tools_script(t, tn, p, err, sizeof err);
-    for (i = 0; i < p->ncalls; i++)
-      if (p->calls[i].malformed || sc->tool_args_malformed)
-        malform(r, &p->calls[i].args);
-    return p->ncalls;
-  }
-  if (ch == CHOICE_NONE || (ch == CHOICE_AUTO && after_tool_result(r, root)))
+  } else if (ch == CHOICE_NONE || (ch == CHOICE_AUTO && after_tool_result(r, root))) {
     return 0;
-  /* Anthropic's forced tool without a script stays structured output (answer.c) */
-  if (r == ROUTE_ANTHROPIC && ch != CHOICE_AUTO && !sc->tool_calls && !sc->tool_args_malformed)
-    return 0;
-  if (sc->tool_calls)
+  } else if (r == ROUTE_ANTHROPIC && ch != CHOICE_AUTO && !sc->tool_calls &&
+             !sc->tool_args_malformed) {
+    return 0;  /* Anthropic's forced tool without a script stays structured output (answer.c) */
+  } else if (sc->tool_calls) {
     (void)tools_script(sc->tool_calls, sc->tool_calls_len, p, err, sizeof err);
-  else
+  } else {
     (void)default_call(r, root, ch, want, p);
+  }
   for (i = 0; i < p->ncalls; i++)
     if (p->calls[i].malformed || sc->tool_args_malformed)
       malform(r, &p->calls[i].args);

@@ -209,6 +209,9 @@ int tools_turns_check(const char *s, size_t n, char *err, size_t errlen);
 int react_answer(struct buf *out, const struct prompt *p, const struct scenario *sc);
 /* Checks a react= script: NAME(ARGS) steps separated by '|'. */
 int react_check(const char *s, size_t n, char *err, size_t errlen);
+/* Adds a call of the tool name[0..n) to p, its arguments valid against
+   schema (an object node of the request; else none: {}). */
+void tools_add_call(struct prompt *p, const char *name, size_t n, const struct json *schema);
 unsigned long long tools_tokens(const struct prompt *p);
 void tools_free(struct prompt *p);
 /* The non-streamed answer that makes p's calls. */

@@ -284,7 +284,7 @@ static const struct json *default_tool(const struct json *root)
    tool with arguments valid against its parameters (as the chat routes do). */
 static void plan_calls(struct rsp *r, const struct scenario *sc)
 {
-  const struct json *tool, *name, *params;
+  const struct json *tool, *name;
   char err[160];
   if (!wants_calls(r->root))
     return;
@@ -296,17 +296,7 @@ static void plan_calls(struct rsp *r, const struct scenario *sc)
   if (tool == NULL)
     return;
   name = json_get(tool, "name");
-  params = json_get(tool, "parameters");
-  r->p.calls = xcalloc(1, sizeof *r->p.calls);
-  r->p.calls[0].name = xmalloc(name->n + 1);
-  memcpy(r->p.calls[0].name, name->s, name->n);
-  r->p.calls[0].name[name->n] = '\0';
-  r->p.calls[0].nlen = name->n;
-  if (params && params->type == JSON_OBJECT)
-    schema_answer(&r->p.calls[0].args, params, &r->p);
-  else
-    buf_adds(&r->p.calls[0].args, "{}");
-  r->p.ncalls = 1;
+  tools_add_call(&r->p, name->s, name->n, json_get(tool, "parameters"));
 }
 
 /* max_output_tokens cuts the text (at a character boundary) and leaves the

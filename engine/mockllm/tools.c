@@ -126,6 +126,15 @@ static struct tcall *add_call(struct prompt *p, const char *name, size_t n)
   return c;
 }
 
+void tools_add_call(struct prompt *p, const char *name, size_t n, const struct json *schema)
+{
+  struct tcall *c = add_call(p, name, n);
+  if (schema && schema->type == JSON_OBJECT)
+    schema_answer(&c->args, schema, p);
+  else
+    buf_adds(&c->args, "{}");
+}
+
 /* Arguments that are not what the tool asked: for OpenAI (a JSON string)
    text that is not JSON, elsewhere (a JSON object in the body) an object
    without the schema's properties and with one it does not declare. */
@@ -247,7 +256,6 @@ static int default_call(enum route r, const struct json *root, enum tool_choice 
                         const struct json *want, struct prompt *p)
 {
   const struct json *t = NULL, *name;
-  struct tcall *c;
   if (ch == CHOICE_NAMED && want && want->type == JSON_STRING)
     t = find_tool(r, root, want->s, want->n);
   if (t == NULL)
@@ -255,11 +263,7 @@ static int default_call(enum route r, const struct json *root, enum tool_choice 
   name = tool_name(r, t);
   if (name == NULL || name->type != JSON_STRING)
     return 0;
-  c = add_call(p, name->s, name->n);
-  if (tool_schema(r, t) && tool_schema(r, t)->type == JSON_OBJECT)
-    schema_answer(&c->args, tool_schema(r, t), p);
-  else
-    buf_adds(&c->args, "{}");
+  tools_add_call(p, name->s, name->n, tool_schema(r, t));
   return 1;
 }
 

@@ -303,14 +303,8 @@ static void plan_calls(struct rsp *r, const struct scenario *sc)
    response incomplete. */
 static void honour_max(struct rsp *r)
 {
-  size_t keep;
-  if (r->max_out == 0 || token_count(r->text.len) <= r->max_out)
-    return;
-  keep = (size_t)r->max_out * 4;
-  while (keep > 0 && ((unsigned char)r->text.data[keep] & 0xC0) == 0x80)
-    keep--;
-  r->text.len = keep;
-  r->incomplete = 1;
+  struct params pa = {r->max_out, NULL, 1};
+  r->incomplete = params_cut(&pa, &r->text);
 }
 
 static void put_usage(struct buf *b, const struct rsp *r)

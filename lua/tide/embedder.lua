@@ -167,13 +167,6 @@ end
 ---------------------------------------------------------------------------
 -- one batch
 
--- A transfer error (it has a curl_code) in the LM's words.
-local function transport_error(self, err)
-  if not core.is_error(err) or err.curl_code == nil then return err end
-  return core.error{kind = err.kind == "timeout" and "timeout" or "transport", cause = err.kind,
-    message = err.message, provider = self.provider, retryable = err.retryable, url = err.url}
-end
-
 -- One try of one batch: the vectors, and the input tokens when reported.
 local function attempt(self, p, texts)
   local built = p.wire.build(p.cfg, texts, self)
@@ -206,7 +199,7 @@ end
 local function send(self, p, texts)
   local _ <close> = p.gate:acquire()
   local ok, vectors, tokens = pcall(core.retry, {tries = self.num_retries + 1}, attempt, self, p, texts)
-  if not ok then error(redact.value(transport_error(self, vectors), p.secrets), 0) end
+  if not ok then error(redact.value(lm.transport_error(self, vectors), p.secrets), 0) end
   return vectors, tokens
 end
 

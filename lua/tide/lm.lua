@@ -367,6 +367,7 @@ end
 --- A tide.request error (it has a curl_code) → the LM's vocabulary: timeout
 -- stays timeout, the other transport kinds become `transport` with the cause
 -- kept.  Anything else (a provider's error, a cancellation) is returned as it is.
+-- self: an LM or an Embedder (its provider names the error's).
 local function lm_transport_error(self, err)
   if not tide_core.is_error(err) or err.curl_code == nil then return err end
   return tide_core.error{
@@ -375,6 +376,7 @@ local function lm_transport_error(self, err)
     url = err.url, attempts = err.attempts,
   }
 end
+M.transport_error = lm_transport_error
 
 local function budget_check(self)
   if self.max_cost and self.usage.cost >= self.max_cost then

@@ -12,7 +12,6 @@
 -- tide.gather, with no separate async version.
 local predict = require "tide.predict"
 local check = require "tide.check"
-local state = require "tide.state"
 local callbacks = require "tide.callbacks"
 
 local M = {}
@@ -61,11 +60,11 @@ end
 
 --- m:save(path) / m:load(path): every predictor's state in DSPy's JSON format.
 function Base:save(path)
-  state.save(self, path)
+  require("tide.state").save(self, path)   -- loaded when first used
 end
 
 function Base:load(path)
-  return state.load(self, path)
+  return require("tide.state").load(self, path)
 end
 
 function Base:set_lm(lm)

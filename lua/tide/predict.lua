@@ -17,10 +17,11 @@ local chat = require "tide.adapters.chat"
 local prediction = require "tide.prediction"
 local settings = require "tide.settings"
 local check = require "tide.check"
-local state = require "tide.state"
-local field_stream = require "tide.adapters.field_stream"
 local callbacks = require "tide.callbacks"
-local tools = require "tide.tools.loop"
+-- Loaded when first used, so that `require "tide"` costs a program none of them:
+-- tide.state (save, load), tide.adapters.field_stream (stream) and
+-- tide.tools.loop (set by the first predictor with tool options).
+local tools
 
 local M = {}
 
@@ -35,6 +36,8 @@ local OPTIONS = {lm = "table", config = "table", demos = "table", adapter = "tab
                  parse_retries = "number", fallback = "boolean", callbacks = "table"}
 local OPTION_NAMES = "adapter, callbacks, config, demos, fallback, lm, parse_retries"
 local RETRIES_RANGE = {integer = true, min = 0}   -- parse_retries, made once
+-- The tool loop's options besides tools, which need it.
+local LOOP_OPTIONS = {"max_iters", "tool_choice", "limit", "timeout"}
 
 local function as_signature(sig, instructions, fname)
   if type(sig) == "string" then return Signature.new(sig, instructions) end
@@ -50,6 +53,19 @@ local function check_adapter(fname, arg, adapter)
   if adapter ~= nil and (type(adapter) ~= "table" or type(adapter.call) ~= "function") then
     check.fail(fname, arg, "an adapter (tide.adapters.chat or .json) expected, got " .. type(adapter))
   end
+end
+
+--- The tool loop's options of tide.Predict's opts (tide.tools.loop.options), or nil
+-- without opts.tools (a misuse when it has the loop's other options).
+local function tool_options(opts)
+  if opts.tools ~= nil then
+    tools = tools or require "tide.tools.loop"
+    return tools.options("Predict", opts)
+  end
+  for _, k in ipairs(LOOP_OPTIONS) do
+    if opts[k] ~= nil then check.fail("Predict", "opts." .. k, "it needs opts.tools") end
+  end
+  return nil
 end
 
 --- tide.Predict(signature [, opts]) — opts: lm, adapter, demos, config,
@@ -69,7 +85,7 @@ function M.new(sig, opts)
     config = opts.config or {},
     fallback = opts.fallback ~= false,
     parse_retries = opts.parse_retries or 0,
-    tool_loop = tools.from_options("Predict", opts),   -- nil without opts.tools
+    tool_loop = tool_options(opts),   -- nil without opts.tools
   }, Predict)
   return self
 end
@@ -288,7 +304,7 @@ function Predict:stream(args, opts)
   if self.tool_loop then   -- each turn streamed, the calls' status between them
     return tools.stream(lm, adapter, self.signature, inputs, c, self.tool_loop)
   end
-  return field_stream.stream(self.signature, lm, adapter, inputs, c)
+  return require("tide.adapters.field_stream").stream(self.signature, lm, adapter, inputs, c)
 end
 
 --- The predictors of this module: itself, named as DSPy names it: "self" for a
@@ -301,11 +317,11 @@ end
 --- p:save(path) / p:load(path): the predictor's demos and signature text in DSPy's
 -- JSON state format (tide.state).
 function Predict:save(path)
-  state.save(self, path)
+  require("tide.state").save(self, path)
 end
 
 function Predict:load(path)
-  return state.load(self, path)
+  return require("tide.state").load(self, path)
 end
 
 function Predict:set_lm(lm)

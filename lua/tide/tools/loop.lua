@@ -18,7 +18,6 @@ local core = require "tide.core"
 local check = require "tide.check"
 local tool_mod = require "tide.tools.tool"
 local prediction = require "tide.prediction"
-local field_stream = require "tide.adapters.field_stream"
 
 local M = {}
 
@@ -75,18 +74,6 @@ function M.options(fname, opts)
   end
   return {tools = tools, by_name = by_name, max_iters = opts.max_iters or M.DEFAULT_MAX_ITERS,
           tool_choice = choice, limit = opts.limit, timeout = opts.timeout}
-end
-
-local LOOP_OPTIONS = {"max_iters", "tool_choice", "limit", "timeout"}
-
---- from_options(fname, opts) → the loop's options when opts has tools, else nil
--- (and misuse when it has the loop's other options without tools).
-function M.from_options(fname, opts)
-  if opts.tools ~= nil then return M.options(fname, opts) end
-  for _, k in ipairs(LOOP_OPTIONS) do
-    if opts[k] ~= nil then check.fail(fname, "opts." .. k, "it needs opts.tools") end
-  end
-  return nil
 end
 
 local function timeout_of(timeout, name)
@@ -274,6 +261,7 @@ local STREAM_CLOSER = {__close = function(c) c.task:cancel() end}
 -- waits on it.  parse_retries do not apply (a field streamed twice would be
 -- wrong): a reply that does not parse is the loop's parse error.
 function M.stream(lm, adapter, sig, inputs, opts, cfg)
+  local field_stream = require "tide.adapters.field_stream"   -- loaded when first used
   field_stream.check(adapter, opts.config or {})
   local s = M.session(adapter, sig, inputs, {demos = opts.demos, config = opts.config}, cfg)
   local queue, head, tail, piece_start = {}, 1, 0, 1

@@ -98,17 +98,25 @@ describe("tide.MIPROv2", function()
       assert.truthy(proposal.system:find("`" .. name .. "`", 1, true), name)
     end
     assert.matches('predict = tide.ChainOfThought%("word %-> reasoning, answer"%)', proposal.user)
-    local tip = proposal.user:match("%[%[ ## tip ## %]%]\n([^\n]+)")
-    if tip then
-      local known = {}
-      for _, t in ipairs(require("tide.optimize.proposer").TIPS) do known[t[2]] = true end
-      assert.is_true(known[tip], tip)
+    -- each proposal's prompt carries the tip its log entry names (seed 1 draws no "none")
+    local tips, asked, logged = {}, {}, {}
+    for _, t in ipairs(require("tide.optimize.proposer").TIPS) do tips[t[1]] = t[2] end
+    for _, p in ipairs(prompts) do
+      if p.field == "proposed_instruction" then
+        asked[#asked + 1] = p.user:match("%[%[ ## tip ## %]%]\n([^\n]+)")
+      end
     end
+    local proposed = opt.log.instructions.predict
+    for k = 2, #proposed do logged[#logged + 1] = tips[proposed[k].tip] end
+    table.sort(asked)
+    table.sort(logged)
+    assert.are.equal(2, #asked)
+    assert.are.same(logged, asked)
     assert.are.same({"Given the fields `word`, produce the fields `answer`.",
       "Reverse the letters of the word.", "Reverse the letters of the word."},
-      {opt.log.instructions.predict[1].instruction, opt.log.instructions.predict[2].instruction,
-       opt.log.instructions.predict[3].instruction})
+      {proposed[1].instruction, proposed[2].instruction, proposed[3].instruction})
     assert.are.equal(1, opt.log.chosen.score)
-    assert.truthy(compiled.signature.instructions)
+    local candidates = {[proposed[1].instruction] = true, [proposed[2].instruction] = true}
+    assert.is_true(candidates[compiled.signature.instructions], compiled.signature.instructions)
   end)
 end)

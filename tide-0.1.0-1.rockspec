@@ -1,6 +1,6 @@
 -- `luarocks make` builds the C module tide.core (through the Makefile's rock target,
--- which finds libuv and libcurl with pkg-config: Debian's libuv1-dev and
--- libcurl4-openssl-dev) and installs it with the Lua library.  With Debian's
+-- which finds libuv, libcurl and hiredis with pkg-config: Debian's libuv1-dev,
+-- libcurl4-openssl-dev and libhiredis-dev) and installs it with the Lua library.  With Debian's
 -- lua-cjson: luarocks make --lua-version 5.4 --deps-mode=none
 -- The tide binary, the header and libtide.a come with `make install` instead.
 package = "tide"
@@ -12,7 +12,7 @@ source = {
    tag = "v0.1.0",
 }
 description = {
-   summary = "Language-model programs in Lua, on a C engine (libuv + libcurl)",
+   summary = "Language-model programs in Lua, on a C engine (libuv + libcurl + hiredis)",
    detailed = [[
       tide's C core owns all waiting (a libuv loop, libcurl's multi interface,
       timers, retries) and gives Lua tasks, gather and async LM calls; the Lua

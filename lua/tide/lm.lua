@@ -328,12 +328,17 @@ local function estimate_tokens(norm)
   return math.ceil(chars / 4) + (norm.max_tokens or 0)
 end
 
-local function record(self, norm, started, result, err)
+--- Tells the callbacks that heard a call start of its end (tide.callbacks).
+local function hear_end(norm, result, err)
   local heard_call = heard_calls[norm]
-  if heard_call then   -- the callbacks hear of every end here (tide.callbacks)
+  if heard_call then
     heard_calls[norm] = nil
     callbacks.finish(heard_call, result, err)
   end
+end
+
+local function record(self, norm, started, result, err)
+  hear_end(norm, result, err)   -- the callbacks hear of every end here
   local entry = {
     time = os.time(),
     model = self.model,
@@ -574,10 +579,8 @@ end
 local function raise_failed(self, norm, started, err)
   if type(err) == "table" then
     record(self, norm, started, nil, err)
-  elseif heard_calls[norm] then   -- not a call's failure for history, but its end all the same
-    local heard_call = heard_calls[norm]
-    heard_calls[norm] = nil
-    callbacks.finish(heard_call, nil, err)
+  else   -- not a call's failure for history, but its end all the same
+    hear_end(norm, nil, err)
   end
   error(err, 0)
 end

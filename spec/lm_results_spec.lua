@@ -30,14 +30,7 @@ describe("LM results", function()
   end)
   after_each(assert_clean)
 
-  local function lm_for(p, opts)
-    opts = opts or {}
-    opts.api_key = "sk-results-test"
-    opts.base_url = p.base(server)
-    if opts.cache == nil then opts.cache = false end
-    opts.num_retries = opts.num_retries or 0
-    return tide.LM(p.model, opts)
-  end
+  local function lm_for(p, opts) return lm_server.lm_for(server, p, nil, opts) end
 
   local function unique(tag) return tag .. "-" .. tostring(math.random(1, 1e9)) end
 

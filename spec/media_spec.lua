@@ -13,7 +13,8 @@ local gemini = require "tide.providers.gemini"
 local mockllm = require "support.mockllm"
 local files = require "support.files"
 local assert_clean = require "support.clean"
-local PROVIDERS = require("support.lm_server").PROVIDERS
+local lm_server = require "support.lm_server"
+local PROVIDERS = lm_server.PROVIDERS
 local cfg_for = require("support.providers").cfg_for
 
 -- The bytes of a small PNG-looking file (mockllm counts bytes, it does not decode images).
@@ -251,13 +252,7 @@ describe("media values", function()
     teardown(function() server:stop() end)
     before_each(function() server:reset() end)
 
-    local function lm_for(p, opts)
-      opts = opts or {}
-      opts.api_key, opts.base_url = "sk-spec", p.base(server)
-      if opts.cache == nil then opts.cache = false end
-      if opts.num_retries == nil then opts.num_retries = 0 end
-      return tide.LM(p.model, opts)
-    end
+    local function lm_for(p, opts) return lm_server.lm_for(server, p, nil, opts) end
 
     for _, p in ipairs(PROVIDERS) do
       describe(p.name, function()

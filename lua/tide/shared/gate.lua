@@ -63,13 +63,6 @@ local function run(client, key, ...)
   return nil, {code = "reply", message = "the gate script answered " .. tostring(n)}
 end
 
-local serial = 0
-local function new_token()
-  serial = serial + 1
-  return core.sha256(string.format("%s:%d:%.9f:%d", tostring({}), serial, core.now(),
-    math.random(1 << 30))):sub(1, 24)
-end
-
 local Gate = {}
 Gate.__index = Gate
 
@@ -125,7 +118,7 @@ function Gate:_place()
     self.fallback:acquire()
     return {fallback = true}
   end
-  local token = new_token()
+  local token = shared_redis.token(24)
   local taken = false
   do
     local _ <close> = self.turn:acquire()

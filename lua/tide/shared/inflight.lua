@@ -14,6 +14,7 @@
 -- with one that fails, there is nothing to claim: every process calls, as before.
 local core = require "tide.core"
 local shared_cache = require "tide.shared.cache"
+local shared_redis = require "tide.shared.redis"
 
 local M = {}
 
@@ -38,20 +39,13 @@ function Lock:__close()
   end
 end
 
-local serial = 0
-local function new_token()
-  serial = serial + 1
-  return core.sha256(string.format("%s:%d:%.9f:%d", tostring({}), serial, core.now(),
-    math.random(1 << 30))):sub(1, 32)
-end
-
 --- claim(cache, key) → a lock to hold while making the call, or nil and the
 -- answer another process stored meanwhile, or nil (no Redis: just call).
 function M.claim(cache, key)
   local client = cache:_redis()
   if client == nil then return nil end
   local lock_key = M.PREFIX .. key
-  local token = new_token()
+  local token = shared_redis.token(32)
   local ttl_ms = string.format("%d", M.TTL * 1000)
   local deadline = core.now() + M.TTL + 1
   local delay = 0.02

@@ -25,6 +25,16 @@ local function unescape(s)
   return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
 end
 
+local serial = 0
+
+--- token(length) → a hex string of length (at most 64) no other holder of a lock
+-- or a lease has: this process's serial, clock and a random number, hashed.
+function M.token(length)
+  serial = serial + 1
+  return core.sha256(string.format("%s:%d:%.9f:%d", tostring({}), serial, core.now(),
+    math.random(1 << 30))):sub(1, length)
+end
+
 --- The URL as messages may show it: credentials replaced by ***.
 function M.shown(url)
   return (tostring(url):gsub("^(%a+://)[^@/]*@", "%1***@"))

@@ -1,10 +1,10 @@
 -- Three things at once: two sleeps and a request to the local LM server.
--- Run with a mockllm started for you:   make demo
+-- Run with a mockllm started for you:   scripts/with_mockllm build/tide scripts/hello_gather.lua
 -- or against one you started yourself:  MOCKLLM_URL=http://127.0.0.1:PORT build/tide scripts/hello_gather.lua
 local tide = require "tide"
 local cjson = require "cjson"
 
-local base = os.getenv("MOCKLLM_URL") or error("set MOCKLLM_URL (make demo does it for you)")
+local base = os.getenv("MOCKLLM_URL") or error("set MOCKLLM_URL (scripts/with_mockllm does it for you)")
 
 local t0 = tide.now()
 local a, b, c = tide.gather(

@@ -10,7 +10,7 @@
 #   make fuzz     libFuzzer + Lua fuzz harnesses, FUZZ_SECONDS each (build-fuzz/; clang)
 #   make valgrind the engine's and the binary's specs under memcheck (build-valgrind/)
 #   make install  PREFIX=...: the binary, module, Lua library, tide.h, libtide.a, tide.pc
-#   make demo     a gather example against mockllm
+#   make demo     the founding example (scripts/critics.lua: three critics) against mockllm
 #   make faults   the fault catalogue into build/faults.md (faults-doc: into docs/ too)
 #   make bench    tide beside the C floor and Python/Node peers (BENCH_QUICK=1: short)
 

@@ -534,6 +534,15 @@ local function parse_all(adapter, sig, texts)
   return outputs
 end
 
+--- ask_again(messages, text, err): appends a reply that did not parse (text)
+-- and the user's turn that tells why (err, its `parse` error) and asks again:
+-- a parse retry's, in a call and in the tool loop (tide.tools.loop).
+function M.ask_again(messages, text, err)
+  messages[#messages + 1] = {role = "assistant", content = text}
+  messages[#messages + 1] = {role = "user", content = "Your answer could not be parsed: " ..
+    tostring(err.message) .. "\nAnswer again, following the format exactly."}
+end
+
 --- After a reply that did not parse (err, from texts): the same adapter asked
 -- again `retries` times, told what was wrong.  → pcall's results of the last parse.
 local function retry_parse(adapter, lm, sig, messages, config, retries, err, texts)
@@ -542,10 +551,7 @@ local function retry_parse(adapter, lm, sig, messages, config, retries, err, tex
     retries = retries - 1
     local feedback = {}
     for i, m in ipairs(messages) do feedback[i] = m end
-    feedback[#feedback + 1] = {role = "assistant", content = outputs.raw or texts[1]}
-    feedback[#feedback + 1] = {role = "user", content =
-      "Your answer could not be parsed: " .. tostring(outputs.message) ..
-      "\nAnswer again, following the format exactly."}
+    M.ask_again(feedback, outputs.raw or texts[1], outputs)
     local retry_config = {}
     for k, v in pairs(config) do retry_config[k] = v end
     retry_config.rollout_id = (config.rollout_id or 0) + retries + 1   -- not the cached answer

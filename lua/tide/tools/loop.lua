@@ -18,6 +18,7 @@ local core = require "tide.core"
 local check = require "tide.check"
 local tool_mod = require "tide.tools.tool"
 local prediction = require "tide.prediction"
+local common = require "tide.adapters.common"
 
 local M = {}
 
@@ -168,13 +169,6 @@ local function bad_arguments(err, turn, messages, history)
     "arguments in JSON.", tostring(err.tool), tostring(err.raw_text or err.message))}
 end
 
---- A reply that does not parse, fed back to be answered again.
-local function bad_answer(err, text, messages)
-  messages[#messages + 1] = {role = "assistant", content = text}
-  messages[#messages + 1] = {role = "user", content = "Your answer could not be parsed: " ..
-    tostring(err.message) .. "\nAnswer again, following the format exactly."}
-end
-
 --- session(adapter, sig, inputs, opts, cfg) → a conversation about to start:
 -- {messages, history, turn, ...}.  opts = {demos, config, parse_retries}.
 function M.session(adapter, sig, inputs, opts, cfg)
@@ -222,7 +216,7 @@ function M.turn(s, ok, r, run_calls, parse)
     end
     if not core.is_error(outputs, "parse") or s.retries == 0 then error(outputs, 0) end
     s.retries = s.retries - 1
-    bad_answer(outputs, r.text, s.messages)
+    common.ask_again(s.messages, r.text, outputs)   -- fed back to be answered again
   end
   return nil
 end

@@ -12,7 +12,6 @@ local tide = require "tide"
 local pretty = require "tide.repl.pretty"
 local redact = require "tide.redact"
 local script = require "tide.script"
-local html = require "tide.eval.html"
 local check = require "tide.check"
 
 local M = {}
@@ -229,7 +228,9 @@ local function file_url(path)
 end
 
 function commands.report(self)
-  local path = html.last
+  -- no report module loaded, no report written: the REPL does not load it to ask
+  local html = package.loaded["tide.eval.html"]
+  local path = html and html.last
   if not path then
     self.write("no report yet: tide.Evaluate{..., report = \"report.html\"} writes one\n")
     return

@@ -943,13 +943,9 @@ static int proc_lspawn(lua_State *L)
   uv_poll_init(E->loop, &p->in_poll, p->in_fd);
   p->in_poll.data = p;
   p->handles++;
-  if (rc != 0) {
-    p->stopped = 1;
+  if (rc != 0) {   /* p->E still NULL: stopping it touches no list */
     proc_close_handle((uv_handle_t *)&p->handle);
-    in_close(p);
-    proc_close_handle((uv_handle_t *)&p->out);
-    if (p->has_err)
-      proc_close_handle((uv_handle_t *)&p->err);
+    proc_stop(p);
     return error_raise(L, "process", "cannot start '%s': %s", argv[0], uv_strerror(rc));
   }
   p->E = E;

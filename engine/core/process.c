@@ -618,6 +618,16 @@ static const char *signal_name(int sig)
   return NULL;
 }
 
+/* The signal called name in the table above, or 0. */
+static int signal_number(const char *name)
+{
+  size_t i;
+  for (i = 0; i < sizeof signals / sizeof signals[0]; i++)
+    if (strcmp(name, signals[i].name) == 0)
+      return signals[i].sig;
+  return 0;
+}
+
 /* p:kill([signal]) → true, or false when it had exited.  signal: "term" (the
  * default), "kill", "int", "hup", "quit", "usr1", "usr2", "stop", "cont" or a
  * number; sent to the child's process group. */
@@ -631,14 +641,10 @@ static int proc_lkill(lua_State *L)
     sig = (int)n;
   } else if (!lua_isnoneornil(L, 2)) {
     const char *name = luaL_checkstring(L, 2);
-    size_t i;
-    for (i = 0; i < sizeof signals / sizeof signals[0]; i++)
-      if (strcmp(name, signals[i].name) == 0)
-        break;
-    if (i == sizeof signals / sizeof signals[0])
+    sig = signal_number(name);
+    if (sig == 0)
       return luaL_argerror(L, 2, lua_pushfstring(L, "unknown signal '%s' (term, kill, int, hup, "
                                                  "quit, usr1, usr2, stop, cont or a number)", name));
-    sig = signals[i].sig;
   }
   if (!p->running) {
     lua_pushboolean(L, 0);

@@ -312,6 +312,13 @@ void reply_gemini_usage(struct buf *b, const struct prompt *p, unsigned long lon
   buf_addc(b, '}');
 }
 
+void reply_gemini_end(struct buf *b, const struct prompt *p, unsigned long long id)
+{
+  buf_adds(b, ",\"modelVersion\":");
+  reply_put_model(b, p);
+  buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
+}
+
 /* completion_tokens includes the reasoning tokens, as OpenAI counts them. */
 void reply_openai_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok)
@@ -493,9 +500,7 @@ void reply_ok(struct buf *b, enum route r, const struct prompt *p,
       buf_adds(b, "],");
     }
     reply_gemini_usage(b, p, ptok, ctok);
-    buf_adds(b, ",\"modelVersion\":");
-    reply_put_model(b, p);
-    buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
+    reply_gemini_end(b, p, id);
     break;
   default:
     buf_addf(b, "{\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion\","

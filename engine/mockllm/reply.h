@@ -112,6 +112,8 @@ void reply_usage_init(struct prompt *p, enum route r, unsigned long long cached)
 unsigned long long reply_thoughts(const struct prompt *p, unsigned long long ctok);
 void reply_gemini_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok);
+/* What ends a Gemini response object: its modelVersion, its responseId, '}'. */
+void reply_gemini_end(struct buf *b, const struct prompt *p, unsigned long long id);
 void reply_openai_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok);
 /* "stop_reason":...,"stop_sequence":... for finish f, naming p->stop_seq. */

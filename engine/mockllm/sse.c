@@ -315,6 +315,15 @@ static void gemini_close(struct events *ev, const struct stream_opts *o)
   events_mark(ev);
 }
 
+/* Without alt=sse, the array's ']' ends the last event. */
+static void gemini_end_array(struct events *ev, const struct stream_opts *o)
+{
+  if (o->json_array) {
+    buf_addc(&ev->data, ']');
+    ev->end[ev->n - 1] = ev->data.len;
+  }
+}
+
 static void gemini_stream(struct events *ev, const struct prompt *p, unsigned long long id,
                           const char *text, size_t n, unsigned long long ctok,
                           enum finish f, const struct stream_opts *o)
@@ -333,9 +342,7 @@ static void gemini_stream(struct events *ev, const struct prompt *p, unsigned lo
       buf_addf(b, "{\"candidates\":[{\"content\":{\"role\":\"model\"},\"finishReason\":\"%s\","
                "\"index\":0}],", fin);
     reply_gemini_usage(b, p, ptok, 0);
-    buf_adds(b, ",\"modelVersion\":");
-    reply_put_model(b, p);
-    buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
+    reply_gemini_end(b, p, id);
     gemini_close(ev, o);
   } else {
     pieces_init(&ps, text, n, o);
@@ -352,9 +359,7 @@ static void gemini_stream(struct events *ev, const struct prompt *p, unsigned lo
       buf_adds(b, ",\"index\":0}],");
       /* until the last event the usage counts the prompt only */
       reply_gemini_usage(b, p, ptok, last ? ctok : 0);
-      buf_adds(b, ",\"modelVersion\":");
-      reply_put_model(b, p);
-      buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
+      reply_gemini_end(b, p, id);
       gemini_close(ev, o);
     } while (pieces_next(&ps, &s, &len));
     if (o->end == STREAM_END_ERROR) {
@@ -366,10 +371,7 @@ static void gemini_stream(struct events *ev, const struct prompt *p, unsigned lo
     if (o->end != STREAM_END_NORMAL && o->end != STREAM_END_CLEAN)
       return;  /* the array stays open too: the stream ends abnormally */
   }
-  if (o->json_array) {
-    buf_addc(b, ']');
-    ev->end[ev->n - 1] = b->len;
-  }
+  gemini_end_array(ev, o);
 }
 
 /* ---- Tool calls, streamed as each provider streams them: OpenAI sends
@@ -470,14 +472,9 @@ static void gemini_tools_stream(struct events *ev, const struct prompt *p,
   tools_gemini_parts(b, p);
   buf_adds(b, "],\"role\":\"model\"},\"finishReason\":\"STOP\",\"index\":0}],");
   reply_gemini_usage(b, p, token_count(p->all.len), ctok);
-  buf_adds(b, ",\"modelVersion\":");
-  reply_put_model(b, p);
-  buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
+  reply_gemini_end(b, p, id);
   gemini_close(ev, o);
-  if (o->json_array) {
-    buf_addc(b, ']');
-    ev->end[ev->n - 1] = b->len;
-  }
+  gemini_end_array(ev, o);
 }
 
 void sse_reply(struct events *ev, enum route r, const struct prompt *p,

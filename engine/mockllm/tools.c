@@ -345,9 +345,7 @@ void tools_reply(struct buf *b, enum route r, const struct prompt *p, unsigned l
     tools_gemini_parts(b, p);
     buf_adds(b, "]},\"finishReason\":\"STOP\",\"index\":0}],");
     reply_gemini_usage(b, p, ptok, ctok);
-    buf_adds(b, ",\"modelVersion\":");
-    reply_put_model(b, p);
-    buf_addf(b, ",\"responseId\":\"mock%llx\"}", id);
+    reply_gemini_end(b, p, id);
   } else {
     buf_addf(b, "{\"id\":\"chatcmpl-mock-%llu\",\"object\":\"chat.completion\","
              "\"created\":%lld,\"model\":", id, (long long)time(NULL));

@@ -1,22 +1,13 @@
 -- tide.BootstrapFewShot against mockllm's prompt-dependent task (model mock-task:
 -- the input reversed, right only when the prompt holds demos or says so).
 local tide = require "tide"
-local lm_server = require "support.lm_server"
 local task = require "support.optimize_task"
-local assert_clean = require "support.clean"
 
 describe("tide.BootstrapFewShot", function()
-  local env, lm
-  setup(function()
-    env = lm_server.start()
-    lm = task.lm(env.server)
-  end)
-  teardown(function() env:stop() end)
-  before_each(function() env.server:reset() end)
-  after_each(assert_clean)
+  local env = task.env()   -- env.server, env.lm
 
   it("lifts the dev score from zero-shot to >= 0.9 with augmented demos that keep reasoning", function()
-    local program = tide.ChainOfThought("word -> answer", {lm = lm})
+    local program = tide.ChainOfThought("word -> answer", {lm = env.lm})
     local dev = task.examples(13, 24)
     assert.are.equal(0, task.score(program, dev))
     local opt = tide.BootstrapFewShot{metric = task.metric, max_bootstrapped_demos = 3,
@@ -35,7 +26,7 @@ describe("tide.BootstrapFewShot", function()
     -- the flag and the reasoning survive save and load
     local path = os.tmpname()
     compiled:save(path)
-    local loaded = tide.ChainOfThought("word -> answer", {lm = lm}):load(path)
+    local loaded = tide.ChainOfThought("word -> answer", {lm = env.lm}):load(path)
     os.remove(path)
     assert.is_true(loaded.demos[1].augmented)
     assert.are.equal(demos[1].reasoning, loaded.demos[1].reasoning)
@@ -65,7 +56,7 @@ describe("tide.BootstrapFewShot", function()
       return task.metric(example, pred)
     end
     local opt = tide.BootstrapFewShot{metric = bad, max_errors = 3, display_progress = false}
-    local compiled = opt:compile(tide.Predict("word -> answer", {lm = lm}), {trainset = task.examples(1, 6)})
+    local compiled = opt:compile(tide.Predict("word -> answer", {lm = env.lm}), {trainset = task.examples(1, 6)})
     assert.are.equal(2, #opt.log.errors)
     assert.matches("the metric %(spec/optimize_bootstrap_spec%.lua:%d+%) raised: .*boom on trainset%[2%]",
       opt.log.errors[1])
@@ -75,7 +66,7 @@ describe("tide.BootstrapFewShot", function()
     assert.is_nil(compiled.demos[5].augmented)
     local worse = tide.BootstrapFewShot{metric = function() return "yes" end, max_errors = 2,
       display_progress = false}
-    local ok, err = pcall(worse.compile, worse, tide.Predict("word -> answer", {lm = lm}),
+    local ok, err = pcall(worse.compile, worse, tide.Predict("word -> answer", {lm = env.lm}),
       {trainset = task.examples(1, 6)})
     assert.is_false(ok)
     assert.are.equal("max_errors", err.kind)
@@ -84,7 +75,7 @@ describe("tide.BootstrapFewShot", function()
 
   it("refuses an empty trainset, a missing input and a program without an LM before any LM call", function()
     local opt = tide.BootstrapFewShot{metric = task.metric, display_progress = false}
-    local p = tide.Predict("word -> answer", {lm = lm})
+    local p = tide.Predict("word -> answer", {lm = env.lm})
     local line = debug.getinfo(1, "l").currentline + 1
     local ok, err = pcall(function() opt:compile(p, {trainset = {}}) end)
     assert.is_false(ok)

@@ -1,15 +1,9 @@
 -- tide.Ensemble: programs answering at once, reduced by tide.majority.
 local tide = require "tide"
-local lm_server = require "support.lm_server"
 local task = require "support.optimize_task"
-local assert_clean = require "support.clean"
 
 describe("tide.Ensemble", function()
-  local env
-  setup(function() env = lm_server.start() end)
-  teardown(function() env:stop() end)
-  before_each(function() env.server:reset() end)
-  after_each(assert_clean)
+  local env = task.env()   -- env.server, env.lm
 
   it("runs its programs at once and returns their majority; saves and loads as one module", function()
     local lm = task.lm(env.server, {cache = false, headers = {["X-Mock-Scenario"] = "latency=50"}})

@@ -1,26 +1,17 @@
 -- tide.GEPA against mockllm's prompt-dependent task: the reflection LM writes the
 -- instruction that teaches the task when the metric's feedback shows the rule.
 local tide = require "tide"
-local lm_server = require "support.lm_server"
 local task = require "support.optimize_task"
-local assert_clean = require "support.clean"
 
 describe("tide.GEPA", function()
-  local env, lm
-  setup(function()
-    env = lm_server.start()
-    lm = task.lm(env.server)
-  end)
-  teardown(function() env:stop() end)
-  before_each(function() env.server:reset() end)
-  after_each(assert_clean)
+  local env = task.env()   -- env.server, env.lm
 
   it("evolves the instruction from feedback: dev score from zero-shot to >= 0.9, within its budget", function()
-    local program = tide.Predict("word -> answer", {lm = lm})
+    local program = tide.Predict("word -> answer", {lm = env.lm})
     local dev = task.examples(17, 24)
     assert.are.equal(0, task.score(program, dev))
     env.server:reset()
-    local opt = tide.GEPA{metric = task.feedback_metric, reflection_lm = lm, max_metric_calls = 60,
+    local opt = tide.GEPA{metric = task.feedback_metric, reflection_lm = env.lm, max_metric_calls = 60,
       seed = 1, display_progress = false}
     local compiled = opt:compile(program, {trainset = task.examples(1, 8), valset = task.examples(9, 16)})
     local calls = env.server:stats().requests
@@ -40,7 +31,7 @@ describe("tide.GEPA", function()
     local reflection = tide.DummyLM{"[[ ## new_instruction ## ]]\nReverse the letters.\n\n[[ ## completed ## ]]"}
     local opt = tide.GEPA{metric = task.feedback_metric, reflection_lm = reflection, max_metric_calls = 40,
       reflection_minibatch_size = 2, seed = 2, display_progress = false}
-    local compiled = opt:compile(tide.Predict("word -> answer", {lm = lm}),
+    local compiled = opt:compile(tide.Predict("word -> answer", {lm = env.lm}),
       {trainset = task.examples(1, 4), valset = task.examples(5, 8)})
     assert.are.equal("Reverse the letters.", compiled.signature.instructions)
     local prompt = reflection.history[1].messages[2].content
@@ -53,7 +44,7 @@ describe("tide.GEPA", function()
     assert.has_error(function() tide.GEPA{metric = task.metric} end)
     assert.has_error(function() tide.GEPA{metric = task.metric, auto = "light", max_metric_calls = 9} end)
     local opt = tide.GEPA{metric = task.metric, max_metric_calls = 3, display_progress = false}
-    local ok, err = pcall(opt.compile, opt, tide.Predict("word -> answer", {lm = lm}),
+    local ok, err = pcall(opt.compile, opt, tide.Predict("word -> answer", {lm = env.lm}),
       {trainset = task.examples(1, 4), valset = task.examples(5, 8)})
     assert.is_false(ok)
     assert.matches("a budget of 3 metric calls cannot score the valset %(4 examples%)", err)
@@ -61,7 +52,7 @@ describe("tide.GEPA", function()
     local reflection = tide.DummyLM{"[[ ## new_instruction ## ]]\nReverse it.\n\n[[ ## completed ## ]]"}
     tide.GEPA{metric = task.metric, reflection_lm = reflection, max_metric_calls = 20,
       reflection_minibatch_size = 2, display_progress = false}
-      :compile(tide.Predict("word -> answer", {lm = lm}), {trainset = task.examples(1, 4), valset = task.examples(5, 8)})
+      :compile(tide.Predict("word -> answer", {lm = env.lm}), {trainset = task.examples(1, 4), valset = task.examples(5, 8)})
     assert.matches("## Feedback\nThis trajectory got a score of 0", reflection.history[1].messages[2].content)
   end)
 

@@ -3,9 +3,7 @@
 -- word reversed, right only when the prompt holds demos) for the calls.
 local tide = require "tide"
 local cjson = require "cjson"
-local lm_server = require "support.lm_server"
 local task = require "support.optimize_task"
-local assert_clean = require "support.clean"
 local cache_mod = require "tide.cache"
 
 -- Phrases in pairs: a query sharing a word with a pair has that pair as its nearest.
@@ -27,11 +25,7 @@ local function texts(entry)
 end
 
 describe("tide.KNNFewShot", function()
-  local env
-  setup(function() env = lm_server.start() end)
-  teardown(function() env:stop() end)
-  before_each(function() env.server:reset() end)
-  after_each(assert_clean)
+  local env = task.env()   -- env.server, env.lm
 
   local function embedder(opts)
     local o = {api_key = "sk-spec-embeddings-key", base_url = env.server.url .. "/v1",

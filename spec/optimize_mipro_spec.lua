@@ -1,22 +1,13 @@
 -- tide.MIPROv2 against mockllm's prompt-dependent task: its proposer writes the
 -- instruction that teaches the task when its prompt shows bootstrapped demos.
 local tide = require "tide"
-local lm_server = require "support.lm_server"
 local task = require "support.optimize_task"
-local assert_clean = require "support.clean"
 
 describe("tide.MIPROv2", function()
-  local env, lm
-  setup(function()
-    env = lm_server.start()
-    lm = task.lm(env.server)
-  end)
-  teardown(function() env:stop() end)
-  before_each(function() env.server:reset() end)
-  after_each(assert_clean)
+  local env = task.env()   -- env.server, env.lm
 
   it("auto = 'light' lifts the dev score from zero-shot to >= 0.9, with proposed instructions", function()
-    local program = tide.ChainOfThought("word -> answer", {lm = lm})
+    local program = tide.ChainOfThought("word -> answer", {lm = env.lm})
     local dev = task.examples(17, 24)
     assert.are.equal(0, task.score(program, dev))
     local opt = tide.MIPROv2{metric = task.metric, auto = "light", seed = 7, display_progress = false}
@@ -41,7 +32,7 @@ describe("tide.MIPROv2", function()
   end)
 
   it("searches instructions alone (no demos) and the same seed gives the same program from the cache", function()
-    local program = tide.Predict("word -> answer", {lm = lm})
+    local program = tide.Predict("word -> answer", {lm = env.lm})
     local function compile()
       return tide.MIPROv2{metric = task.metric, num_candidates = 4, num_trials = 6, seed = 3,
         minibatch_size = 4, minibatch_full_eval_steps = 3, display_progress = false}
@@ -61,7 +52,7 @@ describe("tide.MIPROv2", function()
     assert.has_error(function() tide.MIPROv2{metric = task.metric} end)
     assert.has_error(function() tide.MIPROv2{metric = task.metric, auto = "light", num_trials = 3} end)
     local opt = tide.MIPROv2{metric = task.metric, auto = "light", minibatch_size = 10}
-    local ok, err = pcall(opt.compile, opt, tide.Predict("word -> answer", {lm = lm}),
+    local ok, err = pcall(opt.compile, opt, tide.Predict("word -> answer", {lm = env.lm}),
       {trainset = task.examples(1, 8), valset = task.examples(9, 12)})
     assert.is_false(ok)
     assert.matches("the valset %(4 examples%) is smaller than a minibatch %(minibatch_size = 10%)", err)
@@ -78,7 +69,7 @@ describe("tide.MIPROv2", function()
     end)
     local opt = tide.MIPROv2{metric = task.metric, num_candidates = 3, num_trials = 2, seed = 1,
       prompt_model = prompt_model, minibatch = false, display_progress = false}
-    local compiled = opt:compile(tide.ChainOfThought("word -> answer", {lm = lm}),
+    local compiled = opt:compile(tide.ChainOfThought("word -> answer", {lm = env.lm}),
       {trainset = task.examples(1, 6), valset = task.examples(7, 10), max_bootstrapped_demos = 1,
        max_labeled_demos = 1})
     local fields = {}

@@ -1,8 +1,6 @@
 -- tide.BootstrapFewShotWithRandomSearch against mockllm's prompt-dependent task.
 local tide = require "tide"
-local lm_server = require "support.lm_server"
 local task = require "support.optimize_task"
-local assert_clean = require "support.clean"
 
 local function answers(demos)
   local out = {}
@@ -11,17 +9,10 @@ local function answers(demos)
 end
 
 describe("tide.BootstrapFewShotWithRandomSearch", function()
-  local env, lm
-  setup(function()
-    env = lm_server.start()
-    lm = task.lm(env.server)
-  end)
-  teardown(function() env:stop() end)
-  before_each(function() env.server:reset() end)
-  after_each(assert_clean)
+  local env = task.env()   -- env.server, env.lm
 
   it("keeps the best of its candidates: the dev score goes from zero-shot to >= 0.9", function()
-    local program = tide.ChainOfThought("word -> answer", {lm = lm})
+    local program = tide.ChainOfThought("word -> answer", {lm = env.lm})
     local dev = task.examples(17, 24)
     assert.are.equal(0, task.score(program, dev))
     local opt = tide.BootstrapFewShotWithRandomSearch{metric = task.metric, num_candidate_programs = 3,
@@ -66,7 +57,7 @@ describe("tide.BootstrapFewShotWithRandomSearch", function()
   it("stops at its budget of metric calls", function()
     local opt = tide.BootstrapFewShotWithRandomSearch{metric = task.metric, num_candidate_programs = 10,
       max_metric_calls = 20, display_progress = false}
-    local compiled = opt:compile(tide.Predict("word -> answer", {lm = lm}),
+    local compiled = opt:compile(tide.Predict("word -> answer", {lm = env.lm}),
       {trainset = task.examples(1, 6), valset = task.examples(7, 12)})
     assert.is_true(opt.log.metric_calls <= 20)
     -- zero-shot (6 calls) and labeled (6) evaluated; the bootstrap (6) leaves no room for its evaluation

@@ -2,6 +2,8 @@
 -- mock-task: the word reversed, right only when the prompt holds demos or says
 -- "reverse"), its examples, its metric and a quiet evaluation.
 local tide = require "tide"
+local lm_server = require "support.lm_server"
+local assert_clean = require "support.clean"
 
 local M = {}
 
@@ -38,6 +40,25 @@ end
 function M.score(program, devset)
   return tide.Evaluate{devset = devset, metric = M.metric, display_progress = false,
     display_table = false}(program).score
+end
+
+--- For a describe block, its hooks registered through busted's API: a mockllm with
+-- a private disk cache (support.lm_server) as env.server and the task's LM on it
+-- as env.lm, the server reset before each spec and nothing left behind after it,
+-- all stopped at the end.
+--
+--   local env = task.env()
+function M.env()
+  local busted = require "busted"
+  local env, started = {}, nil
+  busted.setup(function()
+    started = lm_server.start()
+    env.server, env.lm = started.server, M.lm(started.server)
+  end)
+  busted.teardown(function() started:stop() end)
+  busted.before_each(function() env.server:reset() end)
+  busted.after_each(assert_clean)
+  return env
 end
 
 return M

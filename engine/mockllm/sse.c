@@ -134,38 +134,72 @@ static void openai_end(struct events *ev, const struct stream_opts *o)
   events_mark(ev);
 }
 
-/* Choices 1.. of a streamed answer with n > 1, each as the first is sent:
-   its role chunk, its deltas, its finish. Returns their output tokens. */
+/* Choice index's role chunk and its text deltas (as o lets them out). */
+static void openai_deltas(struct events *ev, const struct prompt *p, unsigned long long id,
+                          long long created, int index, const char *text, size_t n,
+                          const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  struct pieces ps;
+  const char *s;
+  size_t len;
+  openai_begin(b, id, created, p);
+  buf_addf(b, "{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
+           "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}", index);
+  openai_end(ev, o);
+  pieces_init(&ps, text, n, o);
+  while (pieces_next(&ps, &s, &len)) {
+    openai_begin(b, id, created, p);
+    buf_addf(b, "{\"index\":%d,\"delta\":{\"content\":", index);
+    json_put_str(b, s, len);
+    buf_adds(b, "},\"logprobs\":null,\"finish_reason\":null}");
+    openai_end(ev, o);
+  }
+}
+
+/* Choice index's last chunk: an empty delta and its finish reason. */
+static void openai_finish(struct events *ev, const struct prompt *p, unsigned long long id,
+                          long long created, int index, const char *reason,
+                          const struct stream_opts *o)
+{
+  openai_begin(&ev->data, id, created, p);
+  buf_addf(&ev->data, "{\"index\":%d,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
+           index, reason);
+  openai_end(ev, o);
+}
+
+/* The usage chunk (with include_usage), then [DONE]. */
+static void openai_done(struct events *ev, const struct prompt *p, unsigned long long id,
+                        long long created, unsigned long long ctok, const struct stream_opts *o)
+{
+  struct buf *b = &ev->data;
+  if (o->include_usage) {
+    openai_begin(b, id, created, p);
+    buf_adds(b, "],");
+    reply_openai_usage(b, p, token_count(p->all.len), ctok);
+    buf_adds(b, "}\n\n");
+    events_mark(ev);
+  }
+  buf_adds(b, "data: [DONE]\n\n");
+  events_mark(ev);
+}
+
+/* Choices 1.. of a streamed answer with n > 1, each as the first is sent
+   (whole: a scripted fault cuts the first). Returns their output tokens. */
 static unsigned long long openai_more(struct events *ev, const struct prompt *p,
                                       unsigned long long id, long long created,
                                       const struct stream_opts *o)
 {
-  struct buf *b = &ev->data;
   struct stream_opts whole = *o;
   unsigned long long toks = 0;
-  struct pieces ps;
-  const char *s;
-  size_t len;
   int i;
   whole.end = STREAM_END_NORMAL;
   for (i = 0; i < p->nmore; i++) {
     const struct choice *c = &p->more[i];
-    openai_begin(b, id, created, p);
-    buf_addf(b, "{\"index\":%d,\"delta\":{\"role\":\"assistant\",\"content\":\"\","
-             "\"refusal\":null},\"logprobs\":null,\"finish_reason\":null}", i + 1);
-    openai_end(ev, o);
-    pieces_init(&ps, c->text.data ? c->text.data : "", c->text.len, &whole);
-    while (pieces_next(&ps, &s, &len)) {
-      openai_begin(b, id, created, p);
-      buf_addf(b, "{\"index\":%d,\"delta\":{\"content\":", i + 1);
-      json_put_str(b, s, len);
-      buf_adds(b, "},\"logprobs\":null,\"finish_reason\":null}");
-      openai_end(ev, o);
-    }
-    openai_begin(b, id, created, p);
-    buf_addf(b, "{\"index\":%d,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
-             i + 1, reply_finish_name(ROUTE_OPENAI, (enum finish)c->f));
-    openai_end(ev, o);
+    openai_deltas(ev, p, id, created, i + 1, c->text.data ? c->text.data : "", c->text.len,
+                  &whole);
+    openai_finish(ev, p, id, created, i + 1, reply_finish_name(ROUTE_OPENAI, (enum finish)c->f),
+                  o);
     toks += c->ctok;
   }
   return toks;
@@ -175,49 +209,22 @@ static void openai_stream(struct events *ev, const struct prompt *p, unsigned lo
                           const char *text, size_t n, unsigned long long ctok,
                           enum finish f, const struct stream_opts *o)
 {
-  struct buf *b = &ev->data;
   long long created = (long long)time(NULL);
-  unsigned long long ptok = token_count(p->all.len);
-  struct pieces ps;
-  const char *s;
-  size_t len;
-  openai_begin(b, id, created, p);
-  buf_adds(b, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"refusal\":null},"
-           "\"logprobs\":null,\"finish_reason\":null}");
-  openai_end(ev, o);
-  pieces_init(&ps, text, f == FINISH_STOP || f == FINISH_LENGTH ? n : 0, o);
-  while (pieces_next(&ps, &s, &len)) {
-    openai_begin(b, id, created, p);
-    buf_adds(b, "{\"index\":0,\"delta\":{\"content\":");
-    json_put_str(b, s, len);
-    buf_adds(b, "},\"logprobs\":null,\"finish_reason\":null}");
-    openai_end(ev, o);
-  }
+  openai_deltas(ev, p, id, created, 0, text, f == FINISH_STOP || f == FINISH_LENGTH ? n : 0, o);
   if (o->end == STREAM_END_CUT || o->end == STREAM_END_CLEAN)
     return;
   if (o->end == STREAM_END_ERROR) {
-    buf_adds(b, "data: {\"error\":{\"message\":\"mock stream error\",\"type\":\"server_error\","
-             "\"param\":null,\"code\":null}}\n\n");
+    buf_adds(&ev->data, "data: {\"error\":{\"message\":\"mock stream error\",\"type\":"
+             "\"server_error\",\"param\":null,\"code\":null}}\n\n");
     events_mark(ev);
     return;
   }
-  openai_begin(b, id, created, p);
-  buf_addf(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"%s\"}",
-           reply_finish_name(ROUTE_OPENAI, f));
-  openai_end(ev, o);
+  openai_finish(ev, p, id, created, 0, reply_finish_name(ROUTE_OPENAI, f), o);
   if (f == FINISH_STOP || f == FINISH_LENGTH)
     ctok += openai_more(ev, p, id, created, o);
-  if (o->include_usage) {
-    if (f == FINISH_BLOCKED || f == FINISH_NO_TEXT)
-      ctok = 0;
-    openai_begin(b, id, created, p);
-    buf_adds(b, "],");
-    reply_openai_usage(b, p, ptok, ctok);
-    buf_adds(b, "}\n\n");
-    events_mark(ev);
-  }
-  buf_adds(b, "data: [DONE]\n\n");
-  events_mark(ev);
+  else
+    ctok = 0;  /* blocked, no text */
+  openai_done(ev, p, id, created, ctok, o);
 }
 
 /* ---- Anthropic: event: NAME / data: JSON */
@@ -411,18 +418,8 @@ static void openai_tools_stream(struct events *ev, const struct prompt *p,
       openai_end(ev, o);
     }
   }
-  openai_begin(b, id, created, p);
-  buf_adds(b, "{\"index\":0,\"delta\":{},\"logprobs\":null,\"finish_reason\":\"tool_calls\"}");
-  openai_end(ev, o);
-  if (o->include_usage) {
-    openai_begin(b, id, created, p);
-    buf_adds(b, "],");
-    reply_openai_usage(b, p, token_count(p->all.len), ctok);
-    buf_adds(b, "}\n\n");
-    events_mark(ev);
-  }
-  buf_adds(b, "data: [DONE]\n\n");
-  events_mark(ev);
+  openai_finish(ev, p, id, created, 0, "tool_calls", o);
+  openai_done(ev, p, id, created, ctok, o);
 }
 
 static void anthropic_tools_stream(struct events *ev, const struct prompt *p,

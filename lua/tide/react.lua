@@ -256,7 +256,7 @@ local function step(self, idx, pred)
     s.observation = FINISHED
   else
     local tool = self.by_name[s.tool_name]
-    s.observation = loop.run_tool(tool, s.tool_args, self.timeout_of(s.tool_name))
+    s.observation = loop.run_tool(tool, s.tool_args, loop.timeout_of(self.timeout, s.tool_name))
   end
   s.text = step_text(s)
   return s
@@ -301,10 +301,7 @@ function M.new(sig, opts)
     max_iters = opts.max_iters or M.DEFAULT_MAX_ITERS,
     tools = tools,
     by_name = by_name,
-    timeout_of = function(name)
-      if type(timeout) == "table" then return timeout[name] end
-      return timeout
-    end,
+    timeout = timeout,
     react = predict.new(react_signature(s, tools), {lm = opts.lm, adapter = opts.adapter}),
     extract = predict.chain_of_thought(s:append("trajectory", "str", "input"),
       {lm = opts.lm, adapter = opts.adapter}),

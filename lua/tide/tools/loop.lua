@@ -77,7 +77,9 @@ function M.options(fname, opts)
           tool_choice = choice, limit = opts.limit, timeout = opts.timeout}
 end
 
-local function timeout_of(timeout, name)
+--- timeout_of(timeout, name) → the seconds a tool of this name may run (the
+-- `timeout` option: seconds for every tool, or a table by name), or nil.
+function M.timeout_of(timeout, name)
   if type(timeout) == "table" then return timeout[name] end
   return timeout
 end
@@ -112,7 +114,7 @@ function M.call_one(cfg, call, turn)
       tostring(call.name), names_of(cfg.by_name))
     rec.error = core.error{kind = "bad_request", message = rec.result}
   else
-    rec.result, rec.error = M.run_tool(tool, call.args, timeout_of(cfg.timeout, call.name))
+    rec.result, rec.error = M.run_tool(tool, call.args, M.timeout_of(cfg.timeout, call.name))
   end
   rec.finished = core.now()
   rec.seconds = rec.finished - rec.started

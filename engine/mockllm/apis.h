@@ -33,8 +33,4 @@ void embeddings_answer(struct api_answer *a, enum route r, const struct json *ro
 /* strict.c: Azure's own refusals (the key's header, the api-version). */
 int strict_azure(const struct request *rq, struct refusal *f);
 
-/* The unit vector of a text: a hashed bag of its words, so texts sharing
-   words are near (cosine) and the same text always gets the same vector. */
-void embed_text(float *v, size_t dims, const char *s, size_t n);
-
 #endif

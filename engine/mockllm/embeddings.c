@@ -35,7 +35,9 @@ static int word_byte(unsigned char ch)
          ch >= 0x80;
 }
 
-void embed_text(float *v, size_t dims, const char *s, size_t n)
+/* The unit vector of a text: a hashed bag of its words, so texts sharing
+   words are near (cosine) and the same text always gets the same vector. */
+static void embed_text(float *v, size_t dims, const char *s, size_t n)
 {
   size_t i = 0, start;
   double norm = 0;

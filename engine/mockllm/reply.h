@@ -116,9 +116,9 @@ void reply_gemini_usage(struct buf *b, const struct prompt *p, unsigned long lon
 void reply_gemini_end(struct buf *b, const struct prompt *p, unsigned long long id);
 void reply_openai_usage(struct buf *b, const struct prompt *p, unsigned long long ptok,
                         unsigned long long ctok);
-/* "stop_reason":...,"stop_sequence":... for finish f, naming p->stop_seq. */
 /* A forced tool's name, as a JSON string. */
 void put_tool_name(struct buf *b, const struct prompt *p);
+/* "stop_reason":...,"stop_sequence":... for finish f, naming p->stop_seq. */
 void reply_anthropic_stop(struct buf *b, const struct prompt *p, enum finish f);
 void reply_anthropic_usage(struct buf *b, const struct prompt *p, unsigned long long ctok,
                            int final);

@@ -31,8 +31,7 @@ local function side(name, call)
   local t0 = tide.now()
   for r = 1, rounds do call(string.format("%s question %d at %f", name, r, t0)) end
   local wall = (tide.now() - t0) / rounds
-  local cpu = tide.json.decode(m:line(name, rounds * n, rounds * n, wall * rounds))
-  local cpu_ms = (cpu.cpu_user_s + cpu.cpu_sys_s) * 1000 / (rounds * n)
+  local cpu_ms = m:cpu() * 1000 / (rounds * n)
   print(string.format("%-16s N=%d latency=%dms  wall/call %.3f s  (%.1f latencies)  cpu/attempt %.3f ms",
     name, n, latency, wall, wall / (latency / 1000), cpu_ms))
 end

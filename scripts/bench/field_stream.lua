@@ -67,8 +67,7 @@ for _ = 1, math.ceil(calls / block) do
     for _ = 1, block do
       if side == "plain" then plain() else fields() end
     end
-    local line = tide.json.decode(m:line(side, block, block, 0))
-    cpu[side] = cpu[side] + line.cpu_user_s + line.cpu_sys_s
+    cpu[side] = cpu[side] + m:cpu()
   end
 end
 local n = math.ceil(calls / block) * block

@@ -2,7 +2,8 @@
 -- JSON line the run script reads (curl_floor's shape).
 --
 --   local measure = require "measure"      -- with scripts/bench/ on package.path
---   local m = measure.start()  ...  local line = m:stop(client, n, ok, wall)
+--   local m = measure.start()  ...  local line = m:line(client, n, ok, wall)
+--   local m = measure.start()  ...  local seconds = m:cpu()
 --
 -- CPU is the batch's alone (read before and after), as every contender reports it,
 -- so start-up does not count; peak RSS is the whole process's.  Both come from
@@ -71,6 +72,11 @@ Meter.__index = Meter
 function M.start()
   ticks_per_second()   -- the popen's cost stays out of the batch
   return setmetatable({at = cpu_raw()}, Meter)
+end
+
+--- meter:cpu() → the CPU seconds (user + system) since start().
+function Meter:cpu()
+  return (cpu_raw().ns - self.at.ns) / 1e9
 end
 
 --- meter:line(client, n, ok, wall) → the JSON line: CPU since start(), peak RSS.

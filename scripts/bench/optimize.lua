@@ -98,18 +98,16 @@ do
   local n = quick and 50 or 200
   local dev = examples(1, n)
   local program = tide.Predict("word -> answer", {lm = fast})
-  local function cpu_per_example(name, fn)
+  local function cpu_per_example(fn)
     local m = measure.start()
-    local t0 = tide.now()
     fn()
-    local line = tide.json.decode(m:line(name, n, n, tide.now() - t0))
-    return (line.cpu_user_s + line.cpu_sys_s) * 1000 / n
+    return m:cpu() * 1000 / n
   end
-  local eval_ms = cpu_per_example("evaluate", function()
+  local eval_ms = cpu_per_example(function()
     tide.Evaluate{devset = dev, metric = metric, display_progress = false, display_table = false}(program)
   end)
   local run = run_mod.new("bench", {metric = metric, display_progress = false})
-  local cand_ms = cpu_per_example("candidate", function() run:evaluate(program, dev, "candidate") end)
+  local cand_ms = cpu_per_example(function() run:evaluate(program, dev, "candidate") end)
   print(string.format("candidate-cpu    %d examples  tide.Evaluate %.3f ms/example  optimizer %.3f ms/example  " ..
     "%.2fx", n, eval_ms, cand_ms, cand_ms / eval_ms))
 end

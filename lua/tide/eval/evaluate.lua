@@ -461,6 +461,5 @@ function run(self, program, overrides, eval_call)
   return result
 end
 
-M.Evaluate = Evaluate
 M.summarise = summarise
 return M

@@ -33,7 +33,6 @@ local function clock(seconds)
   end
   return string.format("%d:%02d", seconds // 60, seconds % 60)
 end
-M.clock = clock
 
 -- The width assumed when standard error's terminal does not say (COLUMNS, else 80).
 local function stderr_columns()

@@ -32,7 +32,6 @@ local OPTIMIZERS = {
     return tide.MIPROv2(o)
   end},
 }
-M.OPTIMIZERS = OPTIMIZERS
 
 local function names()
   local list = {}

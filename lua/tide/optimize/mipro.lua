@@ -244,5 +244,4 @@ function MIPRO:compile(program, opts)
   return result
 end
 
-M.trials_for = trials_for
 return M

@@ -120,19 +120,6 @@ static void add_reversed(struct buf *b, const char *s, size_t n)
   }
 }
 
-/* An assistant (Gemini: model) turn in the conversation: a demo. */
-static int has_demo(const struct prompt *p, const struct json *root)
-{
-  const struct json *m = json_get(root, p->route == ROUTE_GEMINI ? "contents" : "messages");
-  const char *role = p->route == ROUTE_GEMINI ? "model" : "assistant";
-  if (m == NULL || m->type != JSON_ARRAY)
-    return 0;
-  for (m = m->child; m; m = m->next)
-    if (json_streq(json_get(m, "role"), role))
-      return 1;
-  return 0;
-}
-
 static void field_text(struct buf *b, const struct name *f, const struct prompt *p,
                        int knows, int shown)
 {
@@ -172,7 +159,7 @@ int task_answer(struct buf *out, const struct prompt *p, const struct json *root
   if (n == 0 || !all_str(p, f, n))
     return 0;
   shown = has_word(p->all.data, p->all.len, "revers");
-  knows = shown || has_demo(p, root);
+  knows = shown || prompt_model_turns(p->route, root) > 0;  /* a demo */
   for (i = 0; i < n; i++) {
     buf_adds(out, "[[ ## ");
     buf_add(out, f[i].s, f[i].n);

@@ -199,6 +199,15 @@ const char *prompt_read(enum route r, const struct json *root, struct prompt *p)
   }
 }
 
+int prompt_model_turns(enum route r, const struct json *root)
+{
+  const struct json *msgs = json_get(root, r == ROUTE_GEMINI ? "contents" : "messages"), *m;
+  int k = 0;
+  for (m = msgs && msgs->type == JSON_ARRAY ? msgs->child : NULL; m; m = m->next)
+    k += json_streq(json_get(m, "role"), r == ROUTE_GEMINI ? "model" : "assistant");
+  return k;
+}
+
 void prompt_free(struct prompt *p)
 {
   int i;

@@ -57,6 +57,9 @@ struct prompt {
    Returns NULL, or a static message for a 400. */
 const char *prompt_read(enum route r, const struct json *root, struct prompt *p);
 void prompt_free(struct prompt *p);
+/* How many times the model spoke in the request's conversation: its
+   assistant (Gemini: model) messages, demos included. */
+int prompt_model_turns(enum route r, const struct json *root);
 
 /* ceil(bytes / 4), at least 1. */
 unsigned long long token_count(size_t bytes);

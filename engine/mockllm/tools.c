@@ -240,17 +240,6 @@ int tools_turns_check(const char *s, size_t n, char *err, size_t errlen)
   return 0;
 }
 
-/* The turn to script: how many times the model spoke in the conversation (its
-   assistant or model messages, demos included). */
-static int tool_turns_done(enum route r, const struct json *root)
-{
-  const struct json *msgs = json_get(root, r == ROUTE_GEMINI ? "contents" : "messages"), *m;
-  int k = 0;
-  for (m = msgs && msgs->type == JSON_ARRAY ? msgs->child : NULL; m; m = m->next)
-    k += json_streq(json_get(m, "role"), r == ROUTE_GEMINI ? "model" : "assistant");
-  return k;
-}
-
 /* The default call: the forced tool, else the first offered. */
 static int default_call(enum route r, const struct json *root, enum tool_choice ch,
                         const struct json *want, struct prompt *p)
@@ -281,7 +270,7 @@ int tools_plan(enum route r, const struct json *root, const struct scenario *sc,
     const char *t;
     size_t tn;
     if (mem_piece(sc->tool_turns, sc->tool_turns_len, '|',
-                  tool_turns_done(r, root), &t, &tn))
+                  prompt_model_turns(r, root), &t, &tn))  /* the turn to script */
       (void)tools_script(t, tn, p, err, sizeof err);
   } else if (ch == CHOICE_NONE || (ch == CHOICE_AUTO && after_tool_result(r, root))) {
     return 0;

@@ -37,10 +37,6 @@ local DEFAULT_BATCH = {openai = 256, gemini = 100}
 ---------------------------------------------------------------------------
 -- the wire formats
 
-local function percent(s)
-  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
-end
-
 local WIRE = {}
 
 WIRE.openai = {
@@ -69,7 +65,7 @@ WIRE.gemini = {
       requests[i] = {model = "models/" .. model, content = {parts = {{text = t}}},
                      outputDimensionality = opts.dimensions, taskType = opts.task_type}
     end
-    return common.request(cfg, {}, "/v1beta/models/" .. percent(model) .. ":batchEmbedContents",
+    return common.request(cfg, {}, "/v1beta/models/" .. common.percent(model) .. ":batchEmbedContents",
       {requests = requests}, "x-goog-api-key")
   end,
   parse = function(raw)

@@ -4,19 +4,15 @@
 -- name is the deployment's (azure/my-gpt4o); everything but the URL and the
 -- key's header is openai.lua's.
 local openai = require "tide.providers.openai"
+local common = require "tide.providers.common"
 
 local M = setmetatable({}, {__index = openai})   -- parse, classify, streams: OpenAI's
 
 --- The path of a deployment's chat completions: the deployment name is
 -- percent-encoded (it goes into the path), the version into the query.
 local function path_of(cfg)
-  local deployment = cfg.model:gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end)
-  local version = cfg.api_version:gsub("[^%w%-%._~]", function(c)
-    return string.format("%%%02X", c:byte())
-  end)
-  return "/openai/deployments/" .. deployment .. "/chat/completions?api-version=" .. version
+  return "/openai/deployments/" .. common.percent(cfg.model) .. "/chat/completions?api-version="
+    .. common.percent(cfg.api_version)
 end
 
 --- build(cfg, req) → {url, headers, body}

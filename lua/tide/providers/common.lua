@@ -199,6 +199,12 @@ end
 
 M.encode = json.encode
 
+--- s percent-encoded for a URL's path or query: all but RFC 3986's unreserved
+-- characters (a model or deployment name in the path, a version in the query).
+function M.percent(s)
+  return (s:gsub("[^%w%-%._~]", function(c) return string.format("%%%02X", c:byte()) end))
+end
+
 -- cfg → path → {url, headers}: the same for every call of an LM, so made once.
 -- The headers table is shared by those calls and only ever read.
 local heads = setmetatable({}, {__mode = "k"})

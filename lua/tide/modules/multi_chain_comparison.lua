@@ -79,13 +79,7 @@ function MCC:named_predictors()
 end
 
 --- :save(path) / :load(path): its predictors' state in DSPy's JSON format.
-function MCC:save(path)
-  state.save(self, path)
-end
-
-function MCC:load(path)
-  return state.load(self, path)
-end
+MCC.save, MCC.load = state.save, state.load
 
 function MCC:set_lm(lm)
   self.predict:set_lm(lm)

@@ -150,13 +150,7 @@ function PoT:named_predictors()
 end
 
 --- :save(path) / :load(path): its predictors' state in DSPy's JSON format.
-function PoT:save(path)
-  state.save(self, path)
-end
-
-function PoT:load(path)
-  return state.load(self, path)
-end
+PoT.save, PoT.load = state.save, state.load
 
 function PoT:set_lm(lm)
   for _, np in ipairs(self:named_predictors()) do np[2]:set_lm(lm) end

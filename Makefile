@@ -1,8 +1,8 @@
 # tide — build, test, sanitizer run, benchmarks.
 #
 #   make          the tide binary, the Lua module, the static library, mockllm (build/)
-#   make deps     installs the Debian packages that are missing (apt-get as root); silent
-#                 when none is
+#   make deps     installs the Debian packages that are missing (apt-get as root), then the
+#                 specs' pinned MCP servers (npm ci); silent when none is
 #   make test     deps + build + the specs' helper programs (spec-bins) + the busted specs
 #                 (plain `busted` builds what they need and runs them too: .busted)
 #   make lint     luacheck over the Lua (.luacheckrc), cppcheck over the C
@@ -58,7 +58,7 @@ LUA_ENV = LUA_PATH="$(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/spec/
 BUSTED_ARGS = --ignore-lua --cpath="$(CURDIR)/$(BUILD)/lib/?.so"
 BUSTED = lua5.4 $$(command -v busted) $(BUSTED_ARGS)
 
-.PHONY: all spec-bins deps mcp-servers test check check-run lint demo faults faults-doc soak bench fuzz \
+.PHONY: all spec-bins deps deb-packages mcp-servers test check check-run lint demo faults faults-doc soak bench fuzz \
         valgrind valgrind-run install rock rock-install clean
 
 all: $(BUILD)/tide $(BUILD)/lib/tide/core.so $(BUILD)/libtide.a $(BUILD)/mockllm
@@ -112,7 +112,12 @@ $(BUILD)/mockllm: $(MOCK_SRC) $(wildcard engine/mockllm/*.h)
 	$(CC) -std=gnu99 $(OPT) -g $(WARN) $(SAN) $(CFLAGS) $(shell pkg-config --cflags libuv) \
 	  $(MOCK_SRC) -o $@ $(shell pkg-config --libs libuv) -lm
 
-deps:
+# deps: the Debian packages, then the MCP servers; deb-packages alone is what lint, fuzz
+# and valgrind add their own packages with (DEB_PACKAGES=...), without npm.
+deps: deb-packages
+	@$(MAKE) --no-print-directory mcp-servers
+
+deb-packages:
 	@missing=""; for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -125,7 +130,6 @@ deps:
 	    echo "  sudo apt-get install -y$$missing"; exit 1; \
 	  fi; \
 	fi
-	@$(MAKE) --no-print-directory mcp-servers
 
 # The reference MCP servers the MCP specs start, at the versions package-lock.json pins
 # (test-time only: tide itself needs no Node), installed when missing.
@@ -177,7 +181,7 @@ LINT_DEB_PACKAGES := lua-check cppcheck
 CPPCHECK = cppcheck -q --std=c99 --enable=warning,portability,performance --inline-suppr \
            --error-exitcode=1 -Iengine/include
 lint:
-	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(LINT_DEB_PACKAGES)"
+	@$(MAKE) --no-print-directory deb-packages DEB_PACKAGES="$(LINT_DEB_PACKAGES)"
 	luacheck -q --no-color lua spec scripts fuzz .busted
 	$(CPPCHECK) engine
 
@@ -197,7 +201,7 @@ bench: all
 FUZZ_SECONDS ?= 60
 FUZZ_DEB_PACKAGES := clang libclang-rt-14-dev
 fuzz: deps
-	$(MAKE) deps DEB_PACKAGES="$(FUZZ_DEB_PACKAGES)"
+	$(MAKE) deb-packages DEB_PACKAGES="$(FUZZ_DEB_PACKAGES)"
 	$(MAKE) all
 	$(MAKE) -f fuzz/fuzz.mk CORE_SRC="$(CORE_SRC)"
 	$(LUA_ENV) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
@@ -213,7 +217,7 @@ VALGRIND = valgrind --tool=memcheck --leak-check=full --errors-for-leak-kinds=de
            --error-exitcode=1 --trace-children=no --num-callers=30 \
            --suppressions=$(CURDIR)/spec/support/valgrind.supp
 valgrind: deps
-	$(MAKE) deps DEB_PACKAGES=valgrind
+	$(MAKE) deb-packages DEB_PACKAGES=valgrind
 	$(MAKE) BUILD=build-valgrind OPT=-O1 all spec-bins
 	$(MAKE) BUILD=build-valgrind valgrind-run
 

@@ -13,6 +13,7 @@
 -- the first failure is said once on stderr.
 local core = require "tide.core"
 local otlp = require "tide.trace.otlp"
+local retry_after = require("tide.providers.common").retry_after
 
 local M = {}
 M.__index = M
@@ -29,10 +30,10 @@ function M.new(cfg)
     counts = {exported = 0, dropped = 0, exports = 0, failed_exports = 0}, warned = false}, M)
 end
 
+-- The collector's Retry-After, read as an LM provider's is, at most 30 s.
 local function retry_after_of(headers)
-  local v = tonumber(headers and headers["retry-after"] or "")
-  if v and v >= 0 then return math.min(v, 30) end
-  return nil
+  local v = retry_after(headers)
+  return v and math.min(v, 30)
 end
 
 --- One POST of a body; raises a retryable error for what a new attempt may cure.

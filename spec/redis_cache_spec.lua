@@ -206,94 +206,83 @@ describe("redis:// URLs", function()
 end)
 
 describe("the LM cache's Redis tier", function()
-  local tier = redis_tier.new()
-  local server, llm, warnings
-  setup(function()
-    tier.setup()
-    server, llm = tier.server, tier.llm
-  end)
-  teardown(tier.teardown)
-  before_each(function()
-    tier.before_each()
-    warnings = tier.warnings
-  end)
-  after_each(tier.after_each)
+  local tier = redis_tier.new()   -- tier.server, tier.llm, tier.warnings
 
   local function new_lm(cache)
-    return tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-tier-secret",
+    return tide.LM("openai/gpt-4o-mini", {base_url = tier.llm.url .. "/v1", api_key = "sk-tier-secret",
       cache = cache})
   end
 
   it("lets a second process repeat no request the first one made", function()
-    local first = shard(llm.url, server.url, 12, "shared")
-    assert.are.equal(12, llm:stats().requests)
+    local first = shard(tier.llm.url, tier.server.url, 12, "shared")
+    assert.are.equal(12, tier.llm:stats().requests)
     assert.are.equal(0, first.cached)
-    local second = shard(llm.url, server.url, 12, "shared")
-    assert.are.equal(12, llm:stats().requests)   -- none more: every answer came from Redis
+    local second = shard(tier.llm.url, tier.server.url, 12, "shared")
+    assert.are.equal(12, tier.llm:stats().requests)   -- none more: every answer came from Redis
     assert.are.equal(12, second.cached)
     assert.are.same(first.texts, second.texts)
     assert.are.same({}, second.warnings)
     -- what Redis holds: tide's entries under the versioned prefix, no key in them
-    local keys = server:cli("KEYS", "*")
+    local keys = tier.server:cli("KEYS", "*")
     for key in keys:gmatch("[^\n]+") do
       assert.matches("^tide:v1:lm:%x+$", key)
-      assert.is_nil(server:cli("GET", key):find("sk-shard-secret", 1, true))
+      assert.is_nil(tier.server:cli("GET", key):find("sk-shard-secret", 1, true))
     end
   end)
 
   it("serves a fresh cache from Redis, keeping what it read in memory", function()
     local lm1 = new_lm(cache_mod.new{dir = false})
     local answer = lm1:call("colour?")
-    assert.are.equal(1, llm:stats().requests)
+    assert.are.equal(1, tier.llm:stats().requests)
     local c2 = cache_mod.new{dir = false}
     local lm2 = new_lm(c2)
     local again = lm2:call("colour?")
     assert.is_true(again.cached)
     assert.are.equal(answer.text, again.text)
-    assert.are.equal(1, llm:stats().requests)
+    assert.are.equal(1, tier.llm:stats().requests)
     assert.are.equal(1, c2.size)
   end)
 
   it("shares embedder results too: a second embedder on a fresh cache sends nothing", function()
     local function embedder()
-      return require("tide.embedder").new("openai/text-embedding-3-small", {base_url = llm.url .. "/v1",
+      return require("tide.embedder").new("openai/text-embedding-3-small", {base_url = tier.llm.url .. "/v1",
         api_key = "sk-embed", cache = cache_mod.new{dir = false}})
     end
     local first = embedder():embed{"alpha beta", "gamma"}
-    local requests = llm:stats().requests
+    local requests = tier.llm:stats().requests
     assert.is_true(requests >= 1)
     local again = embedder()
     assert.are.same(first, again:embed{"alpha beta", "gamma"})
-    assert.are.equal(requests, llm:stats().requests)
+    assert.are.equal(requests, tier.llm:stats().requests)
     assert.are.equal(2, again.usage.cache_hits)
   end)
 
   it("makes identical calls in flight in two processes once", function()
     local slow = mockllm.start{latency_ms = 800}   -- well past a process's start-up
     local cached = 0
-    for _, out in ipairs(run_shards(server.url, slow.url, {"6 0 together", "6 0 together"})) do
+    for _, out in ipairs(run_shards(tier.server.url, slow.url, {"6 0 together", "6 0 together"})) do
       cached = cached + out.cached
     end
     local requests = slow:stats().requests
     slow:stop()
     assert.are.equal(6, requests)   -- not 12: each question was asked by one process
     assert.are.equal(6, cached)
-    assert.are.equal("", server:cli("KEYS", inflight.PREFIX .. "*"))   -- every lock released
+    assert.are.equal("", tier.server:cli("KEYS", inflight.PREFIX .. "*"))   -- every lock released
   end)
 
   it("waits out a lock whose holder died, then takes it; or takes the holder's answer", function()
     local c = cache_mod.new{dir = false}
     local key = ("c"):rep(64)
-    server:cli("SET", inflight.PREFIX .. key, "a-holder-that-crashed", "PX", "300")
+    tier.server:cli("SET", inflight.PREFIX .. key, "a-holder-that-crashed", "PX", "300")
     local lock, answer = inflight.claim(c, key)
     assert.is_nil(answer)
-    assert.are.equal(lock.token, server:cli("GET", inflight.PREFIX .. key))
+    assert.are.equal(lock.token, tier.server:cli("GET", inflight.PREFIX .. key))
     lock:__close()
     assert.is_true(wait_state(shared_redis.current().conn, "ready"))
     tide.sleep(0.05)   -- the release was posted, not awaited
-    assert.are.equal("", server:cli("GET", inflight.PREFIX .. key))
+    assert.are.equal("", tier.server:cli("GET", inflight.PREFIX .. key))
     -- a live holder stores its answer: the waiter takes it and makes no call
-    server:cli("SET", inflight.PREFIX .. key, "a-live-holder", "PX", "5000")
+    tier.server:cli("SET", inflight.PREFIX .. key, "a-live-holder", "PX", "5000")
     tide.spawn(function()
       tide.sleep(0.1)
       shared_cache.put(shared_redis.current(), key, cjson.encode{text = "theirs"})
@@ -306,10 +295,10 @@ describe("the LM cache's Redis tier", function()
 
   it("never writes an API key to Redis, even one a server put in its answer", function()
     local key = "sk-redis-canary-4242"
-    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = key,
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = tier.llm.url .. "/v1", api_key = key,
       cache = cache_mod.new{dir = false}, headers = {["X-Mock-Scenario"] = "reply=your key is " .. key}})
     assert.matches(key, lm:call("echo?").text, 1, true)   -- the caller gets the answer as it came
-    local stored = server:cli("GET", server:cli("KEYS", shared_cache.PREFIX .. "*"))
+    local stored = tier.server:cli("GET", tier.server:cli("KEYS", shared_cache.PREFIX .. "*"))
     assert.is_nil(stored:find(key, 1, true))
     assert.matches("your key is [redacted]", stored, 1, true)
   end)
@@ -318,40 +307,40 @@ describe("the LM cache's Redis tier", function()
     local old = shared_redis.current()
     local run = tide.spawn(function() return old:call("BLPOP", "never-filled", "5") end)
     tide.sleep(0.05)
-    tide.configure{redis = server.url}   -- a new link; the old one closes
+    tide.configure{redis = tier.server.url}   -- a new link; the old one closes
     local value, err = run:wait()
     assert.is_nil(value)
     assert.are.equal("redis_unavailable", err.kind)
     value, err = old:call("GET", "x")
     assert.is_nil(value)
     assert.matches("this link was closed", err.message)
-    assert.are.same({}, warnings)
+    assert.are.same({}, tier.warnings)
     assert.are.equal("PONG", shared_redis.current():call("PING"))
   end)
 
   it("writes entries with the configured TTL", function()
-    tide.configure{redis = {url = server.url, ttl = 300}}
+    tide.configure{redis = {url = tier.server.url, ttl = 300}}
     new_lm(cache_mod.new{dir = false}):call("ttl?")
-    local key = server:cli("KEYS", "tide:v1:lm:*")
-    local ttl = tonumber(server:cli("TTL", key))
+    local key = tier.server:cli("KEYS", "tide:v1:lm:*")
+    local ttl = tonumber(tier.server:cli("TTL", key))
     assert.is_true(ttl > 290 and ttl <= 300)
   end)
 
   it("ignores a value under the prefix that is not tide's, and says so once", function()
     local c = cache_mod.new{dir = false}
     local key = ("a"):rep(64)
-    server:cli("SET", shared_cache.PREFIX .. key, "not json at all")
+    tier.server:cli("SET", shared_cache.PREFIX .. key, "not json at all")
     assert.is_nil(c:get(key))
     -- a tide entry of another request copied under this key is refused too
-    server:cli("SET", shared_cache.PREFIX .. key,
+    tier.server:cli("SET", shared_cache.PREFIX .. key,
       cjson.encode{key = ("b"):rep(64), answer = {text = "poisoned"}})
     assert.is_nil(c:get(key))
-    assert.are.equal(1, #warnings)
-    assert.matches("not tide's", warnings[1])
+    assert.are.equal(1, #tier.warnings)
+    assert.matches("not tide's", tier.warnings[1])
     -- and a call whose key holds such a value is made, then stored over it
     local lm1 = new_lm(cache_mod.new{dir = false})
     lm1:call("real?")
-    local stored = server:cli("KEYS", shared_cache.PREFIX .. "*")
+    local stored = tier.server:cli("KEYS", shared_cache.PREFIX .. "*")
     assert.is_truthy(stored:find("\n", 1, true))   -- two entries now
   end)
 
@@ -363,9 +352,9 @@ describe("the LM cache's Redis tier", function()
     local b = lm1:call("two?")
     assert.is_string(a.text)
     assert.is_string(b.text)
-    assert.are.equal(2, llm:stats().requests)
-    assert.are.equal(1, #warnings)
-    assert.matches("refused to store an answer: OOM", warnings[1])
+    assert.are.equal(2, tier.llm:stats().requests)
+    assert.are.equal(1, #tier.warnings)
+    assert.matches("refused to store an answer: OOM", tier.warnings[1])
     tide.configure{redis = false}
     full:stop()
   end)
@@ -378,26 +367,26 @@ describe("the LM cache's Redis tier", function()
     for i = 1, 20 do ids[i] = i end
     local run = tide.spawn(tide.map, ids, function(i) return lm_slow:call("killed " .. i).text end)
     slow:wait_for(function(s) return s.in_flight == 20 end)
-    server:kill()   -- every call is in flight: their answers cannot be stored in Redis
+    tier.server:kill()   -- every call is in flight: their answers cannot be stored in Redis
     local texts = run:wait()
     slow:stop()
     local lm1 = new_lm(cache_mod.new{dir = false})
     for i = 1, 20 do assert.are.equal("Mock reply to: killed " .. i, texts[i]) end
-    assert.are.equal(1, #warnings)
-    assert.matches("is unavailable", warnings[1])
-    assert.matches("local cache", warnings[1])
+    assert.are.equal(1, #tier.warnings)
+    assert.matches("is unavailable", tier.warnings[1])
+    assert.matches("local cache", tier.warnings[1])
     -- calls go on without it
     assert.are.equal("Mock reply to: down", lm1:call("down").text)
     -- back: the link reconnects by itself, and answers are shared again
-    server:restart()
+    tier.server:restart()
     local client = shared_redis.current()
     assert.is_true(wait_state(client.conn, "ready"))
     lm1:call("after restart")
     local fresh = new_lm(cache_mod.new{dir = false})
-    local before = llm:stats().requests
+    local before = tier.llm:stats().requests
     assert.is_true(fresh:call("after restart").cached)
-    assert.are.equal(before, llm:stats().requests)
-    assert.matches("is back", warnings[#warnings])
+    assert.are.equal(before, tier.llm:stats().requests)
+    assert.matches("is back", tier.warnings[#tier.warnings])
   end)
 
   it("gives tide eval --redis: a second run on another disk cache makes no request", function()
@@ -416,18 +405,18 @@ return {program = function(inputs) return critic{content = inputs.content} end,
       local cmd = string.format("cd %s && env -u TIDE_MODEL -u MOCKLLM_URL -u TIDE_REDIS_URL " ..
         "OPENAI_API_KEY=sk-eval OPENAI_BASE_URL=%s/v1 TIDE_CACHE_DIR=%s/cache%d %s eval " ..
         "program.lua --model openai/mock --data data.jsonl --out out%d.jsonl --progress none " ..
-        "--redis '%s' 2>&1", dir, llm.url, dir, run, TIDE, run, redis_url)
+        "--redis '%s' 2>&1", dir, tier.llm.url, dir, run, TIDE, run, redis_url)
       local p = assert(io.popen(cmd))
       local out = p:read("a")
       local _, _, code = p:close()
       return code, out
     end
-    local code, out = eval(1, server.url)
+    local code, out = eval(1, tier.server.url)
     assert.are.equal(0, code, out)
-    assert.are.equal(6, llm:stats().requests)
-    code, out = eval(2, server.url)
+    assert.are.equal(6, tier.llm:stats().requests)
+    code, out = eval(2, tier.server.url)
     assert.are.equal(0, code, out)
-    assert.are.equal(6, llm:stats().requests)
+    assert.are.equal(6, tier.llm:stats().requests)
     code, out = eval(3, "redis://:pw@h:0")
     assert.are.equal(2, code)
     assert.matches("tide eval: %-%-redis: a port outside 1%-65535", out)
@@ -436,8 +425,8 @@ return {program = function(inputs) return critic{content = inputs.content} end,
   end)
 
   it("runs a process whose Redis password is wrong on its local cache, saying so once", function()
-    local url = string.format("redis://:wrong-pw-123@127.0.0.1:%d", server.port)
-    local out = shard(llm.url, url, 3, "wrongpw")
+    local url = string.format("redis://:wrong-pw-123@127.0.0.1:%d", tier.server.port)
+    local out = shard(tier.llm.url, url, 3, "wrongpw")
     assert.are.equal(3, #out.texts)
     assert.are.equal(1, #out.warnings)
     assert.matches("refused the credentials", out.warnings[1])
@@ -447,7 +436,7 @@ return {program = function(inputs) return critic{content = inputs.content} end,
 
   it("runs without Redis when TIDE_REDIS_URL is malformed, saying so once", function()
     local cmd = string.format("TIDE_REDIS_URL='redis://:pw@h:0' %s scripts/bench/redis_shard.lua %s 2 0 bad",
-      TIDE, llm.url)
+      TIDE, tier.llm.url)
     local p = assert(io.popen(cmd .. " 2>&1"))
     local out = p:read("a")
     p:close()

@@ -24,40 +24,29 @@ local function sustained_rate(server, capacity, weight)
 end
 
 describe("shared rate limits", function()
-  local tier = redis_tier.new()
-  local server, llm, warnings
-  setup(function()
-    tier.setup()
-    server, llm = tier.server, tier.llm
-  end)
-  teardown(tier.teardown)
-  before_each(function()
-    tier.before_each()
-    warnings = tier.warnings
-  end)
-  after_each(tier.after_each)
+  local tier = redis_tier.new()   -- tier.server, tier.llm, tier.warnings
 
   it("keeps three processes together at one rpm, measured at the server", function()
     local rpm, per_shard = 1200, 30   -- 20/s, bursts of 20
     local args = {}
     for k = 1, 3 do args[k] = string.format("%d %d shard%d", per_shard, rpm, k) end
-    for _, out in ipairs(run_shards(server.url, llm.url, args)) do
+    for _, out in ipairs(run_shards(tier.server.url, tier.llm.url, args)) do
       assert.are.same({}, out.warnings)
     end
-    local rate, n = sustained_rate(llm, rpm / 60)
+    local rate, n = sustained_rate(tier.llm, rpm / 60)
     assert.are.equal(3 * per_shard, n)
     -- one process alone would allow 20/s; three unshared buckets 60/s and 60 at once
     assert.is_true(rate <= rpm / 60 * 1.1, "rate at the server: " .. rate)
     -- Redis holds the bucket under a hash: no key, no model name in clear
-    local keys = server:cli("KEYS", "tide:v1:rate:*")
+    local keys = tier.server:cli("KEYS", "tide:v1:rate:*")
     assert.matches("^tide:v1:rate:rpm:%x+$", keys)
-    assert.is_nil(server:cli("HGETALL", keys):find("sk-shard-secret", 1, true))
+    assert.is_nil(tier.server:cli("HGETALL", keys):find("sk-shard-secret", 1, true))
   end)
 
   it("shares tpm between LMs of the same provider, model and key", function()
     local tpm = 120000   -- 2000 tokens/s, bursts of 2000
     local function new_lm()
-      return tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-tpm",
+      return tide.LM("openai/gpt-4o-mini", {base_url = tier.llm.url .. "/v1", api_key = "sk-tpm",
         tpm = tpm, max_tokens = 500, cache = false})
     end
     local a, b = new_lm(), new_lm()
@@ -67,35 +56,35 @@ describe("shared rate limits", function()
       function() tide.map(ids, function(i) return a:call("a" .. i) end) end,
       function() tide.map(ids, function(i) return b:call("b" .. i) end) end)
     -- each call takes ceil(#prompt / 4) + max_tokens = 501 tokens
-    local rate, n = sustained_rate(llm, tpm / 60, 501)
+    local rate, n = sustained_rate(tier.llm, tpm / 60, 501)
     assert.are.equal(12, n)
     assert.is_true(rate <= tpm / 60 * 1.1, "tokens per second at the server: " .. rate)
-    assert.are.same({}, warnings)
+    assert.are.same({}, tier.warnings)
   end)
 
   it("loads the script again after SCRIPT FLUSH (NOSCRIPT), without falling back", function()
-    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-ns",
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = tier.llm.url .. "/v1", api_key = "sk-ns",
       rpm = 600, cache = false})
     lm:call("before")
     local key = limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-ns")
-    local last = server:cli("HGET", key, "last")
-    server:cli("SCRIPT", "FLUSH")
+    local last = tier.server:cli("HGET", key, "last")
+    tier.server:cli("SCRIPT", "FLUSH")
     tide.sleep(0.01)
     lm:call("after")
-    assert.are_not.equal(last, server:cli("HGET", key, "last"))   -- the take went to Redis
-    assert.are.same({}, warnings)
+    assert.are_not.equal(last, tier.server:cli("HGET", key, "last"))   -- the take went to Redis
+    assert.are.same({}, tier.warnings)
   end)
 
   it("falls back to the local bucket when Redis refuses the script's write (OOM)", function()
     local full = redis.start{extra = {"--maxmemory", "1", "--maxmemory-policy", "noeviction"}}
     tide.configure{redis = full.url}
-    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-oom",
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = tier.llm.url .. "/v1", api_key = "sk-oom",
       rpm = 600, cache = false})
     assert.is_string(lm:call("one").text)
     assert.is_string(lm:call("two").text)
-    assert.are.equal(2, llm:stats().requests)
-    assert.are.equal(1, #warnings)
-    assert.matches("refused a take from the shared rpm bucket: OOM", warnings[1])
+    assert.are.equal(2, tier.llm:stats().requests)
+    assert.are.equal(1, #tier.warnings)
+    assert.matches("refused a take from the shared rpm bucket: OOM", tier.warnings[1])
     tide.configure{redis = false}
     full:stop()
   end)
@@ -103,44 +92,44 @@ describe("shared rate limits", function()
   it("keeps the limit per process when Redis is down, with one warning", function()
     tide.configure{redis = "redis://127.0.0.1:1"}
     local rpm = 6000   -- 100/s, bursts of 100
-    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-down",
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = tier.llm.url .. "/v1", api_key = "sk-down",
       rpm = rpm, cache = false})
     local ids = {}
     for i = 1, 150 do ids[i] = i end
     tide.map(ids, function(i) return lm:call("down " .. i) end)
-    local rate, n = sustained_rate(llm, rpm / 60)
+    local rate, n = sustained_rate(tier.llm, rpm / 60)
     assert.are.equal(150, n)
     assert.is_true(rate <= rpm / 60 * 1.1, "rate at the server: " .. rate)
-    assert.are.equal(1, #warnings)
-    assert.matches("unavailable.*local cache and rate limits", warnings[1])
+    assert.are.equal(1, #tier.warnings)
+    assert.matches("unavailable.*local cache and rate limits", tier.warnings[1])
   end)
 
   it("goes on with the local bucket when Redis is killed mid-run, and shares again after", function()
     local rpm = 3000   -- 50/s, bursts of 50
-    local lm = tide.LM("openai/gpt-4o-mini", {base_url = llm.url .. "/v1", api_key = "sk-kill",
+    local lm = tide.LM("openai/gpt-4o-mini", {base_url = tier.llm.url .. "/v1", api_key = "sk-kill",
       rpm = rpm, cache = false})
     local key = limits.redis_key("rpm", "openai", "gpt-4o-mini", "sk-kill")
     local ids = {}
     for i = 1, 120 do ids[i] = i end
     local run = tide.spawn(tide.map, ids, function(i) return lm:call("kill " .. i).text end)
-    llm:wait_for(function(s) return s.requests >= 60 end, 1000)   -- past the burst: waiting on Redis
-    server:kill()
+    tier.llm:wait_for(function(s) return s.requests >= 60 end, 1000)   -- past the burst: waiting on Redis
+    tier.server:kill()
     local texts = run:wait()
     for i = 1, 120 do assert.are.equal("Mock reply to: kill " .. i, texts[i]) end
     -- the local bucket starts full: one more burst when it takes over, then the rate
-    local rate = sustained_rate(llm, 2 * rpm / 60)
+    local rate = sustained_rate(tier.llm, 2 * rpm / 60)
     assert.is_true(rate <= rpm / 60 * 1.1, "rate at the server: " .. rate)
-    assert.are.equal(1, #warnings)
-    assert.matches("unavailable", warnings[1])
-    server:restart()
+    assert.are.equal(1, #tier.warnings)
+    assert.matches("unavailable", tier.warnings[1])
+    tier.server:restart()
     local client = shared_redis.current()
     for _ = 1, 600 do
       if client:state() == "ready" then break end
       tide.sleep(0.01)
     end
     lm:call("after restart")
-    assert.matches("^%d", server:cli("HGET", key, "level"))   -- the take went to Redis again
-    assert.matches("is back", warnings[#warnings])
+    assert.matches("^%d", tier.server:cli("HGET", key, "level"))   -- the take went to Redis again
+    assert.matches("is back", tier.warnings[#tier.warnings])
   end)
 
   describe("max_parallel_shared", function()
@@ -160,14 +149,15 @@ describe("shared rate limits", function()
 
     it("caps the calls in flight of three processes together", function()
       slow = mockllm.start{latency_ms = 300}
-      for _, out in ipairs(run_shards(server.url, slow.url, {"8 0 gate1 4", "8 0 gate2 4", "8 0 gate3 4"})) do
+      local args = {"8 0 gate1 4", "8 0 gate2 4", "8 0 gate3 4"}
+      for _, out in ipairs(run_shards(tier.server.url, slow.url, args)) do
         assert.are.same({}, out.warnings)
       end
       local stats = slow:stats()
       assert.are.equal(24, stats.requests)
       assert.is_true(stats.peak_in_flight <= 4, "peak in flight " .. stats.peak_in_flight)
       assert.is_true(stats.peak_in_flight >= 2)   -- the cap was used, not a queue of one
-      assert.are.equal("0", server:cli("ZCARD", server:cli("KEYS", gate.PREFIX .. "*")))
+      assert.are.equal("0", tier.server:cli("ZCARD", tier.server:cli("KEYS", gate.PREFIX .. "*")))
     end)
 
     it("renews a lease while its call runs, past the lease's life", function()
@@ -181,12 +171,12 @@ describe("shared rate limits", function()
     it("gives a dead holder's place to others once its lease has ended", function()
       local lm = slow_lm(1, 0)
       local key = gate.PREFIX .. limits.identity("openai", "gpt-4o-mini", "sk-gate")
-      local secs, usecs = server:cli("TIME"):match("^(%d+)\n(%d+)$")
+      local secs, usecs = tier.server:cli("TIME"):match("^(%d+)\n(%d+)$")
       local ends = math.tointeger(secs) * 1000 + math.tointeger(usecs) // 1000 + 300
-      server:cli("ZADD", key, tostring(ends), "a-process-that-died")
+      tier.server:cli("ZADD", key, tostring(ends), "a-process-that-died")
       assert.are.equal("Mock reply to: after", lm:call("after").text)
-      assert.are.equal("", server:cli("ZSCORE", key, "a-process-that-died"))
-      assert.are.same({}, warnings)
+      assert.are.equal("", tier.server:cli("ZSCORE", key, "a-process-that-died"))
+      assert.are.same({}, tier.warnings)
     end)
 
     it("refuses a max_parallel_shared that is not a count, naming it", function()
@@ -202,7 +192,7 @@ describe("shared rate limits", function()
       tide.map(ids, function(i) return lm:call("down " .. i) end)
       assert.are.equal(6, slow:stats().requests)
       assert.are.equal(2, slow:stats().peak_in_flight)
-      assert.are.equal(1, #warnings)
+      assert.are.equal(1, #tier.warnings)
     end)
   end)
 

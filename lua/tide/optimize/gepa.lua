@@ -183,12 +183,6 @@ local function build(student, candidate)
   return p
 end
 
-local function mean(list)
-  local s = 0
-  for _, v in ipairs(list) do s = s + v end
-  return #list > 0 and s / #list or 0
-end
-
 --- opt:compile(program, {trainset, valset?}) → the program with the best candidate's instructions.
 function GEPA:compile(program, opts)
   check.type("compile", 2, opts, "table")
@@ -230,8 +224,8 @@ function GEPA:compile(program, opts)
 
   local result = run:guard(function()
     local seed_instr, names = instructions_of(program)
-    local function add(candidate, scores, entry)
-      candidate.scores, candidate.score = scores, mean(scores)
+    local function add(candidate, res, entry)
+      candidate.scores, candidate.score = res.scores, res.mean
       candidate.index = #pool + 1
       pool[#pool + 1] = candidate
       entry.candidate, entry.score = candidate.index, candidate.score
@@ -240,7 +234,7 @@ function GEPA:compile(program, opts)
       best = best_candidate()
     end
     local first = run:evaluate(program, valset, "seed candidate", "valset")
-    add({instructions = seed_instr, parent = nil, changed = {}}, first.scores, {step = "seed"})
+    add({instructions = seed_instr, parent = nil, changed = {}}, first, {step = "seed"})
 
     -- the trainset in epochs of seeded shuffles, minibatch by minibatch
     local order, at = {}, 1
@@ -314,13 +308,11 @@ function GEPA:compile(program, opts)
               if not run:affords(sample_n + #valset) then return end
               local cand = {instructions = merged, parent = ca.parent, changed = {}, merged_from = {ca.index, cb.index}}
               local sub = run:evaluate(build(program, cand), subset, "merge", "valset")
-              local sum = 0
-              for _, s in ipairs(sub.scores) do sum = sum + s end
-              if sum >= math.max(sa, sb) then
+              if sub.sum >= math.max(sa, sb) then
                 local full = run:evaluate(build(program, cand), valset, "merge: valset", "valset")
-                add(cand, full.scores, {step = "merge", parents = {ca.index, cb.index}})
+                add(cand, full, {step = "merge", parents = {ca.index, cb.index}})
               else
-                run:record{step = "merge rejected", parents = {ca.index, cb.index}, score = sum / sample_n}
+                run:record{step = "merge rejected", parents = {ca.index, cb.index}, score = sub.mean}
               end
               return
             end
@@ -341,9 +333,7 @@ function GEPA:compile(program, opts)
       local built_names = {}
       for _, np in ipairs(built:named_predictors()) do built_names[np[2]] = np[1] end
       local before = run:evaluate(built, batch, "reflect on candidate " .. parent.index, "trainset")
-      local sum_before = 0
-      for _, s in ipairs(before.scores) do sum_before = sum_before + s end
-      if self.skip_perfect and sum_before >= self.perfect * #batch then
+      if self.skip_perfect and before.sum >= self.perfect * #batch then
         run:record{step = "skipped: perfect on the minibatch", parent = parent.index, score = before.mean}
       else
         local all = reflective(before.rows, built_names, name)
@@ -351,21 +341,17 @@ function GEPA:compile(program, opts)
           run:record{step = "skipped: predictor not called", parent = parent.index, component = name}
         else
           run.other_calls = run.other_calls + 1
-          local usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0}
-          local new = settings.with({usage_sink = usage}, function()
+          local new = settings.with({usage_sink = run.usage}, function()
             return reflector({current_instruction_doc = parent.instructions[name],
               dataset_with_feedback = render(all)}, {config = {rollout_id = #pool}}).new_instruction
           end)
-          for key, v in pairs(usage) do run.usage[key] = (run.usage[key] or 0) + v end
           local child = {instructions = {}, parent = parent.index, changed = {[name] = true}}
           for n2, text in pairs(parent.instructions) do child.instructions[n2] = text end
           child.instructions[name] = tostring(new)
           local after = run:evaluate(build(program, child), batch, "new candidate", "trainset")
-          local sum_after = 0
-          for _, s in ipairs(after.scores) do sum_after = sum_after + s end
-          if sum_after > sum_before then
+          if after.sum > before.sum then
             local full = run:evaluate(build(program, child), valset, "new candidate: valset", "valset")
-            add(child, full.scores, {step = "reflection", parent = parent.index, component = name})
+            add(child, full, {step = "reflection", parent = parent.index, component = name})
             try_merge()
           else
             run:record{step = "rejected", parent = parent.index, component = name, score = after.mean,

@@ -208,7 +208,7 @@ end
 
 --- Runs program over examples in parallel (at most `concurrency` at once; the
 -- LM's gate bounds the requests under that) with a progress bar; rows in the
--- examples' order.  → {mean, rows, scores}
+-- examples' order.  → {mean, sum, rows, scores} (mean and sum taken in that order)
 function Run:evaluate(program, examples, label, what)
   local bar = self:bar(#examples, label)
   local done, sum, errs = 0, 0, 0
@@ -221,9 +221,12 @@ function Run:evaluate(program, examples, label, what)
     return row
   end, {limit = self.concurrency})
   bar:finish{done = done, errors = errs, mean = done > 0 and sum / done or nil}
-  local scores = {}
-  for i, row in ipairs(rows) do scores[i] = row.score or 0 end
-  return {mean = #rows > 0 and sum / #rows or 0, rows = rows, scores = scores}
+  local scores, total = {}, 0
+  for i, row in ipairs(rows) do
+    scores[i] = row.score or 0
+    total = total + scores[i]
+  end
+  return {mean = #rows > 0 and total / #rows or 0, sum = total, rows = rows, scores = scores}
 end
 
 --- Records a candidate in the log: {label, score, ...}.

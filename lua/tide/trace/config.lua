@@ -111,8 +111,13 @@ local FIELDS = {endpoint = "string", headers = "table", resource = "table", serv
   timeout = "number", schedule_delay = "number", max_queue = "number", batch_size = "number",
   max_attribute = "number", capture_content = "boolean", traceparent = "boolean",
   retries = "number"}
-local NAMES = "batch_size, capture_content, endpoint, headers, max_attribute, max_queue, " ..
-  "resource, retries, schedule_delay, service_name, timeout, traceparent"
+local NAMES   -- the fields' names, sorted, for the message of an unknown one
+do
+  local names = {}
+  for k in pairs(FIELDS) do names[#names + 1] = k end
+  table.sort(names)
+  NAMES = table.concat(names, ", ")
+end
 
 --- merged(opts [, getenv]) → the settings of tide.configure{trace = opts}: the
 -- variables' values (as if OTEL_TRACES_EXPORTER=otlp) under opts' own, checked.

@@ -85,7 +85,7 @@ end
 
 --- DSPy's auto budget: the metric calls MIPROv2 would spend with n candidates.
 function M.auto_budget(num_preds, n, valset_size)
-  local trials = math.floor(math.max(2 * (num_preds * 2) * math.log(n, 2), 1.5 * n))
+  local trials = run_mod.trials_for(n, num_preds * 2)
   local minibatch, steps = 35, 5
   local total = valset_size + n * 5 + trials * minibatch
   local fulls = (trials + 1) // steps + 1 + (trials < steps and 1 or 0)

@@ -83,11 +83,6 @@ function M.new(opts)
     temperature = opts.init_temperature or 0.5}, MIPRO)
 end
 
---- DSPy's trial count for n candidates and v variables.
-local function trials_for(n, variables)
-  return math.floor(math.max(2 * variables * math.log(n, 2), 1.5 * n))
-end
-
 --- The compile's datasets: checked, the valset split off the trainset when not given.
 local function datasets(self, opts)
   local trainset = run_mod.examples("compile", "trainset", opts.trainset, true)
@@ -152,7 +147,7 @@ function MIPRO:compile(program, opts)
   local names = {}
   for i, np in ipairs(nps) do names[i] = np[1] end
   local n = self.opts.num_candidates or auto.n
-  local num_trials = self.opts.num_trials or trials_for(n, #nps * (zeroshot and 1 or 2))
+  local num_trials = self.opts.num_trials or run_mod.trials_for(n, #nps * (zeroshot and 1 or 2))
   local minibatch_size = math.min(self.minibatch_size, #valset)
 
   local run = run_mod.new(NAME, self.opts)

@@ -270,6 +270,11 @@ function M.save_log(opt, path)
   f:close()
 end
 
+--- DSPy's MIPROv2 trial count for n candidates and v variables (GEPA's auto budget too).
+function M.trials_for(n, variables)
+  return math.floor(math.max(2 * variables * math.log(n, 2), 1.5 * n))
+end
+
 --- A demo made of a traced call: its inputs and its outputs, marked augmented
 -- (DSPy's flag: a demo the optimizer produced, kept through save and load).
 function M.demo_of(inputs, pred)

@@ -3,12 +3,12 @@
 --   local out, err = sandbox.run(code, {budget = 1e6})
 --
 -- The code sees Lua's string, table, math and utf8 libraries and the plain base
--- functions — no io, os, require, load, debug, coroutine, getmetatable or
--- collectgarbage — and FINAL(value), which ends it with that value.  It runs under
--- an instruction budget (a count hook: an endless loop is stopped), and its strings'
--- methods are the sandbox's too (string.rep capped, no string.dump) while it runs,
--- since ("x"):rep(n) reaches the string metatable, not the sandbox's table.  pcall
--- inside the code cannot catch the budget or FINAL.
+-- functions — no io, os, require, load, debug, coroutine, getmetatable,
+-- collectgarbage or finalizers (__gc) — and FINAL(value), which ends it with that
+-- value.  It runs under an instruction budget (a count hook: an endless loop is
+-- stopped), and its strings' methods are the sandbox's too (string.rep capped, no
+-- string.dump) while it runs, since ("x"):rep(n) reaches the string metatable, not
+-- the sandbox's table.  pcall inside the code cannot catch the budget or FINAL.
 --
 -- The code runs to its end without yielding (it can call nothing that waits), so
 -- swapping the string metatable's __index for that time affects no other task.
@@ -40,6 +40,15 @@ local function dumps(v)
   return require("tide.adapters.pyjson").dumps(v)
 end
 
+-- A finalizer would run at some later collection, outside the code's budget and
+-- its string methods: a metatable with __gc is refused (Lua reads it once, here).
+local function safe_setmetatable(t, mt)
+  if type(mt) == "table" and rawget(mt, "__gc") ~= nil then
+    error("setmetatable: __gc is not allowed in the sandbox", 2)
+  end
+  return setmetatable(t, mt)
+end
+
 local function environment(printed, final)
   local function rethrowing_pcall(f, ...)
     local r = table.pack(pcall(f, ...))
@@ -49,7 +58,7 @@ local function environment(printed, final)
   local env = {
     assert = assert, error = error, ipairs = ipairs, next = next, pairs = pairs,
     pcall = rethrowing_pcall, rawequal = rawequal, rawget = rawget, rawlen = rawlen,
-    rawset = rawset, select = select, setmetatable = setmetatable, tonumber = tonumber,
+    rawset = rawset, select = select, setmetatable = safe_setmetatable, tonumber = tonumber,
     tostring = tostring, type = type, unpack = table.unpack,
     string = safe_string, table = copy(table), math = copy(math), utf8 = copy(utf8),
   }

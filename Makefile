@@ -207,7 +207,8 @@ fuzz: deps
 	$(LUA_ENV) FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run
 
 # valgrind memcheck over the engine's specs (VALGRIND_SPECS: tasks, gather, sync, HTTP,
-# streams, embedding, LM calls, processes, the Redis cache, OTLP, callbacks) and the tide binary's, against a plain -O1 build in build-valgrind/.
+# streams, embedding, LM calls, processes, the Redis cache, OTLP, callbacks) and the tide
+# binary's, against a plain -O1 build in build-valgrind/.
 # Other child processes (mockllm, the shell) are not traced; spec/support/valgrind.supp
 # says why each entry exists.
 VALGRIND_SPECS := spec/task_spec.lua spec/gather_spec.lua spec/sync_spec.lua spec/http_spec.lua \

@@ -149,6 +149,20 @@ struct stream_opts {
   enum stream_end end;
 };
 
+/* Walks a text piece by piece, the deltas of a stream: a handful, cut between
+   words, never inside a UTF-8 character. pieces_next returns 0 when there is
+   none left, or when o's scripted fault stops the stream after its second
+   delta (its first for a clean cut), which then comes before the finish,
+   even when the text is all out. */
+struct pieces {
+  const char *text;
+  size_t n, at, target;
+  int sent;
+  const struct stream_opts *o;
+};
+void pieces_init(struct pieces *ps, const char *text, size_t n, const struct stream_opts *o);
+int pieces_next(struct pieces *ps, const char **p, size_t *len);
+
 void sse_reply(struct events *ev, enum route r, const struct prompt *p,
                unsigned long long id, const char *text, size_t n,
                unsigned long long ctok, enum finish f, const struct stream_opts *o);

@@ -14,7 +14,6 @@
 #include <string.h>
 #include <time.h>
 
-#define PIECES 5                      /* text deltas a reply is cut into, at most */
 #define MIN_OUTPUT_TOKENS 16          /* the API's minimum max_output_tokens */
 #define REFUSAL "I'm sorry, but I cannot help with that request."
 
@@ -443,20 +442,6 @@ static void ev_end(struct events *ev)
   events_mark(ev);
 }
 
-/* Where the piece of t[at..n) ends: about a PIECES-th of the text, at a word
-   break when there is one, never inside a UTF-8 character. */
-static size_t piece_end(const char *t, size_t n, size_t at)
-{
-  size_t target = n / PIECES + 1, e = at + target;
-  if (e >= n)
-    return n;
-  while (e < n && t[e - 1] != ' ' && e < at + 2 * target)
-    e++;
-  while (e < n && ((unsigned char)t[e] & 0xC0) == 0x80)
-    e++;
-  return e;
-}
-
 static void ev_item(struct events *ev, struct rsp *r, const char *type, int index, int done,
                     int call)
 {
@@ -470,39 +455,37 @@ static void ev_item(struct events *ev, struct rsp *r, const char *type, int inde
 }
 
 /* The deltas of s[0..n) as `type` events of item `item_id`; returns 0 when
-   the scripted end stopped the stream after its deltas (nothing follows). */
+   o's scripted fault ends the stream after them (nothing follows). */
 static int deltas(struct events *ev, struct rsp *r, const char *type, const char *item_id,
-                  int index, const char *s, size_t n, enum stream_end end, int *sent)
+                  int index, const char *s, size_t n, const struct stream_opts *o)
 {
-  size_t at = 0, e;
+  struct pieces ps;
+  const char *piece;
+  size_t len;
   int content = strcmp(type, "response.output_text.delta") == 0;
-  while (at < n) {
-    e = piece_end(s, n, at);
+  pieces_init(&ps, s, n, o);
+  while (pieces_next(&ps, &piece, &len)) {
     ev_begin(ev, r, type);
     buf_addf(&ev->data, "\"item_id\":\"%s\",\"output_index\":%d,", item_id, index);
     if (content)
       buf_adds(&ev->data, "\"content_index\":0,");
     buf_adds(&ev->data, "\"delta\":");
-    json_put_str(&ev->data, s + at, e - at);
+    json_put_str(&ev->data, piece, len);
     ev_end(ev);
-    at = e;
-    ++*sent;
-    if ((end == STREAM_END_CLEAN && *sent >= 1) ||
-        ((end == STREAM_END_CUT || end == STREAM_END_ERROR) && *sent >= 2)) {
-      if (end == STREAM_END_ERROR) {
-        ev_begin(ev, r, "error");
-        buf_adds(&ev->data, "\"code\":\"server_error\",\"message\":\"mock: scripted stream "
-                 "error\",\"param\":null");
-        ev_end(ev);
-      }
-      return 0;
-    }
   }
-  return 1;
+  if (o->end == STREAM_END_NORMAL)
+    return 1;
+  if (o->end == STREAM_END_ERROR) {
+    ev_begin(ev, r, "error");
+    buf_adds(&ev->data, "\"code\":\"server_error\",\"message\":\"mock: scripted stream "
+             "error\",\"param\":null");
+    ev_end(ev);
+  }
+  return 0;
 }
 
-static int stream_message(struct events *ev, struct rsp *r, int index, enum stream_end end,
-                          int *sent)
+static int stream_message(struct events *ev, struct rsp *r, int index,
+                          const struct stream_opts *o)
 {
   char item[48];
   snprintf(item, sizeof item, "msg_mock_%llu", r->id);
@@ -520,7 +503,7 @@ static int stream_message(struct events *ev, struct rsp *r, int index, enum stre
     ev_end(ev);
   } else {
     if (!deltas(ev, r, "response.output_text.delta", item, index,
-                r->text.data ? r->text.data : "", r->text.len, end, sent))
+                r->text.data ? r->text.data : "", r->text.len, o))
       return 0;
     ev_begin(ev, r, "response.output_text.done");
     buf_addf(&ev->data, "\"item_id\":\"%s\",\"output_index\":%d,\"content_index\":0,\"text\":",
@@ -537,15 +520,15 @@ static int stream_message(struct events *ev, struct rsp *r, int index, enum stre
   return 1;
 }
 
-static int stream_call(struct events *ev, struct rsp *r, int i, int index, enum stream_end end,
-                       int *sent)
+static int stream_call(struct events *ev, struct rsp *r, int i, int index,
+                       const struct stream_opts *o)
 {
   char item[48];
   const struct tcall *c = &r->p.calls[i];
   snprintf(item, sizeof item, "fc_mock_%llu_%d", r->id, i);
   ev_item(ev, r, "response.output_item.added", index, 0, i);
   if (!deltas(ev, r, "response.function_call_arguments.delta", item, index,
-              c->args.data ? c->args.data : "", c->args.len, end, sent))
+              c->args.data ? c->args.data : "", c->args.len, o))
     return 0;
   ev_begin(ev, r, "response.function_call_arguments.done");
   buf_addf(&ev->data, "\"item_id\":\"%s\",\"output_index\":%d,\"arguments\":", item, index);
@@ -557,7 +540,8 @@ static int stream_call(struct events *ev, struct rsp *r, int i, int index, enum 
 
 static void stream(struct events *ev, struct rsp *r, enum stream_end end)
 {
-  int index = 0, sent = 0, i;
+  struct stream_opts o = {0, 0, end};
+  int index = 0, i;
   ev_begin(ev, r, "response.created");
   buf_adds(&ev->data, "\"response\":");
   put_response(&ev->data, r, 0);
@@ -578,9 +562,9 @@ static void stream(struct events *ev, struct rsp *r, enum stream_end end)
     index++;
   }
   for (i = 0; i < r->p.ncalls; i++)
-    if (!stream_call(ev, r, i, index++, end, &sent))
+    if (!stream_call(ev, r, i, index++, &o))
       return;
-  if (r->p.ncalls == 0 && !stream_message(ev, r, index, end, &sent))
+  if (r->p.ncalls == 0 && !stream_message(ev, r, index, &o))
     return;
   ev_begin(ev, r, r->incomplete ? "response.incomplete" : "response.completed");
   buf_adds(&ev->data, "\"response\":");

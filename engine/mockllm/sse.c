@@ -71,19 +71,7 @@ static size_t piece_end(const char *t, size_t n, size_t at, size_t target)
   return e;
 }
 
-/* Walks the text piece by piece; pieces_next returns 0 when there is none
-   left, or when a scripted fault stops the stream after its second delta (its
-   first for a clean cut), which then comes before the finish, even when the
-   text is all out. */
-struct pieces {
-  const char *text;
-  size_t n, at, target;
-  int sent;
-  const struct stream_opts *o;
-};
-
-static void pieces_init(struct pieces *ps, const char *text, size_t n,
-                        const struct stream_opts *o)
+void pieces_init(struct pieces *ps, const char *text, size_t n, const struct stream_opts *o)
 {
   ps->text = text;
   ps->n = n;
@@ -93,7 +81,7 @@ static void pieces_init(struct pieces *ps, const char *text, size_t n,
   ps->o = o;
 }
 
-static int pieces_next(struct pieces *ps, const char **p, size_t *len)
+int pieces_next(struct pieces *ps, const char **p, size_t *len)
 {
   size_t e;
   if (ps->at >= ps->n)

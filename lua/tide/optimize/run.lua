@@ -141,10 +141,6 @@ function Run:affords(n)
   return true
 end
 
-local function add_usage(into, u)
-  for k, v in pairs(u) do into[k] = (into[k] or 0) + v end
-end
-
 --- An error of this compile: counted, raised once past max_errors.
 function Run:count_error(err)
   self.errors = self.errors + 1
@@ -178,9 +174,7 @@ end
 -- trace and scores it; returns the row.  Failures are counted (see the top).
 function Run:example(program, ex, index, what, metric_wanted)
   local trace = {}
-  local usage = {input = 0, output = 0, total = 0, calls = 0, cache_hits = 0, cost = 0}
-  local ok, pred = settings.with({compile_trace = trace, usage_sink = usage}, pcall, program, ex:inputs())
-  add_usage(self.usage, usage)
+  local ok, pred = settings.with({compile_trace = trace, usage_sink = self.usage}, pcall, program, ex:inputs())
   if not ok and (core.is_error(pred, "cancelled") or core.is_error(pred, "max_errors")) then
     error(pred, 0)
   end

@@ -241,18 +241,20 @@ function Embedder:embed(texts)
   local p = private[self]
   local cache = cache_of(p)
   local out, unsent, where = {}, {}, {}   -- unsent: the texts to send; where[text] = their positions
+  local keys = {}   -- an unsent text's cache key, made once for the get and the put
   for i, text in ipairs(list) do
     if where[text] then
       local w = where[text]
       w[#w + 1] = i
     else
-      local hit = cache and cache:get(key_of(self, p, text))
+      local key = cache and key_of(self, p, text)
+      local hit = key and cache:get(key)
       local v = hit and common.get(hit, "raw", "embedding")
       if v then
         out[i] = table.move(v, 1, #v, 1, {})   -- the caller's own: the cache keeps its copy
         self.usage.cache_hits = self.usage.cache_hits + 1
       else
-        where[text] = {i}
+        where[text], keys[text] = {i}, key
         unsent[#unsent + 1] = text
       end
     end
@@ -275,7 +277,7 @@ function Embedder:embed(texts)
       local v = r.vectors[j]
       for n, i in ipairs(where[text]) do out[i] = n == 1 and v or table.move(v, 1, #v, 1, {}) end
       if cache then
-        cache:put(key_of(self, p, text), {text = "", model = p.cfg.model,
+        cache:put(keys[text], {text = "", model = p.cfg.model,
                                           raw = {embedding = table.move(v, 1, #v, 1, {})}})
       end
     end

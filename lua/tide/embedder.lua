@@ -218,6 +218,7 @@ local function key_of(self, p, text)
 end
 
 local function check_texts(texts)
+  if texts == "" then check.fail("embed", 1, "an empty text: the APIs refuse it") end
   if type(texts) == "string" then return {texts}, true end
   check.type("embed", 1, texts, "table")
   for i, t in ipairs(texts) do
@@ -235,9 +236,6 @@ end
 -- vector).  Raises the typed error of a batch that failed after its retries.
 function Embedder:embed(texts)
   local list, one = check_texts(texts)
-  if one and list[1] == "" then
-    check.fail("embed", 1, "an empty text: the APIs refuse it")
-  end
   local p = private[self]
   local cache = cache_of(p)
   local out, unsent, where = {}, {}, {}   -- unsent: the texts to send; where[text] = their positions

@@ -47,7 +47,6 @@ M.Signature = Signature
 local SCALARS = {str = "str", int = "int", float = "float", bool = "bool"}
 -- Types of inputs only, shown to the model under DSPy's class names.
 local INPUT_ONLY = {image = "Image", audio = "Audio", file = "File", history = "History"}
-M.INPUT_ONLY = INPUT_ONLY
 
 -- Python's quoting of a string inside Literal[...]: single quotes, or double ones
 -- when the text holds only single quotes, or single ones with \' when it holds both.

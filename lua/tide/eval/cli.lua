@@ -80,14 +80,6 @@ local VALUED = {data = true, out = true, format = true, inputs = true, concurren
   interval = true, rows = true, ["wait-for-server"] = true, report = true, load = true}
 local FLAGS = {overwrite = true, help = true, merge = true}
 
-local function integer_option(o, name, min)
-  local v = o[name]
-  if v == nil then return nil end
-  local n = math.tointeger(tonumber(v))
-  if not n or n < min then return nil, string.format("--%s must be an integer >= %d, got '%s'", name, min, v) end
-  return n
-end
-
 -- ---- merge -----------------------------------------------------------------------
 
 --- The absolute form of a path with "." and ".." resolved (by its text: symbolic links
@@ -183,9 +175,9 @@ local function run(o)
     return usage_error("cannot tell the format of %s from its name: pass --format jsonl or --format csv",
       o.data)
   end
-  local concurrency, e1 = integer_option(o, "concurrency", 1)
-  local max_errors, e2 = integer_option(o, "max-errors", 1)
-  local rows_shown, e3 = integer_option(o, "rows", 0)
+  local concurrency, e1 = command_line.integer_option(o, "concurrency", 1)
+  local max_errors, e2 = command_line.integer_option(o, "max-errors", 1)
+  local rows_shown, e3 = command_line.integer_option(o, "rows", 0)
   if e1 or e2 or e3 then return usage_error("%s", e1 or e2 or e3) end
   if o.shard then
     local k, err = evaluate.parse_shard(o.shard)

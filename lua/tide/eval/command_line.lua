@@ -91,6 +91,18 @@ function M.progress_problem(mode)
   return nil
 end
 
+--- The integer of option --name (at least min, when given), nil when absent, or
+-- nil and a message.
+function M.integer_option(o, name, min)
+  local v = o[name]
+  if v == nil then return nil end
+  local n = math.tointeger(tonumber(v))
+  if not n or (min and n < min) then
+    return nil, string.format("--%s must be an integer%s, got '%s'", name, min and " >= " .. min or "", v)
+  end
+  return n
+end
+
 --- "a, b,c" (--inputs) → {"a", "b", "c"}.
 function M.field_list(text)
   local list = {}

@@ -106,10 +106,10 @@ local function options(o)
   if not o.train then return nil, "--train FILE is required" end
   if not o.out then return nil, "--out FILE.json is required" end
   if not o.out:match("%.json$") then return nil, "--out must end in .json, got '" .. o.out .. "'" end
-  local budget = o.budget and math.tointeger(tonumber(o.budget))
-  if o.budget and not (budget and budget >= 1) then return nil, "--budget must be an integer >= 1" end
-  local seed = o.seed and math.tointeger(tonumber(o.seed))
-  if o.seed and not seed then return nil, "--seed must be an integer" end
+  local budget, bad_budget = command_line.integer_option(o, "budget", 1)
+  if bad_budget then return nil, bad_budget end
+  local seed, bad_seed = command_line.integer_option(o, "seed")
+  if bad_seed then return nil, bad_seed end
   local max_cost = o["max-cost"] and tonumber(o["max-cost"])
   if o["max-cost"] and not (max_cost and max_cost >= 0) then return nil, "--max-cost must be dollars >= 0" end
   local mode = o.progress

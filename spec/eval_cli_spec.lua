@@ -33,6 +33,7 @@ return {program = program, metric = function(ex, p) return p.score >= 60 end,
 ]]
 
 local files = require "support.files"
+local eventually = require "support.eventually"
 local write, read, count_lines = files.write, files.read, files.count_lines
 
 local function sh_quote(s)
@@ -100,13 +101,7 @@ describe("tide eval", function()
     }
   end
 
-  local function wait_until(pred)
-    for _ = 1, 1000 do
-      if pred() then return true end
-      tide.sleep(0.01)
-    end
-    return false
-  end
+  local function wait_until(pred) return eventually(pred, 10) end
 
   --- The arguments of `tide eval` running the spec's program on openai/mock over data
   -- into out, then flags.

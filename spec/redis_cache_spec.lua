@@ -13,16 +13,13 @@ local mockllm = require "support.mockllm"
 local assert_clean = require "support.clean"
 local run_shards = require "support.redis_shards"
 local redis_tier = require "support.redis_tier"
+local eventually = require "support.eventually"
 
 local TIDE = os.getenv("TIDE_BIN") or "build/tide"
 
 --- Waits (running the loop) until the connection's state is `want`.
 local function wait_state(conn, want)
-  for _ = 1, 600 do
-    if conn:state() == want then return true end
-    tide.sleep(0.01)
-  end
-  return conn:state() == want
+  return eventually(function() return conn:state() == want end, 6)
 end
 
 --- Runs scripts/bench/redis_shard.lua as its own tide process → its JSON line.

@@ -9,6 +9,7 @@ local redis = require "support.redis"
 local mockllm = require "support.mockllm"
 local run_shards = require "support.redis_shards"
 local redis_tier = require "support.redis_tier"
+local eventually = require "support.eventually"
 
 --- The sustained rate at the server: the requests after the bucket's first burst
 -- (its capacity) over the time they took, from the log's timestamps.
@@ -123,10 +124,7 @@ describe("shared rate limits", function()
     assert.matches("unavailable", tier.warnings[1])
     tier.server:restart()
     local client = shared_redis.current()
-    for _ = 1, 600 do
-      if client:state() == "ready" then break end
-      tide.sleep(0.01)
-    end
+    assert.is_true(eventually(function() return client:state() == "ready" end, 6))
     lm:call("after restart")
     assert.matches("^%d", tier.server:cli("HGET", key, "level"))   -- the take went to Redis again
     assert.matches("is back", tier.warnings[#tier.warnings])

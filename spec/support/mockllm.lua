@@ -3,6 +3,7 @@
 local tide = require "tide"
 local cjson = require "cjson"
 local exited = require "support.exited"
+local eventually = require "support.eventually"
 local spawn = require "support.spawn"
 
 local M = {}
@@ -59,10 +60,8 @@ end
 function M:stop()
   if self.pid then
     os.execute("kill " .. self.pid .. " 2>/dev/null")
-    for _ = 1, 500 do
-      if exited(self.pid) then break end
-      tide.sleep(0.01)
-    end
+    local pid = self.pid
+    eventually(function() return exited(pid) end)
     self.pipe:close()
     self.pid = nil
   end

@@ -8,6 +8,7 @@
 local tide = require "tide"
 local files = require "support.files"
 local exited = require "support.exited"
+local eventually = require "support.eventually"
 
 local M = {}
 M.__index = M
@@ -77,11 +78,9 @@ end
 
 local function signal_and_wait(self, sig)
   if not self.pid then return end
-  os.execute(string.format("kill -%s %d 2>/dev/null", sig, self.pid))
-  for _ = 1, 500 do
-    if exited(self.pid) then break end
-    tide.sleep(0.01)
-  end
+  local pid = self.pid
+  os.execute(string.format("kill -%s %d 2>/dev/null", sig, pid))
+  eventually(function() return exited(pid) end)
   self.pid = nil
 end
 

@@ -445,6 +445,14 @@ static const char *filler_event_for(enum sse_eol e, enum route r)
   return e == EOL_CR ? "data:\r\r" : e == EOL_CRLF ? "data:\r\n\r\n" : "data:\n\n";
 }
 
+/* sse_eol= and sse_filler=: the SSE framing the scenario asks of a stream's events. */
+static void sse_framing(struct answer *a, const struct scenario *sc, enum route r)
+{
+  if (sc->sse_eol != EOL_DEFAULT)
+    events_set_eol(&a->ev, eol_text(sc->sse_eol));
+  a->filler_event = filler_event_for(sc->sse_eol, r);
+}
+
 /* A streamed answer: the events, in the scenario's framing. */
 static void answer_stream(struct answer *a, struct conn *c, const struct request *rq,
                           enum route r, const struct scenario *sc, const struct call *k,
@@ -462,11 +470,8 @@ static void answer_stream(struct answer *a, struct conn *c, const struct request
                                             : "text/event-stream; charset=utf-8";
   sse_reply(&a->ev, r, p, ++c->srv->next_id, text->data ? text->data : "", text->len,
             ctok, fin, &o);
-  if (!o.json_array) {  /* sse_eol= and sse_filler= are SSE framing; an array has none */
-    if (sc->sse_eol != EOL_DEFAULT)
-      events_set_eol(&a->ev, eol_text(sc->sse_eol));
-    a->filler_event = filler_event_for(sc->sse_eol, r);
-  }
+  if (!o.json_array)  /* a JSON array has no SSE framing */
+    sse_framing(a, sc, r);
 }
 
 /* Stop sequences, then the token limit (which wins when the text reaches it
@@ -534,9 +539,7 @@ static void answer_api(struct answer *a, struct conn *c, enum route r, enum api 
     a->stream = 1;
     a->ctype = "text/event-stream; charset=utf-8";
     a->ev = x.ev;
-    if (sc->sse_eol != EOL_DEFAULT)
-      events_set_eol(&a->ev, eol_text(sc->sse_eol));
-    a->filler_event = filler_event_for(sc->sse_eol, r);
+    sse_framing(a, sc, r);
   }
 }
 

@@ -143,7 +143,7 @@ function M.gemini(texts)
   return parts
 end
 
---- has_media(texts) → whether one of the contents is a list of parts.
+--- has_parts(texts) → whether one of the contents is a list of parts.
 function M.has_parts(texts)
   for _, content in ipairs(texts) do
     if type(content) == "table" then return true end

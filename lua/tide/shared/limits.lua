@@ -2,7 +2,7 @@
 -- an LM with the same (provider, model, key fingerprint) and rpm/tpm takes from
 -- one bucket, so N shards keep the rate and burst one process would.
 --
---   local b = limits.bucket("rpm", rate_per_s, capacity, identity)
+--   local b = limits.bucket("rpm", rate_per_s, capacity, limits.redis_key("rpm", provider, model, key))
 --   b:take(n)      -- waits until n tokens (at most the capacity) are there
 --
 -- A take is one EVALSHA of the script below, which refills by Redis's own clock

@@ -34,7 +34,13 @@ M.Predict = Predict
 local CALL_OPTIONS = {lm = true, config = true, demos = true}
 local OPTIONS = {lm = "table", config = "table", demos = "table", adapter = "table",
                  parse_retries = "number", fallback = "boolean", callbacks = "table"}
-local OPTION_NAMES = "adapter, callbacks, config, demos, fallback, lm, parse_retries"
+local OPTION_NAMES   -- "adapter, callbacks, ...": for the unknown-option message
+do
+  local names = {}
+  for k in pairs(OPTIONS) do names[#names + 1] = k end
+  table.sort(names)
+  OPTION_NAMES = table.concat(names, ", ")
+end
 local RETRIES_RANGE = {integer = true, min = 0}   -- parse_retries, made once
 -- The tool loop's options besides tools, which need it.
 local LOOP_OPTIONS = {"max_iters", "tool_choice", "limit", "timeout"}

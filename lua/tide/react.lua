@@ -214,21 +214,21 @@ end
 local PASSED = {lm = true, config = true, adapter = true, parse_retries = true, fallback = true,
                 callbacks = true}
 
+-- Whether a key of the one-table form is an option rather than an input.
+local function is_option(sig, k)
+  return (PASSED[k] or k == "max_iters") and not sig:field(k)
+end
+
 --- Splits a call into inputs, the options for both predictors, and max_iters.
 local function split(self, args, opts)
   check.type("ReAct", 1, args, "table")
-  local inputs, pass = args, nil
+  local inputs, pass, sig = args, nil, self.signature
   if opts == nil then
     for k in pairs(args) do
-      if (PASSED[k] or k == "max_iters") and not self.signature:field(k) then
-        opts = {}
-        inputs = {}
+      if is_option(sig, k) then
+        opts, inputs = {}, {}
         for key, v in pairs(args) do
-          if (PASSED[key] or key == "max_iters") and not self.signature:field(key) then
-            opts[key] = v
-          else
-            inputs[key] = v
-          end
+          if is_option(sig, key) then opts[key] = v else inputs[key] = v end
         end
         break
       end

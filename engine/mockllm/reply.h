@@ -182,9 +182,11 @@ struct refusal {
 };
 /* The credential: none, or a scenario's invalid_key=1. Returns 1 with *f set. */
 int strict_auth(enum route r, const struct request *rq, int invalid_key, struct refusal *f);
-/* The body (a parsed JSON root) and, for Anthropic, its version header. */
-int strict_body(enum route r, const struct request *rq, const struct json *root,
-                struct refusal *f);
+/* The body (a parsed JSON root) and, for Anthropic, its version header;
+   azure: the request came by Azure's deployment route; model[0..mlen):
+   Gemini's, from the path (NULL: none). */
+int strict_body(enum route r, int azure, const struct request *rq, const struct json *root,
+                const char *model, size_t mlen, struct refusal *f);
 
 /* params.c: the parameters honoured. */
 struct params {

@@ -576,7 +576,7 @@ static void answer_provider(struct answer *a, struct conn *c, const struct reque
     fin = FINISH_BLOCKED;
   else if (sc->fault == FAULT_NO_TEXT)
     fin = FINISH_NO_TEXT;
-  if (!sc->lenient && strict_body(r, rq, k->doc.root, &f)) {
+  if (!sc->lenient && strict_body(r, api == API_AZURE, rq, k->doc.root, k->model, k->model_len, &f)) {
     answer_refusal(a, &f);
     return;
   }

@@ -554,14 +554,10 @@ static int gemini_body(const struct json *root, struct refusal *f)
 }
 
 /* Gemini 1.0 models answer one candidate: candidateCount > 1 is refused. */
-static int gemini_candidates(const struct request *rq, const struct json *root, struct refusal *f)
+static int gemini_candidates(const struct json *root, const char *model, size_t mlen,
+                             struct refusal *f)
 {
   const struct json *n = json_get(json_get(root, "generationConfig"), "candidateCount");
-  const char *model = NULL;
-  size_t mlen = 0;
-  enum route shape;
-  int gstream = 0;
-  (void)route_of(rq->target, rq->target_len, &shape, &model, &mlen, &gstream);
   if (n == NULL || n->type != JSON_NUMBER || atof(n->s) <= 1 || model == NULL)
     return 0;
   if ((mlen >= 10 && memcmp(model, "gemini-1.0", 10) == 0) ||
@@ -574,8 +570,8 @@ static int gemini_candidates(const struct request *rq, const struct json *root, 
   return 0;
 }
 
-int strict_body(enum route r, const struct request *rq, const struct json *root,
-                struct refusal *f)
+int strict_body(enum route r, int azure, const struct request *rq, const struct json *root,
+                const char *model, size_t mlen, struct refusal *f)
 {
   memset(f, 0, sizeof *f);
   if (root->type != JSON_OBJECT)
@@ -583,6 +579,6 @@ int strict_body(enum route r, const struct request *rq, const struct json *root,
   if (r == ROUTE_ANTHROPIC)
     return anthropic_body(rq, root, f);
   if (r == ROUTE_GEMINI)
-    return gemini_body(root, f) || gemini_candidates(rq, root, f);
-  return openai_body(root, f, api_of(rq->target, rq->target_len) == API_AZURE);
+    return gemini_body(root, f) || gemini_candidates(root, model, mlen, f);
+  return openai_body(root, f, azure);
 }

@@ -17,8 +17,9 @@ local prediction = require "tide.prediction"
 
 local M = {}
 
--- JSON's numbers arrive as floats (85 becomes 85.0); whole numbers go back to integers
--- and null to nil, so a row reads as it was written.
+--- normalise(v) → v decoded by cjson, read as it was written: JSON's numbers arrive
+-- as floats (85 becomes 85.0), whole numbers go back to integers, and null to nil
+-- (results.lua reads its rows with it too).
 local function normalise(v)
   if v == cjson.null then return nil end
   if math.type(v) == "float" then return math.tointeger(v) or v end
@@ -228,5 +229,6 @@ function M.from_table(rows, opts)
 end
 
 M.format_of = format_of
+M.normalise = normalise
 
 return M

@@ -20,6 +20,7 @@ local cjson = require "cjson"
 local core = require "tide.core"
 local cache = require "tide.cache"
 local csv = require "tide.eval.csv"
+local normalise = require("tide.eval.dataset").normalise
 local redact = require "tide.redact"
 
 local json = cjson.new()          -- our own settings, not the shared module's
@@ -98,15 +99,6 @@ function M.redactor(extra, env)
 end
 
 -- ---- CSV cells and columns -------------------------------------------------------------
-
-local function normalise(v)
-  if v == cjson.null then return nil end
-  if math.type(v) == "float" then return math.tointeger(v) or v end
-  if type(v) == "table" then
-    for k, x in pairs(v) do v[k] = normalise(x) end
-  end
-  return v
-end
 
 --- A value as a CSV cell: a string as it is, anything else as JSON.
 local function cell(v)

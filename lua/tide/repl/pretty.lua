@@ -6,6 +6,7 @@
 --   opts: max_string (200 bytes), max_depth (5), max_items (100), width (80)
 local core = require "tide.core"
 local check = require "tide.check"
+local cut = require("tide.eval.html_escape").cut
 
 local M = {}
 
@@ -21,15 +22,9 @@ end
 
 --- A string quoted as Lua would read it, cut after max bytes.
 local function quote(s, max)
-  local tail = ""
-  if #s > max then
-    local cut = max
-    -- do not split a UTF-8 sequence: back up to the start of a character
-    while cut > 0 and (s:byte(cut + 1) or 0) & 0xC0 == 0x80 do cut = cut - 1 end
-    tail = string.format("… (%d bytes more)", #s - cut)
-    s = s:sub(1, cut)
-  end
-  local q = string.format("%q", s):gsub("\\\n", "\\n"):gsub("\\9", "\\t")
+  local kept, dropped = cut(s, max)   -- not inside a UTF-8 sequence
+  local tail = dropped > 0 and string.format("… (%d bytes more)", dropped) or ""
+  local q = string.format("%q", kept):gsub("\\\n", "\\n"):gsub("\\9", "\\t")
   return q .. tail
 end
 

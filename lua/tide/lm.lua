@@ -20,9 +20,8 @@ local redact = require "tide.redact"
 local check = require "tide.check"
 local tls = require "tide.tls"
 local circuit = require "tide.circuit"
-local shared_limits = require "tide.shared.limits"
-local shared_inflight = require "tide.shared.inflight"
-local shared_gate = require "tide.shared.gate"
+-- tide/shared/'s limits.lua, gate.lua and inflight.lua are required where an LM
+-- uses them (rpm, tpm, max_parallel_shared; a Redis link): `require "tide"` skips them
 local media = require "tide.media"
 local callbacks = require "tide.callbacks"
 local prices = require "tide.prices"
@@ -138,6 +137,8 @@ function M.new(model, opts)
     p.gate = tide_core.semaphore(math.tointeger(opts.max_parallel_requests))
   end
   -- shared by every process on the same Redis for this (provider, model, key)
+  local shared_limits = (opts.rpm or opts.tpm or opts.max_parallel_shared)
+    and require "tide.shared.limits"
   if opts.rpm and opts.rpm > 0 then
     p.rpm = shared_limits.bucket("rpm", opts.rpm / 60, math.max(1, opts.rpm / 60),
       shared_limits.redis_key("rpm", cfg.provider, cfg.model, cfg.api_key))
@@ -148,6 +149,7 @@ function M.new(model, opts)
   end
   -- calls in flight across every process on the same Redis (tide/shared/gate.lua)
   if opts.max_parallel_shared then
+    local shared_gate = require "tide.shared.gate"
     p.shared_gate = shared_gate.new(math.tointeger(opts.max_parallel_shared),
       shared_gate.PREFIX .. shared_limits.identity(cfg.provider, cfg.model, cfg.api_key))
   end
@@ -632,7 +634,8 @@ local function call_cached(self, p, req, norm, timeout, cache, started)
   end
   -- the same call in flight in another process on the same Redis: its answer
   -- (tide/shared/inflight.lua); else a lock, released once the call is concluded
-  local lock, answer = shared_inflight.claim(cache, key)
+  local lock, answer
+  if cache:_redis() then lock, answer = require("tide.shared.inflight").claim(cache, key) end
   if answer then
     local result = served(answer)
     record(self, norm, started, result)

@@ -329,16 +329,13 @@ function run(self, program, overrides, eval_call)
   end
 
   local output = opts.output
-  local function write_progress(s)
-    if output then output:write(s) else io.stderr:write(s) io.stderr:flush() end
-  end
   local function write_table(s)
     if output then output:write(s) else io.stdout:write(s) io.stdout:flush() end
   end
   local totals = summarise(rows, failure_score)
   local bar = progress.new{total = #items, mode = display_progress.mode(opts.display_progress),
-    write = write_progress, interval = opts.progress_interval, start_done = resumed,
-    label = opts.label}
+    write = output and function(s) output:write(s) end,   -- else standard error
+    interval = opts.progress_interval, start_done = resumed, label = opts.label}
 
   local writer
   if opts.save_as then

@@ -125,11 +125,9 @@ end
 
 --- A progress bar (tide.Evaluate's) over `total` items, labelled.
 function Run:bar(total, label)
-  local output = self.output
+  local output = self.output   -- else progress's default, standard error
   return progress.new{total = total, mode = display_progress.mode(self.display), label = label,
-    write = function(s)
-      if output then output:write(s) else io.stderr:write(s) io.stderr:flush() end
-    end}
+    write = output and function(s) output:write(s) end}
 end
 
 --- Whether n more metric calls fit the budget (calls and cost).

@@ -59,10 +59,13 @@ function M.new(opts)
   return self
 end
 
-local function reset_demos(program)
-  for _, np in ipairs(program:named_predictors()) do np[2].demos = {} end
-  return program
+--- zero_shot(program) → a copy of program whose predictors have no demos.
+local function zero_shot(program)
+  local p = program_copy(program)
+  for _, np in ipairs(p:named_predictors()) do np[2].demos = {} end
+  return p
 end
+M.zero_shot = zero_shot
 
 local function has_demos(program)
   for _, np in ipairs(program:named_predictors()) do
@@ -107,8 +110,8 @@ end
 --- bootstrap(run, params, student, trainset) → a new program with bootstrapped
 -- demos; shared with the random search and MIPROv2.  trainset: checked Examples.
 function M.bootstrap(run, params, student, trainset, seed)
-  local compiled = reset_demos(program_copy(student))
-  local teacher = params.teacher and program_copy(params.teacher) or reset_demos(program_copy(student))
+  local compiled = zero_shot(student)
+  local teacher = params.teacher and program_copy(params.teacher) or zero_shot(student)
   local _, teacher_names = names_of(teacher)
   local _, student_names = names_of(compiled)
   if teacher_names ~= student_names then

@@ -18,8 +18,9 @@ local check = require "tide.check"
 local rng = require "tide.optimize.rng"
 local labeled = require "tide.optimize.labeled"
 local bootstrap = require "tide.optimize.bootstrap"
-local program_copy = require("tide.optimize.program").copy
 local run_mod = require "tide.optimize.run"
+
+local zero_shot = bootstrap.zero_shot
 
 local M = {}
 
@@ -47,12 +48,6 @@ local function demo_count(program)
   local n = 0
   for _, np in ipairs(program:named_predictors()) do n = n + #np[2].demos end
   return n
-end
-
-local function zero_shot(program)
-  local p = program_copy(program)
-  for _, np in ipairs(p:named_predictors()) do np[2].demos = {} end
-  return p
 end
 
 --- The candidate of number `k` (-3 zero-shot, -2 labeled, -1 bootstrap in order,

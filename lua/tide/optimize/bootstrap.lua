@@ -173,9 +173,8 @@ function M.bootstrap(run, params, student, trainset, seed)
   end
   local r = rng.new(seed or 0)
   for _, np in ipairs(compiled:named_predictors()) do
-    local aug = table.move(by_name[np[1]] or {}, 1, want, 1, {})
-    local demos = table.move(aug, 1, #aug, 1, {})
-    local labeled_n = math.max(0, math.min(params.max_labeled_demos - #aug, #raw))
+    local demos = table.move(by_name[np[1]] or {}, 1, want, 1, {})   -- the augmented first
+    local labeled_n = math.max(0, math.min(params.max_labeled_demos - #demos, #raw))
     for _, ex in ipairs(r:sample(raw, labeled_n)) do demos[#demos + 1] = ex end
     np[2].demos = demos
   end

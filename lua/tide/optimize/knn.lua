@@ -16,7 +16,6 @@
 -- Without `fewshot` the nearest examples are the demos as they are (labeled); with
 -- fewshot = {metric = ..., <BootstrapFewShot's options>} each call bootstraps them
 -- first, as DSPy's does (tide.BootstrapFewShot over the k examples, then the call).
-local core = require "tide.core"
 local check = require "tide.check"
 local module = require "tide.module"
 local predict = require "tide.predict"
@@ -103,12 +102,8 @@ local KNNProgram = module.new{
   init = function(self, program, knn, k, fewshot, teacher, fields)
     self.program = program
     self.fields = fields
-    local once = core.semaphore(1)
-    -- the trainset's vectors, made once: concurrent first calls wait for the first
-    self.nearest = function(query)
-      if knn.vectors == nil then once:with(function() knn:_index() end) end
-      return knn(query, k)
-    end
+    -- the trainset's vectors are made on the first search (concurrent first calls wait for it)
+    self.nearest = function(query) return knn(query, k) end
     self.fewshot = function() return fewshot, teacher end
   end,
   named_predictors = function(self)
@@ -148,9 +143,7 @@ function KNNFewShot:compile(program, opts)
   end
   local fields = fields_of(program, trainset)
   local knn = retrieve.knn(self.embedder, trainset, {fields = fields})
-  local copy = program_copy(program)
-  for _, np in ipairs(copy:named_predictors()) do np[2].demos = {} end
-  return KNNProgram(copy, knn, self.k, self.fewshot, opts.teacher, fields)
+  return KNNProgram(bootstrap.zero_shot(program), knn, self.k, self.fewshot, opts.teacher, fields)
 end
 
 return M

@@ -244,8 +244,9 @@ end
 
 -- ---- reading -----------------------------------------------------------------------------
 
---- An iterator of (fields, line) over the CSV records of a text.
-local function text_records(text)
+--- An iterator over the lines of a text (without their newlines), and a function
+-- telling whether the last line was read.
+local function text_lines(text)
   local pos = 1
   local function next_line()
     if pos > #text then return nil end
@@ -255,7 +256,13 @@ local function text_records(text)
     else line, pos = text:sub(pos), #text + 1 end
     return line
   end
-  return csv.records(next_line), function() return pos > #text end
+  return next_line, function() return pos > #text end
+end
+
+--- An iterator of (fields, line) over the CSV records of a text.
+local function text_records(text)
+  local next_line, at_end = text_lines(text)
+  return csv.records(next_line), at_end
 end
 
 local function read_csv(path, text)
@@ -288,16 +295,13 @@ end
 local function read_jsonl(path, text)
   local rows, dropped = {}, 0
   local lineno = 0
-  local pos = 1
-  while pos <= #text do
-    local nl = text:find("\n", pos, true)
-    local line = text:sub(pos, (nl or #text + 1) - 1)
-    pos = (nl or #text) + 1
+  local next_line, at_end = text_lines(text)
+  for line in next_line do
     lineno = lineno + 1
     if line:find("%S") then
       local ok, row = pcall(json.decode, line)
       if not ok or type(row) ~= "table" or math.type(normalise(row.index)) ~= "integer" then
-        if pos > #text then dropped = dropped + 1 break end
+        if at_end() then dropped = dropped + 1 break end
         error(string.format("%s:%d: not a result row", path, lineno), 0)
       end
       rows[#rows + 1] = normalise(row)

@@ -29,7 +29,6 @@ local results = require "tide.eval.results"
 local progress = require "tide.eval.progress"
 local display_progress = require "tide.eval.display_progress"
 local report = require "tide.eval.report"
-local html = require "tide.eval.html"
 local circuit = require "tide.circuit"
 local score_of = require("tide.metrics").score_of
 
@@ -98,7 +97,8 @@ local function check_opts(opts)
   end
   local k, err = parse_shard(opts.shard)
   if opts.shard ~= nil and not k then fail("shard", err) end
-  if opts.report ~= nil then html.check_option(opts.report, fail) end
+  -- the HTML report's module (and its plots) is loaded only for a run that asks for one
+  if opts.report ~= nil then require("tide.eval.html").check_option(opts.report, fail) end
   if opts.callbacks ~= nil then callbacks.check_list("Evaluate", "callbacks", opts.callbacks) end
 end
 
@@ -442,7 +442,8 @@ function run(self, program, overrides, eval_call)
       write_table(report.summary(result, math.type(t) == "integer" and t or 0))
     end
     if opts.report then
-      local path, report_err = html.for_evaluation(opts.report, result, opts.secrets, settings.get("lm"))
+      local path, report_err = require("tide.eval.html").for_evaluation(opts.report, result, opts.secrets,
+        settings.get("lm"))
       -- a report that could not be written fails a run that did not fail already
       if report_err and ok then error(report_err, 0) end
       result.report = path

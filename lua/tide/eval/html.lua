@@ -14,6 +14,7 @@
 local cjson = require "cjson"
 local core = require "tide.core"
 local redact = require "tide.redact"
+local base64 = require("tide.media").base64
 local html_escape = require "tide.eval.html_escape"
 local data = require "tide.eval.html_data"
 local plot = require "tide.eval.plot"
@@ -175,28 +176,10 @@ local function percent(part, whole)
   return string.format("%.1f%%", part / whole * 100)
 end
 
---- The base64 of a hex string's bytes (a CSP hash source wants the digest so).
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-local function hex_base64(hex)
-  local bytes = hex:gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
-  local out = {}
-  for i = 1, #bytes, 3 do
-    local a, b, c = bytes:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local chunk = {}
-    for k = 1, 4 do
-      local idx = (n >> (6 * (4 - k))) & 63
-      chunk[k] = B64:sub(idx + 1, idx + 1)
-    end
-    if not b then chunk[3] = "=" end
-    if not c then chunk[4] = "=" end
-    out[#out + 1] = table.concat(chunk)
-  end
-  return table.concat(out)
-end
-
+--- A CSP hash source for text: the base64 of its SHA-256 digest's bytes.
 local function csp_hash(text)
-  return "'sha256-" .. hex_base64(core.sha256(text)) .. "'"
+  local digest = core.sha256(text):gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  return "'sha256-" .. base64(digest) .. "'"
 end
 
 -- ---- the page's parts --------------------------------------------------------------

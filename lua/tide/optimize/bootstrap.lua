@@ -193,10 +193,10 @@ function Bootstrap:compile(program, opts)
       max_labeled_demos = params.max_labeled_demos, max_rounds = params.max_rounds})
   end
   local run = run_mod.new("BootstrapFewShot", self.opts)
-  local compiled
-  compiled = run:guard(function()
+  -- a cancelled bootstrap has no program yet: its error's result holds only the log
+  local compiled = run:guard(function()
     return (M.bootstrap(run, params, program, trainset, self.opts.seed))
-  end, function() return compiled end)
+  end, function() return nil end)
   self.log = run:finish(nil)
   return compiled
 end

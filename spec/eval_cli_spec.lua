@@ -34,11 +34,7 @@ return {program = program, metric = function(ex, p) return p.score >= 60 end,
 
 local files = require "support.files"
 local eventually = require "support.eventually"
-local write, read, count_lines = files.write, files.read, files.count_lines
-
-local function sh_quote(s)
-  return "'" .. s:gsub("'", "'\\''") .. "'"
-end
+local write, read, count_lines, sh_quote = files.write, files.read, files.count_lines, files.quote
 
 local function indices(rows)
   local list = {}

@@ -33,6 +33,11 @@ function M.count_lines(path)
   return n
 end
 
+--- s (a string or a number) quoted for sh: in single quotes, each ' as '\''.
+function M.quote(s)
+  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
+end
+
 --- Runs a shell command → its standard output and error, together.
 function M.sh(cmd)
   local p = io.popen(cmd .. " 2>&1")

@@ -10,12 +10,10 @@ local files = require "support.files"
 local exited = require "support.exited"
 local eventually = require "support.eventually"
 
+local shell_quote = files.quote
+
 local M = {}
 M.__index = M
-
-local function shell_quote(s)
-  return "'" .. s:gsub("'", [['\'']]) .. "'"
-end
 
 -- Ports are drawn below the kernel's ephemeral range (32768 up, where clients'
 -- own ports come from); a taken one shows as redis-server exiting, and another

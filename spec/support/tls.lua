@@ -5,6 +5,7 @@
 local tide = require "tide"
 local cjson = require "cjson"
 local spawn = require "support.spawn"
+local quote = require("support.files").quote
 
 local M = {}
 
@@ -13,10 +14,6 @@ local function sh(cmd)
   assert(ok, "failed: " .. cmd)
 end
 
-local function quote(s)
-  return "'" .. tostring(s):gsub("'", [['\'']]) .. "'"
-end
-M.quote = quote
 
 M.KEY_PASSWORD = "spec-key-pass"
 

@@ -20,7 +20,7 @@ local M = {}
 --- The optimizers by their --optimizer name: the constructor and how the budget
 -- (a number of metric calls) and the datasets reach it.
 local OPTIMIZERS = {
-  labeled = {make = function(o) return tide.LabeledFewShot{k = o.k or 16, seed = o.seed} end, metric = false},
+  labeled = {make = function(o) return tide.LabeledFewShot{seed = o.seed} end, metric = false},
   bootstrap = {make = function(o) return tide.BootstrapFewShot(o) end},
   random = {make = function(o) return tide.BootstrapFewShotWithRandomSearch(o) end},
   gepa = {make = function(o)

@@ -102,7 +102,7 @@ function M.stats(values)
   for _, v in ipairs(list) do sum = sum + v end
   return {n = #list, mean = #list > 0 and sum / #list or nil, min = list[1],
     median = M.quantile(list, 0.5), p90 = M.quantile(list, 0.9), p99 = M.quantile(list, 0.99),
-    max = list[#list], sorted = list}
+    max = list[#list]}
 end
 
 --- Whether v is a number to plot (not NaN nor infinite).

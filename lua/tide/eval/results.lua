@@ -416,13 +416,6 @@ function M.rewrite(path, rows, format, hint)
   write_file(path, table.concat(out))
 end
 
---- encode(row, format) → the row as the format's text: a JSONL line, or a CSV header
--- and record.
-function M.encode(row, format)
-  if format == "csv" then return (csv_text({row})) end
-  return json_line(row)
-end
-
 local Writer = {}
 Writer.__index = Writer
 

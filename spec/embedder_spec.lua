@@ -5,7 +5,6 @@
 -- sharing words are near: rankings are exact.
 local tide = require "tide"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 local cache_mod = require "tide.cache"
 
 local function cosine(a, b)
@@ -25,11 +24,7 @@ local CORPUS = {
 }
 
 describe("tide.Embedder", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function embedder(model, opts, scenario)
     opts = opts or {}
@@ -187,11 +182,7 @@ describe("tide.Embedder", function()
 end)
 
 describe("tide.retrieve.knn", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function embedder()
     return tide.Embedder("openai/text-embedding-3-small", {api_key = "k", base_url = server.url .. "/v1",

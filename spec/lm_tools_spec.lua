@@ -5,7 +5,6 @@
 local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 
 local lm_server = require "support.lm_server"
 
@@ -14,11 +13,7 @@ local PROVIDERS = lm_server.PROVIDERS
 local encode = mockllm.encode   -- a scenario value for the header
 
 describe("lm:call with tools", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm_for(p, scenario, opts) return lm_server.lm_for(server, p, scenario, opts) end
 
@@ -180,11 +175,7 @@ describe("lm:call with tools", function()
 end)
 
 describe("lm:stream with tools", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local weather = tide.Tool{name = "weather", args = {city = "str", days = "int"}, fn = function() end}
   local clock = tide.Tool{name = "clock", args = {zone = "one of: UTC, CET"}, fn = function() end}

@@ -2,14 +2,9 @@
 local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 
 describe("mockllm's request log", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function chat(scenario, headers)
     headers = headers or {}

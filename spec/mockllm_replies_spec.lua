@@ -8,11 +8,7 @@ local assert_clean = require "support.clean"
 local wire = require "support.routes"
 
 describe("mockllm's replies", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function post(name, opts) return wire.post(server, name, opts) end
   local function plain_text(name) return wire.plain_text(server, name) end

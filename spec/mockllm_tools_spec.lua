@@ -5,7 +5,6 @@
 -- each streamed as its provider streams tool calls.
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 local wire = require "support.routes"
 local sse_events = wire.sse_events
 
@@ -32,11 +31,7 @@ end
 local encode = mockllm.encode   -- a scenario value for the header
 
 describe("mockllm tool calls", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function post(name, opts) return wire.post(server, name, opts) end
   local function json(r)

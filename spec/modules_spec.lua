@@ -3,7 +3,6 @@
 -- read back from the LM's history.
 local tide = require "tide"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 
 local function text_of(entry)
   local parts = {}
@@ -14,11 +13,7 @@ local function text_of(entry)
 end
 
 describe("modules over modules", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm(scenario, opts, model)
     opts = opts or {}

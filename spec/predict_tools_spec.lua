@@ -18,11 +18,7 @@ local function turns(...)
 end
 
 describe("tide.Predict with tools", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm_for(p, scenario) return lm_server.lm_for(server, p, scenario) end
 

@@ -5,7 +5,6 @@
 local tide = require "tide"
 local prices = require "tide.prices"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 local PROVIDERS = require("support.lm_server").PROVIDERS
 
 describe("tide.prices", function()
@@ -61,11 +60,7 @@ describe("tide.prices", function()
 end)
 
 describe("tide.LM's cost from the table", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm_for(p, opts)
     opts = opts or {}

@@ -2,7 +2,6 @@
 -- sandbox that runs the generated Lua.
 local tide = require "tide"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 local sandbox = require "tide.modules.sandbox"
 
 local function encode(text)
@@ -65,11 +64,7 @@ describe("the ProgramOfThought sandbox", function()
 end)
 
 describe("tide.ProgramOfThought", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm(text)
     return tide.LM("openai/gpt-4o-mini", {api_key = "sk-spec", base_url = server.url .. "/v1",

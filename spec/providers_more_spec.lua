@@ -9,7 +9,6 @@ local openai = require "tide.providers.openai"
 local azure = require "tide.providers.azure"
 local redact = require "tide.redact"
 local mockllm = require "support.mockllm"
-local assert_clean = require "support.clean"
 local support = require "support.providers"
 local env_of, raised = support.env_of, support.raised
 
@@ -77,11 +76,7 @@ describe("OpenAI-compatible hosts", function()
 end)
 
 describe("the hosts against mockllm", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm_for(model, opts, scenario)
     opts = opts or {}

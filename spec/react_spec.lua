@@ -7,7 +7,6 @@
 local tide = require "tide"
 local mockllm = require "support.mockllm"
 local lm_server = require "support.lm_server"
-local assert_clean = require "support.clean"
 
 local PROVIDERS = lm_server.PROVIDERS
 
@@ -122,11 +121,7 @@ In adhering to this structure, your objective is:$
         Given the fields `question`, produce the fields `answer`.]==]
 
 describe("tide.ReAct", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm_for(p, scenario) return lm_server.lm_for(server, p, scenario) end
 

@@ -7,16 +7,11 @@ local tide = require "tide"
 local cjson = require "cjson"
 local mockllm = require "support.mockllm"
 local lm_server = require "support.lm_server"
-local assert_clean = require "support.clean"
 
 local encode = mockllm.encode   -- a scenario value for the header
 
 describe("the Responses API", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   -- an OpenAI LM (model: gpt-4o-mini unless given) on the Responses API; cache: none unless given
   local function lm_for(model, scenario, cache)

@@ -7,7 +7,6 @@
 local tide = require "tide"
 local mockllm = require "support.mockllm"
 local lm_server = require "support.lm_server"
-local assert_clean = require "support.clean"
 
 local PROVIDERS = lm_server.PROVIDERS
 local ADAPTERS = {{"chat", tide.adapters.chat}, {"json", tide.adapters.json}}
@@ -57,11 +56,7 @@ local function collect(iter, ...)
 end
 
 describe("predictor:stream with tools", function()
-  local server
-  setup(function() server = mockllm.start() end)
-  teardown(function() server:stop() end)
-  before_each(function() server:reset() end)
-  after_each(assert_clean)
+  local server = mockllm.serve()
 
   local function lm_for(p, scenario) return lm_server.lm_for(server, p, scenario) end
 

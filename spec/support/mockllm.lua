@@ -5,6 +5,7 @@ local cjson = require "cjson"
 local exited = require "support.exited"
 local eventually = require "support.eventually"
 local spawn = require "support.spawn"
+local assert_clean = require "support.clean"
 
 local M = {}
 M.__index = M
@@ -30,6 +31,24 @@ function M.start(opts)
   self.port = tonumber(port)
   self.url = "http://127.0.0.1:" .. self.port
   return self
+end
+
+--- For a describe block, its hooks registered through busted's API: a server
+-- started at setup (opts as start's), reset before each spec, checked clean
+-- (support.clean) after it and stopped at the end → that server, whose fields
+-- (url, port) are there once the block's setup has run.
+--
+--   local server = mockllm.serve()
+function M.serve(opts)
+  local busted = require "busted"
+  local server = setmetatable({}, M)
+  busted.setup(function()
+    for k, v in pairs(M.start(opts)) do server[k] = v end
+  end)
+  busted.teardown(function() server:stop() end)
+  busted.before_each(function() server:reset() end)
+  busted.after_each(assert_clean)
+  return server
 end
 
 --- A scenario value percent-encoded for the header (mockllm decodes %XX there):

@@ -68,10 +68,7 @@ function M.new(opts)
   check.number(NAME, "opts.reflection_minibatch_size", opts.reflection_minibatch_size, POSITIVE, true)
   check.number(NAME, "opts.max_merge_invocations", opts.max_merge_invocations, {integer = true, min = 0}, true)
   check.number(NAME, "opts.perfect_score", opts.perfect_score, {}, true)
-  local lm = opts.reflection_lm
-  if lm ~= nil and (type(lm) ~= "table" or type(lm.call) ~= "function") then
-    check.fail(NAME, "opts.reflection_lm", "an LM (tide.LM) expected, got " .. type(lm))
-  end
+  local lm = run_mod.check_lm(NAME, "opts.reflection_lm", opts.reflection_lm)
   local sel = opts.candidate_selection_strategy or "pareto"
   if sel ~= "pareto" and sel ~= "current_best" then
     check.fail(NAME, "opts.candidate_selection_strategy", "'pareto' or 'current_best' expected, got " ..

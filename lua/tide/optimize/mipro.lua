@@ -46,13 +46,6 @@ local AUTO = {light = {n = 6, val_size = 100}, medium = {n = 12, val_size = 300}
 local POSITIVE = {integer = true, min = 1}
 local COUNT = {integer = true, min = 0}
 
-local function check_lm(fname, arg, v)
-  if v ~= nil and (type(v) ~= "table" or type(v.call) ~= "function") then
-    check.fail(fname, arg, "an LM (tide.LM) expected, got " .. type(v))
-  end
-  return v
-end
-
 function M.new(opts)
   opts = check.type(NAME, 1, opts, "table")
   run_mod.check_common(NAME, opts, true)
@@ -75,8 +68,8 @@ function M.new(opts)
     check.fail(NAME, "opts.minibatch", "a boolean expected, got " .. type(opts.minibatch))
   end
   return setmetatable({opts = opts,
-    prompt_model = check_lm(NAME, "opts.prompt_model", opts.prompt_model),
-    task_model = check_lm(NAME, "opts.task_model", opts.task_model),
+    prompt_model = run_mod.check_lm(NAME, "opts.prompt_model", opts.prompt_model),
+    task_model = run_mod.check_lm(NAME, "opts.task_model", opts.task_model),
     seed = opts.seed or 9, minibatch = opts.minibatch ~= false,
     minibatch_size = opts.minibatch_size or 35,
     full_eval_steps = opts.minibatch_full_eval_steps or 5,

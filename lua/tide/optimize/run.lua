@@ -46,6 +46,15 @@ function M.check_common(fname, opts, metric_required)
   if bad_display then check.fail(fname, "opts.display_progress", bad_display) end
 end
 
+--- v when it is nil or an LM (an optimizer's prompt_model, reflection_lm, ...); else
+-- raises, naming the option.
+function M.check_lm(fname, arg, v)
+  if v ~= nil and (type(v) ~= "table" or type(v.call) ~= "function") then
+    check.fail(fname, arg, "an LM (tide.LM) expected, got " .. type(v))
+  end
+  return v
+end
+
 --- A name for the metric in errors: its own (opts.metric_name), else where it was defined.
 local function metric_name(opts)
   if type(opts.metric_name) == "string" then return opts.metric_name end

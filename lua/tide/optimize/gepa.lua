@@ -40,7 +40,7 @@ GEPA.save_log = run_mod.save_log
 GEPA.__name = "tide.GEPA"
 
 local NAME = "GEPA"
-local AUTO = {light = 6, medium = 12, heavy = 18}
+local AUTO = run_mod.AUTO_CANDIDATES
 local POSITIVE = {integer = true, min = 1}
 
 local REFLECT = "I gave an assistant the instruction below (current_instruction_doc) for a task. " ..
@@ -61,9 +61,7 @@ function M.new(opts)
     check.fail(NAME, 1, "give exactly one budget: auto = 'light' | 'medium' | 'heavy', max_metric_calls " ..
       "or max_full_evals")
   end
-  if opts.auto ~= nil and not AUTO[opts.auto] then
-    check.fail(NAME, "opts.auto", "'light', 'medium' or 'heavy' expected, got " .. tostring(opts.auto))
-  end
+  run_mod.check_auto(NAME, opts.auto)
   check.number(NAME, "opts.max_full_evals", opts.max_full_evals, POSITIVE, true)
   check.number(NAME, "opts.reflection_minibatch_size", opts.reflection_minibatch_size, POSITIVE, true)
   check.number(NAME, "opts.max_merge_invocations", opts.max_merge_invocations, {integer = true, min = 0}, true)

@@ -41,17 +41,15 @@ MIPRO.save_log = run_mod.save_log
 MIPRO.__name = "tide.MIPROv2"
 
 local NAME = "MIPROv2"
-local AUTO = {light = {n = 6, val_size = 100}, medium = {n = 12, val_size = 300},
-  heavy = {n = 18, val_size = 1000}}
+-- the valset an auto setting keeps at most (its candidates: run_mod.AUTO_CANDIDATES)
+local AUTO_VALSET = {light = 100, medium = 300, heavy = 1000}
 local POSITIVE = {integer = true, min = 1}
 local COUNT = {integer = true, min = 0}
 
 function M.new(opts)
   opts = check.type(NAME, 1, opts, "table")
   run_mod.check_common(NAME, opts, true)
-  if opts.auto ~= nil and not AUTO[opts.auto] then
-    check.fail(NAME, "opts.auto", "'light', 'medium' or 'heavy' expected, got " .. tostring(opts.auto))
-  end
+  run_mod.check_auto(NAME, opts.auto)
   check.number(NAME, "opts.num_candidates", opts.num_candidates, {integer = true, min = 2}, true)
   check.number(NAME, "opts.num_trials", opts.num_trials, POSITIVE, true)
   if opts.auto and (opts.num_candidates or opts.num_trials) then
@@ -132,14 +130,14 @@ function MIPRO:compile(program, opts)
   local prompt_model = self.prompt_model or self.task_model or student:named_predictors()[1][2].lm or
     settings.get("lm")
   local r = rng.new(self.seed)
-  local auto = AUTO[self.opts.auto]
-  if auto and #valset > auto.val_size then valset = r:sample(valset, auto.val_size) end
+  local auto = self.opts.auto
+  if auto and #valset > AUTO_VALSET[auto] then valset = r:sample(valset, AUTO_VALSET[auto]) end
   local max_boot, max_labeled = opts.max_bootstrapped_demos or 4, opts.max_labeled_demos or 4
   local zeroshot = max_boot == 0 and max_labeled == 0
   local nps = student:named_predictors()
   local names = {}
   for i, np in ipairs(nps) do names[i] = np[1] end
-  local n = self.opts.num_candidates or auto.n
+  local n = self.opts.num_candidates or run_mod.AUTO_CANDIDATES[auto]
   local num_trials = self.opts.num_trials or run_mod.trials_for(n, #nps * (zeroshot and 1 or 2))
   local minibatch_size = math.min(self.minibatch_size, #valset)
 

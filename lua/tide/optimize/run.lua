@@ -271,6 +271,17 @@ function M.save_log(opt, path)
   f:close()
 end
 
+--- DSPy's auto settings → MIPROv2's number of candidates (GEPA's auto budget is
+-- what MIPROv2 would spend with them).
+M.AUTO_CANDIDATES = {light = 6, medium = 12, heavy = 18}
+
+--- Checks an optimizer's opts.auto: nil, "light", "medium" or "heavy".
+function M.check_auto(fname, v)
+  if v ~= nil and not M.AUTO_CANDIDATES[v] then
+    check.fail(fname, "opts.auto", "'light', 'medium' or 'heavy' expected, got " .. tostring(v))
+  end
+end
+
 --- DSPy's MIPROv2 trial count for n candidates and v variables (GEPA's auto budget too).
 function M.trials_for(n, variables)
   return math.floor(math.max(2 * variables * math.log(n, 2), 1.5 * n))

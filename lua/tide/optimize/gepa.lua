@@ -183,7 +183,6 @@ function GEPA:compile(program, opts)
   check.type("compile", 2, opts, "table")
   local trainset = run_mod.examples("compile", "trainset", opts.trainset, true)
   local valset = run_mod.examples("compile", "valset", opts.valset, false) or trainset
-  if valset[1] == nil then check.fail("compile", "opts.valset", "the valset is empty") end
   run_mod.check_program("compile", program, {trainset = trainset, valset = valset})
   local reflection_lm = self.reflection_lm or program:named_predictors()[1][2].lm or settings.get("lm")
   local o = self.opts

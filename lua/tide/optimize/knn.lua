@@ -53,10 +53,6 @@ function M.new(opts)
   check.number("KNNFewShot", "opts.k", opts.k, {integer = true, min = 1})
   check_embedder("KNNFewShot", "opts.embedder", opts.embedder)
   local trainset = run_mod.examples("KNNFewShot", "trainset", opts.trainset, false)
-  if trainset and trainset[1] == nil then
-    check.fail("KNNFewShot", "opts.trainset", "the trainset is empty: give at least one example " ..
-      "(tide.Example{...}:with_inputs(...))")
-  end
   check.type("KNNFewShot", "opts.fewshot", opts.fewshot, "table", true)
   return setmetatable({k = math.tointeger(opts.k), embedder = opts.embedder, trainset = trainset,
     fewshot = opts.fewshot and fewshot_options(opts.fewshot)}, KNNFewShot)
@@ -133,7 +129,7 @@ local KNNProgram = module.new{
 function KNNFewShot:compile(program, opts)
   opts = check.type("compile", 2, opts, "table", true) or {}
   local trainset = run_mod.examples("compile", "trainset", opts.trainset, false) or self.trainset
-  if trainset == nil or trainset[1] == nil then
+  if trainset == nil then
     check.fail("compile", "opts.trainset", "the trainset is empty: give at least one example, " ..
       "here or as KNNFewShot{trainset = ...}")
   end

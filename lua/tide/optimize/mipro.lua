@@ -87,8 +87,6 @@ local function datasets(self, opts)
     local cut = #trainset - size
     valset = table.move(trainset, cut + 1, #trainset, 1, {})
     trainset = table.move(trainset, 1, cut, 1, {})
-  elseif valset[1] == nil then
-    check.fail("compile", "opts.valset", "the valset is empty")
   end
   if self.minibatch and self.minibatch_size > #valset and self.opts.minibatch_size then
     check.fail("compile", "opts.valset", string.format("the valset (%d examples) is smaller than a " ..

@@ -82,7 +82,6 @@ function Search:compile(program, opts)
   check.type("compile", 2, opts, "table")
   local trainset = run_mod.examples("compile", "trainset", opts.trainset, true)
   local valset = run_mod.examples("compile", "valset", opts.valset, false) or trainset
-  if valset[1] == nil then check.fail("compile", "opts.valset", "the valset is empty") end
   run_mod.check_program("compile", program, {trainset = trainset, valset = valset})
   local run = run_mod.new(NAME, self.opts)
   local best, best_score, best_entry

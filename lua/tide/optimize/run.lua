@@ -89,14 +89,15 @@ function M.new(name, opts)
   return self
 end
 
---- The examples as Examples with declared inputs (a plain table: every field but
--- the ones named in `labels` an input), checked before any LM call.
+--- The examples as Examples with declared inputs (a plain table: every field an
+-- input), checked before any LM call: a list given must hold one; nil is let
+-- through (as nil) unless required.
 function M.examples(fname, what, list, required)
   if type(list) ~= "table" then
     if not required and list == nil then return nil end
     check.fail(fname, "opts." .. what, "a list of examples expected, got " .. type(list))
   end
-  if required and list[1] == nil then
+  if list[1] == nil then
     check.fail(fname, "opts." .. what, "the " .. what .. " is empty: give at least one example " ..
       "(tide.Example{...}:with_inputs(...))")
   end

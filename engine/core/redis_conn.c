@@ -595,11 +595,30 @@ static int send_failed(redis_result *r, const char *why)
   return -1;
 }
 
+/* A queued command's own copy of its arguments; 0, or -1 out of memory (what
+ * was copied goes with cmd_free). */
+static int cmd_copy_args(redis_cmd *cmd, int argc, const char **argv, const size_t *argvlen)
+{
+  int i;
+  cmd->argv = (char **)calloc((size_t)argc, sizeof *cmd->argv);
+  cmd->argvlen = (size_t *)calloc((size_t)argc, sizeof *cmd->argvlen);
+  if (!cmd->argv || !cmd->argvlen)
+    return -1;
+  cmd->argc = argc;   /* cmd_free frees argv[0..argc): NULL until copied */
+  for (i = 0; i < argc; i++) {
+    cmd->argv[i] = (char *)malloc(argvlen[i] + 1);
+    if (cmd->argv[i] == NULL)
+      return -1;
+    memcpy(cmd->argv[i], argv[i], argvlen[i]);
+    cmd->argvlen[i] = argvlen[i];
+  }
+  return 0;
+}
+
 int redis_conn_send(redis_conn *c, redis_result *r, int argc, const char **argv,
                     const size_t *argvlen)
 {
   redis_cmd *cmd;
-  int i;
   if (c->state == REDIS_CLOSED || c->state == REDIS_DOWN)
     return send_failed(r, c->error[0] ? c->error : "the connection is down");
   cmd = (redis_cmd *)calloc(1, sizeof *cmd);
@@ -607,29 +626,16 @@ int redis_conn_send(redis_conn *c, redis_result *r, int argc, const char **argv,
     return send_failed(r, "out of memory");
   cmd->conn = c;
   cmd->result = r;
-  if (c->ac == NULL) {   /* resolving: keep a copy until the link exists */
-    cmd->argc = argc;
-    cmd->argv = (char **)calloc((size_t)argc, sizeof *cmd->argv);
-    cmd->argvlen = (size_t *)calloc((size_t)argc, sizeof *cmd->argvlen);
-    for (i = 0; cmd->argv && cmd->argvlen && i < argc; i++) {
-      cmd->argv[i] = (char *)malloc(argvlen[i] + 1);
-      if (cmd->argv[i] == NULL)
-        break;
-      memcpy(cmd->argv[i], argv[i], argvlen[i]);
-      cmd->argvlen[i] = argvlen[i];
-    }
-    if (!cmd->argv || !cmd->argvlen || i < argc) {
-      cmd_free(cmd);
-      return send_failed(r, "out of memory");
-    }
-    cmd_link(c, cmd);
-    if (r)
-      r->cmd = cmd;
-    return 0;
+  /* resolving: keep a copy until the link exists (conn_open_ip sends it) */
+  if (c->ac == NULL && cmd_copy_args(cmd, argc, argv, argvlen) != 0) {
+    cmd_free(cmd);
+    return send_failed(r, "out of memory");
   }
   cmd_link(c, cmd);
   if (r)
     r->cmd = cmd;
+  if (c->ac == NULL)
+    return 0;
   if (cmd_write(c, cmd, argc, argv, argvlen) != 0) {
     if (r)
       r->cmd = NULL;

@@ -55,6 +55,13 @@ describe("the ProgramOfThought sandbox", function()
     assert.is_nil(debug.gethook())
   end)
 
+  it("refuses a finalizer, which would run after the budget is off", function()
+    local out, err = sandbox.run("setmetatable({}, {__gc = function() while true do end end})")
+    assert.is_nil(out)
+    assert.matches("__gc is not allowed in the sandbox", err)
+    assert.are.equal("1", sandbox.run("return #setmetatable({1}, {__index = {}})"))
+  end)
+
   it("names a syntax error and code that gives nothing", function()
     local _, err = sandbox.run("local = 1")
     assert.matches("^syntax error: ", err)
